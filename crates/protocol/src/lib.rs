@@ -1,1 +1,9 @@
-//! runnel-protocol (skeleton).
+//! Runnel's protocol layer: request framing and header decoding, the table of served API versions,
+//! Kafka error codes, and a length check that runs before any message is decoded. No I/O here: the
+//! broker hands bytes in and gets bytes or typed messages out.
+
+pub mod frame;
+pub mod versions;
+
+pub use kafka_protocol;
+pub use kafka_protocol::ResponseError;
