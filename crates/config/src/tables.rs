@@ -1,0 +1,478 @@
+//! The tables of known configs: every broker key Runnel reads (with Kafka's default, or Runnel's
+//! where it differs) and every Kafka 4.x topic config with the broker key it defaults from.
+
+/// A config's type, as DescribeConfigs reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// true/false.
+    Boolean,
+    /// Free text.
+    String,
+    /// 32-bit integer.
+    Int,
+    /// 16-bit integer.
+    Short,
+    /// 64-bit integer.
+    Long,
+    /// Floating point.
+    Double,
+    /// Comma-separated list.
+    List,
+    /// A Java class name.
+    Class,
+    /// A secret.
+    Password,
+}
+
+/// A broker config key.
+#[derive(Debug, Clone)]
+pub struct ConfigEntry {
+    /// Key.
+    pub name: &'static str,
+    /// Default value (None: unset).
+    pub default: Option<&'static str>,
+    /// Type.
+    pub kind: ConfigKind,
+    /// One line of documentation.
+    pub doc: &'static str,
+    /// Whether it can only be set at start-up.
+    pub read_only: bool,
+    /// Whether the value is secret.
+    pub sensitive: bool,
+}
+
+/// A topic config.
+#[derive(Debug, Clone)]
+pub struct TopicConfigEntry {
+    /// Topic config name.
+    pub name: &'static str,
+    /// The broker key that supplies the default, if any.
+    pub broker_key: Option<&'static str>,
+    /// Kafka's default when the broker key is unset too.
+    pub default: Option<&'static str>,
+    /// Type.
+    pub kind: ConfigKind,
+    /// Smallest accepted value for numeric configs.
+    pub min: i64,
+    /// One line of documentation.
+    pub doc: &'static str,
+    /// Whether the value is secret.
+    pub sensitive: bool,
+}
+
+use ConfigKind::*;
+
+const fn b(
+    name: &'static str,
+    default: Option<&'static str>,
+    kind: ConfigKind,
+    doc: &'static str,
+) -> ConfigEntry {
+    ConfigEntry {
+        name,
+        default,
+        kind,
+        doc,
+        read_only: true,
+        sensitive: false,
+    }
+}
+
+const BROKER: &[ConfigEntry] = &[
+    b("advertised.listeners", None, List, "Listeners to publish to clients, if different from listeners."),
+    b("auto.create.topics.enable", Some("false"), Boolean, "Create a topic when a client asks for metadata of an unknown one (Runnel's default is false)."),
+    b("cluster.id", None, String, "Cluster id used when the metadata log is first created (generated when unset)."),
+    b("compression.type", Some("producer"), String, "Final compression type for topics; 'producer' keeps the producer's codec."),
+    b("default.replication.factor", Some("1"), Short, "Replication factor of topics created without one."),
+    b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay before the first rebalance of a new group."),
+    b("group.max.session.timeout.ms", Some("1800000"), Int, "Largest session timeout a consumer may ask for."),
+    b("group.min.session.timeout.ms", Some("6000"), Int, "Smallest session timeout a consumer may ask for."),
+    b("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"), String, "Security protocol of each listener name."),
+    b("listeners", Some("PLAINTEXT://localhost:9092"), List, "Addresses to listen on, as NAME://host:port."),
+    b("log.cleanup.policy", Some("delete"), List, "Default cleanup policy of topics."),
+    b("log.dir", None, String, "Log directory, used when log.dirs is unset."),
+    b("log.dirs", Some("./data"), List, "Directories holding the logs (Runnel's default is ./data)."),
+    b("log.flush.interval.messages", Some("9223372036854775807"), Long, "Messages appended to a partition before it is fsynced."),
+    b("log.flush.interval.ms", None, Long, "Longest time a message stays unflushed; unset leaves flushing to the OS."),
+    b("log.index.interval.bytes", Some("4096"), Int, "Bytes between entries of the offset index."),
+    b("log.index.size.max.bytes", Some("10485760"), Int, "Largest size of an offset index file."),
+    b("log.message.timestamp.type", Some("CreateTime"), String, "CreateTime or LogAppendTime."),
+    b("log.retention.bytes", Some("-1"), Long, "Largest size of a partition before old segments are deleted (-1: no limit)."),
+    b("log.retention.check.interval.ms", Some("300000"), Long, "How often retention is checked."),
+    b("log.retention.hours", Some("168"), Int, "Hours to keep a segment (overridden by log.retention.minutes and .ms)."),
+    b("log.retention.minutes", None, Int, "Minutes to keep a segment (overridden by log.retention.ms)."),
+    b("log.retention.ms", None, Long, "Milliseconds to keep a segment (-1: forever)."),
+    b("log.roll.hours", Some("168"), Int, "Hours before a new segment is rolled (overridden by log.roll.ms)."),
+    b("log.roll.ms", None, Long, "Milliseconds before a new segment is rolled."),
+    b("log.segment.bytes", Some("1073741824"), Int, "Largest size of a segment file."),
+    b("log.segment.delete.delay.ms", Some("60000"), Long, "Delay before a deleted segment's file is removed."),
+    b("message.max.bytes", Some("1048588"), Int, "Largest record batch a topic accepts by default."),
+    b("min.insync.replicas", Some("1"), Int, "Replicas that must acknowledge an acks=all write."),
+    b("node.id", Some("1"), Int, "This node's id."),
+    b("num.partitions", Some("1"), Int, "Partition count of topics created without one."),
+    b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
+    b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
+    b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),
+    b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),
+    b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
+];
+
+/// Kafka broker keys Runnel accepts without using them (so a Kafka server.properties loads).
+const ACCEPTED_KAFKA_KEYS: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "num.recovery.threads.per.data.dir",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "share.coordinator.state.topic.min.isr",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "delete.topic.enable",
+    "queued.max.requests",
+    "num.replica.fetchers",
+    "replica.lag.time.max.ms",
+    "unclean.leader.election.enable",
+    "broker.rack",
+    "metadata.log.dir",
+];
+
+const fn t(
+    name: &'static str,
+    broker_key: Option<&'static str>,
+    default: Option<&'static str>,
+    kind: ConfigKind,
+    min: i64,
+    doc: &'static str,
+) -> TopicConfigEntry {
+    TopicConfigEntry {
+        name,
+        broker_key,
+        default,
+        kind,
+        min,
+        doc,
+        sensitive: false,
+    }
+}
+
+const I64_MAX: &str = "9223372036854775807";
+
+const TOPIC: &[TopicConfigEntry] = &[
+    t(
+        "cleanup.policy",
+        Some("log.cleanup.policy"),
+        Some("delete"),
+        List,
+        0,
+        "delete, compact, or both (compaction is stored but not performed yet).",
+    ),
+    t(
+        "compression.gzip.level",
+        Some("compression.gzip.level"),
+        Some("-1"),
+        Int,
+        -1,
+        "Compression level for gzip.",
+    ),
+    t(
+        "compression.lz4.level",
+        Some("compression.lz4.level"),
+        Some("9"),
+        Int,
+        1,
+        "Compression level for lz4.",
+    ),
+    t(
+        "compression.type",
+        Some("compression.type"),
+        Some("producer"),
+        String,
+        0,
+        "Final compression type; 'producer' keeps the producer's codec.",
+    ),
+    t(
+        "compression.zstd.level",
+        Some("compression.zstd.level"),
+        Some("3"),
+        Int,
+        -131072,
+        "Compression level for zstd.",
+    ),
+    t(
+        "delete.retention.ms",
+        Some("log.cleaner.delete.retention.ms"),
+        Some("86400000"),
+        Long,
+        0,
+        "How long delete tombstones are kept on compacted topics.",
+    ),
+    t(
+        "file.delete.delay.ms",
+        Some("log.segment.delete.delay.ms"),
+        Some("60000"),
+        Long,
+        0,
+        "Delay before a deleted segment's file is removed.",
+    ),
+    t(
+        "flush.messages",
+        Some("log.flush.interval.messages"),
+        Some(I64_MAX),
+        Long,
+        1,
+        "Messages appended before an fsync.",
+    ),
+    t(
+        "flush.ms",
+        Some("log.flush.interval.ms"),
+        Some(I64_MAX),
+        Long,
+        0,
+        "Longest time before an fsync.",
+    ),
+    t(
+        "follower.replication.throttled.replicas",
+        None,
+        Some(""),
+        List,
+        0,
+        "Follower replicas to throttle.",
+    ),
+    t(
+        "index.interval.bytes",
+        Some("log.index.interval.bytes"),
+        Some("4096"),
+        Int,
+        0,
+        "Bytes between offset index entries.",
+    ),
+    t(
+        "leader.replication.throttled.replicas",
+        None,
+        Some(""),
+        List,
+        0,
+        "Leader replicas to throttle.",
+    ),
+    t(
+        "local.retention.bytes",
+        Some("log.local.retention.bytes"),
+        Some("-2"),
+        Long,
+        -2,
+        "Local retention size with tiered storage.",
+    ),
+    t(
+        "local.retention.ms",
+        Some("log.local.retention.ms"),
+        Some("-2"),
+        Long,
+        -2,
+        "Local retention time with tiered storage.",
+    ),
+    t(
+        "max.compaction.lag.ms",
+        Some("log.cleaner.max.compaction.lag.ms"),
+        Some(I64_MAX),
+        Long,
+        1,
+        "Longest time a record stays uncompacted.",
+    ),
+    t(
+        "max.message.bytes",
+        Some("message.max.bytes"),
+        Some("1048588"),
+        Int,
+        0,
+        "Largest record batch the topic accepts.",
+    ),
+    t(
+        "message.timestamp.after.max.ms",
+        Some("log.message.timestamp.after.max.ms"),
+        Some("3600000"),
+        Long,
+        0,
+        "How far in the future a timestamp may be.",
+    ),
+    t(
+        "message.timestamp.before.max.ms",
+        Some("log.message.timestamp.before.max.ms"),
+        Some(I64_MAX),
+        Long,
+        0,
+        "How far in the past a timestamp may be.",
+    ),
+    t(
+        "message.timestamp.type",
+        Some("log.message.timestamp.type"),
+        Some("CreateTime"),
+        String,
+        0,
+        "CreateTime or LogAppendTime.",
+    ),
+    t(
+        "min.cleanable.dirty.ratio",
+        Some("log.cleaner.min.cleanable.ratio"),
+        Some("0.5"),
+        Double,
+        0,
+        "Dirty ratio that triggers compaction.",
+    ),
+    t(
+        "min.compaction.lag.ms",
+        Some("log.cleaner.min.compaction.lag.ms"),
+        Some("0"),
+        Long,
+        0,
+        "Shortest time a record stays uncompacted.",
+    ),
+    t(
+        "min.insync.replicas",
+        Some("min.insync.replicas"),
+        Some("1"),
+        Int,
+        1,
+        "Replicas that must acknowledge an acks=all write.",
+    ),
+    t(
+        "preallocate",
+        Some("log.preallocate"),
+        Some("false"),
+        Boolean,
+        0,
+        "Preallocate segment files.",
+    ),
+    t(
+        "remote.log.copy.disable",
+        None,
+        Some("false"),
+        Boolean,
+        0,
+        "Stop copying to tiered storage.",
+    ),
+    t(
+        "remote.log.delete.on.disable",
+        None,
+        Some("false"),
+        Boolean,
+        0,
+        "Delete tiered data when tiering is turned off.",
+    ),
+    t(
+        "remote.storage.enable",
+        None,
+        Some("false"),
+        Boolean,
+        0,
+        "Tiered storage for this topic.",
+    ),
+    t(
+        "retention.bytes",
+        Some("log.retention.bytes"),
+        Some("-1"),
+        Long,
+        -1,
+        "Largest partition size before old segments are deleted.",
+    ),
+    t(
+        "retention.ms",
+        Some("log.retention.ms"),
+        Some("604800000"),
+        Long,
+        -1,
+        "How long segments are kept (-1: forever).",
+    ),
+    t(
+        "segment.bytes",
+        Some("log.segment.bytes"),
+        Some("1073741824"),
+        Int,
+        14,
+        "Largest size of a segment file.",
+    ),
+    t(
+        "segment.index.bytes",
+        Some("log.index.size.max.bytes"),
+        Some("10485760"),
+        Int,
+        4,
+        "Largest size of an offset index file.",
+    ),
+    t(
+        "segment.jitter.ms",
+        Some("log.roll.jitter.ms"),
+        Some("0"),
+        Long,
+        0,
+        "Random jitter subtracted from segment.ms.",
+    ),
+    t(
+        "segment.ms",
+        Some("log.roll.ms"),
+        Some("604800000"),
+        Long,
+        1,
+        "Time after which a segment is rolled.",
+    ),
+    t(
+        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
+        Some("false"),
+        Boolean,
+        0,
+        "Allow out-of-sync replicas to become leader.",
+    ),
+];
+
+/// Every broker key Runnel reads.
+pub fn broker_config_entries() -> &'static [ConfigEntry] {
+    BROKER
+}
+
+/// Every Kafka 4.x topic config.
+pub fn topic_config_entries() -> &'static [TopicConfigEntry] {
+    TOPIC
+}
+
+/// Looks up a broker key.
+pub fn broker_entry(name: &str) -> Option<&'static ConfigEntry> {
+    BROKER.iter().find(|e| e.name == name)
+}
+
+/// Looks up a topic config.
+pub fn topic_entry(name: &str) -> Option<&'static TopicConfigEntry> {
+    TOPIC.iter().find(|e| e.name == name)
+}
+
+/// Whether a key is a Kafka broker setting Runnel accepts without using.
+pub fn is_accepted_kafka_key(name: &str) -> bool {
+    ACCEPTED_KAFKA_KEYS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_sorted_and_unique() {
+        for w in BROKER.windows(2) {
+            assert!(w[0].name < w[1].name, "{} / {}", w[0].name, w[1].name);
+        }
+        for w in TOPIC.windows(2) {
+            assert!(w[0].name < w[1].name, "{} / {}", w[0].name, w[1].name);
+        }
+        for e in TOPIC {
+            if let Some(d) = e.default {
+                crate::validate_topic_config(e.name, d).unwrap();
+            }
+        }
+    }
+}
