@@ -74,10 +74,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigError>
                 return Err(invalid(name, value, "must be between 0 and 1"));
             }
         }
-        ConfigKind::Boolean => {
-            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
-                return Err(invalid(name, value, "expected true or false"));
-            }
+        ConfigKind::Boolean
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+        {
+            return Err(invalid(name, value, "expected true or false"));
         }
         _ => {}
     }
