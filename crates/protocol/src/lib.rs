@@ -3,6 +3,7 @@
 //! broker hands bytes in and gets bytes or typed messages out.
 
 pub mod frame;
+pub mod validate;
 pub mod versions;
 
 pub use kafka_protocol;

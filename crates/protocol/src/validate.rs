@@ -1,0 +1,1121 @@
+//! Allocation-free length check of request bodies, run before `kafka-protocol` decodes them.
+//!
+//! `kafka-protocol` sizes vectors straight from wire-supplied counts (`Vec::with_capacity(n)`), so
+//! a tiny frame claiming 2^31 array elements would make the broker try to allocate hundreds of GiB
+//! and abort. This module owns a compact transcription of Kafka's request schemas (from the
+//! `clients/src/main/resources/common/message/*Request.json` definitions) and walks a body against
+//! it without allocating, rejecting any array count, string length or bytes length that is below
+//! -1 or larger than the bytes that remain, malformed varints, and truncated bodies. Tagged fields
+//! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
+//! Trailing bytes after the message are accepted; the decoder decides what to do with them.
+
+use thiserror::Error;
+
+/// Why a request body failed the length check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum LengthError {
+    /// The body ended in the middle of a fixed-width field or a varint.
+    #[error("request body is truncated")]
+    Truncated,
+    /// An array count, string length or bytes length is below -1 or exceeds the remaining bytes.
+    #[error("array, string or bytes length does not fit the request body")]
+    BadLength,
+    /// An unsigned varint runs longer than its maximum encoded width.
+    #[error("malformed varint in request body")]
+    BadVarint,
+    /// No schema is known for this API key and version.
+    #[error("no schema for this API key and version")]
+    UnknownSchema,
+}
+
+/// Checks that every length in `body` (the bytes after the request header) fits the body.
+///
+/// Walks the schema of `api_key` at `api_version` without allocating; returns
+/// [`LengthError::UnknownSchema`] for pairs missing from the table.
+pub fn check_request_body(api_key: i16, api_version: i16, body: &[u8]) -> Result<(), LengthError> {
+    let schema = schema(api_key, api_version).ok_or(LengthError::UnknownSchema)?;
+    let mut r = Reader { buf: body, pos: 0 };
+    let flexible = api_version >= schema.flexible;
+    walk_struct(&mut r, schema.fields, api_version, flexible)
+}
+
+/// Whether the table has a schema for this API key and version.
+pub fn has_schema(api_key: i16, api_version: i16) -> bool {
+    schema(api_key, api_version).is_some()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walker
+// ---------------------------------------------------------------------------------------------
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), LengthError> {
+        if n > self.remaining() {
+            return Err(LengthError::Truncated);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn byte(&mut self) -> Result<u8, LengthError> {
+        let b = *self.buf.get(self.pos).ok_or(LengthError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn i16(&mut self) -> Result<i16, LengthError> {
+        Ok(i16::from_be_bytes([self.byte()?, self.byte()?]))
+    }
+
+    fn i32(&mut self) -> Result<i32, LengthError> {
+        let mut b = [0u8; 4];
+        for x in &mut b {
+            *x = self.byte()?;
+        }
+        Ok(i32::from_be_bytes(b))
+    }
+
+    /// Unsigned 32-bit varint: at most 5 bytes.
+    fn uvarint(&mut self) -> Result<u64, LengthError> {
+        let mut value = 0u64;
+        for i in 0..5 {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(LengthError::BadVarint)
+    }
+
+    /// A length that must fit the remaining bytes; `None` means null.
+    fn fit(&self, len: i64) -> Result<Option<usize>, LengthError> {
+        if len == -1 {
+            return Ok(None);
+        }
+        if len < -1 || len as u64 > self.remaining() as u64 {
+            return Err(LengthError::BadLength);
+        }
+        Ok(Some(len as usize))
+    }
+
+    /// String length: int16, or compact (uvarint length + 1) in flexible versions.
+    fn str_len(&mut self, flexible: bool) -> Result<Option<usize>, LengthError> {
+        let len = if flexible {
+            self.uvarint()? as i64 - 1
+        } else {
+            i64::from(self.i16()?)
+        };
+        self.fit(len)
+    }
+
+    /// Bytes or array length: int32, or compact (uvarint length + 1) in flexible versions.
+    fn len32(&mut self, flexible: bool) -> Result<Option<usize>, LengthError> {
+        let len = if flexible {
+            self.uvarint()? as i64 - 1
+        } else {
+            i64::from(self.i32()?)
+        };
+        self.fit(len)
+    }
+
+    /// Skips a tagged-field section: count, then (tag, size, size bytes) per field.
+    fn skip_tagged(&mut self) -> Result<(), LengthError> {
+        let count = self.uvarint()?;
+        if count > self.remaining() as u64 {
+            return Err(LengthError::BadLength);
+        }
+        for _ in 0..count {
+            self.uvarint()?;
+            let size = self.uvarint()?;
+            if size > self.remaining() as u64 {
+                return Err(LengthError::BadLength);
+            }
+            self.pos += size as usize;
+        }
+        Ok(())
+    }
+}
+
+fn walk_struct(
+    r: &mut Reader<'_>,
+    fields: &[Field],
+    version: i16,
+    flexible: bool,
+) -> Result<(), LengthError> {
+    for f in fields {
+        if version >= f.min && version <= f.max {
+            walk_kind(r, f.kind, version, flexible)?;
+        }
+    }
+    if flexible {
+        r.skip_tagged()?;
+    }
+    Ok(())
+}
+
+fn walk_kind(
+    r: &mut Reader<'_>,
+    kind: Kind,
+    version: i16,
+    flexible: bool,
+) -> Result<(), LengthError> {
+    match kind {
+        Kind::I8 | Kind::Bool => r.skip(1),
+        Kind::I16 => r.skip(2),
+        Kind::I32 => r.skip(4),
+        Kind::I64 => r.skip(8),
+        Kind::Uuid => r.skip(16),
+        Kind::Str => match r.str_len(flexible)? {
+            Some(n) => r.skip(n),
+            None => Ok(()),
+        },
+        Kind::Bytes | Kind::Records => match r.len32(flexible)? {
+            Some(n) => r.skip(n),
+            None => Ok(()),
+        },
+        Kind::Arr(fields) => {
+            if let Some(n) = r.len32(flexible)? {
+                for _ in 0..n {
+                    walk_struct(r, fields, version, flexible)?;
+                }
+            }
+            Ok(())
+        }
+        Kind::ArrOf(elem) => {
+            if let Some(n) = r.len32(flexible)? {
+                for _ in 0..n {
+                    walk_kind(r, *elem, version, flexible)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema DSL
+// ---------------------------------------------------------------------------------------------
+
+/// The wire type of one field.
+#[derive(Clone, Copy)]
+enum Kind {
+    I8,
+    I16,
+    I32,
+    I64,
+    Uuid,
+    Bool,
+    /// string: int16 length, or compact in flexible versions; nullable is accepted everywhere.
+    Str,
+    /// bytes: int32 length, or compact in flexible versions.
+    Bytes,
+    /// records: encoded like bytes.
+    Records,
+    /// Array of structs; in flexible versions every element ends with a tagged section.
+    Arr(&'static [Field]),
+    /// Array of a primitive type.
+    ArrOf(&'static Kind),
+}
+
+/// A positional field present in versions `min..=max`.
+#[derive(Clone, Copy)]
+struct Field {
+    kind: Kind,
+    min: i16,
+    max: i16,
+}
+
+/// One request message: API key, versions in the table, first flexible version, fields.
+struct Api {
+    key: i16,
+    min: i16,
+    max: i16,
+    flexible: i16,
+    fields: &'static [Field],
+}
+
+/// A field present from version `min` on.
+const fn f(min: i16, kind: Kind) -> Field {
+    Field {
+        kind,
+        min,
+        max: i16::MAX,
+    }
+}
+
+/// A field present in versions `min..=max`.
+const fn fr(min: i16, max: i16, kind: Kind) -> Field {
+    Field { kind, min, max }
+}
+
+const fn api(key: i16, min: i16, max: i16, flexible: i16, fields: &'static [Field]) -> Api {
+    Api {
+        key,
+        min,
+        max,
+        flexible,
+        fields,
+    }
+}
+
+use Kind::*;
+
+const STRINGS: Kind = ArrOf(&Str);
+const INT32S: Kind = ArrOf(&I32);
+
+// Produce (0)
+const PRODUCE: &[Field] = &[
+    f(3, Str), // TransactionalId
+    f(0, I16), // Acks
+    f(0, I32), // TimeoutMs
+    f(
+        0,
+        Arr(&[
+            f(0, Str),                              // Name
+            f(0, Arr(&[f(0, I32), f(0, Records)])), // PartitionData: Index, Records
+        ]),
+    ),
+];
+
+// Fetch (1)
+const FETCH: &[Field] = &[
+    fr(0, 14, I32), // ReplicaId
+    f(0, I32),      // MaxWaitMs
+    f(0, I32),      // MinBytes
+    f(3, I32),      // MaxBytes
+    f(4, I8),       // IsolationLevel
+    f(7, I32),      // SessionId
+    f(7, I32),      // SessionEpoch
+    f(
+        0,
+        Arr(&[
+            fr(0, 12, Str), // Topic
+            f(13, Uuid),    // TopicId
+            f(
+                0,
+                Arr(&[
+                    f(0, I32),  // Partition
+                    f(9, I32),  // CurrentLeaderEpoch
+                    f(0, I64),  // FetchOffset
+                    f(12, I32), // LastFetchedEpoch
+                    f(5, I64),  // LogStartOffset
+                    f(0, I32),  // PartitionMaxBytes
+                ]),
+            ),
+        ]),
+    ),
+    f(
+        7,
+        Arr(&[
+            fr(7, 12, Str), // Topic
+            f(13, Uuid),    // TopicId
+            f(7, INT32S),   // Partitions
+        ]),
+    ),
+    f(11, Str), // RackId
+];
+
+// ListOffsets (2)
+const LIST_OFFSETS: &[Field] = &[
+    f(0, I32), // ReplicaId
+    f(2, I8),  // IsolationLevel
+    f(
+        0,
+        Arr(&[
+            f(0, Str), // Name
+            f(
+                0,
+                Arr(&[
+                    f(0, I32),     // PartitionIndex
+                    f(4, I32),     // CurrentLeaderEpoch
+                    f(0, I64),     // Timestamp
+                    fr(0, 0, I32), // MaxNumOffsets
+                ]),
+            ),
+        ]),
+    ),
+    f(10, I32), // TimeoutMs
+];
+
+// Metadata (3)
+const METADATA: &[Field] = &[
+    f(0, Arr(&[f(10, Uuid), f(0, Str)])), // Topics: TopicId, Name
+    f(4, Bool),                           // AllowAutoTopicCreation
+    fr(8, 10, Bool),                      // IncludeClusterAuthorizedOperations
+    f(8, Bool),                           // IncludeTopicAuthorizedOperations
+];
+
+// ApiVersions (18)
+const API_VERSIONS: &[Field] = &[
+    f(3, Str), // ClientSoftwareName
+    f(3, Str), // ClientSoftwareVersion
+];
+
+// CreateTopics (19)
+const CREATE_TOPICS: &[Field] = &[
+    f(
+        0,
+        Arr(&[
+            f(0, Str),                             // Name
+            f(0, I32),                             // NumPartitions
+            f(0, I16),                             // ReplicationFactor
+            f(0, Arr(&[f(0, I32), f(0, INT32S)])), // Assignments: PartitionIndex, BrokerIds
+            f(0, Arr(&[f(0, Str), f(0, Str)])),    // Configs: Name, Value
+        ]),
+    ),
+    f(0, I32),  // TimeoutMs
+    f(1, Bool), // ValidateOnly
+];
+
+// DeleteTopics (20)
+const DELETE_TOPICS: &[Field] = &[
+    f(6, Arr(&[f(6, Str), f(6, Uuid)])), // Topics: Name, TopicId
+    fr(0, 5, STRINGS),                   // TopicNames
+    f(0, I32),                           // TimeoutMs
+];
+
+// DeleteRecords (21)
+const DELETE_RECORDS: &[Field] = &[
+    f(
+        0,
+        Arr(&[
+            f(0, Str),                          // Name
+            f(0, Arr(&[f(0, I32), f(0, I64)])), // Partitions: PartitionIndex, Offset
+        ]),
+    ),
+    f(0, I32), // TimeoutMs
+];
+
+// InitProducerId (22)
+const INIT_PRODUCER_ID: &[Field] = &[
+    f(0, Str), // TransactionalId
+    f(0, I32), // TransactionTimeoutMs
+    f(3, I64), // ProducerId
+    f(3, I16), // ProducerEpoch
+];
+
+// OffsetForLeaderEpoch (23)
+const OFFSET_FOR_LEADER_EPOCH: &[Field] = &[
+    f(3, I32), // ReplicaId
+    f(
+        0,
+        Arr(&[
+            f(0, Str), // Topic
+            // Partitions: Partition, CurrentLeaderEpoch, LeaderEpoch
+            f(0, Arr(&[f(0, I32), f(2, I32), f(0, I32)])),
+        ]),
+    ),
+];
+
+// DescribeConfigs (32)
+const DESCRIBE_CONFIGS: &[Field] = &[
+    // Resources: ResourceType, ResourceName, ConfigurationKeys
+    f(0, Arr(&[f(0, I8), f(0, Str), f(0, STRINGS)])),
+    f(1, Bool), // IncludeSynonyms
+    f(3, Bool), // IncludeDocumentation
+];
+
+// AlterConfigs (33)
+const ALTER_CONFIGS: &[Field] = &[
+    f(
+        0,
+        Arr(&[
+            f(0, I8),                           // ResourceType
+            f(0, Str),                          // ResourceName
+            f(0, Arr(&[f(0, Str), f(0, Str)])), // Configs: Name, Value
+        ]),
+    ),
+    f(0, Bool), // ValidateOnly
+];
+
+// CreatePartitions (37)
+const CREATE_PARTITIONS: &[Field] = &[
+    f(
+        0,
+        Arr(&[
+            f(0, Str),                  // Name
+            f(0, I32),                  // Count
+            f(0, Arr(&[f(0, INT32S)])), // Assignments: BrokerIds
+        ]),
+    ),
+    f(0, I32),  // TimeoutMs
+    f(0, Bool), // ValidateOnly
+];
+
+// SaslAuthenticate (36)
+const SASL_AUTHENTICATE: &[Field] = &[f(0, Bytes)]; // AuthBytes
+
+// IncrementalAlterConfigs (44)
+const INCREMENTAL_ALTER_CONFIGS: &[Field] = &[
+    f(
+        0,
+        Arr(&[
+            f(0, I8),  // ResourceType
+            f(0, Str), // ResourceName
+            // Configs: Name, ConfigOperation, Value
+            f(0, Arr(&[f(0, Str), f(0, I8), f(0, Str)])),
+        ]),
+    ),
+    f(0, Bool), // ValidateOnly
+];
+
+// DescribeCluster (60)
+const DESCRIBE_CLUSTER: &[Field] = &[
+    f(0, Bool), // IncludeClusterAuthorizedOperations
+    f(1, I8),   // EndpointType
+];
+
+/// Every request schema in the table, in api-key order.
+const APIS: &[Api] = &[
+    api(0, 0, 11, 9, PRODUCE),
+    api(1, 0, 17, 12, FETCH),
+    api(2, 0, 10, 6, LIST_OFFSETS),
+    api(3, 0, 12, 9, METADATA),
+    api(18, 0, 4, 3, API_VERSIONS),
+    api(19, 0, 7, 5, CREATE_TOPICS),
+    api(20, 0, 6, 4, DELETE_TOPICS),
+    api(21, 0, 2, 2, DELETE_RECORDS),
+    api(22, 0, 5, 2, INIT_PRODUCER_ID),
+    api(23, 0, 4, 4, OFFSET_FOR_LEADER_EPOCH),
+    api(32, 0, 4, 4, DESCRIBE_CONFIGS),
+    api(33, 0, 2, 2, ALTER_CONFIGS),
+    api(36, 0, 2, 2, SASL_AUTHENTICATE),
+    api(37, 0, 3, 2, CREATE_PARTITIONS),
+    api(44, 0, 1, 1, INCREMENTAL_ALTER_CONFIGS),
+    api(60, 0, 1, 0, DESCRIBE_CLUSTER),
+];
+
+fn schema(api_key: i16, api_version: i16) -> Option<&'static Api> {
+    APIS.iter()
+        .find(|a| a.key == api_key && api_version >= a.min && api_version <= a.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    fn s(x: &'static str) -> StrBytes {
+        StrBytes::from_static_str(x)
+    }
+
+    fn tn(x: &'static str) -> TopicName {
+        TopicName(s(x))
+    }
+
+    fn enc<T: Encodable>(req: &T, v: i16) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        req.encode(&mut b, v).unwrap();
+        b.to_vec()
+    }
+
+    /// The served request bodies, built with kafka-protocol, as (api key, version, body).
+    fn build(key: i16, v: i16) -> Vec<u8> {
+        match key {
+            0 => enc(&produce(v), v),
+            1 => enc(&fetch(v), v),
+            2 => enc(&list_offsets(v), v),
+            3 => enc(&metadata(v), v),
+            18 => enc(
+                &ApiVersionsRequest::default()
+                    .with_client_software_name(if v >= 3 { s("rdkafka") } else { s("") })
+                    .with_client_software_version(if v >= 3 { s("2.3.0") } else { s("") }),
+                v,
+            ),
+            19 => enc(&create_topics(v), v),
+            20 => enc(&delete_topics(v), v),
+            21 => enc(&delete_records(), v),
+            22 => enc(&init_producer_id(v), v),
+            23 => enc(&offset_for_leader_epoch(v), v),
+            32 => enc(&describe_configs(v), v),
+            33 => enc(&alter_configs(), v),
+            37 => enc(&create_partitions(), v),
+            44 => enc(&incremental_alter_configs(), v),
+            60 => enc(
+                &DescribeClusterRequest::default()
+                    .with_include_cluster_authorized_operations(true)
+                    .with_endpoint_type(if v >= 1 { 2 } else { 1 }),
+                v,
+            ),
+            _ => unreachable!("no builder for api {key}"),
+        }
+    }
+
+    /// Served (api key, min, max) ranges, matching `crate::versions::SUPPORTED_APIS`.
+    fn served() -> Vec<(i16, i16, i16)> {
+        crate::versions::SUPPORTED_APIS
+            .iter()
+            .map(|r| (r.api_key as i16, r.min, r.max))
+            .collect()
+    }
+
+    fn produce(v: i16) -> ProduceRequest {
+        use kafka_protocol::messages::produce_request::*;
+        ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(s("tx-1"))))
+            .with_acks(-1)
+            .with_timeout_ms(1500)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(tn("alpha"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from_static(b"0123456789abcdef"))),
+                        PartitionProduceData::default()
+                            .with_index(1)
+                            .with_records(None),
+                    ]),
+                TopicProduceData::default().with_name(tn("b")),
+            ])
+            .with_transactional_id(if v >= 3 {
+                Some(TransactionalId(s("tx-1")))
+            } else {
+                None
+            })
+    }
+
+    fn fetch(v: i16) -> FetchRequest {
+        use kafka_protocol::messages::fetch_request::*;
+        let part = |p: i32| {
+            let mut fp = FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(1234)
+                .with_partition_max_bytes(1 << 20);
+            if v >= 9 {
+                fp = fp.with_current_leader_epoch(3);
+            }
+            if v >= 12 {
+                fp = fp.with_last_fetched_epoch(2);
+            }
+            if v >= 5 {
+                fp = fp.with_log_start_offset(10);
+            }
+            fp
+        };
+        let mut topic = FetchTopic::default().with_partitions(vec![part(0), part(7)]);
+        let mut forgotten = ForgottenTopic::default().with_partitions(vec![4, 5]);
+        if v <= 12 {
+            topic = topic.with_topic(tn("orders"));
+            forgotten = forgotten.with_topic(tn("gone"));
+        }
+        let mut req = FetchRequest::default()
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_max_bytes(50_000_000)
+            .with_isolation_level(1)
+            .with_topics(vec![topic, FetchTopic::default()]);
+        if v <= 14 {
+            req = req.with_replica_id(BrokerId(-1));
+        } else {
+            req = req.with_replica_state(
+                ReplicaState::default()
+                    .with_replica_id(BrokerId(4))
+                    .with_replica_epoch(9),
+            );
+        }
+        if v >= 7 {
+            req = req
+                .with_session_id(11)
+                .with_session_epoch(2)
+                .with_forgotten_topics_data(vec![forgotten]);
+        }
+        if v >= 11 {
+            req = req.with_rack_id(s("rack-a"));
+        }
+        if v >= 12 {
+            req = req.with_cluster_id(Some(s("cluster-xyz")));
+        }
+        req
+    }
+
+    fn list_offsets(v: i16) -> ListOffsetsRequest {
+        use kafka_protocol::messages::list_offsets_request::*;
+        let part = |p: i32| {
+            let lp = ListOffsetsPartition::default()
+                .with_partition_index(p)
+                .with_timestamp(-1);
+            if v >= 4 {
+                lp.with_current_leader_epoch(5)
+            } else {
+                lp
+            }
+        };
+        let mut req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(tn("t1"))
+                    .with_partitions(vec![part(0), part(1)]),
+                ListOffsetsTopic::default().with_name(tn("t2")),
+            ]);
+        if v >= 2 {
+            req = req.with_isolation_level(1);
+        }
+        if v >= 10 {
+            req = req.with_timeout_ms(3000);
+        }
+        req
+    }
+
+    fn metadata(v: i16) -> MetadataRequest {
+        use kafka_protocol::messages::metadata_request::*;
+        let mut topics = vec![
+            MetadataRequestTopic::default().with_name(Some(tn("topic-a"))),
+            MetadataRequestTopic::default().with_name(Some(tn("b"))),
+        ];
+        if v >= 10 {
+            topics.push(MetadataRequestTopic::default().with_name(None));
+        }
+        let mut req = MetadataRequest::default().with_topics(Some(topics));
+        if v >= 4 {
+            req = req.with_allow_auto_topic_creation(false);
+        }
+        if (8..=10).contains(&v) {
+            req = req.with_include_cluster_authorized_operations(true);
+        }
+        if v >= 8 {
+            req = req.with_include_topic_authorized_operations(true);
+        }
+        req
+    }
+
+    fn create_topics(v: i16) -> CreateTopicsRequest {
+        use kafka_protocol::messages::create_topics_request::*;
+        CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(tn("new-topic"))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])
+                    .with_configs(vec![
+                        CreatableTopicConfig::default()
+                            .with_name(s("cleanup.policy"))
+                            .with_value(Some(s("compact"))),
+                        CreatableTopicConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(None),
+                    ]),
+                CreatableTopic::default()
+                    .with_name(tn("x"))
+                    .with_num_partitions(3),
+            ])
+            .with_timeout_ms(30_000)
+            .with_validate_only(v >= 1)
+    }
+
+    fn delete_topics(v: i16) -> DeleteTopicsRequest {
+        use kafka_protocol::messages::delete_topics_request::*;
+        let req = DeleteTopicsRequest::default().with_timeout_ms(5000);
+        if v >= 6 {
+            req.with_topics(vec![
+                DeleteTopicState::default().with_name(Some(tn("doomed"))),
+                DeleteTopicState::default().with_name(None),
+            ])
+        } else {
+            req.with_topic_names(vec![tn("doomed"), tn("also")])
+        }
+    }
+
+    fn delete_records() -> DeleteRecordsRequest {
+        use kafka_protocol::messages::delete_records_request::*;
+        DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(tn("t"))
+                .with_partitions(vec![
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(0)
+                        .with_offset(100),
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(1)
+                        .with_offset(-1),
+                ])])
+            .with_timeout_ms(1000)
+    }
+
+    fn init_producer_id(v: i16) -> InitProducerIdRequest {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(if v % 2 == 0 {
+                Some(TransactionalId(s("txn")))
+            } else {
+                None
+            })
+            .with_transaction_timeout_ms(60_000);
+        if v >= 3 {
+            req.with_producer_id(ProducerId(77)).with_producer_epoch(3)
+        } else {
+            req
+        }
+    }
+
+    fn offset_for_leader_epoch(v: i16) -> OffsetForLeaderEpochRequest {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::*;
+        let req = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(tn("t"))
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(4)
+                        .with_leader_epoch(3),
+                    OffsetForLeaderPartition::default().with_partition(2),
+                ]),
+        ]);
+        if v >= 3 {
+            req.with_replica_id(BrokerId(-1))
+        } else {
+            req
+        }
+    }
+
+    fn describe_configs(v: i16) -> DescribeConfigsRequest {
+        use kafka_protocol::messages::describe_configs_request::*;
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("topic"))
+                .with_configuration_keys(Some(vec![s("retention.ms"), s("segment.bytes")])),
+            DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(s("1"))
+                .with_configuration_keys(None),
+        ]);
+        let req = if v >= 1 {
+            req.with_include_synonyms(true)
+        } else {
+            req
+        };
+        if v >= 3 {
+            req.with_include_documentation(true)
+        } else {
+            req
+        }
+    }
+
+    fn alter_configs() -> AlterConfigsRequest {
+        use kafka_protocol::messages::alter_configs_request::*;
+        AlterConfigsRequest::default()
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s("t"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(s("a"))
+                        .with_value(Some(s("1"))),
+                    AlterableConfig::default()
+                        .with_name(s("b"))
+                        .with_value(None),
+                ])])
+            .with_validate_only(true)
+    }
+
+    fn create_partitions() -> CreatePartitionsRequest {
+        use kafka_protocol::messages::create_partitions_request::*;
+        CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(tn("t"))
+                    .with_count(4)
+                    .with_assignments(Some(vec![CreatePartitionsAssignment::default()
+                        .with_broker_ids(vec![BrokerId(1), BrokerId(2)])])),
+                CreatePartitionsTopic::default()
+                    .with_name(tn("u"))
+                    .with_count(2)
+                    .with_assignments(None),
+            ])
+            .with_timeout_ms(100)
+    }
+
+    fn incremental_alter_configs() -> IncrementalAlterConfigsRequest {
+        use kafka_protocol::messages::incremental_alter_configs_request::*;
+        IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![
+                AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("t"))
+                    .with_configs(vec![
+                        AlterableConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(s("1000"))),
+                        AlterableConfig::default()
+                            .with_name(s("cleanup.policy"))
+                            .with_config_operation(1)
+                            .with_value(None),
+                    ]),
+                AlterConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(s("")),
+            ])
+            .with_validate_only(false)
+    }
+
+    fn decode_ok(key: i16, v: i16, body: &[u8]) -> bool {
+        fn d<T: Decodable>(body: &[u8], v: i16) -> bool {
+            T::decode(&mut Bytes::copy_from_slice(body), v).is_ok()
+        }
+        match key {
+            0 => d::<ProduceRequest>(body, v),
+            1 => d::<FetchRequest>(body, v),
+            2 => d::<ListOffsetsRequest>(body, v),
+            3 => d::<MetadataRequest>(body, v),
+            18 => d::<ApiVersionsRequest>(body, v),
+            19 => d::<CreateTopicsRequest>(body, v),
+            20 => d::<DeleteTopicsRequest>(body, v),
+            21 => d::<DeleteRecordsRequest>(body, v),
+            22 => d::<InitProducerIdRequest>(body, v),
+            23 => d::<OffsetForLeaderEpochRequest>(body, v),
+            32 => d::<DescribeConfigsRequest>(body, v),
+            33 => d::<AlterConfigsRequest>(body, v),
+            37 => d::<CreatePartitionsRequest>(body, v),
+            44 => d::<IncrementalAlterConfigsRequest>(body, v),
+            60 => d::<DescribeClusterRequest>(body, v),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Accepts the encoded body (and with trailing bytes), rejects every strict prefix.
+    fn assert_valid_and_prefixes_rejected(key: i16, v: i16, body: &[u8]) {
+        assert_eq!(check_request_body(key, v, body), Ok(()), "api {key} v{v}");
+        assert!(
+            decode_ok(key, v, body),
+            "kafka-protocol decodes api {key} v{v}"
+        );
+        let mut trailing = body.to_vec();
+        trailing.extend_from_slice(&[0, 1, 2]);
+        assert_eq!(
+            check_request_body(key, v, &trailing),
+            Ok(()),
+            "api {key} v{v} trailing"
+        );
+        for cut in 0..body.len() {
+            assert!(
+                check_request_body(key, v, &body[..cut]).is_err(),
+                "api {key} v{v}: prefix of {cut}/{} bytes accepted",
+                body.len()
+            );
+        }
+    }
+
+    #[test]
+    fn every_served_version_accepts_encoded_requests_and_rejects_prefixes() {
+        for (key, min, max) in served() {
+            for v in min..=max {
+                assert!(has_schema(key, v), "api {key} v{v} missing from the table");
+                assert_valid_and_prefixes_rejected(key, v, &build(key, v));
+            }
+        }
+    }
+
+    #[test]
+    fn named_versions_from_the_brief() {
+        for (key, v) in [
+            (0, 3),
+            (0, 9),
+            (1, 4),
+            (1, 12),
+            (1, 16),
+            (3, 0),
+            (3, 9),
+            (3, 12),
+            (18, 0),
+            (18, 3),
+            (19, 2),
+            (19, 5),
+            (19, 7),
+            (2, 1),
+            (2, 7),
+            (32, 4),
+            (22, 0),
+            (22, 4),
+            (20, 6),
+            (44, 1),
+        ] {
+            let body = build(key, v);
+            assert!(body.len() > 4 || key == 18, "api {key} v{v} is non-trivial");
+            assert_valid_and_prefixes_rejected(key, v, &body);
+        }
+    }
+
+    #[test]
+    fn unknown_schema() {
+        assert_eq!(
+            check_request_body(9999, 0, &[]),
+            Err(LengthError::UnknownSchema)
+        );
+        assert_eq!(
+            check_request_body(0, 99, &[]),
+            Err(LengthError::UnknownSchema)
+        );
+        assert_eq!(
+            check_request_body(3, -1, &[]),
+            Err(LengthError::UnknownSchema)
+        );
+    }
+
+    #[test]
+    fn huge_classic_array_count_is_rejected() {
+        // Metadata v0: the topics array count is the first field.
+        let mut body = build(3, 0);
+        body[..4].copy_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        assert_eq!(check_request_body(3, 0, &body), Err(LengthError::BadLength));
+
+        // Produce v3: null transactional id (2), acks (2), timeout (4), then the topics count.
+        let mut body = enc(&produce(3).with_transactional_id(None), 3);
+        body[8..12].copy_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        assert_eq!(check_request_body(0, 3, &body), Err(LengthError::BadLength));
+
+        // Fetch v4 with a 20-byte body claiming 2^31-1 topics.
+        let mut body = vec![
+            0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0,
+        ];
+        body.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+        assert_eq!(check_request_body(1, 4, &body), Err(LengthError::BadLength));
+
+        // A negative count other than -1.
+        let mut body = build(3, 1);
+        body[..4].copy_from_slice(&(-2i32).to_be_bytes());
+        assert_eq!(check_request_body(3, 1, &body), Err(LengthError::BadLength));
+        // -1 is null (all topics) and is fine.
+        assert_eq!(check_request_body(3, 1, &(-1i32).to_be_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn huge_compact_array_length_is_rejected() {
+        // Produce v9: null compact transactional id (1), acks (2), timeout (4), topics uvarint.
+        let mut body = vec![0x00, 0xff, 0xff, 0, 0, 0x05, 0xdc];
+        body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        body.extend_from_slice(&[0; 32]);
+        assert_eq!(check_request_body(0, 9, &body), Err(LengthError::BadLength));
+
+        // Metadata v12: compact topics array, then a topic whose name claims u32::MAX - 1 bytes.
+        let mut body = vec![0x02];
+        body.extend_from_slice(&[0; 16]);
+        body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(
+            check_request_body(3, 12, &body),
+            Err(LengthError::BadLength)
+        );
+
+        // A classic string length below -1.
+        let mut body = build(0, 3);
+        body[..2].copy_from_slice(&(-5i16).to_be_bytes());
+        assert_eq!(check_request_body(0, 3, &body), Err(LengthError::BadLength));
+    }
+
+    #[test]
+    fn six_byte_varint_is_rejected() {
+        // Metadata v9: the topics length is the first field.
+        let body = [0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 0, 0, 0];
+        assert_eq!(check_request_body(3, 9, &body), Err(LengthError::BadVarint));
+        // Tagged-field count of ApiVersions v3 after two empty compact strings.
+        let body = [0x01, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(
+            check_request_body(18, 3, &body),
+            Err(LengthError::BadVarint)
+        );
+        // A five-byte varint is fine.
+        let body = [0x01, 0x01, 0x80, 0x80, 0x80, 0x80, 0x00];
+        assert_eq!(check_request_body(18, 3, &body), Ok(()));
+    }
+
+    #[test]
+    fn tagged_fields_are_skipped_and_bounded() {
+        // ApiVersions v3 with two unknown tagged fields.
+        let body = [0x02, b'a', 0x01, 0x02, 0x05, 0x03, 1, 2, 3, 0x09, 0x00];
+        assert_eq!(check_request_body(18, 3, &body), Ok(()));
+        // Tagged field size larger than the rest of the body.
+        let body = [0x01, 0x01, 0x01, 0x05, 0x7f, 1, 2];
+        assert_eq!(
+            check_request_body(18, 3, &body),
+            Err(LengthError::BadLength)
+        );
+        // Tagged field count larger than the rest of the body.
+        let body = [0x01, 0x01, 0xff, 0xff, 0x03];
+        assert_eq!(
+            check_request_body(18, 3, &body),
+            Err(LengthError::BadLength)
+        );
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut buf = [0u8; 64];
+        for a in APIS {
+            for v in a.min..=a.max {
+                for _ in 0..10_000 {
+                    let len = (rng.next() % 64) as usize;
+                    for b in &mut buf[..len] {
+                        // Bias toward small values and 0xff so lengths are sometimes plausible.
+                        let r = rng.next();
+                        *b = match r % 4 {
+                            0 => 0,
+                            1 => 0xff,
+                            2 => (r >> 8) as u8 & 0x07,
+                            _ => (r >> 8) as u8,
+                        };
+                    }
+                    let _ = check_request_body(a.key, v, &buf[..len]);
+                }
+            }
+        }
+    }
+
+    /// Mutated valid bodies: whatever the check accepts, kafka-protocol decodes without a huge
+    /// allocation (a wrong table entry would abort this test).
+    #[test]
+    fn mutated_bodies_accepted_by_the_check_are_safe_to_decode() {
+        let mut rng = XorShift(0x1234_5678_9abc_def1);
+        for (key, min, max) in served() {
+            for v in min..=max {
+                let body = build(key, v);
+                if body.is_empty() {
+                    continue;
+                }
+                for _ in 0..300 {
+                    let mut m = body.clone();
+                    for _ in 0..1 + rng.next() % 3 {
+                        let i = (rng.next() as usize) % m.len();
+                        m[i] = match rng.next() % 3 {
+                            0 => 0xff,
+                            1 => 0x7f,
+                            _ => rng.next() as u8,
+                        };
+                    }
+                    if check_request_body(key, v, &m).is_ok() {
+                        let _ = decode_ok(key, v, &m);
+                    }
+                }
+            }
+        }
+    }
+}
