@@ -1,1 +1,11 @@
-//! runnel-broker (skeleton).
+//! The Runnel broker: listeners and connections, request dispatch to one handler per Kafka API
+//! (`handlers/`), the replica manager that owns every partition's log, and the controller that turns
+//! admin requests into metadata records. Start one with [`Broker::start`].
+
+pub mod broker;
+pub mod controller;
+pub mod handlers;
+pub mod partition;
+pub mod server;
+
+pub use broker::{Broker, BrokerHandle};

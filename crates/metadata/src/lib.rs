@@ -1,1 +1,13 @@
-//! runnel-metadata (skeleton).
+//! Runnel's cluster metadata: the records that describe every change (topic created, partition
+//! added, config altered, topic removed, producer ids handed out), the immutable image request
+//! handlers read, and the metadata log (`<log.dirs>/__cluster_metadata-0/`) those records are
+//! appended to and replayed from at start-up. A single node is a cluster of one whose controller
+//! appends to this log; several nodes will replicate the same log.
+
+pub mod image;
+pub mod log;
+pub mod records;
+
+pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use log::MetadataLog;
+pub use records::MetadataRecord;

@@ -5,8 +5,7 @@
 //! and encodes responses with their size prefix and the right response-header version.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use kafka_protocol::messages::{ApiKey, ResponseKind};
 
 use crate::versions::SUPPORTED_APIS;
 
@@ -108,24 +107,23 @@ pub fn request_header_version(api_key: ApiKey, api_version: i16) -> i16 {
     api_key.request_header_version(api_version)
 }
 
-/// Encodes a response body with its header and 4-byte size prefix.
-pub fn encode_response<R: Encodable + HeaderVersion>(
+/// Encodes a response held in a [`ResponseKind`] with its header and 4-byte size prefix.
+pub fn encode_response_kind(
     api_key: ApiKey,
     api_version: i16,
     correlation_id: i32,
-    body: &R,
+    body: &ResponseKind,
 ) -> anyhow::Result<Bytes> {
-    // ApiVersions responses always use header v0 so that clients can parse them before negotiating.
     let header_version = if api_key == ApiKey::ApiVersions {
         0
     } else {
-        R::header_version(api_version)
+        api_key.response_header_version(api_version)
     };
-    let mut buf = BytesMut::with_capacity(64);
+    let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
     buf.put_i32(correlation_id);
     if header_version >= 1 {
-        buf.put_u8(0); // empty tagged-field section
+        buf.put_u8(0);
     }
     body.encode(&mut buf, api_version)?;
     let size = (buf.len() - 4) as i32;

@@ -1,1 +1,10 @@
-//! runnel-storage (skeleton).
+//! Runnel's partition log: segments of verbatim v2 record batches in Kafka's on-disk layout, with
+//! sparse offset and time indexes, rolling, retention, DeleteRecords, recovery after an unclean
+//! shutdown, the leader-epoch cache and idempotent-producer state. Plain files, no networking:
+//! testable on its own.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod log;
+pub mod producer;
+pub mod testing;

@@ -1,0 +1,57 @@
+//! AlterConfigs (key 33): replaces a topic's whole set of config overrides, validated first and
+//! applied to its partitions without a restart. Dynamic broker configs are not supported yet.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::ResponseError;
+use runnel_metadata::records::RESOURCE_TOPIC;
+
+use super::{sb, RequestContext};
+use crate::controller;
+
+/// The answer for resources other than topics.
+pub fn unsupported_resource(resource_type: i8) -> (ResponseError, String) {
+    (
+        ResponseError::InvalidRequest,
+        format!("Altering configs of resource type {resource_type} is not supported by Runnel yet"),
+    )
+}
+
+/// Handles AlterConfigs.
+pub fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let base = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            if r.resource_type != RESOURCE_TOPIC {
+                let (e, m) = unsupported_resource(r.resource_type);
+                return base
+                    .with_error_code(e.code())
+                    .with_error_message(Some(sb(m)));
+            }
+            let mut configs = BTreeMap::new();
+            for c in &r.configs {
+                if let Some(v) = &c.value {
+                    configs.insert(c.name.to_string(), v.to_string());
+                }
+            }
+            match controller::set_topic_configs(
+                &ctx.broker,
+                r.resource_name.as_str(),
+                configs,
+                req.validate_only,
+            ) {
+                Ok(()) => base.with_error_code(0),
+                Err(e) => base
+                    .with_error_code(e.error.code())
+                    .with_error_message(Some(sb(e.message))),
+            }
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,54 @@
+//! DeleteRecords (key 21): moves a partition's log start offset up (offset -1 means the high
+//! watermark); whole segments below it are removed.
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::ResponseError;
+use runnel_storage::log::LogError;
+
+use super::RequestContext;
+
+/// Handles DeleteRecords.
+pub fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let mut log = partition.log.lock();
+                    let hw = log.log_end_offset();
+                    let target = if p.offset == -1 { hw } else { p.offset };
+                    if target < 0 || target > hw {
+                        return base.with_error_code(ResponseError::OffsetOutOfRange.code());
+                    }
+                    match log.delete_records_before(target) {
+                        Ok(low) => base.with_error_code(0).with_low_watermark(low),
+                        Err(LogError::OffsetOutOfRange { .. }) => {
+                            base.with_error_code(ResponseError::OffsetOutOfRange.code())
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %name, error = %e, "delete records failed");
+                            base.with_error_code(ResponseError::KafkaStorageError.code())
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,174 @@
+//! Fetch (key 1): reads whole batches from the batch containing the fetch offset, bounded by the
+//! high watermark, `max.bytes` and each partition's limit (always at least one whole batch), and
+//! long-polls until `min.bytes` are available or `max.wait.ms` passes, woken by appends. Fetch
+//! sessions are not created: session id 0 is answered, which clients accept as "no session".
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::ResponseError;
+use runnel_storage::log::LogError;
+
+use super::{sb, RequestContext};
+
+struct Wanted {
+    topic: String,
+    topic_id: uuid::Uuid,
+    known: bool,
+    partitions: Vec<(i32, i64, i32, i32)>, // (index, offset, max bytes, current leader epoch)
+}
+
+fn read_once(
+    ctx: &RequestContext,
+    wanted: &[Wanted],
+    max_bytes: i32,
+) -> (Vec<FetchableTopicResponse>, usize) {
+    let mut total: usize = 0;
+    let mut budget = max_bytes.max(0) as usize;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut parts = Vec::with_capacity(w.partitions.len());
+        for &(index, offset, pmax, leader_epoch) in &w.partitions {
+            let mut pd = PartitionData::default()
+                .with_partition_index(index)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_records(Some(Bytes::new()));
+            let partition = if w.known {
+                ctx.broker.partition(&w.topic, index)
+            } else {
+                None
+            };
+            let Some(partition) = partition else {
+                let err = if w.known || ctx.api_version < 13 {
+                    ResponseError::UnknownTopicOrPartition
+                } else {
+                    ResponseError::UnknownTopicId
+                };
+                parts.push(pd.with_error_code(err.code()));
+                continue;
+            };
+            if leader_epoch > partition.leader_epoch {
+                parts.push(pd.with_error_code(ResponseError::UnknownLeaderEpoch.code()));
+                continue;
+            }
+            if leader_epoch >= 0 && leader_epoch < partition.leader_epoch {
+                parts.push(pd.with_error_code(ResponseError::FencedLeaderEpoch.code()));
+                continue;
+            }
+            let log = partition.log.lock();
+            let hw = log.log_end_offset();
+            let lso = hw;
+            pd = pd
+                .with_high_watermark(hw)
+                .with_last_stable_offset(lso)
+                .with_log_start_offset(log.log_start_offset());
+            // The first partition with data may exceed the budget by one batch; later ones stop.
+            let limit = if total == 0 {
+                (pmax.max(0) as usize).max(1)
+            } else {
+                (pmax.max(0) as usize).min(budget)
+            };
+            if limit == 0 || (total > 0 && budget == 0) {
+                parts.push(pd.with_error_code(0));
+                continue;
+            }
+            match log.read(offset, limit, hw) {
+                Ok(r) => {
+                    let n = r.records.len();
+                    // Past the first partition, a batch that does not fit the budget waits.
+                    if total > 0 && n > budget {
+                        parts.push(pd.with_error_code(0));
+                        continue;
+                    }
+                    total += n;
+                    budget = budget.saturating_sub(n);
+                    parts.push(pd.with_error_code(0).with_records(Some(r.records)));
+                }
+                Err(LogError::OffsetOutOfRange { .. }) => {
+                    parts.push(pd.with_error_code(ResponseError::OffsetOutOfRange.code()));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %w.topic, partition = index, error = %e, "fetch read failed");
+                    parts.push(pd.with_error_code(ResponseError::KafkaStorageError.code()));
+                }
+            }
+        }
+        out.push(
+            FetchableTopicResponse::default()
+                .with_topic(TopicName(sb(w.topic.clone())))
+                .with_topic_id(w.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    (out, total)
+}
+
+/// Handles Fetch, long-polling as asked.
+pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+    }
+    let image = ctx.broker.image();
+    let wanted: Vec<Wanted> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let (name, id, known) = if ctx.api_version >= 13 {
+                match image.topic_by_id(&t.topic_id) {
+                    Some(ti) => (ti.name.clone(), t.topic_id, true),
+                    None => (String::new(), t.topic_id, false),
+                }
+            } else {
+                let name = t.topic.0.to_string();
+                let id = image.topic(&name).map(|ti| ti.topic_id).unwrap_or_default();
+                let known = image.topic(&name).is_some();
+                (name, id, known)
+            };
+            Wanted {
+                topic: name,
+                topic_id: id,
+                known,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition,
+                            p.fetch_offset,
+                            p.partition_max_bytes,
+                            p.current_leader_epoch,
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    let mut rx = ctx.broker.appended.subscribe();
+    loop {
+        rx.borrow_and_update();
+        let (responses, total) = read_once(ctx, &wanted, req.max_bytes);
+        let any_error = responses
+            .iter()
+            .any(|t| t.partitions.iter().any(|p| p.error_code != 0));
+        if total >= min_bytes
+            || any_error
+            || Instant::now() >= deadline
+            || ctx.broker.is_shutting_down()
+        {
+            return FetchResponse::default()
+                .with_error_code(0)
+                .with_session_id(0)
+                .with_responses(responses);
+        }
+        let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
+    }
+}

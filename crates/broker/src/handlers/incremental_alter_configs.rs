@@ -1,0 +1,113 @@
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on a topic's config
+//! overrides (list-typed configs such as `cleanup.policy` for the last two), validated and applied
+//! without a restart.
+
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::ResponseError;
+use runnel_metadata::records::RESOURCE_TOPIC;
+
+use super::alter_configs::unsupported_resource;
+use super::{sb, RequestContext};
+use crate::controller;
+
+/// Config operation codes.
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Handles IncrementalAlterConfigs.
+pub fn handle(
+    ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let base = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            if r.resource_type != RESOURCE_TOPIC {
+                let (e, m) = unsupported_resource(r.resource_type);
+                return base
+                    .with_error_code(e.code())
+                    .with_error_message(Some(sb(m)));
+            }
+            let name = r.resource_name.to_string();
+            let image = ctx.broker.image();
+            let Some(topic) = image.topic(&name) else {
+                return base
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_error_message(Some(sb(format!("Topic {name} does not exist."))));
+            };
+            let mut configs = topic.configs.clone();
+            for c in &r.configs {
+                let key = c.name.to_string();
+                let value = c.value.as_ref().map(|v| v.to_string());
+                match c.config_operation {
+                    SET => match value {
+                        Some(v) => {
+                            configs.insert(key, v);
+                        }
+                        None => {
+                            return base
+                                .with_error_code(ResponseError::InvalidRequest.code())
+                                .with_error_message(Some(sb(format!(
+                                    "Null value not supported for: {key}"
+                                ))))
+                        }
+                    },
+                    DELETE => {
+                        configs.remove(&key);
+                    }
+                    APPEND | SUBTRACT => {
+                        let current = configs
+                            .get(&key)
+                            .cloned()
+                            .or_else(|| {
+                                super::describe_configs::topic_config_rows(&ctx.broker, &configs)
+                                    .into_iter()
+                                    .find(|row| row.name == key)
+                                    .and_then(|row| row.value)
+                            })
+                            .unwrap_or_default();
+                        let mut items = split_list(&current);
+                        for v in split_list(value.as_deref().unwrap_or_default()) {
+                            if c.config_operation == APPEND {
+                                if !items.contains(&v) {
+                                    items.push(v);
+                                }
+                            } else {
+                                items.retain(|x| x != &v);
+                            }
+                        }
+                        configs.insert(key, items.join(","));
+                    }
+                    other => {
+                        return base
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(sb(format!(
+                                "Unknown config operation {other}"
+                            ))))
+                    }
+                }
+            }
+            match controller::set_topic_configs(&ctx.broker, &name, configs, req.validate_only) {
+                Ok(()) => base.with_error_code(0),
+                Err(e) => base
+                    .with_error_code(e.error.code())
+                    .with_error_message(Some(sb(e.message))),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,80 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4) and
+//! by timestamp, answered from the partition's log and its time index.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+
+/// ListOffsets special timestamp: the log end (high watermark).
+pub const LATEST_TIMESTAMP: i64 = -1;
+/// ListOffsets special timestamp: the log start.
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+/// ListOffsets special timestamp: the record with the largest timestamp (v7+).
+pub const MAX_TIMESTAMP: i64 = -3;
+/// ListOffsets special timestamp: the earliest local offset (v8+, same as earliest here).
+pub const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// ListOffsets special timestamp: the earliest pending upload offset (v9+, none here).
+pub const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -5;
+
+/// Handles ListOffsets.
+pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
+                        return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if p.current_leader_epoch > partition.leader_epoch {
+                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < partition.leader_epoch {
+                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    }
+                    let log = partition.log.lock();
+                    let epoch = partition.leader_epoch;
+                    let found = match p.timestamp {
+                        LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
+                        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                            Ok(Some((log.log_start_offset(), -1)))
+                        }
+                        EARLIEST_PENDING_UPLOAD_TIMESTAMP => Ok(None),
+                        MAX_TIMESTAMP => Ok(log.max_timestamp().map(|(o, ts)| (o, ts))),
+                        ts if ts < 0 => Err(ResponseError::InvalidRequest),
+                        ts => log.offset_for_timestamp(ts).map_err(|e| {
+                            tracing::error!(topic = %name, error = %e, "offset_for_timestamp failed");
+                            ResponseError::KafkaStorageError
+                        }),
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => base
+                            .with_error_code(0)
+                            .with_offset(offset)
+                            .with_timestamp(ts)
+                            .with_leader_epoch(epoch),
+                        Ok(None) => base.with_error_code(0),
+                        Err(e) => base.with_error_code(e.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

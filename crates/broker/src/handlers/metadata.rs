@@ -1,0 +1,129 @@
+//! Metadata (key 3): brokers (this node, at the advertised address of the listener the client
+//! used), topics with stable ids, partitions led by this node, auto-creation when enabled.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+use runnel_metadata::TopicImage;
+use uuid::Uuid;
+
+use super::{sb, RequestContext};
+use crate::controller;
+
+fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_error_code(0)
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_error_code(0)
+        .with_name(Some(TopicName(sb(t.name.clone()))))
+        .with_topic_id(t.topic_id)
+        .with_is_internal(false)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+fn error_entry(name: Option<String>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error.code())
+        .with_name(name.map(|n| TopicName(sb(n))))
+        .with_topic_id(id)
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+/// Handles Metadata.
+pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+    let broker = &ctx.broker;
+    let (host, port) = ctx.advertised();
+    let mut image = broker.image();
+    let mut topics = Vec::new();
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.api_version == 0,
+    };
+    if all {
+        topics.extend(image.topics.values().map(|t| topic_entry(t)));
+    } else {
+        for requested in req.topics.as_deref().unwrap_or_default() {
+            let name = requested.name.as_ref().map(|n| n.0.to_string());
+            let Some(name) = name else {
+                // Lookup by topic id (v10+).
+                match image.topic_by_id(&requested.topic_id) {
+                    Some(t) => topics.push(topic_entry(t)),
+                    None => topics.push(error_entry(
+                        None,
+                        requested.topic_id,
+                        ResponseError::UnknownTopicId,
+                    )),
+                }
+                continue;
+            };
+            if let Some(t) = image.topic(&name) {
+                topics.push(topic_entry(t));
+                continue;
+            }
+            if let Err(e) = controller::validate_topic_name(&name) {
+                topics.push(error_entry(Some(name), Uuid::nil(), e.error));
+                continue;
+            }
+            let auto = broker.config.auto_create_topics_enable
+                && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+            if !auto {
+                topics.push(error_entry(
+                    Some(name),
+                    Uuid::nil(),
+                    ResponseError::UnknownTopicOrPartition,
+                ));
+                continue;
+            }
+            match controller::create_topic(broker, &name, -1, -1, &[], Default::default(), false) {
+                Ok(_) => {
+                    image = broker.image();
+                    match image.topic(&name) {
+                        Some(t) => topics.push(topic_entry(t)),
+                        None => topics.push(error_entry(
+                            Some(name),
+                            Uuid::nil(),
+                            ResponseError::LeaderNotAvailable,
+                        )),
+                    }
+                }
+                Err(e) if e.error == ResponseError::TopicAlreadyExists => {
+                    image = broker.image();
+                    match image.topic(&name) {
+                        Some(t) => topics.push(topic_entry(t)),
+                        None => topics.push(error_entry(
+                            Some(name),
+                            Uuid::nil(),
+                            ResponseError::LeaderNotAvailable,
+                        )),
+                    }
+                }
+                Err(e) => topics.push(error_entry(Some(name), Uuid::nil(), e.error)),
+            }
+        }
+    }
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.config.node_id))
+            .with_host(sb(host))
+            .with_port(port)
+            .with_rack(None)])
+        .with_cluster_id(Some(sb(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN)
+}

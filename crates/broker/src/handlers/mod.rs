@@ -1,0 +1,142 @@
+//! Request dispatch: one file per Kafka API. The dispatcher checks the API key and version
+//! against the served table, parses the header, checks every length in the body before the
+//! `kafka-protocol` decoder allocates anything, decodes, calls the handler and encodes the
+//! response with the right header version.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::frame::{
+    api_versions_fallback, encode_response_kind, parse_request_head, peek_prefix,
+};
+use runnel_protocol::versions::{check, VersionCheck};
+
+use crate::broker::Broker;
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+/// What the connection should do after a request.
+pub enum Outcome {
+    /// Write these bytes (a whole response frame).
+    Respond(Bytes),
+    /// Send nothing (acks=0 produce).
+    NoResponse,
+    /// Close the connection, for the logged reason.
+    Close(&'static str),
+}
+
+/// Per-request context handed to handlers.
+pub struct RequestContext {
+    /// The broker.
+    pub broker: Arc<Broker>,
+    /// Name of the listener the request arrived on.
+    pub listener: String,
+    /// API version of the request.
+    pub api_version: i16,
+    /// Client id from the header.
+    pub client_id: Option<String>,
+}
+
+impl RequestContext {
+    /// The advertised (host, port) for this request's listener.
+    pub fn advertised(&self) -> (String, i32) {
+        let cfg = &self.broker.config;
+        let l = cfg
+            .advertised_listeners
+            .iter()
+            .find(|l| l.name == self.listener)
+            .or_else(|| cfg.advertised_listeners.first());
+        match l {
+            Some(l) => (l.host.clone(), l.port as i32),
+            None => ("localhost".to_string(), 9092),
+        }
+    }
+}
+
+/// Shorthand for building a protocol string.
+pub fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Decodes and handles one request frame.
+pub async fn dispatch(broker: &Arc<Broker>, listener: &str, frame: Bytes) -> Outcome {
+    let Ok((api_key_raw, api_version, correlation_id)) = peek_prefix(&frame) else {
+        return Outcome::Close("request shorter than a header");
+    };
+    match check(api_key_raw, api_version) {
+        VersionCheck::Served => {}
+        VersionCheck::Unsupported if api_key_raw == ApiKey::ApiVersions as i16 => {
+            return Outcome::Respond(api_versions_fallback(correlation_id));
+        }
+        VersionCheck::Unsupported => return Outcome::Close("unsupported API version"),
+        VersionCheck::UnknownApi => return Outcome::Close("unknown API key"),
+    }
+    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+        return Outcome::Close("unknown API key");
+    };
+    let header_version = api_key.request_header_version(api_version);
+    let head = match parse_request_head(&frame, header_version) {
+        Ok(h) => h,
+        Err(_) => return Outcome::Close("malformed request header"),
+    };
+    let mut body = frame.slice(head.header_len..);
+    // LENGTH-CHECK-HOOK
+    let request = match RequestKind::decode(api_key, &mut body, api_version) {
+        Ok(r) => r,
+        Err(_) => return Outcome::Close("malformed request body"),
+    };
+    let ctx = RequestContext {
+        broker: broker.clone(),
+        listener: listener.to_string(),
+        api_version,
+        client_id: head.client_id,
+    };
+    let response: Option<ResponseKind> = match request {
+        RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
+        RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
+        RequestKind::Produce(r) => produce::handle(&ctx, r).map(Into::into),
+        RequestKind::Fetch(r) => Some(fetch::handle(&ctx, r).await.into()),
+        RequestKind::ListOffsets(r) => Some(list_offsets::handle(&ctx, r).into()),
+        RequestKind::CreateTopics(r) => Some(create_topics::handle(&ctx, r).into()),
+        RequestKind::DeleteTopics(r) => Some(delete_topics::handle(&ctx, r).into()),
+        RequestKind::CreatePartitions(r) => Some(create_partitions::handle(&ctx, r).into()),
+        RequestKind::DeleteRecords(r) => Some(delete_records::handle(&ctx, r).into()),
+        RequestKind::InitProducerId(r) => Some(init_producer_id::handle(&ctx, r).into()),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Some(offset_for_leader_epoch::handle(&ctx, r).into())
+        }
+        RequestKind::DescribeConfigs(r) => Some(describe_configs::handle(&ctx, r).into()),
+        RequestKind::AlterConfigs(r) => Some(alter_configs::handle(&ctx, r).into()),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Some(incremental_alter_configs::handle(&ctx, r).into())
+        }
+        RequestKind::DescribeCluster(r) => Some(describe_cluster::handle(&ctx, r).into()),
+        _ => return Outcome::Close("API not served"),
+    };
+    match response {
+        None => Outcome::NoResponse,
+        Some(resp) => match encode_response_kind(api_key, api_version, correlation_id, &resp) {
+            Ok(b) => Outcome::Respond(b),
+            Err(e) => {
+                tracing::error!(?api_key, api_version, error = %e, "response encoding failed");
+                Outcome::Close("response encoding failed")
+            }
+        },
+    }
+}

@@ -1,0 +1,171 @@
+//! Produce (key 0): v2 record batches only, CRC-32C checked, size-limited by the topic's
+//! `max.message.bytes`, producer sequences checked by the log (idempotence), offsets assigned by
+//! rewriting the batch header, timestamps rewritten for `LogAppendTime` topics, and no response
+//! at all for acks=0.
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use runnel_storage::batch::{validate_batches, BatchError};
+use runnel_storage::log::AppendError;
+
+use super::{sb, RequestContext};
+use crate::broker::now_ms;
+
+struct Appended {
+    base_offset: i64,
+    log_append_time_ms: i64,
+    log_start_offset: i64,
+}
+
+fn partition_error(index: i32, error: ResponseError, message: String) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(Some(sb(message)))
+}
+
+fn append(
+    ctx: &RequestContext,
+    topic: &str,
+    index: i32,
+    records: Option<Bytes>,
+    transactional: bool,
+    acks: i16,
+) -> Result<Appended, (ResponseError, String)> {
+    let partition = ctx.broker.partition(topic, index).ok_or((
+        ResponseError::UnknownTopicOrPartition,
+        "This server does not host this topic-partition.".to_string(),
+    ))?;
+    let records = records.unwrap_or_default();
+    let headers = validate_batches(&records).map_err(|e| match e {
+        BatchError::UnsupportedMagic(m) => (
+            ResponseError::InvalidRecord,
+            format!("Produce requests must contain record batches with magic 2, got {m}"),
+        ),
+        other => (ResponseError::CorruptMessage, other.to_string()),
+    })?;
+    if headers.is_empty() {
+        return Err((ResponseError::CorruptMessage, "no record batch".to_string()));
+    }
+    let config = partition.config.read().clone();
+    for h in &headers {
+        if h.size_bytes() as i64 > config.max_message_bytes as i64 {
+            return Err((
+                ResponseError::MessageTooLarge,
+                format!(
+                    "The record batch of {} bytes is larger than max.message.bytes ({})",
+                    h.size_bytes(),
+                    config.max_message_bytes
+                ),
+            ));
+        }
+        if h.is_control() {
+            return Err((
+                ResponseError::InvalidRecord,
+                "Clients may not send control batches".to_string(),
+            ));
+        }
+        if h.is_transactional() || transactional {
+            return Err((
+                ResponseError::InvalidTxnState,
+                "Transactions are not supported by this broker yet".to_string(),
+            ));
+        }
+    }
+    let mut buf = records.to_vec();
+    let mut log = partition.log.lock();
+    let result = log.append_as_leader(
+        &mut buf,
+        partition.leader_epoch,
+        now_ms(),
+        config.message_timestamp_type_log_append,
+    );
+    if result.is_ok() && acks == -1 && ctx.broker.config.fsync_on_ack {
+        // runnel.fsync.on.ack: the write is on disk before acks=all is answered.
+        if let Err(e) = log.flush() {
+            tracing::error!(topic, partition = index, error = %e, "fsync failed");
+            return Err((ResponseError::KafkaStorageError, e.to_string()));
+        }
+    }
+    match result {
+        Ok(info) => Ok(Appended {
+            base_offset: info.first_offset,
+            log_append_time_ms: info.log_append_time_ms,
+            log_start_offset: info.log_start_offset,
+        }),
+        // A retried batch that was already written: answer with its original offsets, as Kafka does.
+        Err(AppendError::DuplicateSequence { first_offset, .. }) => Ok(Appended {
+            base_offset: first_offset,
+            log_append_time_ms: -1,
+            log_start_offset: log.log_start_offset(),
+        }),
+        Err(AppendError::OutOfOrderSequence) => Err((
+            ResponseError::OutOfOrderSequenceNumber,
+            "out of order sequence number".to_string(),
+        )),
+        Err(AppendError::InvalidProducerEpoch) => Err((
+            ResponseError::InvalidProducerEpoch,
+            "producer epoch is older than the current one".to_string(),
+        )),
+        Err(AppendError::Batch(e)) => Err((ResponseError::CorruptMessage, e.to_string())),
+        Err(e) => {
+            tracing::error!(topic, partition = index, error = %e, "append failed");
+            Err((ResponseError::KafkaStorageError, e.to_string()))
+        }
+    }
+}
+
+/// Handles Produce; `None` for acks=0.
+pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let transactional = req.transactional_id.is_some();
+    let mut appended_any = false;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for td in req.topic_data {
+        let topic = td.name.0.to_string();
+        let mut partitions = Vec::with_capacity(td.partition_data.len());
+        for pd in td.partition_data {
+            if !valid_acks {
+                partitions.push(partition_error(
+                    pd.index,
+                    ResponseError::InvalidRequiredAcks,
+                    format!("acks must be 0, 1 or -1, not {acks}"),
+                ));
+                continue;
+            }
+            match append(ctx, &topic, pd.index, pd.records, transactional, acks) {
+                Ok(a) => {
+                    appended_any = true;
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(pd.index)
+                            .with_error_code(0)
+                            .with_base_offset(a.base_offset)
+                            .with_log_append_time_ms(a.log_append_time_ms)
+                            .with_log_start_offset(a.log_start_offset),
+                    );
+                }
+                Err((e, msg)) => partitions.push(partition_error(pd.index, e, msg)),
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(td.name)
+                .with_topic_id(td.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if appended_any {
+        ctx.broker.notify_append();
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,67 @@
+//! Builders for tests (here and in the broker's tests): uncompressed v2 record batches with a
+//! valid CRC.
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+/// Builds an uncompressed v2 batch of (key, value, timestamp) records without headers.
+pub fn build_batch(
+    base_offset: i64,
+    records: &[(Option<&[u8]>, Option<&[u8]>, i64)],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let base_ts = records.first().map(|r| r.2).unwrap_or(0);
+    let max_ts = records.iter().map(|r| r.2).max().unwrap_or(0);
+    let mut body = Vec::new();
+    for (i, (k, v, ts)) in records.iter().enumerate() {
+        let mut rec = vec![0u8];
+        put_varint(&mut rec, ts - base_ts);
+        put_varint(&mut rec, i as i64);
+        match k {
+            Some(k) => {
+                put_varint(&mut rec, k.len() as i64);
+                rec.extend_from_slice(k);
+            }
+            None => put_varint(&mut rec, -1),
+        }
+        match v {
+            Some(v) => {
+                put_varint(&mut rec, v.len() as i64);
+                rec.extend_from_slice(v);
+            }
+            None => put_varint(&mut rec, -1),
+        }
+        put_varint(&mut rec, 0);
+        put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let mut b = Vec::with_capacity(61 + body.len());
+    b.extend_from_slice(&base_offset.to_be_bytes());
+    b.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes());
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32 - 1).to_be_bytes());
+    b.extend_from_slice(&base_ts.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&producer_id.to_be_bytes());
+    b.extend_from_slice(&producer_epoch.to_be_bytes());
+    b.extend_from_slice(&base_sequence.to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crate::batch::crc32c_of(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
