@@ -96,7 +96,9 @@ pub async fn dispatch(broker: &Arc<Broker>, listener: &str, frame: Bytes) -> Out
         Err(_) => return Outcome::Close("malformed request header"),
     };
     let mut body = frame.slice(head.header_len..);
-    // LENGTH-CHECK-HOOK
+    if runnel_protocol::validate::check_request_body(api_key_raw, api_version, &body).is_err() {
+        return Outcome::Close("malformed request body (lengths)");
+    }
     let request = match RequestKind::decode(api_key, &mut body, api_version) {
         Ok(r) => r,
         Err(_) => return Outcome::Close("malformed request body"),
