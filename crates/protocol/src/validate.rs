@@ -8,6 +8,10 @@
 //! -1 or larger than the bytes that remain, malformed varints, and truncated bodies. Tagged fields
 //! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
 //! Trailing bytes after the message are accepted; the decoder decides what to do with them.
+//!
+//! The table covers every API the broker serves (all versions Kafka defines for them) plus the
+//! group, transaction and SASL APIs at the versions `kafka-protocol` 0.18 decodes. Contents of
+//! tagged fields are not inspected: no request tagged field in the table holds an array.
 
 use thiserror::Error;
 
@@ -244,6 +248,9 @@ struct Api {
     fields: &'static [Field],
 }
 
+/// First flexible version of a message that has none.
+const NONE: i16 = i16::MAX;
+
 /// A field present from version `min` on.
 const fn f(min: i16, kind: Kind) -> Field {
     Field {
@@ -452,6 +459,191 @@ const CREATE_PARTITIONS: &[Field] = &[
     f(0, Bool), // ValidateOnly
 ];
 
+// OffsetCommit (8)
+const OFFSET_COMMIT: &[Field] = &[
+    f(0, Str),     // GroupId
+    f(1, I32),     // GenerationIdOrMemberEpoch
+    f(1, Str),     // MemberId
+    f(7, Str),     // GroupInstanceId
+    fr(2, 4, I64), // RetentionTimeMs
+    f(
+        0,
+        Arr(&[
+            f(0, Str), // Name
+            f(
+                0,
+                Arr(&[
+                    f(0, I32),     // PartitionIndex
+                    f(0, I64),     // CommittedOffset
+                    f(6, I32),     // CommittedLeaderEpoch
+                    fr(1, 1, I64), // CommitTimestamp
+                    f(0, Str),     // CommittedMetadata
+                ]),
+            ),
+        ]),
+    ),
+];
+
+// OffsetFetch (9)
+const OFFSET_FETCH: &[Field] = &[
+    fr(0, 7, Str),                                     // GroupId
+    fr(0, 7, Arr(&[fr(0, 7, Str), fr(0, 7, INT32S)])), // Topics: Name, PartitionIndexes
+    f(
+        8,
+        Arr(&[
+            f(8, Str),                             // GroupId
+            f(9, Str),                             // MemberId
+            f(9, I32),                             // MemberEpoch
+            f(8, Arr(&[f(8, Str), f(8, INT32S)])), // Topics: Name, PartitionIndexes
+        ]),
+    ),
+    f(7, Bool), // RequireStable
+];
+
+// FindCoordinator (10)
+const FIND_COORDINATOR: &[Field] = &[
+    fr(0, 3, Str), // Key
+    f(1, I8),      // KeyType
+    f(4, STRINGS), // CoordinatorKeys
+];
+
+// JoinGroup (11)
+const JOIN_GROUP: &[Field] = &[
+    f(0, Str),                            // GroupId
+    f(0, I32),                            // SessionTimeoutMs
+    f(1, I32),                            // RebalanceTimeoutMs
+    f(0, Str),                            // MemberId
+    f(5, Str),                            // GroupInstanceId
+    f(0, Str),                            // ProtocolType
+    f(0, Arr(&[f(0, Str), f(0, Bytes)])), // Protocols: Name, Metadata
+    f(8, Str),                            // Reason
+];
+
+// Heartbeat (12)
+const HEARTBEAT: &[Field] = &[
+    f(0, Str), // GroupId
+    f(0, I32), // GenerationId
+    f(0, Str), // MemberId
+    f(3, Str), // GroupInstanceId
+];
+
+// LeaveGroup (13)
+const LEAVE_GROUP: &[Field] = &[
+    f(0, Str),     // GroupId
+    fr(0, 2, Str), // MemberId
+    // Members: MemberId, GroupInstanceId, Reason
+    f(3, Arr(&[f(3, Str), f(3, Str), f(5, Str)])),
+];
+
+// SyncGroup (14)
+const SYNC_GROUP: &[Field] = &[
+    f(0, Str),                            // GroupId
+    f(0, I32),                            // GenerationId
+    f(0, Str),                            // MemberId
+    f(3, Str),                            // GroupInstanceId
+    f(5, Str),                            // ProtocolType
+    f(5, Str),                            // ProtocolName
+    f(0, Arr(&[f(0, Str), f(0, Bytes)])), // Assignments: MemberId, Assignment
+];
+
+// DescribeGroups (15)
+const DESCRIBE_GROUPS: &[Field] = &[
+    f(0, STRINGS), // Groups
+    f(3, Bool),    // IncludeAuthorizedOperations
+];
+
+// ListGroups (16)
+const LIST_GROUPS: &[Field] = &[
+    f(4, STRINGS), // StatesFilter
+    f(5, STRINGS), // TypesFilter
+];
+
+// SaslHandshake (17)
+const SASL_HANDSHAKE: &[Field] = &[f(0, Str)]; // Mechanism
+
+// AddPartitionsToTxn (24); AddPartitionsToTxnTopic is Name, Partitions.
+const ADD_PARTITIONS_TO_TXN_TOPIC: Kind = Arr(&[f(0, Str), f(0, INT32S)]);
+const ADD_PARTITIONS_TO_TXN: &[Field] = &[
+    f(
+        4,
+        Arr(&[
+            f(4, Str),                         // TransactionalId
+            f(4, I64),                         // ProducerId
+            f(4, I16),                         // ProducerEpoch
+            f(4, Bool),                        // VerifyOnly
+            f(4, ADD_PARTITIONS_TO_TXN_TOPIC), // Topics
+        ]),
+    ),
+    fr(0, 3, Str),                         // V3AndBelowTransactionalId
+    fr(0, 3, I64),                         // V3AndBelowProducerId
+    fr(0, 3, I16),                         // V3AndBelowProducerEpoch
+    fr(0, 3, ADD_PARTITIONS_TO_TXN_TOPIC), // V3AndBelowTopics
+];
+
+// AddOffsetsToTxn (25)
+const ADD_OFFSETS_TO_TXN: &[Field] = &[
+    f(0, Str), // TransactionalId
+    f(0, I64), // ProducerId
+    f(0, I16), // ProducerEpoch
+    f(0, Str), // GroupId
+];
+
+// EndTxn (26)
+const END_TXN: &[Field] = &[
+    f(0, Str),  // TransactionalId
+    f(0, I64),  // ProducerId
+    f(0, I16),  // ProducerEpoch
+    f(0, Bool), // Committed
+];
+
+// TxnOffsetCommit (28)
+const TXN_OFFSET_COMMIT: &[Field] = &[
+    f(0, Str), // TransactionalId
+    f(0, Str), // GroupId
+    f(0, I64), // ProducerId
+    f(0, I16), // ProducerEpoch
+    f(3, I32), // GenerationId
+    f(3, Str), // MemberId
+    f(3, Str), // GroupInstanceId
+    f(
+        0,
+        Arr(&[
+            f(0, Str), // Name
+            // Partitions: PartitionIndex, CommittedOffset, CommittedLeaderEpoch, CommittedMetadata
+            f(0, Arr(&[f(0, I32), f(0, I64), f(2, I32), f(0, Str)])),
+        ]),
+    ),
+];
+
+// DeleteGroups (42)
+const DELETE_GROUPS: &[Field] = &[f(0, STRINGS)]; // GroupsNames
+
+// OffsetDelete (47)
+const OFFSET_DELETE: &[Field] = &[
+    f(0, Str),                                        // GroupId
+    f(0, Arr(&[f(0, Str), f(0, Arr(&[f(0, I32)]))])), // Topics: Name, Partitions: PartitionIndex
+];
+
+// ConsumerGroupHeartbeat (68)
+const CONSUMER_GROUP_HEARTBEAT: &[Field] = &[
+    f(0, Str),                              // GroupId
+    f(0, Str),                              // MemberId
+    f(0, I32),                              // MemberEpoch
+    f(0, Str),                              // InstanceId
+    f(0, Str),                              // RackId
+    f(0, I32),                              // RebalanceTimeoutMs
+    f(0, STRINGS),                          // SubscribedTopicNames
+    f(1, Str),                              // SubscribedTopicRegex
+    f(0, Str),                              // ServerAssignor
+    f(0, Arr(&[f(0, Uuid), f(0, INT32S)])), // TopicPartitions: TopicId, Partitions
+];
+
+// ConsumerGroupDescribe (69)
+const CONSUMER_GROUP_DESCRIBE: &[Field] = &[
+    f(0, STRINGS), // GroupIds
+    f(0, Bool),    // IncludeAuthorizedOperations
+];
+
 // SaslAuthenticate (36)
 const SASL_AUTHENTICATE: &[Field] = &[f(0, Bytes)]; // AuthBytes
 
@@ -481,18 +673,36 @@ const APIS: &[Api] = &[
     api(1, 0, 17, 12, FETCH),
     api(2, 0, 10, 6, LIST_OFFSETS),
     api(3, 0, 12, 9, METADATA),
+    api(8, 0, 9, 8, OFFSET_COMMIT),
+    api(9, 0, 9, 6, OFFSET_FETCH),
+    api(10, 0, 6, 3, FIND_COORDINATOR),
+    api(11, 0, 9, 6, JOIN_GROUP),
+    api(12, 0, 4, 4, HEARTBEAT),
+    api(13, 0, 5, 4, LEAVE_GROUP),
+    api(14, 0, 5, 4, SYNC_GROUP),
+    api(15, 0, 6, 5, DESCRIBE_GROUPS),
+    api(16, 0, 5, 3, LIST_GROUPS),
+    api(17, 0, 1, NONE, SASL_HANDSHAKE),
     api(18, 0, 4, 3, API_VERSIONS),
     api(19, 0, 7, 5, CREATE_TOPICS),
     api(20, 0, 6, 4, DELETE_TOPICS),
     api(21, 0, 2, 2, DELETE_RECORDS),
     api(22, 0, 5, 2, INIT_PRODUCER_ID),
     api(23, 0, 4, 4, OFFSET_FOR_LEADER_EPOCH),
+    api(24, 0, 5, 3, ADD_PARTITIONS_TO_TXN),
+    api(25, 0, 4, 3, ADD_OFFSETS_TO_TXN),
+    api(26, 0, 5, 3, END_TXN),
+    api(28, 0, 5, 3, TXN_OFFSET_COMMIT),
     api(32, 0, 4, 4, DESCRIBE_CONFIGS),
     api(33, 0, 2, 2, ALTER_CONFIGS),
     api(36, 0, 2, 2, SASL_AUTHENTICATE),
     api(37, 0, 3, 2, CREATE_PARTITIONS),
+    api(42, 0, 2, 2, DELETE_GROUPS),
     api(44, 0, 1, 1, INCREMENTAL_ALTER_CONFIGS),
+    api(47, 0, 0, NONE, OFFSET_DELETE),
     api(60, 0, 1, 0, DESCRIBE_CLUSTER),
+    api(68, 0, 1, 0, CONSUMER_GROUP_HEARTBEAT),
+    api(69, 0, 1, 0, CONSUMER_GROUP_DESCRIBE),
 ];
 
 fn schema(api_key: i16, api_version: i16) -> Option<&'static Api> {
@@ -505,7 +715,7 @@ mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
 
     fn s(x: &'static str) -> StrBytes {
         StrBytes::from_static_str(x)
@@ -549,7 +759,7 @@ mod tests {
                     .with_endpoint_type(if v >= 1 { 2 } else { 1 }),
                 v,
             ),
-            _ => unreachable!("no builder for api {key}"),
+            _ => build_group(key, v),
         }
     }
 
@@ -559,6 +769,339 @@ mod tests {
             .iter()
             .map(|r| (r.api_key as i16, r.min, r.max))
             .collect()
+    }
+
+    /// Group, transaction and SASL APIs with the version ranges kafka-protocol decodes.
+    fn group_apis() -> Vec<(i16, i16, i16)> {
+        fn r<T: Message>(key: i16) -> (i16, i16, i16) {
+            (key, T::VERSIONS.min, T::VERSIONS.max)
+        }
+        vec![
+            r::<OffsetCommitRequest>(8),
+            r::<OffsetFetchRequest>(9),
+            r::<FindCoordinatorRequest>(10),
+            r::<JoinGroupRequest>(11),
+            r::<HeartbeatRequest>(12),
+            r::<LeaveGroupRequest>(13),
+            r::<SyncGroupRequest>(14),
+            r::<DescribeGroupsRequest>(15),
+            r::<ListGroupsRequest>(16),
+            r::<SaslHandshakeRequest>(17),
+            r::<AddPartitionsToTxnRequest>(24),
+            r::<AddOffsetsToTxnRequest>(25),
+            r::<EndTxnRequest>(26),
+            r::<TxnOffsetCommitRequest>(28),
+            r::<SaslAuthenticateRequest>(36),
+            r::<DeleteGroupsRequest>(42),
+            r::<OffsetDeleteRequest>(47),
+            r::<ConsumerGroupHeartbeatRequest>(68),
+            r::<ConsumerGroupDescribeRequest>(69),
+        ]
+    }
+
+    fn gid(x: &'static str) -> GroupId {
+        GroupId(s(x))
+    }
+
+    /// `Some(x)` from version `min` on, `None` before (a nullable field absent in old versions).
+    fn from_v<T>(v: i16, min: i16, x: T) -> Option<T> {
+        (v >= min).then_some(x)
+    }
+
+    fn build_group(key: i16, v: i16) -> Vec<u8> {
+        match key {
+            8 => {
+                use kafka_protocol::messages::offset_commit_request::*;
+                let part = |p: i32| {
+                    let x = OffsetCommitRequestPartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(42)
+                        .with_committed_metadata(Some(s("meta")));
+                    if v >= 6 {
+                        x.with_committed_leader_epoch(3)
+                    } else {
+                        x
+                    }
+                };
+                let mut req = OffsetCommitRequest::default()
+                    .with_group_id(gid("group"))
+                    .with_topics(vec![
+                        OffsetCommitRequestTopic::default()
+                            .with_name(tn("t"))
+                            .with_partitions(vec![part(0), part(1).with_committed_metadata(None)]),
+                        OffsetCommitRequestTopic::default().with_name(tn("u")),
+                    ]);
+                if v >= 1 {
+                    req = req
+                        .with_generation_id_or_member_epoch(5)
+                        .with_member_id(s("m-1"));
+                }
+                if (2..=4).contains(&v) {
+                    req = req.with_retention_time_ms(1000);
+                }
+                if v >= 7 {
+                    req = req.with_group_instance_id(Some(s("inst")));
+                }
+                enc(&req, v)
+            }
+            9 => {
+                use kafka_protocol::messages::offset_fetch_request::*;
+                let mut req = OffsetFetchRequest::default();
+                if v <= 7 {
+                    req = req.with_group_id(gid("g")).with_topics(Some(vec![
+                        OffsetFetchRequestTopic::default()
+                            .with_name(tn("t"))
+                            .with_partition_indexes(vec![0, 1, 2]),
+                    ]));
+                } else {
+                    let mut g = OffsetFetchRequestGroup::default()
+                        .with_group_id(gid("g"))
+                        .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                            .with_name(tn("t"))
+                            .with_partition_indexes(vec![3])]));
+                    if v >= 9 {
+                        g = g.with_member_id(Some(s("m"))).with_member_epoch(4);
+                    }
+                    req = req.with_groups(vec![
+                        g,
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(gid("h"))
+                            .with_topics(None),
+                    ]);
+                }
+                if v >= 7 {
+                    req = req.with_require_stable(true);
+                }
+                enc(&req, v)
+            }
+            10 => {
+                let mut req = FindCoordinatorRequest::default();
+                if v <= 3 {
+                    req = req.with_key(s("group-key"));
+                } else {
+                    req = req.with_coordinator_keys(vec![s("a"), s("bb")]);
+                }
+                if v >= 1 {
+                    req = req.with_key_type(1);
+                }
+                enc(&req, v)
+            }
+            11 => {
+                use kafka_protocol::messages::join_group_request::*;
+                let mut req = JoinGroupRequest::default()
+                    .with_group_id(gid("g"))
+                    .with_session_timeout_ms(10_000)
+                    .with_member_id(s(""))
+                    .with_protocol_type(s("consumer"))
+                    .with_protocols(vec![
+                        JoinGroupRequestProtocol::default()
+                            .with_name(s("range"))
+                            .with_metadata(Bytes::from_static(b"\x00\x01meta")),
+                        JoinGroupRequestProtocol::default().with_name(s("rr")),
+                    ]);
+                if v >= 1 {
+                    req = req.with_rebalance_timeout_ms(30_000);
+                }
+                req = req.with_group_instance_id(from_v(v, 5, s("i")));
+                req = req.with_reason(from_v(v, 8, s("because")));
+                enc(&req, v)
+            }
+            12 => enc(
+                &HeartbeatRequest::default()
+                    .with_group_id(gid("g"))
+                    .with_generation_id(3)
+                    .with_member_id(s("m"))
+                    .with_group_instance_id(from_v(v, 3, s("i"))),
+                v,
+            ),
+            13 => {
+                use kafka_protocol::messages::leave_group_request::*;
+                let req = LeaveGroupRequest::default().with_group_id(gid("g"));
+                let req = if v <= 2 {
+                    req.with_member_id(s("m"))
+                } else {
+                    req.with_members(vec![
+                        MemberIdentity::default()
+                            .with_member_id(s("m"))
+                            .with_group_instance_id(Some(s("i")))
+                            .with_reason(from_v(v, 5, s("bye"))),
+                        MemberIdentity::default().with_member_id(s("n")),
+                    ])
+                };
+                enc(&req, v)
+            }
+            14 => {
+                use kafka_protocol::messages::sync_group_request::*;
+                let req = SyncGroupRequest::default()
+                    .with_group_id(gid("g"))
+                    .with_generation_id(1)
+                    .with_member_id(s("m"))
+                    .with_group_instance_id(from_v(v, 3, s("i")))
+                    .with_protocol_type(from_v(v, 5, s("consumer")))
+                    .with_protocol_name(from_v(v, 5, s("range")))
+                    .with_assignments(vec![
+                        SyncGroupRequestAssignment::default()
+                            .with_member_id(s("m"))
+                            .with_assignment(Bytes::from_static(b"assignment")),
+                        SyncGroupRequestAssignment::default().with_member_id(s("n")),
+                    ]);
+                enc(&req, v)
+            }
+            15 => enc(
+                &DescribeGroupsRequest::default()
+                    .with_groups(vec![gid("a"), gid("bcd")])
+                    .with_include_authorized_operations(v >= 3),
+                v,
+            ),
+            16 => {
+                let mut req = ListGroupsRequest::default();
+                if v >= 4 {
+                    req = req.with_states_filter(vec![s("Stable"), s("Empty")]);
+                }
+                if v >= 5 {
+                    req = req.with_types_filter(vec![s("consumer")]);
+                }
+                enc(&req, v)
+            }
+            17 => enc(
+                &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+                v,
+            ),
+            24 => {
+                use kafka_protocol::messages::add_partitions_to_txn_request::*;
+                let topics = vec![
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(tn("t"))
+                        .with_partitions(vec![0, 1]),
+                    AddPartitionsToTxnTopic::default().with_name(tn("u")),
+                ];
+                let req = if v <= 3 {
+                    AddPartitionsToTxnRequest::default()
+                        .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+                        .with_v3_and_below_producer_id(ProducerId(9))
+                        .with_v3_and_below_producer_epoch(1)
+                        .with_v3_and_below_topics(topics)
+                } else {
+                    AddPartitionsToTxnRequest::default().with_transactions(vec![
+                        AddPartitionsToTxnTransaction::default()
+                            .with_transactional_id(TransactionalId(s("tx")))
+                            .with_producer_id(ProducerId(9))
+                            .with_producer_epoch(1)
+                            .with_verify_only(true)
+                            .with_topics(topics),
+                    ])
+                };
+                enc(&req, v)
+            }
+            25 => enc(
+                &AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("tx")))
+                    .with_producer_id(ProducerId(9))
+                    .with_producer_epoch(2)
+                    .with_group_id(gid("g")),
+                v,
+            ),
+            26 => enc(
+                &EndTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("tx")))
+                    .with_producer_id(ProducerId(9))
+                    .with_producer_epoch(2)
+                    .with_committed(true),
+                v,
+            ),
+            28 => {
+                use kafka_protocol::messages::txn_offset_commit_request::*;
+                let part = |p: i32| {
+                    let x = TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(7)
+                        .with_committed_metadata(Some(s("md")));
+                    if v >= 2 {
+                        x.with_committed_leader_epoch(1)
+                    } else {
+                        x
+                    }
+                };
+                let mut req = TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(s("tx")))
+                    .with_group_id(gid("g"))
+                    .with_producer_id(ProducerId(9))
+                    .with_producer_epoch(2)
+                    .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                        .with_name(tn("t"))
+                        .with_partitions(vec![
+                            part(0),
+                            part(1).with_committed_metadata(None),
+                        ])]);
+                if v >= 3 {
+                    req = req
+                        .with_generation_id(4)
+                        .with_member_id(s("m"))
+                        .with_group_instance_id(Some(s("i")));
+                }
+                enc(&req, v)
+            }
+            36 => enc(
+                &SaslAuthenticateRequest::default()
+                    .with_auth_bytes(Bytes::from_static(b"\x00user\x00password")),
+                v,
+            ),
+            42 => enc(
+                &DeleteGroupsRequest::default().with_groups_names(vec![gid("a"), gid("b")]),
+                v,
+            ),
+            47 => {
+                use kafka_protocol::messages::offset_delete_request::*;
+                enc(
+                    &OffsetDeleteRequest::default()
+                        .with_group_id(gid("g"))
+                        .with_topics(vec![OffsetDeleteRequestTopic::default()
+                            .with_name(tn("t"))
+                            .with_partitions(vec![
+                                OffsetDeleteRequestPartition::default().with_partition_index(0),
+                                OffsetDeleteRequestPartition::default().with_partition_index(3),
+                            ])]),
+                    v,
+                )
+            }
+            68 => {
+                use kafka_protocol::messages::consumer_group_heartbeat_request::*;
+                enc(
+                    &ConsumerGroupHeartbeatRequest::default()
+                        .with_group_id(gid("g"))
+                        .with_member_id(s("member-uuid"))
+                        .with_member_epoch(0)
+                        .with_instance_id(Some(s("i")))
+                        .with_rack_id(None)
+                        .with_rebalance_timeout_ms(30_000)
+                        .with_subscribed_topic_names(Some(vec![tn("t"), tn("u")]))
+                        .with_subscribed_topic_regex(from_v(v, 1, s("t.*")))
+                        .with_server_assignor(Some(s("uniform")))
+                        .with_topic_partitions(Some(vec![
+                            TopicPartitions::default().with_partitions(vec![0, 1]),
+                            TopicPartitions::default(),
+                        ])),
+                    v,
+                )
+            }
+            69 => enc(
+                &ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![gid("g"), gid("h")])
+                    .with_include_authorized_operations(true),
+                v,
+            ),
+            _ => unreachable!("no builder for api {key}"),
+        }
+    }
+
+    #[test]
+    fn every_group_and_txn_version_accepts_encoded_requests_and_rejects_prefixes() {
+        for (key, min, max) in group_apis() {
+            for v in min..=max {
+                assert!(has_schema(key, v), "api {key} v{v} missing from the table");
+                assert_valid_and_prefixes_rejected(key, v, &build(key, v));
+            }
+        }
     }
 
     fn produce(v: i16) -> ProduceRequest {
@@ -885,6 +1428,25 @@ mod tests {
             37 => d::<CreatePartitionsRequest>(body, v),
             44 => d::<IncrementalAlterConfigsRequest>(body, v),
             60 => d::<DescribeClusterRequest>(body, v),
+            8 => d::<OffsetCommitRequest>(body, v),
+            9 => d::<OffsetFetchRequest>(body, v),
+            10 => d::<FindCoordinatorRequest>(body, v),
+            11 => d::<JoinGroupRequest>(body, v),
+            12 => d::<HeartbeatRequest>(body, v),
+            13 => d::<LeaveGroupRequest>(body, v),
+            14 => d::<SyncGroupRequest>(body, v),
+            15 => d::<DescribeGroupsRequest>(body, v),
+            16 => d::<ListGroupsRequest>(body, v),
+            17 => d::<SaslHandshakeRequest>(body, v),
+            24 => d::<AddPartitionsToTxnRequest>(body, v),
+            25 => d::<AddOffsetsToTxnRequest>(body, v),
+            26 => d::<EndTxnRequest>(body, v),
+            28 => d::<TxnOffsetCommitRequest>(body, v),
+            36 => d::<SaslAuthenticateRequest>(body, v),
+            42 => d::<DeleteGroupsRequest>(body, v),
+            47 => d::<OffsetDeleteRequest>(body, v),
+            68 => d::<ConsumerGroupHeartbeatRequest>(body, v),
+            69 => d::<ConsumerGroupDescribeRequest>(body, v),
             _ => unreachable!(),
         }
     }
@@ -1095,7 +1657,7 @@ mod tests {
     #[test]
     fn mutated_bodies_accepted_by_the_check_are_safe_to_decode() {
         let mut rng = XorShift(0x1234_5678_9abc_def1);
-        for (key, min, max) in served() {
+        for (key, min, max) in served().into_iter().chain(group_apis()) {
             for v in min..=max {
                 let body = build(key, v);
                 if body.is_empty() {
