@@ -14,7 +14,10 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use runnel_storage::testing::build_batch;
+use runnel_storage::testing::{build_batch, TestRecord};
+
+/// An owned test record: key, value, timestamp.
+type OwnedRecord = (Option<Vec<u8>>, Option<Vec<u8>>, i64);
 
 fn s(x: &str) -> StrBytes {
     StrBytes::from_string(x.to_string())
@@ -68,7 +71,7 @@ async fn produce(
 }
 
 fn batch(n: usize, ts: i64) -> Vec<u8> {
-    let recs: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = (0..n)
+    let recs: Vec<OwnedRecord> = (0..n)
         .map(|i| {
             (
                 Some(format!("k{i}").into_bytes()),
@@ -77,7 +80,7 @@ fn batch(n: usize, ts: i64) -> Vec<u8> {
             )
         })
         .collect();
-    let refs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = recs
+    let refs: Vec<TestRecord> = recs
         .iter()
         .map(|(k, v, t)| (k.as_deref(), v.as_deref(), *t))
         .collect();
@@ -86,7 +89,7 @@ fn batch(n: usize, ts: i64) -> Vec<u8> {
 
 fn idempotent_batch(n: usize, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
     let recs: Vec<Vec<u8>> = (0..n).map(|i| format!("v{i}").into_bytes()).collect();
-    let refs: Vec<(Option<&[u8]>, Option<&[u8]>, i64)> = recs
+    let refs: Vec<TestRecord> = recs
         .iter()
         .map(|v| (None, Some(v.as_slice()), 1_700_000_000_000))
         .collect();

@@ -294,7 +294,10 @@ fn scan(file: &File, from: u64, len: u64, check_crc: bool) -> (u64, Vec<(u64, Ba
     (pos, out)
 }
 
-fn load_index(dir: &Path, base: i64, size: u64) -> Option<(Vec<(u32, u32)>, Vec<(i64, u32)>)> {
+/// A segment's offset index entries and time index entries.
+type Indexes = (Vec<(u32, u32)>, Vec<(i64, u32)>);
+
+fn load_index(dir: &Path, base: i64, size: u64) -> Option<Indexes> {
     let idx = std::fs::read(seg_path(dir, base, "index")).ok()?;
     let tidx = std::fs::read(seg_path(dir, base, "timeindex")).ok()?;
     if idx.len() % 8 != 0 || tidx.len() % 12 != 0 {
@@ -969,4 +972,292 @@ impl Log {
 /// Removes a partition directory and everything in it.
 pub fn delete_log_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::build_batch;
+
+    fn batch(n: usize, ts: i64) -> Vec<u8> {
+        let vals: Vec<Vec<u8>> = (0..n).map(|i| format!("value-{i}").into_bytes()).collect();
+        let recs: Vec<crate::testing::TestRecord> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (None, Some(v.as_slice()), ts + i as i64))
+            .collect();
+        build_batch(0, &recs, -1, -1, -1)
+    }
+
+    fn small() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        }
+    }
+
+    fn offsets_of(records: &[u8]) -> Vec<(i64, i64)> {
+        crate::batch::validate_batches(records)
+            .unwrap()
+            .iter()
+            .map(|h| (h.base_offset, h.last_offset()))
+            .collect()
+    }
+
+    /// Appends batches of 1..=4 records; returns each batch's (first, last) offsets.
+    fn fill(log: &mut Log, batches: usize) -> Vec<(i64, i64)> {
+        (0..batches)
+            .map(|i| {
+                let mut b = batch(i % 4 + 1, 1000 + i as i64 * 10);
+                let info = log.append_as_leader(&mut b, 0, 5000, false).unwrap();
+                (info.first_offset, info.last_offset)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offsets_dense_and_every_offset_reads_its_batch() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+        let spans = fill(&mut log, 60);
+        let mut expect = 0;
+        for (f, l) in &spans {
+            assert_eq!(*f, expect, "dense offsets");
+            assert!(l >= f);
+            expect = l + 1;
+        }
+        assert!(log.segment_count() > 3, "rolled by size");
+        assert_eq!(log.log_end_offset(), expect);
+        for (f, l) in &spans {
+            for o in *f..=*l {
+                let r = log.read(o, 1, i64::MAX).unwrap();
+                assert_eq!(offsets_of(&r.records), vec![(*f, *l)], "offset {o}");
+            }
+        }
+        // A big read crosses segments and returns contiguous batches.
+        let all = log.read(0, 1 << 20, i64::MAX).unwrap();
+        assert_eq!(offsets_of(&all.records), spans);
+        // max_offset bounds the read; the end is empty; beyond is out of range.
+        let r = log.read(0, 1 << 20, spans[2].0).unwrap();
+        assert_eq!(offsets_of(&r.records), spans[..2].to_vec());
+        assert!(log.read(expect, 100, i64::MAX).unwrap().records.is_empty());
+        assert!(matches!(
+            log.read(expect + 1, 100, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Reopen after a clean close: same offsets, same reads, indexes loaded.
+        log.close().unwrap();
+        let log = Log::open(d.path(), small(), expect, true).unwrap();
+        assert_eq!(log.log_end_offset(), expect);
+        assert_eq!(
+            offsets_of(&log.read(0, 1 << 20, i64::MAX).unwrap().records),
+            spans
+        );
+    }
+
+    #[test]
+    fn recovery_of_a_tail_cut_at_every_byte() {
+        let d = tempfile::tempdir().unwrap();
+        let spans = {
+            let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+            let s = fill(&mut log, 4);
+            log.close().unwrap();
+            s
+        };
+        let seg = d.path().join(format!("{:020}.log", 0));
+        let full = std::fs::read(&seg).unwrap();
+        let last_len = {
+            let h = BatchHeader::parse(&full[full.len() - 200.min(full.len())..]).ok();
+            let _ = h;
+            let all = crate::batch::validate_batches(&full).unwrap();
+            all.last().unwrap().size_bytes()
+        };
+        let keep = full.len() - last_len;
+        for cut in keep..full.len() {
+            std::fs::write(&seg, &full[..cut]).unwrap();
+            let _ = std::fs::remove_file(d.path().join(format!("{:020}.index", 0)));
+            let mut log = Log::open(d.path(), LogConfig::default(), 0, false).unwrap();
+            assert_eq!(log.log_end_offset(), spans[2].1 + 1, "cut at {cut}");
+            assert_eq!(
+                offsets_of(&log.read(0, 1 << 20, i64::MAX).unwrap().records),
+                spans[..3].to_vec()
+            );
+            let mut b = batch(1, 1);
+            assert_eq!(
+                log.append_as_leader(&mut b, 0, 1, false)
+                    .unwrap()
+                    .first_offset,
+                spans[2].1 + 1
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_tail_is_truncated_and_indexes_rebuilt() {
+        let d = tempfile::tempdir().unwrap();
+        let spans = {
+            let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+            let s = fill(&mut log, 10);
+            log.close().unwrap();
+            s
+        };
+        let seg = d.path().join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let n = bytes.len();
+        for b in &mut bytes[n - 20..] {
+            *b = 0xAB;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        std::fs::remove_file(d.path().join(format!("{:020}.index", 0))).unwrap();
+        std::fs::remove_file(d.path().join(format!("{:020}.timeindex", 0))).unwrap();
+        let log = Log::open(d.path(), LogConfig::default(), 0, false).unwrap();
+        assert_eq!(log.log_end_offset(), spans[8].1 + 1);
+        assert!(d.path().join(format!("{:020}.index", 0)).exists());
+        for (f, l) in &spans[..9] {
+            assert_eq!(
+                offsets_of(&log.read(*l, 1, i64::MAX).unwrap().records),
+                vec![(*f, *l)]
+            );
+        }
+    }
+
+    #[test]
+    fn roll_by_time_retention_and_delete_records() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_ms: 0,
+            retention_ms: 1000,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(d.path(), cfg, 0, true).unwrap();
+        for i in 0..5 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let mut b = batch(2, 10_000 + i * 1000);
+            log.append_as_leader(&mut b, 0, now_ms(), false).unwrap();
+        }
+        assert_eq!(log.segment_count(), 5, "rolled by time");
+        // Segments whose newest record is older than 1 s before now=12_500 go: the first two.
+        assert_eq!(log.apply_retention(12_500).unwrap(), 2);
+        assert_eq!(log.log_start_offset(), 4);
+        assert!(matches!(
+            log.read(0, 10, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Retention by size keeps at most 2 segments' worth.
+        let seg_size = log.segments.values().next().unwrap().size as i64;
+        log.set_config(LogConfig {
+            retention_ms: -1,
+            retention_bytes: seg_size * 2,
+            ..LogConfig::default()
+        });
+        assert_eq!(log.apply_retention(0).unwrap(), 1);
+        assert_eq!(log.log_start_offset(), 6);
+        // DeleteRecords moves the start inside a segment and survives a reopen.
+        assert_eq!(log.delete_records_before(7).unwrap(), 7);
+        assert_eq!(log.delete_records_before(5).unwrap(), 7, "never moves back");
+        assert!(log.delete_records_before(11).is_err());
+        log.close().unwrap();
+        let log = Log::open(d.path(), LogConfig::default(), 10, true).unwrap();
+        assert_eq!(log.log_start_offset(), 7);
+        assert_eq!(log.log_end_offset(), 10);
+        let r = log.read(7, 100, i64::MAX).unwrap();
+        assert_eq!(offsets_of(&r.records)[0], (6, 7), "the batch containing 7");
+    }
+
+    #[test]
+    fn producer_state_rules_survive_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let idem = |seq: i32, epoch: i16| {
+            build_batch(
+                0,
+                &[(None, Some(b"v"), 1), (None, Some(b"w"), 2)],
+                42,
+                epoch,
+                seq,
+            )
+        };
+        for clean in [true, false] {
+            let _ = std::fs::remove_dir_all(d.path());
+            {
+                let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+                assert_eq!(
+                    log.append_as_leader(&mut idem(0, 0), 0, 1, false)
+                        .unwrap()
+                        .first_offset,
+                    0
+                );
+                assert_eq!(
+                    log.append_as_leader(&mut idem(2, 0), 0, 1, false)
+                        .unwrap()
+                        .first_offset,
+                    2
+                );
+                if clean {
+                    log.close().unwrap();
+                }
+            }
+            let mut log = Log::open(d.path(), LogConfig::default(), 0, clean).unwrap();
+            match log.append_as_leader(&mut idem(0, 0), 0, 1, false) {
+                Err(AppendError::DuplicateSequence {
+                    first_offset,
+                    last_offset,
+                }) => assert_eq!((first_offset, last_offset), (0, 1)),
+                other => panic!("expected a duplicate, got {other:?}"),
+            }
+            assert!(matches!(
+                log.append_as_leader(&mut idem(7, 0), 0, 1, false),
+                Err(AppendError::OutOfOrderSequence)
+            ));
+            assert_eq!(
+                log.append_as_leader(&mut idem(4, 0), 0, 1, false)
+                    .unwrap()
+                    .first_offset,
+                4
+            );
+            assert_eq!(
+                log.append_as_leader(&mut idem(0, 1), 0, 1, false)
+                    .unwrap()
+                    .first_offset,
+                6
+            );
+            assert!(matches!(
+                log.append_as_leader(&mut idem(6, 0), 0, 1, false),
+                Err(AppendError::InvalidProducerEpoch)
+            ));
+            assert_eq!(log.log_end_offset(), 8);
+        }
+    }
+
+    #[test]
+    fn timestamps_epochs_and_log_append_time() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+        for i in 0..10 {
+            log.append_as_leader(&mut batch(3, 1000 + i * 100), (i / 4) as i32, 1, false)
+                .unwrap();
+        }
+        assert_eq!(log.offset_for_timestamp(1201).unwrap(), Some((7, 1201)));
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1000)));
+        assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
+        assert_eq!(log.max_timestamp(), Some((29, 1902)));
+        assert_eq!(log.end_offset_for_epoch(0), (0, 12));
+        assert_eq!(log.end_offset_for_epoch(1), (1, 24));
+        assert_eq!(log.end_offset_for_epoch(2), (2, 30));
+        assert_eq!(log.end_offset_for_epoch(9), (2, 30));
+        let mut b = batch(2, 5);
+        let info = log.append_as_leader(&mut b, 2, 777_000, true).unwrap();
+        assert_eq!(info.log_append_time_ms, 777_000);
+        let r = log.read(info.first_offset, 100, i64::MAX).unwrap();
+        let h = check_batch(&r.records).expect("CRC still valid");
+        assert!(h.timestamp_type_log_append());
+        assert_eq!(h.max_timestamp, 777_000);
+        log.close().unwrap();
+        let log = Log::open(d.path(), small(), 0, true).unwrap();
+        assert_eq!(
+            log.end_offset_for_epoch(1),
+            (1, 24),
+            "epoch cache persisted"
+        );
+    }
 }

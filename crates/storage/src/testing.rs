@@ -13,10 +13,13 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
     }
 }
 
+/// A test record: key, value, timestamp.
+pub type TestRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);
+
 /// Builds an uncompressed v2 batch of (key, value, timestamp) records without headers.
 pub fn build_batch(
     base_offset: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>, i64)],
+    records: &[TestRecord<'_>],
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,

@@ -53,7 +53,7 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                             Ok(Some((log.log_start_offset(), -1)))
                         }
                         EARLIEST_PENDING_UPLOAD_TIMESTAMP => Ok(None),
-                        MAX_TIMESTAMP => Ok(log.max_timestamp().map(|(o, ts)| (o, ts))),
+                        MAX_TIMESTAMP => Ok(log.max_timestamp()),
                         ts if ts < 0 => Err(ResponseError::InvalidRequest),
                         ts => log.offset_for_timestamp(ts).map_err(|e| {
                             tracing::error!(topic = %name, error = %e, "offset_for_timestamp failed");

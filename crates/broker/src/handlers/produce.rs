@@ -123,7 +123,7 @@ fn append(
 /// Handles Produce; `None` for acks=0.
 pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
-    let valid_acks = matches!(acks, 0 | 1 | -1);
+    let valid_acks = (-1..=1).contains(&acks);
     let transactional = req.transactional_id.is_some();
     let mut appended_any = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
