@@ -86,13 +86,17 @@ pub fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsRes
                             .with_is_sensitive(r.sensitive)
                     })
                     .collect();
-                results.push(
-                    base.with_error_code(0)
-                        .with_topic_id(created.topic_id)
+                let mut r = base.with_error_code(0);
+                if ctx.api_version >= 5 {
+                    r = r
                         .with_num_partitions(created.num_partitions)
                         .with_replication_factor(created.replication_factor)
-                        .with_configs(Some(cfgs)),
-                );
+                        .with_configs(Some(cfgs));
+                }
+                if ctx.api_version >= 7 {
+                    r = r.with_topic_id(created.topic_id);
+                }
+                results.push(r);
             }
             Err(e) => results.push(
                 base.with_error_code(e.error.code())

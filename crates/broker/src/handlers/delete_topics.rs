@@ -31,7 +31,11 @@ pub fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsRes
         };
         let base = DeletableTopicResult::default()
             .with_name(resolved.clone().map(|n| TopicName(sb(n))))
-            .with_topic_id(id);
+            .with_topic_id(if ctx.api_version >= 6 {
+                id
+            } else {
+                Uuid::nil()
+            });
         let Some(topic) = resolved else {
             results.push(
                 base.with_error_code(ResponseError::UnknownTopicId.code())
@@ -40,11 +44,20 @@ pub fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsRes
             continue;
         };
         match controller::delete_topic(&ctx.broker, &topic) {
-            Ok(topic_id) => results.push(base.with_error_code(0).with_topic_id(topic_id)),
-            Err(e) => results.push(
-                base.with_error_code(e.error.code())
-                    .with_error_message(Some(sb(e.message))),
-            ),
+            Ok(topic_id) => results.push(base.with_error_code(0).with_topic_id(
+                if ctx.api_version >= 6 {
+                    topic_id
+                } else {
+                    Uuid::nil()
+                },
+            )),
+            Err(e) => results.push(base.with_error_code(e.error.code()).with_error_message(
+                if ctx.api_version >= 5 {
+                    Some(sb(e.message))
+                } else {
+                    None
+                },
+            )),
         }
     }
     DeleteTopicsResponse::default().with_responses(results)

@@ -128,6 +128,7 @@ pub fn broker_config_rows(broker: &Broker) -> Vec<ConfigRow> {
 /// Handles DescribeConfigs.
 pub fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let broker = &ctx.broker;
+    let req_version = ctx.api_version;
     let image = broker.image();
     let results = req
         .resources
@@ -192,7 +193,7 @@ pub fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConf
                         .with_config_source(row.source)
                         .with_is_sensitive(row.sensitive)
                         .with_synonyms(synonyms)
-                        .with_config_type(row.config_type)
+                        .with_config_type(if req_version >= 3 { row.config_type } else { 0 })
                         .with_documentation(if req.include_documentation {
                             Some(sb(row.doc))
                         } else {

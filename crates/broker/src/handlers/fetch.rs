@@ -66,7 +66,11 @@ fn read_once(
             pd = pd
                 .with_high_watermark(hw)
                 .with_last_stable_offset(lso)
-                .with_log_start_offset(log.log_start_offset());
+                .with_log_start_offset(if ctx.api_version >= 5 {
+                    log.log_start_offset()
+                } else {
+                    -1
+                });
             // The first partition with data may exceed the budget by one batch; later ones stop.
             let limit = if total == 0 {
                 (pmax.max(0) as usize).max(1)

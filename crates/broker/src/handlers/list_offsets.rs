@@ -35,7 +35,7 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                         .with_partition_index(p.partition_index)
                         .with_timestamp(-1)
                         .with_offset(-1)
-                        .with_leader_epoch(-1);
+                        ;
                     let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
@@ -46,7 +46,7 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                         return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
                     }
                     let log = partition.log.lock();
-                    let epoch = partition.leader_epoch;
+                    let epoch = if ctx.api_version >= 4 { partition.leader_epoch } else { -1 };
                     let found = match p.timestamp {
                         LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{sb, RequestContext};
 use crate::controller;
 
-fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
+fn topic_entry(version: i16, t: &TopicImage) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -21,7 +21,7 @@ fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
                 .with_error_code(0)
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
-                .with_leader_epoch(p.leader_epoch)
+                .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
                 .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
         })
@@ -29,23 +29,33 @@ fn topic_entry(t: &TopicImage) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(0)
         .with_name(Some(TopicName(sb(t.name.clone()))))
-        .with_topic_id(t.topic_id)
+        .with_topic_id(if version >= 10 {
+            t.topic_id
+        } else {
+            Uuid::nil()
+        })
         .with_is_internal(false)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }
 
-fn error_entry(name: Option<String>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+fn error_entry(
+    version: i16,
+    name: Option<String>,
+    id: Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(error.code())
         .with_name(name.map(|n| TopicName(sb(n))))
-        .with_topic_id(id)
+        .with_topic_id(if version >= 10 { id } else { Uuid::nil() })
         .with_topic_authorized_operations(i32::MIN)
 }
 
 /// Handles Metadata.
 pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
+    let v = ctx.api_version;
     let (host, port) = ctx.advertised();
     let mut image = broker.image();
     let mut topics = Vec::new();
@@ -55,15 +65,16 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
     if all {
-        topics.extend(image.topics.values().map(|t| topic_entry(t)));
+        topics.extend(image.topics.values().map(|t| topic_entry(v, t)));
     } else {
         for requested in req.topics.as_deref().unwrap_or_default() {
             let name = requested.name.as_ref().map(|n| n.0.to_string());
             let Some(name) = name else {
                 // Lookup by topic id (v10+).
                 match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topics.push(topic_entry(t)),
+                    Some(t) => topics.push(topic_entry(v, t)),
                     None => topics.push(error_entry(
+                        v,
                         None,
                         requested.topic_id,
                         ResponseError::UnknownTopicId,
@@ -72,17 +83,18 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                 continue;
             };
             if let Some(t) = image.topic(&name) {
-                topics.push(topic_entry(t));
+                topics.push(topic_entry(v, t));
                 continue;
             }
             if let Err(e) = controller::validate_topic_name(&name) {
-                topics.push(error_entry(Some(name), Uuid::nil(), e.error));
+                topics.push(error_entry(v, Some(name), Uuid::nil(), e.error));
                 continue;
             }
             let auto = broker.config.auto_create_topics_enable
                 && (ctx.api_version < 4 || req.allow_auto_topic_creation);
             if !auto {
                 topics.push(error_entry(
+                    v,
                     Some(name),
                     Uuid::nil(),
                     ResponseError::UnknownTopicOrPartition,
@@ -93,8 +105,9 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                 Ok(_) => {
                     image = broker.image();
                     match image.topic(&name) {
-                        Some(t) => topics.push(topic_entry(t)),
+                        Some(t) => topics.push(topic_entry(v, t)),
                         None => topics.push(error_entry(
+                            v,
                             Some(name),
                             Uuid::nil(),
                             ResponseError::LeaderNotAvailable,
@@ -104,15 +117,16 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                 Err(e) if e.error == ResponseError::TopicAlreadyExists => {
                     image = broker.image();
                     match image.topic(&name) {
-                        Some(t) => topics.push(topic_entry(t)),
+                        Some(t) => topics.push(topic_entry(v, t)),
                         None => topics.push(error_entry(
+                            v,
                             Some(name),
                             Uuid::nil(),
                             ResponseError::LeaderNotAvailable,
                         )),
                     }
                 }
-                Err(e) => topics.push(error_entry(Some(name), Uuid::nil(), e.error)),
+                Err(e) => topics.push(error_entry(v, Some(name), Uuid::nil(), e.error)),
             }
         }
     }
@@ -122,8 +136,12 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
             .with_host(sb(host))
             .with_port(port)
             .with_rack(None)])
-        .with_cluster_id(Some(sb(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_cluster_id(if v >= 2 {
+            Some(sb(broker.cluster_id.clone()))
+        } else {
+            None
+        })
+        .with_controller_id(BrokerId(if v >= 1 { broker.config.node_id } else { -1 }))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }

@@ -19,14 +19,23 @@ struct Appended {
     log_start_offset: i64,
 }
 
-fn partition_error(index: i32, error: ResponseError, message: String) -> PartitionProduceResponse {
+fn partition_error(
+    version: i16,
+    index: i32,
+    error: ResponseError,
+    message: String,
+) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error.code())
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
-        .with_error_message(Some(sb(message)))
+        .with_error_message(if version >= 8 {
+            Some(sb(message))
+        } else {
+            None
+        })
 }
 
 fn append(
@@ -133,6 +142,7 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
         for pd in td.partition_data {
             if !valid_acks {
                 partitions.push(partition_error(
+                    ctx.api_version,
                     pd.index,
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be 0, 1 or -1, not {acks}"),
@@ -148,10 +158,16 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
                             .with_error_code(0)
                             .with_base_offset(a.base_offset)
                             .with_log_append_time_ms(a.log_append_time_ms)
-                            .with_log_start_offset(a.log_start_offset),
+                            .with_log_start_offset(if ctx.api_version >= 5 {
+                                a.log_start_offset
+                            } else {
+                                -1
+                            }),
                     );
                 }
-                Err((e, msg)) => partitions.push(partition_error(pd.index, e, msg)),
+                Err((e, msg)) => {
+                    partitions.push(partition_error(ctx.api_version, pd.index, e, msg))
+                }
             }
         }
         responses.push(

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, builds once, runs the Rust unit and
+# integration tests, then the real-client suite (pytest) against real `runnel serve` processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== cargo build"
+cargo build --bins
+echo "== cargo test"
+cargo test --workspace
+
+echo "== real clients (pytest)"
+set +e
+tests/.venv/bin/python -m pytest tests -v -p no:cacheprovider --timeout=300
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$rc"
