@@ -123,6 +123,7 @@ impl Broker {
             )));
         }
         tasks.push(tokio::spawn(retention_loop(broker.clone())));
+        tasks.push(tokio::spawn(flush_loop(broker.clone())));
         Ok(BrokerHandle {
             broker,
             bound,
@@ -145,15 +146,14 @@ impl Broker {
         } else {
             info!("no clean-shutdown marker: logs above their recovery points will be scanned");
         }
-        let recovery: HashMap<TopicPartition, i64> = if clean {
+        // Recovery points (offsets known to be on disk) are checkpointed periodically and at
+        // shutdown; after a crash only data above them is CRC-scanned.
+        let recovery: HashMap<TopicPartition, i64> =
             read_offset_checkpoint(&log_dir.join(RECOVERY_CHECKPOINT))
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(t, p, o)| ((t, p), o))
-                .collect()
-        } else {
-            HashMap::new()
-        };
+                .collect();
         let mut metadata = MetadataLog::open(&log_dir).context("opening the metadata log")?;
         let mut image = metadata.image();
         if image.cluster_id.is_none() {
@@ -342,23 +342,32 @@ impl Broker {
         self.shutting_down.load(Ordering::Relaxed)
     }
 
-    /// Flushes and closes every log, then writes checkpoints and the clean-shutdown marker.
-    pub fn close(&self) -> anyhow::Result<()> {
-        self.shutting_down.store(true, Ordering::Relaxed);
-        let parts: Vec<Arc<Partition>> = self.partitions.write().drain().map(|(_, p)| p).collect();
+    /// Writes the recovery-point and log-start checkpoints from the hosted logs.
+    pub fn write_checkpoints(&self) -> anyhow::Result<()> {
         let mut recovery = Vec::new();
         let mut starts = Vec::new();
-        for p in parts {
-            let mut log = p.log.lock();
-            log.flush()?;
-            recovery.push((p.topic.clone(), p.index, log.log_end_offset()));
+        for p in self.all_partitions() {
+            let log = p.log.lock();
+            recovery.push((p.topic.clone(), p.index, log.recovery_point()));
             starts.push((p.topic.clone(), p.index, log.log_start_offset()));
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_CHECKPOINT), &recovery)?;
         write_offset_checkpoint(&self.log_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        Ok(())
+    }
+
+    /// Flushes and closes every log, then writes checkpoints and the clean-shutdown marker.
+    pub fn close(&self) -> anyhow::Result<()> {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        let parts = self.all_partitions();
+        for p in &parts {
+            p.log.lock().flush_and_snapshot()?;
+        }
+        self.write_checkpoints()?;
+        self.partitions.write().clear();
         std::fs::write(self.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         info!(
-            partitions = recovery.len(),
+            partitions = parts.len(),
             "logs flushed; clean shutdown marker written"
         );
         Ok(())
@@ -372,6 +381,37 @@ fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> anyh
         std::fs::write(&path, text)?;
     }
     Ok(())
+}
+
+/// How often recovery points are checkpointed (Kafka's log.flush.offset.checkpoint.interval.ms).
+const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
+
+/// Flushes logs whose `flush.ms` has passed and checkpoints recovery points every minute.
+async fn flush_loop(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
+    let mut last_checkpoint = now_ms();
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        let checkpoint = now_ms() - last_checkpoint >= CHECKPOINT_INTERVAL_MS;
+        if checkpoint {
+            last_checkpoint = now_ms();
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in b.all_partitions() {
+                if let Err(e) = p.log.lock().maybe_flush(now) {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                }
+            }
+            if checkpoint {
+                if let Err(e) = b.write_checkpoints() {
+                    warn!(error = %e, "writing checkpoints failed");
+                }
+            }
+        })
+        .await;
+    }
 }
 
 async fn retention_loop(broker: Arc<Broker>) {

@@ -602,6 +602,8 @@ impl Log {
                 return Ok(());
             }
         }
+        // Everything before the new segment is on disk now.
+        self.recovery_point = self.recovery_point.max(base);
         let seg = Segment::create(&self.dir, base)?;
         self.segments.insert(base, seg);
         self.producers.write_snapshot(&self.dir, base)?;
@@ -959,13 +961,30 @@ impl Log {
         Ok(())
     }
 
-    /// Flushes and closes the log, leaving a producer-state snapshot.
-    pub fn close(mut self) -> Result<(), LogError> {
+    /// Flushes if `flush_interval_ms` has passed since the last flush and something was written.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        let due = self.config.flush_interval_ms != i64::MAX
+            && self.unflushed_messages > 0
+            && now_ms - self.last_flush_ms >= self.config.flush_interval_ms;
+        if due {
+            self.flush()?;
+        }
+        Ok(due)
+    }
+
+    /// Flushes, then writes a producer-state snapshot at the log end and the log start offset:
+    /// what a clean shutdown leaves behind.
+    pub fn flush_and_snapshot(&mut self) -> Result<(), LogError> {
         self.flush()?;
         let leo = self.log_end_offset();
         self.producers.write_snapshot(&self.dir, leo)?;
         self.persist_log_start()?;
         Ok(())
+    }
+
+    /// Flushes and closes the log, leaving a producer-state snapshot.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.flush_and_snapshot()
     }
 }
 
