@@ -293,7 +293,7 @@ async fn produce_errors_match_kafka() {
 
 #[tokio::test]
 async fn idempotent_producer_sequences() {
-    let mut b = TestBroker::start(&[]).await;
+    let b = TestBroker::start(&[]).await;
     let mut c = b.client().await;
     assert_eq!(create_topic(&mut c, "idem", 1, &[]).await, 0);
     let init = c
