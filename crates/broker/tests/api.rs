@@ -293,7 +293,7 @@ async fn produce_errors_match_kafka() {
 
 #[tokio::test]
 async fn idempotent_producer_sequences() {
-    let b = TestBroker::start(&[]).await;
+    let mut b = TestBroker::start(&[]).await;
     let mut c = b.client().await;
     assert_eq!(create_topic(&mut c, "idem", 1, &[]).await, 0);
     let init = c
@@ -372,6 +372,31 @@ async fn idempotent_producer_sequences() {
         (bumped.producer_id.0, bumped.producer_epoch),
         (pid, epoch + 2)
     );
+    // Producer state survives a restart: a retry of the last batch is still a duplicate, and
+    // the fenced epoch stays fenced.
+    drop(c);
+    b.restart().await;
+    let mut c = b.client().await;
+    let retry = produce(
+        &mut c,
+        "idem",
+        0,
+        idempotent_batch(1, pid, epoch + 1, 0),
+        -1,
+    )
+    .await;
+    assert_eq!((retry.0, retry.1), (0, 5));
+    let fenced = produce(&mut c, "idem", 0, idempotent_batch(1, pid, epoch, 5), -1).await;
+    assert_eq!(fenced.0, 47);
+    assert_eq!(list_offset(&mut c, "idem", 0, -1).await.1, 6);
+    // New producer ids never repeat one handed out before the restart.
+    let after = c
+        .send(
+            &InitProducerIdRequest::default().with_transactional_id(None),
+            4,
+        )
+        .await;
+    assert!(after.producer_id.0 > init2.producer_id.0);
 }
 
 #[tokio::test]
