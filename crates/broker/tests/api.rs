@@ -775,3 +775,76 @@ async fn bad_frames_close_the_connection_and_the_broker_keeps_serving() {
     );
     assert_eq!(create_topic(&mut c, "alive", 1, &[]).await, 0);
 }
+
+#[tokio::test]
+async fn retention_runs_periodically_and_deleted_topics_leave_the_disk() {
+    let b = TestBroker::start(&[("log.retention.check.interval.ms", "200")]).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        create_topic(
+            &mut c,
+            "ret",
+            1,
+            &[("segment.bytes", "200"), ("retention.bytes", "300")]
+        )
+        .await,
+        0
+    );
+    for i in 0..10 {
+        produce(&mut c, "ret", 0, batch(2, 1_000 + i), 1).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut earliest = 0;
+    while Instant::now() < deadline {
+        earliest = list_offset(&mut c, "ret", 0, -2).await.1;
+        if earliest > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(earliest > 0, "retention.bytes moved the log start offset");
+    assert_eq!(list_offset(&mut c, "ret", 0, -1).await.1, 20);
+
+    // Fetch limits: a 1-byte partition limit still returns one whole batch.
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(s("ret")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(earliest)
+                .with_partition_max_bytes(1)])]);
+    let resp = c.send(&req, 12).await;
+    let records = resp.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(batch_offsets(&records).len(), 1);
+
+    // DeleteTopics: the partition directory goes away in the background.
+    let dir = b.dir.path().join("data").join("ret-0");
+    assert!(dir.exists());
+    let resp = c
+        .send(
+            &DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("ret"))]),
+            4,
+        )
+        .await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leftovers = || {
+        std::fs::read_dir(b.dir.path().join("data"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("ret-0")
+            })
+            .count()
+    };
+    while leftovers() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leftovers(), 0, "the deleted partition's files are removed");
+}
