@@ -20,4 +20,7 @@ if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: failing" >&2
   exit 1
 fi
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+echo "== peer suites (allowlisted tests must pass)"
+python3 scripts/peer/franz_go.py

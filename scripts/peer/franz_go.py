@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Runs franz-go's own kgo integration suite, unmodified, against a fresh `runnel serve`.
+
+The module comes from the Go module proxy at the pinned release; its test binary is built once
+and cached under .deps/. Tests are never skipped by editing them: a test counts only if it is on
+tests/peer/franz-go.allowlist."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import ROOT, Broker, report  # noqa: E402
+
+VERSION = "v1.22.3"
+MODULE = "github.com/twmb/franz-go"
+DEPS = ROOT / ".deps"
+BINARY = DEPS / f"kgo-{VERSION}.test"
+
+
+def build():
+    if BINARY.exists():
+        return
+    env = dict(os.environ, GOFLAGS="-mod=mod")
+    out = subprocess.run(["go", "mod", "download", "-json", f"{MODULE}@{VERSION}"],
+                         capture_output=True, text=True, check=True, env=env, cwd=DEPS)
+    src = Path(re.search(r'"Dir":\s*"([^"]+)"', out.stdout).group(1))
+    work = DEPS / f"franz-go-{VERSION}"
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(src, work)
+    for p in work.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    subprocess.run(["go", "test", "-c", "-o", str(BINARY), "."], check=True, cwd=work / "pkg" / "kgo", env=env)
+
+
+def parse(output):
+    results = {}
+    current_fail = {}
+    last_msg = {}
+    for line in output.splitlines():
+        m = re.match(r"^--- (PASS|FAIL|SKIP): (\S+)", line)
+        if m:
+            status, name = m.groups()
+            results[name] = (status, last_msg.get(name, ""))
+            continue
+        m = re.match(r"^\s+(\w+_test\.go:\d+: .*)", line)
+        if m and current_fail.get("name"):
+            last_msg.setdefault(current_fail["name"], m.group(1))
+        m = re.match(r"^=== (?:RUN|CONT|NAME)\s+(\S+)", line)
+        if m:
+            current_fail["name"] = m.group(1).split("/")[0]
+    return results
+
+
+def main():
+    DEPS.mkdir(exist_ok=True)
+    build()
+    broker = Broker({"auto.create.topics.enable": "false"})
+    try:
+        env = dict(os.environ, KGO_SEEDS=broker.bootstrap, KGO_TEST_RF="1", KGO_TEST_RECORDS="5000")
+        p = subprocess.run([str(BINARY), "-test.v", "-test.timeout", "600s"], capture_output=True,
+                           text=True, env=env, cwd=DEPS / f"franz-go-{VERSION}" / "pkg" / "kgo")
+    finally:
+        broker.stop()
+    (ROOT / "target").mkdir(exist_ok=True)
+    (ROOT / "target" / "franz-go.log").write_text(p.stdout + p.stderr)
+    return report("franz-go", parse(p.stdout), ROOT / "tests" / "peer" / "franz-go.allowlist")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
