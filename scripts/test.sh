@@ -23,4 +23,8 @@ fi
 [ "$rc" -eq 0 ] || exit "$rc"
 
 echo "== peer suites (allowlisted tests must pass)"
-python3 scripts/peer/franz_go.py
+status=0
+python3 scripts/peer/franz_go.py || status=1
+python3 scripts/peer/librdkafka.py || status=1
+python3 scripts/peer/compat_page.py || true
+exit "$status"
