@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import ROOT, Broker, report  # noqa: E402
 
 CRATE_VERSION = "4.10.0+2.12.1"
+CRATE_SEMVER = CRATE_VERSION.split("+")[0]
 DEPS = ROOT / ".deps"
 SRC = DEPS / "librdkafka-2.12.1"
 FETCH = DEPS / "rdkafka-sys-fetch"
@@ -35,7 +36,7 @@ def build():
     (FETCH / "src" / "main.rs").write_text("fn main() {}\n")
     (FETCH / "Cargo.toml").write_text(
         '[package]\nname = "rdkafka-sys-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
-        f'[dependencies]\nrdkafka-sys = "={CRATE_VERSION}"\n\n[workspace]\n')
+        f'[dependencies]\nrdkafka-sys = "={CRATE_SEMVER}"\n\n[workspace]\n')
     subprocess.run(["cargo", "fetch", "--manifest-path", str(FETCH / "Cargo.toml")], check=True)
     home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
     found = sorted(home.glob(f"registry/src/*/rdkafka-sys-{CRATE_VERSION}/librdkafka"))

@@ -848,3 +848,20 @@ async fn retention_runs_periodically_and_deleted_topics_leave_the_disk() {
     }
     assert_eq!(leftovers(), 0, "the deleted partition's files are removed");
 }
+
+#[tokio::test]
+async fn compacted_topics_refuse_records_without_a_key() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        create_topic(&mut c, "cmp", 1, &[("cleanup.policy", "compact")]).await,
+        0
+    );
+    let keyless = build_batch(0, &[(None, Some(b"v"), 1)], -1, -1, -1);
+    assert_eq!(
+        produce(&mut c, "cmp", 0, keyless, 1).await.0,
+        87,
+        "INVALID_RECORD"
+    );
+    assert_eq!(produce(&mut c, "cmp", 0, batch(3, 1), 1).await, (0, 0, -1));
+}

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use runnel_storage::batch::{validate_batches, BatchError};
 use runnel_storage::log::AppendError;
@@ -86,6 +87,13 @@ fn append(
             ));
         }
     }
+    if config
+        .cleanup_policy
+        .split(',')
+        .any(|p| p.trim() == "compact")
+    {
+        check_keys_for_compaction(&records, topic, index)?;
+    }
     let mut buf = records.to_vec();
     let mut log = partition.log.lock();
     let result = log.append_as_leader(
@@ -127,6 +135,33 @@ fn append(
             Err((ResponseError::KafkaStorageError, e.to_string()))
         }
     }
+}
+
+/// Compacted topics refuse records without a key, as Kafka does (INVALID_RECORD). The batches
+/// are decoded (decompressed if needed) only for compacted topics.
+fn check_keys_for_compaction(
+    records: &Bytes,
+    topic: &str,
+    index: i32,
+) -> Result<(), (ResponseError, String)> {
+    let mut buf = records.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| {
+        (
+            ResponseError::CorruptMessage,
+            format!("undecodable batch: {e}"),
+        )
+    })?;
+    if sets
+        .iter()
+        .flat_map(|s| s.records.iter())
+        .any(|r| r.key.is_none())
+    {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}."),
+        ));
+    }
+    Ok(())
 }
 
 /// Handles Produce; `None` for acks=0.
