@@ -4,7 +4,9 @@
 //! at all for acks=0.
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
@@ -46,6 +48,7 @@ fn append(
     records: Option<Bytes>,
     transactional: bool,
     acks: i16,
+    record_errors: &mut Vec<i32>,
 ) -> Result<Appended, (ResponseError, String)> {
     let partition = ctx.broker.partition(topic, index).ok_or((
         ResponseError::UnknownTopicOrPartition,
@@ -92,7 +95,14 @@ fn append(
         .split(',')
         .any(|p| p.trim() == "compact")
     {
-        check_keys_for_compaction(&records, topic, index)?;
+        let keyless = check_keys_for_compaction(&records)?;
+        if !keyless.is_empty() {
+            *record_errors = keyless;
+            return Err((
+                ResponseError::InvalidRecord,
+                format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}."),
+            ));
+        }
     }
     let mut buf = records.to_vec();
     let mut log = partition.log.lock();
@@ -138,12 +148,9 @@ fn append(
 }
 
 /// Compacted topics refuse records without a key, as Kafka does (INVALID_RECORD). The batches
-/// are decoded (decompressed if needed) only for compacted topics.
-fn check_keys_for_compaction(
-    records: &Bytes,
-    topic: &str,
-    index: i32,
-) -> Result<(), (ResponseError, String)> {
+/// are decoded (decompressed if needed) only for compacted topics. Returns the indexes of the
+/// records without a key.
+fn check_keys_for_compaction(records: &Bytes) -> Result<Vec<i32>, (ResponseError, String)> {
     let mut buf = records.clone();
     let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| {
         (
@@ -151,17 +158,13 @@ fn check_keys_for_compaction(
             format!("undecodable batch: {e}"),
         )
     })?;
-    if sets
+    Ok(sets
         .iter()
         .flat_map(|s| s.records.iter())
-        .any(|r| r.key.is_none())
-    {
-        return Err((
-            ResponseError::InvalidRecord,
-            format!("Compacted topic cannot accept message without key in topic partition {topic}-{index}."),
-        ));
-    }
-    Ok(())
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i as i32)
+        .collect())
 }
 
 /// Handles Produce; `None` for acks=0.
@@ -184,7 +187,16 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
                 ));
                 continue;
             }
-            match append(ctx, &topic, pd.index, pd.records, transactional, acks) {
+            let mut record_errors = Vec::new();
+            match append(
+                ctx,
+                &topic,
+                pd.index,
+                pd.records,
+                transactional,
+                acks,
+                &mut record_errors,
+            ) {
                 Ok(a) => {
                     appended_any = true;
                     partitions.push(
@@ -201,7 +213,19 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
                     );
                 }
                 Err((e, msg)) => {
-                    partitions.push(partition_error(ctx.api_version, pd.index, e, msg))
+                    let mut resp = partition_error(ctx.api_version, pd.index, e, msg.clone());
+                    if ctx.api_version >= 8 {
+                        // Which records were refused (KIP-467), so clients fail only those.
+                        resp.record_errors = record_errors
+                            .into_iter()
+                            .map(|i| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(i)
+                                    .with_batch_index_error_message(Some(sb(msg.clone())))
+                            })
+                            .collect();
+                    }
+                    partitions.push(resp)
                 }
             }
         }
