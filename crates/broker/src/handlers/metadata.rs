@@ -102,31 +102,23 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                 continue;
             }
             match controller::create_topic(broker, &name, -1, -1, &[], Default::default(), false) {
-                Ok(_) => {
-                    image = broker.image();
-                    match image.topic(&name) {
-                        Some(t) => topics.push(topic_entry(v, t)),
-                        None => topics.push(error_entry(
-                            v,
-                            Some(name),
-                            Uuid::nil(),
-                            ResponseError::LeaderNotAvailable,
-                        )),
-                    }
+                // Created now, or by a concurrent request: either way, answer with it.
+                Ok(_) => {}
+                Err(e) if e.error == ResponseError::TopicAlreadyExists => {}
+                Err(e) => {
+                    topics.push(error_entry(v, Some(name), Uuid::nil(), e.error));
+                    continue;
                 }
-                Err(e) if e.error == ResponseError::TopicAlreadyExists => {
-                    image = broker.image();
-                    match image.topic(&name) {
-                        Some(t) => topics.push(topic_entry(v, t)),
-                        None => topics.push(error_entry(
-                            v,
-                            Some(name),
-                            Uuid::nil(),
-                            ResponseError::LeaderNotAvailable,
-                        )),
-                    }
-                }
-                Err(e) => topics.push(error_entry(v, Some(name), Uuid::nil(), e.error)),
+            }
+            image = broker.image();
+            match image.topic(&name) {
+                Some(t) => topics.push(topic_entry(v, t)),
+                None => topics.push(error_entry(
+                    v,
+                    Some(name),
+                    Uuid::nil(),
+                    ResponseError::LeaderNotAvailable,
+                )),
             }
         }
     }
