@@ -139,14 +139,27 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// One segment: a `.log` file of batches and its sparse indexes, kept in memory and written to
+/// `.index` / `.timeindex` (only the entries not yet on disk are appended).
 struct Segment {
     base_offset: i64,
     file: File,
     size: u64,
     next_offset: i64,
+    /// Offset index: (offset - base_offset, file position), ascending in both.
     index: Vec<(u32, u32)>,
+    /// Time index: (largest timestamp so far, offset - base_offset of the batch that has it).
     time_index: Vec<(i64, u32)>,
+    /// How many offset index entries are in the `.index` file.
+    index_on_disk: usize,
+    /// How many time index entries are in the `.timeindex` file.
+    time_index_on_disk: usize,
+    /// Largest batch max timestamp in the segment, -1 if none.
     max_timestamp: i64,
+    /// Last offset of the first batch holding `max_timestamp`.
+    offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch (Kafka's rollingBasedTimestamp), -1 if none.
+    first_batch_timestamp: i64,
     bytes_since_index: u64,
     created_ms: i64,
     last_modified_ms: i64,
@@ -157,25 +170,49 @@ fn seg_path(dir: &Path, base: i64, ext: &str) -> PathBuf {
 }
 
 impl Segment {
+    /// A segment over an open file of `size` bytes, with nothing indexed yet.
+    fn empty(base: i64, file: File, size: u64, last_modified_ms: i64) -> Segment {
+        Segment {
+            base_offset: base,
+            file,
+            size,
+            next_offset: base,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            index_on_disk: 0,
+            time_index_on_disk: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp: -1,
+            bytes_since_index: 0,
+            created_ms: now_ms(),
+            last_modified_ms,
+        }
+    }
+
     fn create(dir: &Path, base: i64) -> std::io::Result<Segment> {
         let file = OpenOptions::new()
             .create(true)
             .read(true)
             .append(true)
             .open(seg_path(dir, base, "log"))?;
-        let now = now_ms();
-        Ok(Segment {
-            base_offset: base,
-            file,
-            size: 0,
-            next_offset: base,
-            index: Vec::new(),
-            time_index: Vec::new(),
-            max_timestamp: -1,
-            bytes_since_index: 0,
-            created_ms: now,
-            last_modified_ms: now,
-        })
+        file.set_len(0)?;
+        let seg = Segment::empty(base, file, 0, now_ms());
+        seg.write_indexes(dir)?;
+        Ok(seg)
+    }
+
+    /// Forgets everything indexed (before a rebuild).
+    fn clear_indexes(&mut self) {
+        self.next_offset = self.base_offset;
+        self.index.clear();
+        self.time_index.clear();
+        self.index_on_disk = 0;
+        self.time_index_on_disk = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.first_batch_timestamp = -1;
+        self.bytes_since_index = 0;
     }
 
     fn read_header(&self, pos: u64) -> Option<BatchHeader> {
@@ -187,39 +224,92 @@ impl Segment {
         BatchHeader::parse(&buf).ok()
     }
 
-    /// Records an appended batch at `pos` in the in-memory indexes.
+    /// Records a batch appended at `pos` in the in-memory indexes. As Kafka: an offset index
+    /// entry every `interval` bytes (and one for the first batch), and with it a time index
+    /// entry when the largest timestamp grew.
     fn index_batch(&mut self, h: &BatchHeader, pos: u64, interval: u64) {
-        let rel = (h.base_offset - self.base_offset) as u32;
-        if self.index.is_empty() || self.bytes_since_index >= interval {
-            self.index.push((rel, pos as u32));
-            self.bytes_since_index = 0;
+        debug_assert!(
+            h.base_offset >= self.next_offset,
+            "offsets ascend in a segment"
+        );
+        if pos == 0 {
+            self.first_batch_timestamp = h.max_timestamp;
         }
-        self.bytes_since_index += h.size_bytes() as u64;
         if h.max_timestamp > self.max_timestamp {
             self.max_timestamp = h.max_timestamp;
-            self.time_index.push((h.max_timestamp, rel));
+            self.offset_of_max_timestamp = h.last_offset();
         }
+        if self.index.is_empty() || self.bytes_since_index >= interval {
+            let rel = (h.base_offset - self.base_offset) as u32;
+            self.index.push((rel, pos as u32));
+            self.bytes_since_index = 0;
+            self.maybe_append_time_entry();
+        }
+        self.bytes_since_index += h.size_bytes() as u64;
         self.next_offset = h.next_offset();
     }
 
-    fn write_indexes(&self, dir: &Path) -> std::io::Result<()> {
-        let mut idx = Vec::with_capacity(self.index.len() * 8);
-        for (o, p) in &self.index {
-            idx.extend_from_slice(&o.to_be_bytes());
-            idx.extend_from_slice(&p.to_be_bytes());
+    /// Adds a time index entry for the largest timestamp so far if it grew since the last one.
+    fn maybe_append_time_entry(&mut self) {
+        if self.max_timestamp < 0 {
+            return;
         }
-        std::fs::write(seg_path(dir, self.base_offset, "index"), idx)?;
-        let mut tidx = Vec::with_capacity(self.time_index.len() * 12);
-        for (t, o) in &self.time_index {
-            tidx.extend_from_slice(&t.to_be_bytes());
-            tidx.extend_from_slice(&o.to_be_bytes());
+        if self
+            .time_index
+            .last()
+            .is_none_or(|(t, _)| self.max_timestamp > *t)
+        {
+            let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            self.time_index.push((self.max_timestamp, rel));
         }
-        std::fs::write(seg_path(dir, self.base_offset, "timeindex"), tidx)
     }
 
-    /// Position of the batch containing `offset` (which must be in this segment).
+    /// Rewrites both index files from memory.
+    fn write_indexes(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::write(
+            seg_path(dir, self.base_offset, "index"),
+            encode_index(&self.index),
+        )?;
+        std::fs::write(
+            seg_path(dir, self.base_offset, "timeindex"),
+            encode_time_index(&self.time_index),
+        )
+    }
+
+    /// Appends the index entries not yet on disk; fsyncs the files when `sync`.
+    fn persist_indexes(&mut self, dir: &Path, sync: bool) -> std::io::Result<()> {
+        if self.index_on_disk < self.index.len() {
+            let mut f = OpenOptions::new().create(true).append(true).open(seg_path(
+                dir,
+                self.base_offset,
+                "index",
+            ))?;
+            f.write_all(&encode_index(&self.index[self.index_on_disk..]))?;
+            if sync {
+                f.sync_data()?;
+            }
+            self.index_on_disk = self.index.len();
+        }
+        if self.time_index_on_disk < self.time_index.len() {
+            let mut f = OpenOptions::new().create(true).append(true).open(seg_path(
+                dir,
+                self.base_offset,
+                "timeindex",
+            ))?;
+            f.write_all(&encode_time_index(
+                &self.time_index[self.time_index_on_disk..],
+            ))?;
+            if sync {
+                f.sync_data()?;
+            }
+            self.time_index_on_disk = self.time_index.len();
+        }
+        Ok(())
+    }
+
+    /// Position of the first batch whose last offset is at least `offset`, with its header.
     fn find(&self, offset: i64) -> Option<(u64, BatchHeader)> {
-        let rel = (offset - self.base_offset).max(0) as u32;
+        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
         let i = self.index.partition_point(|(o, _)| *o <= rel);
         let mut pos = if i == 0 {
             0
@@ -235,6 +325,16 @@ impl Segment {
         None
     }
 
+    /// Position to start scanning for the first batch with a timestamp at or after `ts`.
+    fn time_lookup_position(&self, ts: i64) -> u64 {
+        let i = self.time_index.partition_point(|(t, _)| *t <= ts);
+        if i == 0 {
+            return 0;
+        }
+        let offset = self.base_offset + self.time_index[i - 1].1 as i64;
+        self.find(offset).map(|(p, _)| p).unwrap_or(0)
+    }
+
     fn remove(self, dir: &Path) {
         let base = self.base_offset;
         drop(self.file);
@@ -242,6 +342,24 @@ impl Segment {
             let _ = std::fs::remove_file(seg_path(dir, base, ext));
         }
     }
+}
+
+fn encode_index(entries: &[(u32, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 8);
+    for (o, p) in entries {
+        out.extend_from_slice(&o.to_be_bytes());
+        out.extend_from_slice(&p.to_be_bytes());
+    }
+    out
+}
+
+fn encode_time_index(entries: &[(i64, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 12);
+    for (t, o) in entries {
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&o.to_be_bytes());
+    }
+    out
 }
 
 /// One partition's log.
@@ -259,11 +377,27 @@ pub struct Log {
 
 const LOG_START_FILE: &str = "log-start-offset";
 const EPOCH_FILE: &str = "leader-epoch-checkpoint";
+/// Largest offset - base offset a segment may hold (Kafka's relative offsets are i32).
+const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
+/// Producer-state snapshots kept in a partition directory.
+const SNAPSHOTS_KEPT: usize = 2;
+/// Largest segment file (Kafka's positions are i32).
+const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
 
-/// Scans a segment file from `from` to its end; returns the valid length and the batches found.
-fn scan(file: &File, from: u64, len: u64, check_crc: bool) -> (u64, Vec<(u64, BatchHeader)>) {
+/// Scans a segment file from `from` to `len`; returns the valid length and the batches found.
+/// A batch is valid if it is whole, its length sane, its offsets at or above `min_offset` and
+/// ascending, within `max_relative` of `base`, and (when `check_crc`) its CRC-32C right.
+fn scan(
+    file: &File,
+    base: i64,
+    from: u64,
+    len: u64,
+    min_offset: i64,
+    check_crc: bool,
+) -> (u64, Vec<(u64, BatchHeader)>) {
     let mut pos = from;
     let mut out = Vec::new();
+    let mut min_offset = min_offset;
     let mut head = [0u8; HEADER_SIZE];
     let mut buf = Vec::new();
     while pos + HEADER_SIZE as u64 <= len {
@@ -276,11 +410,11 @@ fn scan(file: &File, from: u64, len: u64, check_crc: bool) -> (u64, Vec<(u64, Ba
         if h.batch_length < (HEADER_SIZE - 12) as i32 || pos + h.size_bytes() as u64 > len {
             break;
         }
-        if let Some((_, prev)) = out.last() {
-            let prev: &BatchHeader = prev;
-            if h.base_offset < prev.next_offset() {
-                break;
-            }
+        if h.base_offset < min_offset
+            || h.last_offset_delta < 0
+            || h.last_offset() - base > MAX_RELATIVE_OFFSET
+        {
+            break;
         }
         if check_crc {
             buf.resize(h.size_bytes(), 0);
@@ -289,6 +423,7 @@ fn scan(file: &File, from: u64, len: u64, check_crc: bool) -> (u64, Vec<(u64, Ba
             }
         }
         out.push((pos, h));
+        min_offset = h.next_offset();
         pos += h.size_bytes() as u64;
     }
     (pos, out)
@@ -297,35 +432,42 @@ fn scan(file: &File, from: u64, len: u64, check_crc: bool) -> (u64, Vec<(u64, Ba
 /// A segment's offset index entries and time index entries.
 type Indexes = (Vec<(u32, u32)>, Vec<(i64, u32)>);
 
-fn load_index(dir: &Path, base: i64, size: u64) -> Option<Indexes> {
+/// Loads a segment's index files if they look right (sizes, ordering, the last offset entry
+/// pointing at a batch with that offset, time entries inside the segment); None: rebuild.
+fn load_index(dir: &Path, seg: &Segment) -> Option<Indexes> {
+    let base = seg.base_offset;
     let idx = std::fs::read(seg_path(dir, base, "index")).ok()?;
     let tidx = std::fs::read(seg_path(dir, base, "timeindex")).ok()?;
     if idx.len() % 8 != 0 || tidx.len() % 12 != 0 {
         return None;
     }
+    let be_u32 = |c: &[u8]| u32::from_be_bytes(c.try_into().expect("4 bytes"));
     let index: Vec<(u32, u32)> = idx
         .chunks(8)
-        .map(|c| {
-            (
-                u32::from_be_bytes(c[0..4].try_into().unwrap()),
-                u32::from_be_bytes(c[4..8].try_into().unwrap()),
-            )
-        })
+        .map(|c| (be_u32(&c[0..4]), be_u32(&c[4..8])))
         .collect();
     let time_index: Vec<(i64, u32)> = tidx
         .chunks(12)
         .map(|c| {
             (
-                i64::from_be_bytes(c[0..8].try_into().unwrap()),
-                u32::from_be_bytes(c[8..12].try_into().unwrap()),
+                i64::from_be_bytes(c[0..8].try_into().expect("8 bytes")),
+                be_u32(&c[8..12]),
             )
         })
         .collect();
-    let sorted = index.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1);
-    if !sorted
-        || index.last().is_some_and(|(_, p)| *p as u64 >= size)
-        || (index.is_empty() && size > 0)
-    {
+    let sorted = index.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1)
+        && time_index
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1);
+    if !sorted || (index.is_empty() && seg.size > 0) {
+        return None;
+    }
+    if let Some(&(rel, pos)) = index.last() {
+        let h = seg.read_header(pos as u64)?;
+        if h.base_offset != base + rel as i64 {
+            return None;
+        }
+    } else if !time_index.is_empty() {
         return None;
     }
     Some((index, time_index))
@@ -359,6 +501,7 @@ impl Log {
             .unwrap_or(i64::MIN);
         let mut segments = BTreeMap::new();
         let mut truncated = false;
+        let mut prev_next_offset = i64::MIN;
         for (i, &base) in bases.iter().enumerate() {
             if truncated {
                 for ext in ["log", "index", "timeindex"] {
@@ -378,58 +521,57 @@ impl Log {
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or_else(now_ms);
-            let mut seg = Segment {
-                base_offset: base,
-                file,
-                size,
-                next_offset: base,
-                index: Vec::new(),
-                time_index: Vec::new(),
-                max_timestamp: -1,
-                bytes_since_index: 0,
-                created_ms: now_ms(),
-                last_modified_ms: mtime,
-            };
+            let mut seg = Segment::empty(base, file, size, mtime);
+            let min_offset = prev_next_offset.max(base);
             let recover = !clean_shutdown && base >= recovery_base;
-            let loaded = if recover {
-                None
-            } else {
-                load_index(dir, base, size)
-            };
-            match loaded {
-                Some((index, time_index)) => {
-                    // Trust the indexes; walk the few batches after the last entry to the end.
-                    let from = index.last().map(|(_, p)| *p as u64).unwrap_or(0);
-                    let (valid, batches) = scan(&seg.file, from, size, false);
-                    seg.index = index;
-                    seg.max_timestamp = time_index.last().map(|t| t.0).unwrap_or(-1);
-                    seg.time_index = time_index;
-                    for (_, h) in &batches {
-                        seg.next_offset = h.next_offset();
-                        if h.max_timestamp > seg.max_timestamp {
-                            seg.max_timestamp = h.max_timestamp;
-                        }
-                    }
-                    if valid < size {
-                        tracing::warn!(dir = %dir.display(), base, valid, size, "segment tail invalid: truncating");
-                        seg.file.set_len(valid)?;
-                        seg.size = valid;
-                        truncated = true;
+            let loaded = if recover { None } else { load_index(dir, &seg) };
+            let mut rebuild = true;
+            if let Some((index, time_index)) = loaded {
+                // Trust the indexes; walk the batches from the last entry to the end.
+                let from = index.last().map(|(_, p)| *p as u64).unwrap_or(0);
+                let (valid, batches) = scan(&seg.file, base, from, size, min_offset, false);
+                seg.index_on_disk = index.len();
+                seg.index = index;
+                seg.time_index_on_disk = time_index.len();
+                if let Some(&(t, rel)) = time_index.last() {
+                    seg.max_timestamp = t;
+                    seg.offset_of_max_timestamp = base + rel as i64;
+                }
+                seg.time_index = time_index;
+                seg.first_batch_timestamp = seg.read_header(0).map_or(-1, |h| h.max_timestamp);
+                for (_, h) in &batches {
+                    seg.next_offset = h.next_offset();
+                    if h.max_timestamp > seg.max_timestamp {
+                        seg.max_timestamp = h.max_timestamp;
+                        seg.offset_of_max_timestamp = h.last_offset();
                     }
                 }
-                None => {
-                    let (valid, batches) = scan(&seg.file, 0, size, recover);
-                    if valid < size {
-                        tracing::warn!(dir = %dir.display(), base, valid, size, "recovery: truncating the segment at the first invalid byte");
-                        seg.file.set_len(valid)?;
-                        seg.file.sync_all()?;
-                        seg.size = valid;
-                        truncated = true;
-                    }
-                    for (pos, h) in &batches {
-                        seg.index_batch(h, *pos, config.index_interval_bytes);
-                    }
-                    seg.write_indexes(dir)?;
+                seg.bytes_since_index = valid - from;
+                if seg.offset_of_max_timestamp >= seg.next_offset {
+                    // The time index points past the data: rebuild both.
+                    seg.clear_indexes();
+                } else if valid < size {
+                    tracing::warn!(dir = %dir.display(), base, valid, size, "segment tail invalid: truncating");
+                    seg.file.set_len(valid)?;
+                    seg.file.sync_all()?;
+                    seg.size = valid;
+                    truncated = true;
+                    rebuild = false;
+                } else {
+                    rebuild = false;
+                }
+            }
+            if rebuild {
+                let (valid, batches) = scan(&seg.file, base, 0, size, min_offset, recover);
+                if valid < size {
+                    tracing::warn!(dir = %dir.display(), base, valid, size, "recovery: truncating the segment at the first invalid byte");
+                    seg.file.set_len(valid)?;
+                    seg.file.sync_all()?;
+                    seg.size = valid;
+                    truncated = true;
+                }
+                for (pos, h) in &batches {
+                    seg.index_batch(h, *pos, config.index_interval_bytes);
                 }
             }
             if seg.size == 0 && i + 1 < bases.len() && !truncated {
@@ -437,6 +579,13 @@ impl Log {
                 seg.remove(dir);
                 continue;
             }
+            if rebuild {
+                seg.maybe_append_time_entry();
+                seg.write_indexes(dir)?;
+                seg.index_on_disk = seg.index.len();
+                seg.time_index_on_disk = seg.time_index.len();
+            }
+            prev_next_offset = seg.next_offset;
             segments.insert(base, seg);
         }
         let persisted_start = std::fs::read_to_string(dir.join(LOG_START_FILE))
@@ -467,6 +616,7 @@ impl Log {
             log.roll_at(base)?;
         }
         log.load_epochs(truncated)?;
+        log.truncate_epochs_from_start()?;
         log.load_producer_state()?;
         log.recovery_point = log.log_end_offset();
         Ok(log)
@@ -475,14 +625,26 @@ impl Log {
     fn load_epochs(&mut self, truncated: bool) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         if let Ok(text) = std::fs::read_to_string(self.dir.join(EPOCH_FILE)) {
-            let mut lines = text.lines().skip(2);
-            for line in lines.by_ref() {
+            let mut lines = text.lines();
+            let count: usize = if lines.next().map(str::trim) == Some("0") {
+                lines
+                    .next()
+                    .and_then(|l| l.trim().parse().ok())
+                    .unwrap_or(0)
+            } else {
+                tracing::warn!(dir = %self.dir.display(), "leader-epoch-checkpoint: unknown version, ignored");
+                0
+            };
+            for line in lines.take(count) {
                 let mut p = line.split_whitespace();
                 if let (Some(Ok(e)), Some(Ok(o))) = (
                     p.next().map(str::parse::<i32>),
                     p.next().map(str::parse::<i64>),
                 ) {
-                    self.epochs.push((e, o));
+                    // Entries ascend in epoch and offset; anything else is dropped.
+                    if self.epochs.last().is_none_or(|&(pe, po)| e > pe && o >= po) {
+                        self.epochs.push((e, o));
+                    }
                 }
             }
         }
@@ -594,41 +756,74 @@ impl Log {
             .expect("a log always has a segment")
     }
 
+    /// Closes the active segment (final time index entry, fsync) and starts one at `base`,
+    /// with a producer-state snapshot there (the last two snapshots are kept).
     fn roll_at(&mut self, base: i64) -> Result<(), LogError> {
-        if let Some(old) = self.segments.values().next_back() {
-            old.file.sync_data()?;
-            old.write_indexes(&self.dir)?;
-            if old.size == 0 && old.base_offset == base {
+        let dir = self.dir.clone();
+        let old = self.segments.values_mut().next_back().expect("a segment");
+        assert!(base >= old.next_offset, "rolling below the log end");
+        if old.size == 0 {
+            if old.base_offset == base {
                 return Ok(());
             }
+            // An empty active segment is replaced, not kept in the middle.
+            let b = old.base_offset;
+            self.segments.remove(&b).expect("present").remove(&dir);
+        } else {
+            old.file.sync_data()?;
+            old.maybe_append_time_entry();
+            old.persist_indexes(&dir, true)?;
         }
         // Everything before the new segment is on disk now.
         self.recovery_point = self.recovery_point.max(base);
-        let seg = Segment::create(&self.dir, base)?;
+        let seg = Segment::create(&dir, base)?;
         self.segments.insert(base, seg);
-        self.producers.write_snapshot(&self.dir, base)?;
+        File::open(&dir)?.sync_all()?;
+        self.producers.write_snapshot(&dir, base)?;
+        self.prune_snapshots()?;
+        Ok(())
+    }
+
+    /// Deletes all but the two newest producer-state snapshots.
+    fn prune_snapshots(&self) -> Result<(), LogError> {
         let snaps = list_snapshots(&self.dir)?;
-        if snaps.len() > 2 {
-            for (_, p) in &snaps[..snaps.len() - 2] {
+        if snaps.len() > SNAPSHOTS_KEPT {
+            for (_, p) in &snaps[..snaps.len() - SNAPSHOTS_KEPT] {
                 let _ = std::fs::remove_file(p);
             }
         }
         Ok(())
     }
 
-    fn maybe_roll(&mut self, incoming: u64, last_offset: i64, now: i64) -> Result<(), LogError> {
+    /// Kafka's LogSegment.shouldRoll (without jitter): the active segment is rolled before an
+    /// append of `incoming` bytes up to `last_offset` with largest timestamp `max_ts` if it would
+    /// grow past segment.bytes, has waited segment.ms (by record timestamps: the incoming max
+    /// timestamp against the first batch's; by wall clock if it has none), its indexes are full
+    /// or the offsets would not fit its relative offsets.
+    fn maybe_roll(
+        &mut self,
+        incoming: u64,
+        last_offset: i64,
+        max_ts: i64,
+        now: i64,
+    ) -> Result<(), LogError> {
         let cfg = self.config.clone();
         let leo = self.log_end_offset();
         let seg = self.active();
         if seg.size == 0 {
             return Ok(());
         }
-        let full = seg.size + incoming > cfg.segment_bytes;
-        let old = now - seg.created_ms > cfg.segment_ms;
-        let index_full = (seg.index.len() as u64 + 1) * 8 > cfg.segment_index_bytes
-            || (seg.time_index.len() as u64 + 1) * 12 > cfg.segment_index_bytes;
-        let rel_overflow = last_offset - seg.base_offset > u32::MAX as i64
-            || seg.size + incoming > u32::MAX as u64;
+        let full = seg.size + incoming > cfg.segment_bytes.min(MAX_SEGMENT_BYTES);
+        let waited_ms = if seg.first_batch_timestamp >= 0 {
+            max_ts.saturating_sub(seg.first_batch_timestamp)
+        } else {
+            now.saturating_sub(seg.created_ms)
+        };
+        let old = waited_ms > cfg.segment_ms;
+        let new_entries = incoming / cfg.index_interval_bytes.max(1) + 1;
+        let index_full = (seg.index.len() as u64 + new_entries) * 8 > cfg.segment_index_bytes
+            || (seg.time_index.len() as u64 + new_entries + 1) * 12 > cfg.segment_index_bytes;
+        let rel_overflow = last_offset - seg.base_offset > MAX_RELATIVE_OFFSET;
         if full || old || index_full || rel_overflow {
             self.roll_at(leo)?;
         }
@@ -700,10 +895,14 @@ impl Log {
             pos += h.size_bytes();
         }
         let last_offset = next - 1;
-        self.maybe_roll(records.len() as u64, last_offset, now_ms)?;
+        self.maybe_roll(records.len() as u64, last_offset, max_ts, now_ms)?;
         let interval = self.config.index_interval_bytes;
         let seg = self.active();
-        seg.file.write_all(records)?;
+        if let Err(e) = seg.file.write_all(records) {
+            // Leave no partial batch behind: the file must end where the segment says it does.
+            let _ = seg.file.set_len(seg.size);
+            return Err(e.into());
+        }
         let mut at = seg.size;
         for h in &headers {
             seg.index_batch(h, at, interval);
@@ -753,36 +952,53 @@ impl Log {
         let mut out: Vec<u8> = Vec::new();
         let mut first = None;
         let mut offset = start_offset;
-        'segments: for (_, seg) in self
+        let segments = self
             .segments
             .range(..=start_offset)
             .next_back()
             .into_iter()
-            .chain(self.segments.range(start_offset + 1..))
-        {
+            .chain(self.segments.range(start_offset + 1..));
+        for (_, seg) in segments {
+            if offset >= max_offset || (!out.is_empty() && out.len() >= max_bytes) {
+                break;
+            }
             if seg.next_offset <= offset {
                 continue;
             }
-            let Some((mut pos, _)) = seg.find(offset.max(seg.base_offset)) else {
+            let Some((pos, h)) = seg.find(offset.max(seg.base_offset)) else {
                 continue;
             };
-            while let Some(h) = seg.read_header(pos) {
-                if h.base_offset >= max_offset {
-                    break 'segments;
+            if h.base_offset >= max_offset {
+                break;
+            }
+            // One positional read of as much as may be wanted, cut back to whole batches below
+            // max_offset; the first batch is returned whole even when it exceeds max_bytes.
+            let room = max_bytes.saturating_sub(out.len());
+            let want = if out.is_empty() {
+                room.max(h.size_bytes())
+            } else {
+                room
+            };
+            let len = (want as u64).min(seg.size - pos) as usize;
+            let start = out.len();
+            out.resize(start + len, 0);
+            seg.file.read_exact_at(&mut out[start..], pos)?;
+            let mut end = start;
+            while end + HEADER_SIZE <= out.len() {
+                let Ok(b) = BatchHeader::parse(&out[end..]) else {
+                    break;
+                };
+                if b.base_offset >= max_offset || end + b.size_bytes() > out.len() {
+                    break;
                 }
-                let n = h.size_bytes();
-                if !out.is_empty() && out.len() + n > max_bytes {
-                    break 'segments;
-                }
-                let start = out.len();
-                out.resize(start + n, 0);
-                seg.file.read_exact_at(&mut out[start..], pos)?;
-                first.get_or_insert(h.base_offset);
-                offset = h.next_offset();
-                pos += n as u64;
-                if out.len() >= max_bytes {
-                    break 'segments;
-                }
+                first.get_or_insert(b.base_offset);
+                offset = b.next_offset();
+                end += b.size_bytes();
+            }
+            out.truncate(end);
+            if end - start < len {
+                // Stopped inside this segment: by size or by max_offset.
+                break;
             }
         }
         Ok(ReadResult {
@@ -791,31 +1007,38 @@ impl Log {
         })
     }
 
-    /// The first (offset, timestamp) whose timestamp is at or after `ts`.
+    /// ListOffsets by timestamp: the first (offset, timestamp) at or above the log start whose
+    /// record timestamp is at least `ts`. Uncompressed batches are searched record by record; for
+    /// a compressed batch the answer is its base offset and max timestamp.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let mut buf = Vec::new();
         for seg in self.segments.values() {
             if seg.max_timestamp < ts || seg.next_offset <= self.log_start_offset {
                 continue;
             }
-            let Some((mut pos, _)) = seg.find(self.log_start_offset.max(seg.base_offset)) else {
+            let Some((start_pos, _)) = seg.find(self.log_start_offset.max(seg.base_offset)) else {
                 continue;
             };
+            let mut pos = start_pos.max(seg.time_lookup_position(ts));
             while let Some(h) = seg.read_header(pos) {
                 if h.max_timestamp >= ts {
-                    let mut buf = vec![0u8; h.size_bytes()];
+                    buf.resize(h.size_bytes(), 0);
                     seg.file.read_exact_at(&mut buf, pos)?;
-                    if let Some(records) = record_timestamps(&buf) {
-                        if let Some(&(o, t)) = records
-                            .iter()
-                            .find(|(o, t)| *t >= ts && *o >= self.log_start_offset)
-                        {
-                            return Ok(Some((o, t)));
+                    match record_timestamps(&buf) {
+                        Some(records) => {
+                            if let Some(&(o, t)) = records
+                                .iter()
+                                .find(|(o, t)| *t >= ts && *o >= self.log_start_offset)
+                            {
+                                return Ok(Some((o, t)));
+                            }
                         }
-                    } else {
-                        return Ok(Some((
-                            h.base_offset.max(self.log_start_offset),
-                            h.max_timestamp,
-                        )));
+                        None => {
+                            return Ok(Some((
+                                h.base_offset.max(self.log_start_offset),
+                                h.max_timestamp,
+                            )))
+                        }
                     }
                 }
                 pos += h.size_bytes() as u64;
@@ -824,50 +1047,84 @@ impl Log {
         Ok(None)
     }
 
-    /// The (offset, timestamp) of the record with the largest timestamp.
+    /// ListOffsets MAX_TIMESTAMP: the (offset, timestamp) of the first record with the largest
+    /// timestamp at or above the log start (for a compressed batch, its last offset).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let seg = self
-            .segments
-            .values()
-            .filter(|s| s.next_offset > self.log_start_offset)
-            .max_by_key(|s| s.max_timestamp)?;
-        if seg.max_timestamp < 0 {
-            return None;
+        let mut seg: Option<&Segment> = None;
+        for s in self.segments.values() {
+            if s.next_offset > self.log_start_offset
+                && s.max_timestamp >= 0
+                && seg.is_none_or(|best| s.max_timestamp > best.max_timestamp)
+            {
+                seg = Some(s);
+            }
         }
-        let (mut pos, _) = seg.find(self.log_start_offset.max(seg.base_offset))?;
-        let mut best: Option<(i64, i64)> = None;
+        let seg = seg?;
+        let from = seg
+            .offset_of_max_timestamp
+            .max(self.log_start_offset)
+            .max(seg.base_offset);
+        let (mut pos, _) = seg.find(from)?;
+        let mut buf = Vec::new();
         while let Some(h) = seg.read_header(pos) {
-            if h.max_timestamp == seg.max_timestamp && best.is_none() {
-                let mut buf = vec![0u8; h.size_bytes()];
+            if h.max_timestamp == seg.max_timestamp {
+                buf.resize(h.size_bytes(), 0);
                 seg.file.read_exact_at(&mut buf, pos).ok()?;
-                best = match record_timestamps(&buf) {
-                    Some(r) => r
-                        .iter()
-                        .find(|(_, t)| *t == h.max_timestamp)
-                        .map(|&(o, t)| (o, t)),
-                    None => Some((h.last_offset(), h.max_timestamp)),
-                };
+                let exact = record_timestamps(&buf).and_then(|r| {
+                    r.into_iter()
+                        .find(|&(o, t)| t == h.max_timestamp && o >= self.log_start_offset)
+                });
+                return Some(exact.unwrap_or((h.last_offset(), h.max_timestamp)));
             }
             pos += h.size_bytes() as u64;
         }
-        best
+        None
     }
 
-    /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and the offset where it ended.
+    /// OffsetForLeaderEpoch, as Kafka's LeaderEpochFileCache.endOffsetFor: the largest known
+    /// epoch <= `epoch` and the start offset of the next higher epoch (the log end offset for the
+    /// latest epoch); `epoch` itself with the first start offset if it is older than any known;
+    /// (-1, -1) if nothing is known. Unlike Kafka, an epoch newer than the latest cached one is
+    /// answered as the latest (latest, log end): Kafka caches the leader's epoch when it becomes
+    /// leader, this cache only when that epoch first appends, so a newer epoch is the current one.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
-        let Some(i) = self.epochs.iter().rposition(|(e, _)| *e <= epoch) else {
-            return match self.epochs.first() {
-                // Asked for an epoch older than any known: it ended where the first began.
-                Some((_, start)) => (epoch, *start),
-                None => (-1, -1),
-            };
+        const UNDEFINED: (i32, i64) = (-1, -1);
+        let Some(&(latest, _)) = self.epochs.last() else {
+            return UNDEFINED;
         };
-        let end = self
-            .epochs
-            .get(i + 1)
-            .map(|(_, o)| *o)
-            .unwrap_or_else(|| self.log_end_offset());
-        (self.epochs[i].0, end)
+        if epoch < 0 {
+            return UNDEFINED;
+        }
+        if epoch >= latest {
+            return (latest, self.log_end_offset());
+        }
+        let Some(higher) = self.epochs.iter().position(|(e, _)| *e > epoch) else {
+            return UNDEFINED;
+        };
+        let end = self.epochs[higher].1;
+        match higher.checked_sub(1) {
+            Some(floor) => (self.epochs[floor].0, end),
+            None => (epoch, end),
+        }
+    }
+
+    /// The leader-epoch cache: (epoch, start offset) ascending in both.
+    pub fn epoch_entries(&self) -> &[(i32, i64)] {
+        &self.epochs
+    }
+
+    /// Drops epoch entries wholly below the log start offset (Kafka's truncateFromStart): the
+    /// latest of them is kept, starting at the log start offset.
+    fn truncate_epochs_from_start(&mut self) -> Result<(), LogError> {
+        let start = self.log_start_offset;
+        let below = self.epochs.iter().take_while(|(_, o)| *o <= start).count();
+        if below == 0 || (below == 1 && self.epochs[0].1 == start) {
+            return Ok(());
+        }
+        let epoch = self.epochs[below - 1].0;
+        self.epochs.drain(..below);
+        self.epochs.insert(0, (epoch, start));
+        self.write_epochs()
     }
 
     /// Moves the log start offset to `offset`, deleting segments entirely below it.
@@ -889,6 +1146,7 @@ impl Log {
         }
         self.delete_segments_below(offset);
         self.persist_log_start()?;
+        self.truncate_epochs_from_start()?;
         Ok(self.log_start_offset)
     }
 
@@ -945,6 +1203,7 @@ impl Log {
         }
         if deleted > 0 {
             self.persist_log_start()?;
+            self.truncate_epochs_from_start()?;
         }
         Ok(deleted)
     }
@@ -954,7 +1213,7 @@ impl Log {
         let dir = self.dir.clone();
         let seg = self.active();
         seg.file.sync_data()?;
-        seg.write_indexes(&dir)?;
+        seg.persist_indexes(&dir, true)?;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms();
         self.recovery_point = self.log_end_offset();
@@ -975,14 +1234,17 @@ impl Log {
     /// Flushes, then writes a producer-state snapshot at the log end and the log start offset:
     /// what a clean shutdown leaves behind.
     pub fn flush_and_snapshot(&mut self) -> Result<(), LogError> {
+        self.active().maybe_append_time_entry();
         self.flush()?;
         let leo = self.log_end_offset();
         self.producers.write_snapshot(&self.dir, leo)?;
+        self.prune_snapshots()?;
         self.persist_log_start()?;
         Ok(())
     }
 
-    /// Flushes and closes the log, leaving a producer-state snapshot.
+    /// Flushes and closes the log, leaving a producer-state snapshot. Index files are written
+    /// at their used size (never preallocated), so there is nothing to trim.
     pub fn close(mut self) -> Result<(), LogError> {
         self.flush_and_snapshot()
     }
@@ -1263,7 +1525,12 @@ mod tests {
         assert_eq!(log.end_offset_for_epoch(0), (0, 12));
         assert_eq!(log.end_offset_for_epoch(1), (1, 24));
         assert_eq!(log.end_offset_for_epoch(2), (2, 30));
-        assert_eq!(log.end_offset_for_epoch(9), (2, 30));
+        assert_eq!(
+            log.end_offset_for_epoch(9),
+            (2, 30),
+            "newer: the current one"
+        );
+        assert_eq!(log.end_offset_for_epoch(-1), (-1, -1));
         let mut b = batch(2, 5);
         let info = log.append_as_leader(&mut b, 2, 777_000, true).unwrap();
         assert_eq!(info.log_append_time_ms, 777_000);
