@@ -1348,12 +1348,11 @@ mod tests {
         };
         let seg = d.path().join(format!("{:020}.log", 0));
         let full = std::fs::read(&seg).unwrap();
-        let last_len = {
-            let h = BatchHeader::parse(&full[full.len() - 200.min(full.len())..]).ok();
-            let _ = h;
-            let all = crate::batch::validate_batches(&full).unwrap();
-            all.last().unwrap().size_bytes()
-        };
+        let last_len = crate::batch::validate_batches(&full)
+            .unwrap()
+            .last()
+            .unwrap()
+            .size_bytes();
         let keep = full.len() - last_len;
         for cut in keep..full.len() {
             std::fs::write(&seg, &full[..cut]).unwrap();
@@ -1545,5 +1544,276 @@ mod tests {
             (1, 24),
             "epoch cache persisted"
         );
+    }
+
+    /// Every (offset, timestamp) in the log, by reading it all.
+    fn all_records(log: &Log) -> Vec<(i64, i64)> {
+        let r = log
+            .read(log.log_start_offset(), usize::MAX, i64::MAX)
+            .unwrap();
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < r.records.len() {
+            let h = check_batch(&r.records[pos..]).unwrap();
+            out.extend(record_timestamps(&r.records[pos..pos + h.size_bytes()]).unwrap());
+            pos += h.size_bytes();
+        }
+        out
+    }
+
+    /// Timestamps that go up and down, as producers' clocks do.
+    fn wobbly_log(dir: &Path, cfg: LogConfig) -> Log {
+        let mut log = Log::open(dir, cfg, 0, true).unwrap();
+        for i in 0..80i64 {
+            let base = 1000 + i * 10 + if i % 7 == 3 { -45 } else { 0 };
+            let recs: Vec<crate::testing::TestRecord> = (0..(i % 3 + 1))
+                .map(|j| (None, Some(&b"payload"[..]), base + (j * 13) % 20))
+                .collect();
+            log.append_as_leader(&mut build_batch(0, &recs, -1, -1, -1), 0, 1, false)
+                .unwrap();
+        }
+        log
+    }
+
+    fn check_timestamps_against_brute_force(log: &Log) {
+        let recs = all_records(log);
+        for ts in 900..1900 {
+            let expect = recs.iter().find(|(_, t)| *t >= ts).copied();
+            assert_eq!(log.offset_for_timestamp(ts).unwrap(), expect, "ts {ts}");
+        }
+        let max = recs.iter().map(|r| r.1).max().unwrap();
+        let first_max = recs.iter().find(|r| r.1 == max).copied();
+        assert_eq!(log.max_timestamp(), first_max);
+    }
+
+    #[test]
+    fn timestamp_lookups_match_a_full_scan_across_segments() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_bytes: 2000,
+            index_interval_bytes: 150,
+            ..LogConfig::default()
+        };
+        let log = wobbly_log(d.path(), cfg.clone());
+        assert!(log.segment_count() > 3);
+        check_timestamps_against_brute_force(&log);
+        log.close().unwrap();
+        // Loaded from the index files, then rebuilt without them: the same answers.
+        let log = Log::open(d.path(), cfg.clone(), 0, true).unwrap();
+        check_timestamps_against_brute_force(&log);
+        drop(log);
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension()
+                .is_some_and(|x| x == "timeindex" || x == "index")
+            {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let mut log = Log::open(d.path(), cfg, 0, true).unwrap();
+        check_timestamps_against_brute_force(&log);
+        // Below the log start nothing is found.
+        let start = log.delete_records_before(40).unwrap();
+        let found = log.offset_for_timestamp(0).unwrap().unwrap();
+        assert_eq!(found.0, start);
+        assert!(log.max_timestamp().unwrap().0 >= start);
+    }
+
+    #[test]
+    fn missing_or_corrupt_indexes_are_rebuilt_on_a_clean_open() {
+        let d = tempfile::tempdir().unwrap();
+        let spans = {
+            let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+            let s = fill(&mut log, 50);
+            log.close().unwrap();
+            s
+        };
+        let index = |base: i64, ext: &str| d.path().join(format!("{base:020}.{ext}"));
+        let bases: Vec<i64> = spans.iter().map(|s| s.0).collect();
+        let mut damaged = 0;
+        for b in &bases {
+            if index(*b, "index").exists() {
+                match damaged % 3 {
+                    0 => std::fs::remove_file(index(*b, "index")).unwrap(),
+                    1 => std::fs::write(index(*b, "index"), [0u8, 0, 0, 9, 0, 0, 0, 7]).unwrap(),
+                    _ => std::fs::write(index(*b, "timeindex"), [1u8; 13]).unwrap(),
+                }
+                damaged += 1;
+            }
+        }
+        assert!(damaged >= 3);
+        let log = Log::open(d.path(), small(), 0, true).unwrap();
+        assert_eq!(log.log_end_offset(), spans.last().unwrap().1 + 1);
+        for (f, l) in &spans {
+            for o in *f..=*l {
+                let r = log.read(o, 1, i64::MAX).unwrap();
+                assert_eq!(offsets_of(&r.records), vec![(*f, *l)], "offset {o}");
+            }
+        }
+        for b in &bases {
+            if index(*b, "log").exists() {
+                assert_eq!(std::fs::read(index(*b, "index")).unwrap().len() % 8, 0);
+                assert!(std::fs::metadata(index(*b, "index")).unwrap().len() > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn roll_rules_time_by_record_timestamps_and_full_index() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_ms: 1000,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(d.path(), cfg, 0, true).unwrap();
+        for ts in [0, 500, 1000] {
+            log.append_as_leader(&mut batch(1, ts), 0, 1, false)
+                .unwrap();
+        }
+        assert_eq!(log.segment_count(), 1, "waited exactly segment.ms: no roll");
+        log.append_as_leader(&mut batch(1, 1001), 0, 1, false)
+            .unwrap();
+        assert_eq!(log.segment_count(), 2, "rolled by time");
+        // LogAppendTime: the broker clock is the record time.
+        log.append_as_leader(&mut batch(1, 0), 0, 2002, true)
+            .unwrap();
+        assert_eq!(log.segment_count(), 3);
+        drop(log);
+
+        let d = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            index_interval_bytes: 1,
+            segment_index_bytes: 8 * 4,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(d.path(), cfg, 0, true).unwrap();
+        let spans = fill(&mut log, 12);
+        assert!(log.segment_count() >= 4, "rolled on a full index");
+        for seg in log.segments.values() {
+            assert!(seg.index.len() * 8 <= 32);
+        }
+        let r = log.read(0, usize::MAX, i64::MAX).unwrap();
+        assert_eq!(offsets_of(&r.records), spans);
+    }
+
+    #[test]
+    fn reads_respect_max_bytes_and_max_offset() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+        let spans = fill(&mut log, 30);
+        let sizes: Vec<usize> = {
+            let r = log.read(0, usize::MAX, i64::MAX).unwrap();
+            crate::batch::validate_batches(&r.records)
+                .unwrap()
+                .iter()
+                .map(|h| h.size_bytes())
+                .collect()
+        };
+        for first in 0..spans.len() {
+            for n in 1..6.min(spans.len() - first) {
+                let exact: usize = sizes[first..first + n].iter().sum();
+                let r = log.read(spans[first].0, exact, i64::MAX).unwrap();
+                assert_eq!(offsets_of(&r.records), spans[first..first + n].to_vec());
+                let r = log.read(spans[first].0, exact + 1, i64::MAX).unwrap();
+                assert_eq!(offsets_of(&r.records).len(), n, "no partial batch");
+                assert_eq!(r.first_batch_base_offset, Some(spans[first].0));
+                // max_offset inside a batch keeps the batches that start below it.
+                let bound = spans[first + n - 1].0 + 1;
+                let r = log.read(spans[first].0, usize::MAX, bound).unwrap();
+                assert_eq!(offsets_of(&r.records), spans[first..first + n].to_vec());
+            }
+        }
+        let r = log.read(spans[3].0, usize::MAX, spans[3].0).unwrap();
+        assert!(r.records.is_empty() && r.first_batch_base_offset.is_none());
+    }
+
+    #[test]
+    fn recovery_drops_segments_after_a_corrupt_one_and_keeps_producer_state() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_bytes: 600,
+            ..LogConfig::default()
+        };
+        let idem = |seq: i32| build_batch(0, &[(None, Some(&[7u8; 100][..]), 5)], 9, 0, seq);
+        let mut log = Log::open(d.path(), cfg.clone(), 0, true).unwrap();
+        for seq in 0..20 {
+            log.append_as_leader(&mut idem(seq), 0, 1, false).unwrap();
+        }
+        let bases: Vec<i64> = log.segments.keys().copied().collect();
+        assert!(bases.len() >= 5);
+        assert!(list_snapshots(d.path()).unwrap().len() <= SNAPSHOTS_KEPT);
+        log.flush().unwrap();
+        drop(log); // a crash: no close
+                   // Flip one byte inside the third segment's second batch.
+        let third = d.path().join(format!("{:020}.log", bases[2]));
+        let mut bytes = std::fs::read(&third).unwrap();
+        let first = BatchHeader::parse(&bytes).unwrap().size_bytes();
+        bytes[first + 70] ^= 0xFF;
+        std::fs::write(&third, &bytes).unwrap();
+        let mut log = Log::open(d.path(), cfg, bases[1], false).unwrap();
+        assert_eq!(
+            log.log_end_offset(),
+            bases[2] + 1,
+            "kept the first batch only"
+        );
+        assert_eq!(log.segment_count(), 3);
+        assert!(!d.path().join(format!("{:020}.log", bases[3])).exists());
+        // Producer state is what the surviving batches say: sequence bases[2] is next.
+        let next = bases[2] as i32 + 1;
+        assert!(matches!(
+            log.append_as_leader(&mut idem(next + 1), 0, 1, false),
+            Err(AppendError::OutOfOrderSequence)
+        ));
+        match log.append_as_leader(&mut idem(next - 1), 0, 1, false) {
+            Err(AppendError::DuplicateSequence { first_offset, .. }) => {
+                assert_eq!(first_offset, next as i64 - 1)
+            }
+            other => panic!("expected a duplicate, got {other:?}"),
+        }
+        let info = log.append_as_leader(&mut idem(next), 0, 1, false).unwrap();
+        assert_eq!(info.first_offset, next as i64);
+    }
+
+    #[test]
+    fn sequences_wrap_and_delete_records_to_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+        let two = |seq: i32| {
+            build_batch(
+                0,
+                &[(None, Some(b"a"), 1), (None, Some(b"b"), 2)],
+                3,
+                0,
+                seq,
+            )
+        };
+        // An unknown producer may start anywhere; the sequence wraps past i32::MAX to 0.
+        log.append_as_leader(&mut two(i32::MAX - 1), 1, 1, false)
+            .unwrap();
+        log.append_as_leader(&mut two(1), 2, 1, false).unwrap_err();
+        assert_eq!(
+            log.append_as_leader(&mut two(0), 2, 1, false)
+                .unwrap()
+                .first_offset,
+            2
+        );
+        assert_eq!(log.end_offset_for_epoch(1), (1, 2));
+        assert_eq!(log.end_offset_for_epoch(0), (0, 0), "older than any known");
+        // DeleteRecords up to the log end: everything goes, appends continue at the end.
+        assert_eq!(log.delete_records_before(4).unwrap(), 4);
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.size_bytes(), 0);
+        assert_eq!(log.epoch_entries(), &[(2, 4)]);
+        assert!(log.read(4, 100, i64::MAX).unwrap().records.is_empty());
+        assert_eq!(
+            log.append_as_leader(&mut two(2), 2, 1, false)
+                .unwrap()
+                .first_offset,
+            4
+        );
+        log.close().unwrap();
+        let log = Log::open(d.path(), LogConfig::default(), 0, false).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (4, 6));
+        assert_eq!(log.end_offset_for_epoch(2), (2, 6));
     }
 }
