@@ -846,6 +846,9 @@ impl Log {
             if h.batch_length < (HEADER_SIZE - 12) as i32 || pos + h.size_bytes() > records.len() {
                 return Err(AppendError::Batch(BatchError::Truncated));
             }
+            if h.last_offset_delta < 0 || h.records_count < 0 {
+                return Err(AppendError::Batch(BatchError::InvalidRecordCount));
+            }
             headers.push(h);
             pos += h.size_bytes();
         }

@@ -53,13 +53,18 @@ pub struct ProducerState {
 }
 
 impl ProducerState {
-    /// Checks a batch (with a producer id) against the state, without changing it.
+    /// Checks a batch (with a producer id) against the state, without changing it. Control
+    /// batches (transaction markers) and batches without a sequence only have their epoch
+    /// checked, as Kafka does for markers.
     pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
         let Some(e) = self.producers.get(&h.producer_id) else {
             return SequenceCheck::Ok;
         };
         if h.producer_epoch < e.epoch {
             return SequenceCheck::FencedEpoch;
+        }
+        if h.is_control() || h.base_sequence < 0 {
+            return SequenceCheck::Ok;
         }
         if h.producer_epoch > e.epoch {
             return if h.base_sequence == 0 {
@@ -93,7 +98,7 @@ impl ProducerState {
             e.epoch = h.producer_epoch;
             e.batches.clear();
         }
-        if h.base_sequence < 0 {
+        if h.base_sequence < 0 || h.is_control() {
             return;
         }
         e.batches.push_back(BatchMeta {
@@ -176,7 +181,11 @@ impl ProducerState {
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> std::io::Result<()> {
         let path = dir.join(format!("{offset:020}.snapshot"));
         let tmp = dir.join(format!("{offset:020}.snapshot.tmp"));
-        std::fs::write(&tmp, self.to_bytes())?;
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &self.to_bytes())?;
+            f.sync_all()?;
+        }
         std::fs::rename(tmp, path)
     }
 }
@@ -230,6 +239,14 @@ mod tests {
         assert_eq!(s.check(&h(1, 1, 5, 1, 99)), SequenceCheck::OutOfOrder);
         s.update(&h(1, 1, 0, 1, 2));
         assert_eq!(s.check(&h(1, 0, 2, 1, 99)), SequenceCheck::FencedEpoch);
+        // A transaction marker: epoch checked, sequence not; it leaves the sequences alone.
+        let mut marker = h(1, 1, -1, 1, 3);
+        marker.attributes = 0x30;
+        assert_eq!(s.check(&marker), SequenceCheck::Ok);
+        s.update(&marker);
+        assert_eq!(s.check(&h(1, 1, 1, 1, 99)), SequenceCheck::Ok);
+        marker.producer_epoch = 0;
+        assert_eq!(s.check(&marker), SequenceCheck::FencedEpoch);
         for i in 0..7 {
             s.update(&h(2, 0, i, 1, 10 + i as i64));
         }
