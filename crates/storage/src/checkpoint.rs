@@ -8,7 +8,7 @@ use std::path::Path;
 /// Marker file left in a log dir by a clean shutdown.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
-/// Writes text to `path` atomically: temporary file, fsync, rename.
+/// Writes text to `path` atomically: temporary file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
@@ -16,7 +16,11 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// Writes an offset checkpoint.

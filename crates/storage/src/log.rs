@@ -362,7 +362,16 @@ fn encode_time_index(entries: &[(i64, u32)]) -> Vec<u8> {
     out
 }
 
-/// One partition's log.
+/// One partition's log, in `<log.dirs>/<topic>-<partition>/`. Not synchronized: the broker
+/// holds it behind a mutex; `read` takes `&self` (positional reads).
+///
+/// Files: `%020d.log` segments with `.index` (8-byte entries: relative offset u32, position u32;
+/// one for the first batch, then every `index_interval_bytes`) and `.timeindex` (12-byte
+/// entries: largest timestamp so far i64, relative offset u32 of the batch holding it), both in
+/// Kafka's layout, written at their used size and rebuilt from the segment when missing or
+/// wrong; `leader-epoch-checkpoint` (Kafka's text format); `%020d.snapshot` producer state
+/// (the last two kept); and `log-start-offset`, one decimal line, which this crate owns: the
+/// log start offset is persisted here on every change rather than passed in by the broker.
 pub struct Log {
     dir: PathBuf,
     config: LogConfig,
@@ -465,6 +474,10 @@ fn load_index(dir: &Path, seg: &Segment) -> Option<Indexes> {
     if let Some(&(rel, pos)) = index.last() {
         let h = seg.read_header(pos as u64)?;
         if h.base_offset != base + rel as i64 {
+            return None;
+        }
+        // The first batch always gets a time entry if it has a timestamp.
+        if time_index.is_empty() && seg.read_header(0)?.max_timestamp >= 0 {
             return None;
         }
     } else if !time_index.is_empty() {
@@ -1818,5 +1831,27 @@ mod tests {
         let log = Log::open(d.path(), LogConfig::default(), 0, false).unwrap();
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (4, 6));
         assert_eq!(log.end_offset_for_epoch(2), (2, 6));
+    }
+
+    #[test]
+    fn flush_interval_messages_moves_the_recovery_point() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            flush_interval_messages: 5,
+            ..LogConfig::default()
+        };
+        let mut log = Log::open(d.path(), cfg, 0, true).unwrap();
+        log.append_as_leader(&mut batch(3, 1), 0, 1, false).unwrap();
+        assert_eq!(log.recovery_point(), 0, "3 messages: not yet");
+        log.append_as_leader(&mut batch(3, 1), 0, 1, false).unwrap();
+        assert_eq!(log.recovery_point(), 6, "6 messages: flushed");
+        assert!(!log.maybe_flush(i64::MAX).unwrap(), "flush.ms unset");
+        log.set_config(LogConfig {
+            flush_interval_ms: 10,
+            ..LogConfig::default()
+        });
+        log.append_as_leader(&mut batch(1, 1), 0, 1, false).unwrap();
+        assert!(log.maybe_flush(now_ms() + 1000).unwrap());
+        assert_eq!(log.recovery_point(), 7);
     }
 }
