@@ -536,7 +536,7 @@ impl Log {
                 .unwrap_or_else(now_ms);
             let mut seg = Segment::empty(base, file, size, mtime);
             let min_offset = prev_next_offset.max(base);
-            let recover = !clean_shutdown && base >= recovery_base;
+            let mut recover = !clean_shutdown && base >= recovery_base;
             let loaded = if recover { None } else { load_index(dir, &seg) };
             let mut rebuild = true;
             if let Some((index, time_index)) = loaded {
@@ -560,16 +560,11 @@ impl Log {
                     }
                 }
                 seg.bytes_since_index = valid - from;
-                if seg.offset_of_max_timestamp >= seg.next_offset {
-                    // The time index points past the data: rebuild both.
+                if seg.offset_of_max_timestamp >= seg.next_offset || valid < size {
+                    // The time index points past the data, or the tail is invalid even though
+                    // the shutdown was called clean: check the whole segment, rebuild both.
                     seg.clear_indexes();
-                } else if valid < size {
-                    tracing::warn!(dir = %dir.display(), base, valid, size, "segment tail invalid: truncating");
-                    seg.file.set_len(valid)?;
-                    seg.file.sync_all()?;
-                    seg.size = valid;
-                    truncated = true;
-                    rebuild = false;
+                    recover = true;
                 } else {
                     rebuild = false;
                 }
@@ -628,14 +623,16 @@ impl Log {
             let base = log.log_start_offset;
             log.roll_at(base)?;
         }
-        log.load_epochs(truncated)?;
+        log.load_epochs()?;
         log.truncate_epochs_from_start()?;
         log.load_producer_state()?;
         log.recovery_point = log.log_end_offset();
         Ok(log)
     }
 
-    fn load_epochs(&mut self, truncated: bool) -> Result<(), LogError> {
+    /// Loads the leader-epoch cache, dropping entries at or past the log end (Kafka's
+    /// truncateFromEnd), which an unclean shutdown can leave.
+    fn load_epochs(&mut self) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         if let Ok(text) = std::fs::read_to_string(self.dir.join(EPOCH_FILE)) {
             let mut lines = text.lines();
@@ -662,8 +659,7 @@ impl Log {
             }
         }
         let before = self.epochs.len();
-        self.epochs
-            .retain(|(_, o)| *o < leo || (!truncated && *o == leo));
+        self.epochs.retain(|(_, o)| *o < leo);
         if self.epochs.len() != before {
             self.write_epochs()?;
         }
@@ -1853,5 +1849,38 @@ mod tests {
         log.append_as_leader(&mut batch(1, 1), 0, 1, false).unwrap();
         assert!(log.maybe_flush(now_ms() + 1000).unwrap());
         assert_eq!(log.recovery_point(), 7);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_even_after_a_clean_shutdown_claim() {
+        let d = tempfile::tempdir().unwrap();
+        let spans = {
+            let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+            let s = fill(&mut log, 30);
+            log.close().unwrap();
+            s
+        };
+        let last_seg = {
+            let log = Log::open(d.path(), small(), 0, true).unwrap();
+            *log.segments.keys().next_back().unwrap()
+        };
+        let seg = d.path().join(format!("{last_seg:020}.log"));
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let n = bytes.len();
+        bytes.truncate(n - 3);
+        std::fs::write(&seg, &bytes).unwrap();
+        let mut log = Log::open(d.path(), small(), i64::MAX, true).unwrap();
+        let (f, l) = spans[spans.len() - 2];
+        assert_eq!(log.log_end_offset(), l + 1);
+        assert_eq!(
+            offsets_of(&log.read(f, usize::MAX, i64::MAX).unwrap().records),
+            vec![(f, l)]
+        );
+        let info = log.append_as_leader(&mut batch(2, 9), 0, 1, false).unwrap();
+        assert_eq!(info.first_offset, l + 1);
+        assert_eq!(
+            offsets_of(&log.read(l + 1, 1, i64::MAX).unwrap().records),
+            vec![(l + 1, l + 2)]
+        );
     }
 }
