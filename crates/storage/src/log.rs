@@ -18,6 +18,7 @@ use crate::batch::{
     set_partition_leader_epoch, BatchError, BatchHeader, HEADER_SIZE,
 };
 use crate::checkpoint::write_atomic;
+pub use crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
 use crate::producer::{list_snapshots, ProducerState, SequenceCheck};
 
 /// Settings of one log (from the topic's configuration).
@@ -1139,6 +1140,18 @@ impl Log {
         self.write_epochs()
     }
 
+    /// Forgets idempotent producers whose latest batch's timestamp is more than `expiration_ms`
+    /// before `now_ms` (Kafka's producer.id.expiration.ms, by default
+    /// [`DEFAULT_PRODUCER_ID_EXPIRATION_MS`]); returns how many went. Call it periodically.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Number of producer ids whose state is kept.
+    pub fn producer_count(&self) -> usize {
+        self.producers.producers.len()
+    }
+
     /// Moves the log start offset to `offset`, deleting segments entirely below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
         let leo = self.log_end_offset();
@@ -1518,6 +1531,16 @@ mod tests {
                 Err(AppendError::InvalidProducerEpoch)
             ));
             assert_eq!(log.log_end_offset(), 8);
+            assert_eq!(log.producer_count(), 1);
+            assert_eq!(log.remove_expired_producers(1000, 5000), 0, "fresh");
+            assert_eq!(
+                log.remove_expired_producers(
+                    2 + DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+                    DEFAULT_PRODUCER_ID_EXPIRATION_MS
+                ),
+                1
+            );
+            assert_eq!(log.producer_count(), 0);
         }
     }
 

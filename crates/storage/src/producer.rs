@@ -9,6 +9,10 @@ use crate::batch::{increment_sequence, BatchHeader};
 
 /// How many recent batches are remembered per producer (as Kafka: max in-flight requests).
 pub const CACHED_BATCHES: usize = 5;
+/// Kafka's default `producer.id.expiration.ms`: one day.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+/// Snapshot format version written (version 1 had no last timestamp).
+const SNAPSHOT_VERSION: u16 = 2;
 
 /// One remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub struct ProducerEntry {
     pub epoch: i16,
     /// Most recent batches, oldest first.
     pub batches: VecDeque<BatchMeta>,
+    /// Max timestamp of the producer's latest batch (-1: unknown), for expiry.
+    pub last_timestamp: i64,
 }
 
 /// What a batch is, against the producer state.
@@ -94,6 +100,7 @@ impl ProducerState {
             return;
         }
         let e = self.producers.entry(h.producer_id).or_default();
+        e.last_timestamp = e.last_timestamp.max(h.max_timestamp);
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
             e.batches.clear();
@@ -112,10 +119,19 @@ impl ProducerState {
         }
     }
 
+    /// Forgets producers whose latest batch is more than `expiration_ms` older than `now_ms`
+    /// (Kafka's producer.id.expiration.ms); returns how many went.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.last_timestamp < 0 || now_ms - e.last_timestamp < expiration_ms);
+        before - self.producers.len()
+    }
+
     /// Serializes the state with a trailing CRC-32C.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         let mut ids: Vec<&i64> = self.producers.keys().collect();
         ids.sort();
@@ -123,6 +139,7 @@ impl ProducerState {
             let e = &self.producers[id];
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -151,7 +168,8 @@ impl ProducerState {
             pos += n;
             Some(s)
         };
-        if u16::from_be_bytes(take(2)?.try_into().ok()?) != 1 {
+        let version = u16::from_be_bytes(take(2)?.try_into().ok()?);
+        if version != 1 && version != SNAPSHOT_VERSION {
             return None;
         }
         let n = u32::from_be_bytes(take(4)?.try_into().ok()?);
@@ -159,10 +177,19 @@ impl ProducerState {
         for _ in 0..n {
             let id = i64::from_be_bytes(take(8)?.try_into().ok()?);
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let last_timestamp = if version == 1 {
+                -1
+            } else {
+                i64::from_be_bytes(take(8)?.try_into().ok()?)
+            };
             let count = take(1)?[0];
+            if count as usize > CACHED_BATCHES {
+                return None;
+            }
             let mut e = ProducerEntry {
                 epoch,
                 batches: VecDeque::new(),
+                last_timestamp,
             };
             for _ in 0..count {
                 e.batches.push_back(BatchMeta {
@@ -256,5 +283,11 @@ mod tests {
         let mut bad = s.to_bytes();
         bad[7] ^= 1;
         assert!(ProducerState::from_bytes(&bad).is_none());
+        // Expiry by the latest batch's timestamp.
+        let mut late = h(3, 0, 0, 1, 50);
+        late.max_timestamp = 10_000;
+        s.update(&late);
+        assert_eq!(s.remove_expired(10_000 + 500, 1000), 2);
+        assert_eq!(s.producers.keys().collect::<Vec<_>>(), vec![&3]);
     }
 }
