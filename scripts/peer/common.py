@@ -49,6 +49,11 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def stop(self):
+        if self.proc.poll() is not None:
+            # The broker died during the suite: say so, with the end of its log.
+            self.log.flush()
+            tail = (Path(self.tmp.name) / "broker.log").read_text(errors="replace")[-3000:]
+            print(f"BROKER EXITED DURING THE SUITE with code {self.proc.returncode}; log tail:\n{tail}")
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
