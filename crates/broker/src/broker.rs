@@ -425,6 +425,8 @@ async fn retention_loop(broker: Arc<Broker>) {
             let now = now_ms();
             for p in b.all_partitions() {
                 let mut log = p.log.lock();
+                // Forget idempotent producers idle longer than producer.id.expiration.ms (1 day).
+                log.remove_expired_producers(now, runnel_storage::log::DEFAULT_PRODUCER_ID_EXPIRATION_MS);
                 match log.apply_retention(now) {
                     Ok(0) => {}
                     Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
