@@ -53,6 +53,8 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// Bumped after every append; long-polling fetches wait on it.
     pub appended: watch::Sender<u64>,
+    /// The consumer group coordinator.
+    pub groups: crate::group::GroupCoordinator,
     shutting_down: AtomicBool,
 }
 
@@ -124,6 +126,7 @@ impl Broker {
         }
         tasks.push(tokio::spawn(retention_loop(broker.clone())));
         tasks.push(tokio::spawn(flush_loop(broker.clone())));
+        tasks.push(tokio::spawn(group_loop(broker.clone())));
         Ok(BrokerHandle {
             broker,
             bound,
@@ -176,6 +179,7 @@ impl Broker {
             producer_ids: Mutex::new((next_pid, next_pid)),
             appended,
             shutting_down: AtomicBool::new(false),
+            groups: crate::group::GroupCoordinator::new(&config),
             config,
         };
         // Open every partition the metadata knows; remove directories of deleted topics.
@@ -208,6 +212,10 @@ impl Broker {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
+        broker
+            .groups
+            .load(&broker)
+            .context("replaying __consumer_offsets")?;
         info!(
             topics = image.topics.len(),
             partitions = broker.partitions.read().len(),
@@ -359,6 +367,7 @@ impl Broker {
     /// Flushes and closes every log, then writes checkpoints and the clean-shutdown marker.
     pub fn close(&self) -> anyhow::Result<()> {
         self.shutting_down.store(true, Ordering::Relaxed);
+        self.groups.shutdown();
         let parts = self.all_partitions();
         for p in &parts {
             p.log.lock().flush_and_snapshot()?;
@@ -411,6 +420,15 @@ async fn flush_loop(broker: Arc<Broker>) {
             }
         })
         .await;
+    }
+}
+
+/// Runs the group coordinator's timers (sessions, rebalance deadlines, offset retention).
+async fn group_loop(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(crate::group::coordinator::TICK);
+    loop {
+        tick.tick().await;
+        broker.groups.tick(&broker);
     }
 }
 

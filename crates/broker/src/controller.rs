@@ -32,6 +32,12 @@ impl ControllerError {
     }
 }
 
+/// Whether a topic is one of Kafka's internal topics (owned by a coordinator, not writable by
+/// clients, flagged `is_internal` in Metadata).
+pub fn is_internal_topic(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC || name == "__transaction_state"
+}
+
 /// Kafka's longest legal topic name.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
@@ -234,6 +240,12 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, ControllerError
             "This server does not host this topic-partition.",
         ));
     };
+    if is_internal_topic(name) {
+        return Err(ControllerError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic {name} is an internal topic and cannot be deleted."),
+        ));
+    }
     let topic_id = topic.topic_id;
     broker
         .append_metadata(&[MetadataRecord::RemoveTopic { topic_id }])

@@ -81,7 +81,7 @@ async fn serve_connection(
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let max = broker.config.socket_request_max_bytes;
     while let Some(frame) = read_frame(&mut rd, max, peer).await? {
-        match dispatch(&broker, &listener_name, frame).await {
+        match dispatch(&broker, &listener_name, peer, frame).await {
             Outcome::Respond(bytes) => wr.write_all(&bytes).await?,
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {

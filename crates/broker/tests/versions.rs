@@ -279,3 +279,226 @@ async fn every_served_version_is_answered() {
         );
     }
 }
+
+/// The version of `key` to use in round `i`: `i` clamped into the served range.
+fn clamp(key: ApiKey, i: i16) -> i16 {
+    let r = SUPPORTED_APIS.iter().find(|r| r.api_key == key).unwrap();
+    i.clamp(r.min, r.max)
+}
+
+/// A whole group life cycle per round, each API at round i clamped to its range, so that every
+/// served version of every group API is sent and its answer checked.
+#[tokio::test]
+async fn every_group_api_version_is_answered() {
+    let b = TestBroker::start(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "2"),
+    ])
+    .await;
+    let mut c = b.client().await;
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    for i in 0..=9i16 {
+        let group = format!("g{i}");
+        let gid = GroupId(s(&group));
+        // FindCoordinator.
+        let v = clamp(ApiKey::FindCoordinator, i);
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s(&group)])
+        } else {
+            FindCoordinatorRequest::default().with_key(s(&group))
+        };
+        let resp = c.send(&req, v).await;
+        let (err, port) = if v >= 4 {
+            (resp.coordinators[0].error_code, resp.coordinators[0].port)
+        } else {
+            (resp.error_code, resp.port)
+        };
+        assert_eq!(
+            (err, port),
+            (0, b.addr.port() as i32),
+            "FindCoordinator v{v}"
+        );
+        // JoinGroup (twice from v4: the first answer is MEMBER_ID_REQUIRED).
+        let v = clamp(ApiKey::JoinGroup, i);
+        let join = |member: &str| {
+            JoinGroupRequest::default()
+                .with_group_id(gid.clone())
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(if v >= 1 { 10_000 } else { -1 })
+                .with_member_id(s(member))
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                )
+                .with_name(s("range"))
+                .with_metadata(Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x01t"))])
+        };
+        let mut resp = c.send(&join(""), v).await;
+        if v >= 4 {
+            assert_eq!(resp.error_code, 79, "JoinGroup v{v}: MEMBER_ID_REQUIRED");
+            let id = resp.member_id.to_string();
+            resp = c.send(&join(&id), v).await;
+        }
+        assert_eq!(resp.error_code, 0, "JoinGroup v{v}");
+        assert_eq!(resp.generation_id, 1);
+        assert_eq!(resp.leader, resp.member_id);
+        assert_eq!(resp.members.len(), 1);
+        let member = resp.member_id.clone();
+        // SyncGroup.
+        let v = clamp(ApiKey::SyncGroup, i);
+        let req = SyncGroupRequest::default()
+            .with_group_id(gid.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone())
+            .with_assignments(vec![
+                sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(member.clone())
+                    .with_assignment(Bytes::from_static(b"assignment")),
+            ]);
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.error_code, 0, "SyncGroup v{v}");
+        assert_eq!(&resp.assignment[..], b"assignment");
+        // Heartbeat.
+        let v = clamp(ApiKey::Heartbeat, i);
+        let req = HeartbeatRequest::default()
+            .with_group_id(gid.clone())
+            .with_generation_id(1)
+            .with_member_id(member.clone());
+        assert_eq!(c.send(&req, v).await.error_code, 0, "Heartbeat v{v}");
+        // OffsetCommit.
+        let v = clamp(ApiKey::OffsetCommit, i);
+        let req = OffsetCommitRequest::default()
+            .with_group_id(gid.clone())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(member.clone())
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(40 + i as i64)
+                            .with_committed_metadata(Some(s("meta"))),
+                    ]),
+            ]);
+        let resp = c.send(&req, v).await;
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 0,
+            "OffsetCommit v{v}"
+        );
+        // OffsetFetch.
+        let v = clamp(ApiKey::OffsetFetch, i);
+        let (offset, metadata) = if v >= 8 {
+            let req = OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(gid.clone())
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopics::default()
+                            .with_name(TopicName(s("t")))
+                            .with_partition_indexes(vec![0]),
+                    ])),
+            ]);
+            let resp = c.send(&req, v).await;
+            let p = &resp.groups[0].topics[0].partitions[0];
+            (p.committed_offset, p.metadata.clone())
+        } else {
+            let req = OffsetFetchRequest::default()
+                .with_group_id(gid.clone())
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0]),
+                ]));
+            let resp = c.send(&req, v).await;
+            let p = &resp.topics[0].partitions[0];
+            (p.committed_offset, p.metadata.clone())
+        };
+        assert_eq!(
+            (offset, metadata),
+            (40 + i as i64, Some(s("meta"))),
+            "OffsetFetch v{v}"
+        );
+        // DescribeGroups and ListGroups.
+        let v = clamp(ApiKey::DescribeGroups, i);
+        let resp = c
+            .send(
+                &DescribeGroupsRequest::default().with_groups(vec![gid.clone()]),
+                v,
+            )
+            .await;
+        let g = &resp.groups[0];
+        assert_eq!(
+            (
+                g.error_code,
+                g.group_state.as_str(),
+                g.protocol_data.as_str(),
+                g.members.len()
+            ),
+            (0, "Stable", "range", 1),
+            "DescribeGroups v{v}"
+        );
+        assert_eq!(&g.members[0].member_assignment[..], b"assignment");
+        let v = clamp(ApiKey::ListGroups, i);
+        let resp = c.send(&ListGroupsRequest::default(), v).await;
+        assert_eq!(resp.error_code, 0, "ListGroups v{v}");
+        assert!(
+            resp.groups.iter().any(|g| g.group_id == gid),
+            "ListGroups v{v}"
+        );
+        // Deleting a group with a member is refused.
+        let v = clamp(ApiKey::DeleteGroups, i);
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![gid.clone()]);
+        assert_eq!(
+            c.send(&req, v).await.results[0].error_code,
+            68,
+            "DeleteGroups v{v}: NON_EMPTY_GROUP"
+        );
+        // LeaveGroup.
+        let v = clamp(ApiKey::LeaveGroup, i);
+        let req = if v >= 3 {
+            LeaveGroupRequest::default()
+                .with_group_id(gid.clone())
+                .with_members(vec![
+                    leave_group_request::MemberIdentity::default().with_member_id(member.clone())
+                ])
+        } else {
+            LeaveGroupRequest::default()
+                .with_group_id(gid.clone())
+                .with_member_id(member.clone())
+        };
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.error_code, 0, "LeaveGroup v{v}");
+        if v >= 3 {
+            assert_eq!(resp.members[0].error_code, 0);
+        }
+        // OffsetDelete, then DeleteGroups on the now empty group.
+        let req = OffsetDeleteRequest::default()
+            .with_group_id(gid.clone())
+            .with_topics(vec![
+                offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(0),
+                    ]),
+            ]);
+        let resp = c.send(&req, 0).await;
+        assert_eq!(
+            (resp.error_code, resp.topics[0].partitions[0].error_code),
+            (0, 0),
+            "OffsetDelete v0"
+        );
+        let v = clamp(ApiKey::DeleteGroups, i);
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![gid.clone()]);
+        assert_eq!(
+            c.send(&req, v).await.results[0].error_code,
+            0,
+            "DeleteGroups v{v}"
+        );
+    }
+}

@@ -178,6 +178,14 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
     pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub group_max_size: i32,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: i32,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention_minutes: i32,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
     /// `cluster.id` (Runnel: used when the metadata log is first created).
     pub cluster_id: Option<String>,
     /// `runnel.fsync.on.ack`: fsync before acknowledging acks=all (Runnel only).
@@ -542,6 +550,22 @@ impl BrokerConfig {
             )?,
             group_min_session_timeout_ms: raw.parse("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: raw.parse("group.max.session.timeout.ms")?,
+            group_max_size: at_least("group.max.size", raw.parse("group.max.size")?, 1)?,
+            offset_metadata_max_bytes: at_least(
+                "offset.metadata.max.bytes",
+                raw.parse("offset.metadata.max.bytes")?,
+                0,
+            )?,
+            offsets_retention_minutes: at_least(
+                "offsets.retention.minutes",
+                raw.parse("offsets.retention.minutes")?,
+                1,
+            )?,
+            offsets_retention_check_interval_ms: at_least(
+                "offsets.retention.check.interval.ms",
+                raw.parse("offsets.retention.check.interval.ms")?,
+                1,
+            )?,
             cluster_id: values.get("cluster.id").cloned(),
             fsync_on_ack: raw.boolean("runnel.fsync.on.ack")?,
             explicit: values.clone(),

@@ -34,7 +34,7 @@ fn topic_entry(version: i16, t: &TopicImage) -> MetadataResponseTopic {
         } else {
             Uuid::nil()
         })
-        .with_is_internal(false)
+        .with_is_internal(version >= 1 && controller::is_internal_topic(&t.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }

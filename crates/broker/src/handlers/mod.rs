@@ -19,17 +19,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 /// What the connection should do after a request.
 pub enum Outcome {
@@ -51,6 +62,8 @@ pub struct RequestContext {
     pub api_version: i16,
     /// Client id from the header.
     pub client_id: Option<String>,
+    /// The client's address as Kafka prints it ("/ip").
+    pub client_host: String,
 }
 
 impl RequestContext {
@@ -75,7 +88,12 @@ pub fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 /// Decodes and handles one request frame.
-pub async fn dispatch(broker: &Arc<Broker>, listener: &str, frame: Bytes) -> Outcome {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    listener: &str,
+    peer: std::net::SocketAddr,
+    frame: Bytes,
+) -> Outcome {
     let Ok((api_key_raw, api_version, correlation_id)) = peek_prefix(&frame) else {
         return Outcome::Close("request shorter than a header");
     };
@@ -108,6 +126,7 @@ pub async fn dispatch(broker: &Arc<Broker>, listener: &str, frame: Bytes) -> Out
         listener: listener.to_string(),
         api_version,
         client_id: head.client_id,
+        client_host: format!("/{}", peer.ip()),
     };
     let response: Option<ResponseKind> = match request {
         RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
@@ -129,6 +148,17 @@ pub async fn dispatch(broker: &Arc<Broker>, listener: &str, frame: Bytes) -> Out
             Some(incremental_alter_configs::handle(&ctx, r).into())
         }
         RequestKind::DescribeCluster(r) => Some(describe_cluster::handle(&ctx, r).into()),
+        RequestKind::FindCoordinator(r) => Some(find_coordinator::handle(&ctx, r).into()),
+        RequestKind::JoinGroup(r) => Some(join_group::handle(&ctx, r).await.into()),
+        RequestKind::SyncGroup(r) => Some(sync_group::handle(&ctx, r).await.into()),
+        RequestKind::Heartbeat(r) => Some(heartbeat::handle(&ctx, r).into()),
+        RequestKind::LeaveGroup(r) => Some(leave_group::handle(&ctx, r).into()),
+        RequestKind::OffsetCommit(r) => Some(offset_commit::handle(&ctx, r).into()),
+        RequestKind::OffsetFetch(r) => Some(offset_fetch::handle(&ctx, r).into()),
+        RequestKind::OffsetDelete(r) => Some(offset_delete::handle(&ctx, r).into()),
+        RequestKind::ListGroups(r) => Some(list_groups::handle(&ctx, r).into()),
+        RequestKind::DescribeGroups(r) => Some(describe_groups::handle(&ctx, r).into()),
+        RequestKind::DeleteGroups(r) => Some(delete_groups::handle(&ctx, r).into()),
         _ => return Outcome::Close("API not served"),
     };
     match response {

@@ -50,6 +50,12 @@ fn append(
     acks: i16,
     record_errors: &mut Vec<i32>,
 ) -> Result<Appended, (ResponseError, String)> {
+    if crate::controller::is_internal_topic(topic) {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!("Cannot append to internal topic {topic}"),
+        ));
+    }
     let partition = ctx.broker.partition(topic, index).ok_or((
         ResponseError::UnknownTopicOrPartition,
         "This server does not host this topic-partition.".to_string(),

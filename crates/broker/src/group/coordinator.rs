@@ -1,0 +1,1712 @@
+//! The classic group coordinator: membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the
+//! rebalance state machine (Empty → PreparingRebalance → CompletingRebalance → Stable), static
+//! membership (KIP-345), committed offsets, and the timers that evict silent members, end
+//! rebalances and expire offsets. Every change that must survive a restart is appended to the
+//! group's `__consumer_offsets` partition before it is acknowledged; [`GroupCoordinator::load`]
+//! replays those partitions at start-up.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::records::{
+    decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset,
+    partition_for, GroupValue, OffsetValue, RecordKey, StoredMember,
+};
+use crate::broker::{now_ms, Broker};
+use crate::controller;
+
+/// Name of the internal topic holding groups and committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Segment size of `__consumer_offsets` partitions (Kafka's `offsets.topic.segment.bytes`).
+const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+
+/// How often the coordinator's timers are checked.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Error code of "no error".
+const NONE: i16 = 0;
+
+/// A classic group's state, as Kafka names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members (offsets only, or a group whose members all left).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Assigned and running.
+    Stable,
+    /// Removed.
+    Dead,
+}
+
+impl GroupState {
+    /// The state's name in DescribeGroups and ListGroups.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// The answer to a JoinGroup, before version-specific encoding.
+#[derive(Debug, Clone, Default)]
+pub struct JoinResult {
+    /// Error code.
+    pub error: i16,
+    /// Generation.
+    pub generation_id: i32,
+    /// The group's protocol type.
+    pub protocol_type: Option<String>,
+    /// The selected protocol.
+    pub protocol_name: Option<String>,
+    /// Leader member id.
+    pub leader: String,
+    /// The leader should not compute an assignment (static leader rejoining, v9+).
+    pub skip_assignment: bool,
+    /// The member's id.
+    pub member_id: String,
+    /// Members and their metadata (for the leader only).
+    pub members: Vec<JoinedMember>,
+}
+
+/// One member as the leader sees it in a JoinGroup response.
+#[derive(Debug, Clone)]
+pub struct JoinedMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// Metadata for the selected protocol.
+    pub metadata: Bytes,
+}
+
+impl JoinResult {
+    fn error(error: ResponseError, member_id: &str) -> JoinResult {
+        JoinResult {
+            error: error.code(),
+            generation_id: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The answer to a SyncGroup.
+#[derive(Debug, Clone, Default)]
+pub struct SyncResult {
+    /// Error code.
+    pub error: i16,
+    /// The group's protocol type.
+    pub protocol_type: Option<String>,
+    /// The selected protocol.
+    pub protocol_name: Option<String>,
+    /// The member's assignment.
+    pub assignment: Bytes,
+}
+
+impl SyncResult {
+    fn error(error: ResponseError) -> SyncResult {
+        SyncResult {
+            error: error.code(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A JoinGroup request, decoded.
+#[derive(Debug, Clone)]
+pub struct JoinParams {
+    /// Group id.
+    pub group_id: String,
+    /// Member id ("" for a new member).
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// Client id from the request header.
+    pub client_id: String,
+    /// Client host ("/ip").
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Protocols in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+ without an instance id: a new member first gets MEMBER_ID_REQUIRED.
+    pub require_known_member_id: bool,
+    /// v9+: the coordinator may tell a static leader to skip the assignment.
+    pub supports_skip_assignment: bool,
+}
+
+/// One partition's committed offset as a request gives it.
+#[derive(Debug, Clone)]
+pub struct OffsetCommitEntry {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Leader epoch or -1.
+    pub leader_epoch: i32,
+    /// Metadata string.
+    pub metadata: Option<String>,
+}
+
+/// A committed offset as OffsetFetch returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Offset (-1 when none).
+    pub offset: i64,
+    /// Leader epoch (-1 when unknown).
+    pub leader_epoch: i32,
+    /// Metadata string.
+    pub metadata: String,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Static instance id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Metadata of the selected protocol.
+    pub metadata: Bytes,
+    /// Assignment.
+    pub assignment: Bytes,
+}
+
+/// A group as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    /// State.
+    pub state: GroupState,
+    /// Protocol type ("" if none).
+    pub protocol_type: String,
+    /// Selected protocol ("" unless Stable/CompletingRebalance).
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<MemberDescription>,
+}
+
+struct Member {
+    id: String,
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    rebalance_timeout_ms: i32,
+    session_timeout_ms: i32,
+    protocol_type: String,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    join_waiter: Option<oneshot::Sender<JoinResult>>,
+    sync_waiter: Option<oneshot::Sender<SyncResult>>,
+    deadline: Instant,
+    join_order: u64,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn fail_waiters(&mut self, error: ResponseError) {
+        if let Some(tx) = self.join_waiter.take() {
+            let _ = tx.send(JoinResult::error(error, &self.id));
+        }
+        if let Some(tx) = self.sync_waiter.take() {
+            let _ = tx.send(SyncResult::error(error));
+        }
+    }
+}
+
+struct InitialDelay {
+    deadline: Instant,
+    remaining_ms: i64,
+    new_member_joined: bool,
+}
+
+struct Group {
+    id: String,
+    state: GroupState,
+    state_timestamp: i64,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: HashMap<String, Member>,
+    static_members: HashMap<String, String>,
+    pending: HashMap<String, Instant>,
+    rebalance_deadline: Option<Instant>,
+    initial_delay: Option<InitialDelay>,
+    offsets: BTreeMap<(String, i32), OffsetValue>,
+    next_join_order: u64,
+}
+
+impl Group {
+    fn new(id: &str) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            state_timestamp: now_ms(),
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: HashMap::new(),
+            static_members: HashMap::new(),
+            pending: HashMap::new(),
+            rebalance_deadline: None,
+            initial_delay: None,
+            offsets: BTreeMap::new(),
+            next_join_order: 0,
+        }
+    }
+
+    fn transition(&mut self, state: GroupState) {
+        self.state = state;
+        self.state_timestamp = now_ms();
+    }
+
+    /// Whether a joining member's protocols fit the group (Kafka's `supportsProtocols`).
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if protocol_type.is_empty() || protocols.is_empty() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        let mut candidates = self.candidate_protocols();
+        candidates.retain(|c| protocols.iter().any(|(n, _)| n == c));
+        !candidates.is_empty()
+    }
+
+    /// Protocols every member supports, in the oldest member's order of preference.
+    fn candidate_protocols(&self) -> Vec<String> {
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.join_order);
+        let Some(first) = members.first() else {
+            return Vec::new();
+        };
+        first
+            .protocols
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| {
+                members
+                    .iter()
+                    .all(|m| m.protocols.iter().any(|(p, _)| p == n))
+            })
+            .collect()
+    }
+
+    /// Each member votes for its most preferred candidate; the most votes wins.
+    fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidate_protocols();
+        let mut votes: Vec<(String, usize)> = candidates.iter().map(|c| (c.clone(), 0)).collect();
+        for m in self.members.values() {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(n)) {
+                if let Some(v) = votes.iter_mut().find(|(c, _)| c == name) {
+                    v.1 += 1;
+                }
+            }
+        }
+        let max = votes.iter().map(|v| v.1).max()?;
+        votes.into_iter().find(|v| v.1 == max).map(|v| v.0)
+    }
+
+    fn max_rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn is_leader(&self, member_id: &str) -> bool {
+        self.leader.as_deref() == Some(member_id)
+    }
+
+    /// FENCED_INSTANCE_ID when a static instance id is owned by another member id.
+    fn fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
+        match instance_id.and_then(|i| self.static_members.get(i)) {
+            Some(owner) => owner != member_id,
+            None => false,
+        }
+    }
+
+    fn leader_members(&self) -> Vec<JoinedMember> {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let mut members: Vec<&Member> = self.members.values().collect();
+        members.sort_by_key(|m| m.join_order);
+        members
+            .into_iter()
+            .map(|m| JoinedMember {
+                member_id: m.id.clone(),
+                group_instance_id: m.instance_id.clone(),
+                metadata: m.metadata_for(&protocol),
+            })
+            .collect()
+    }
+
+    fn current_join_result(&self, member_id: &str, include_members: bool) -> JoinResult {
+        JoinResult {
+            error: NONE,
+            generation_id: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            skip_assignment: false,
+            member_id: member_id.to_string(),
+            members: if include_members {
+                self.leader_members()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Topics the members subscribe to (consumer protocol only), for OffsetDelete.
+    fn subscribed_topics(&self) -> Option<HashSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") || self.members.is_empty() {
+            return None;
+        }
+        let protocol = self.protocol.clone()?;
+        let mut topics = HashSet::new();
+        for m in self.members.values() {
+            topics.extend(super::consumer_protocol::subscription_topics(
+                &m.metadata_for(&protocol),
+            )?);
+        }
+        Some(topics)
+    }
+
+    fn to_value(&self) -> GroupValue {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp: self.state_timestamp,
+            members: self
+                .members
+                .values()
+                .map(|m| StoredMember {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Settings the coordinator takes from the broker configuration.
+#[derive(Debug, Clone)]
+struct Settings {
+    partitions: i32,
+    initial_delay_ms: i64,
+    min_session_ms: i32,
+    max_session_ms: i32,
+    max_size: usize,
+    metadata_max_bytes: usize,
+    retention_ms: i64,
+    retention_check_ms: i64,
+}
+
+/// The group coordinator of this broker.
+pub struct GroupCoordinator {
+    settings: Settings,
+    groups: Mutex<HashMap<String, Group>>,
+    last_expiry_check: Mutex<i64>,
+}
+
+/// A record to append to `__consumer_offsets`: key and value (None: tombstone).
+type StoreRecord = (Bytes, Option<Bytes>);
+
+impl GroupCoordinator {
+    /// A coordinator configured from the broker's settings.
+    pub fn new(config: &runnel_config::BrokerConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            settings: Settings {
+                partitions: config.offsets_topic_num_partitions,
+                initial_delay_ms: config.group_initial_rebalance_delay_ms,
+                min_session_ms: config.group_min_session_timeout_ms,
+                max_session_ms: config.group_max_session_timeout_ms,
+                max_size: config.group_max_size as usize,
+                metadata_max_bytes: config.offset_metadata_max_bytes as usize,
+                retention_ms: config.offsets_retention_minutes as i64 * 60_000,
+                retention_check_ms: config.offsets_retention_check_interval_ms,
+            },
+            groups: Mutex::new(HashMap::new()),
+            last_expiry_check: Mutex::new(now_ms()),
+        }
+    }
+
+    /// The `__consumer_offsets` partition count (from the topic when it exists).
+    fn partitions(&self, broker: &Broker) -> i32 {
+        broker
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .unwrap_or(self.settings.partitions)
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet.
+    pub fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), ResponseError> {
+        if broker.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs: BTreeMap<String, String> = [
+            ("cleanup.policy", "compact"),
+            ("compression.type", "producer"),
+            ("segment.bytes", OFFSETS_SEGMENT_BYTES),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        match controller::create_topic(
+            broker,
+            OFFSETS_TOPIC,
+            self.settings.partitions,
+            1,
+            &[],
+            configs,
+            false,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
+            Err(e) => {
+                warn!(error = %e.message, "could not create __consumer_offsets");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Appends records to the group's partition of `__consumer_offsets`.
+    fn store(
+        &self,
+        broker: &Broker,
+        group: &str,
+        records: &[StoreRecord],
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic(broker)?;
+        let index = partition_for(group, self.partitions(broker));
+        let partition = broker
+            .partition(OFFSETS_TOPIC, index)
+            .ok_or(ResponseError::NotCoordinator)?;
+        let now = now_ms();
+        let recs: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: partition.leader_epoch,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(k.clone()),
+                value: v.clone(),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            recs.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|_| ResponseError::UnknownServerError)?;
+        let result =
+            partition
+                .log
+                .lock()
+                .append_as_leader(&mut buf, partition.leader_epoch, now, false);
+        match result {
+            Ok(_) => {
+                broker.notify_append();
+                Ok(())
+            }
+            Err(e) => {
+                warn!(group, error = %e, "writing to __consumer_offsets failed");
+                Err(ResponseError::KafkaStorageError)
+            }
+        }
+    }
+
+    fn store_group(&self, broker: &Broker, g: &Group) -> Result<(), ResponseError> {
+        let key = encode_key(&RecordKey::Group {
+            group: g.id.clone(),
+        });
+        self.store(broker, &g.id, &[(key, Some(encode_group(&g.to_value())))])
+    }
+
+    /// Rebuilds every group from `__consumer_offsets` (called once at start-up).
+    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+        let Some(topic) = broker.image().topic(OFFSETS_TOPIC).cloned() else {
+            return Ok(());
+        };
+        let mut stored_groups: HashMap<String, Option<GroupValue>> = HashMap::new();
+        let mut offsets: HashMap<String, BTreeMap<(String, i32), Option<OffsetValue>>> =
+            HashMap::new();
+        for p in &topic.partitions {
+            let Some(partition) = broker.partition(OFFSETS_TOPIC, p.partition) else {
+                continue;
+            };
+            let log = partition.log.lock();
+            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset();
+            while offset < end {
+                let read = log.read(offset, 1 << 20, end)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                let mut bytes = read.records.clone();
+                let batches = RecordBatchDecoder::decode_all(&mut bytes)
+                    .map_err(|e| anyhow::anyhow!("decoding __consumer_offsets: {e}"))?;
+                let mut next = offset;
+                for batch in batches {
+                    for r in batch.records {
+                        next = next.max(r.offset + 1);
+                        if r.control {
+                            continue;
+                        }
+                        let Some(key) = r.key.as_deref().and_then(decode_key) else {
+                            continue;
+                        };
+                        match key {
+                            RecordKey::Offset {
+                                group,
+                                topic,
+                                partition,
+                            } => {
+                                let v = r.value.as_deref().and_then(decode_offset);
+                                offsets
+                                    .entry(group)
+                                    .or_default()
+                                    .insert((topic, partition), v);
+                            }
+                            RecordKey::Group { group } => {
+                                let v = r.value.as_deref().and_then(decode_group);
+                                stored_groups.insert(group, v);
+                            }
+                        }
+                    }
+                }
+                if next <= offset {
+                    break;
+                }
+                offset = next;
+            }
+        }
+        let now = Instant::now();
+        let mut groups = self.groups.lock();
+        for (id, value) in stored_groups {
+            let Some(v) = value else { continue };
+            let mut g = Group::new(&id);
+            g.generation = v.generation;
+            g.protocol_type = if v.protocol_type.is_empty() {
+                None
+            } else {
+                Some(v.protocol_type.clone())
+            };
+            g.protocol = v.protocol.clone();
+            g.leader = v.leader.clone();
+            if v.current_state_timestamp > 0 {
+                g.state_timestamp = v.current_state_timestamp;
+            }
+            for (i, m) in v.members.into_iter().enumerate() {
+                let protocol = v.protocol.clone().unwrap_or_default();
+                if let Some(inst) = &m.group_instance_id {
+                    g.static_members.insert(inst.clone(), m.member_id.clone());
+                }
+                g.members.insert(
+                    m.member_id.clone(),
+                    Member {
+                        id: m.member_id,
+                        instance_id: m.group_instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        rebalance_timeout_ms: m.rebalance_timeout_ms,
+                        session_timeout_ms: m.session_timeout_ms,
+                        protocol_type: v.protocol_type.clone(),
+                        protocols: vec![(protocol, m.subscription)],
+                        assignment: m.assignment,
+                        join_waiter: None,
+                        sync_waiter: None,
+                        deadline: now + Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                        join_order: i as u64,
+                    },
+                );
+            }
+            g.next_join_order = g.members.len() as u64;
+            g.state = if g.members.is_empty() {
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            };
+            groups.insert(id, g);
+        }
+        for (id, offs) in offsets {
+            let g = groups.entry(id.clone()).or_insert_with(|| Group::new(&id));
+            for (tp, v) in offs {
+                match v {
+                    Some(v) => {
+                        g.offsets.insert(tp, v);
+                    }
+                    None => {
+                        g.offsets.remove(&tp);
+                    }
+                }
+            }
+        }
+        groups.retain(|_, g| {
+            !(g.members.is_empty()
+                && g.offsets.is_empty()
+                && g.generation == 0
+                && g.protocol_type.is_none())
+        });
+        if !groups.is_empty() {
+            info!(
+                groups = groups.len(),
+                "loaded consumer groups from __consumer_offsets"
+            );
+        }
+        Ok(())
+    }
+
+    /// Handles a JoinGroup; the receiver yields the response once the rebalance completes.
+    pub fn join(&self, broker: &Broker, p: JoinParams) -> oneshot::Receiver<JoinResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.join_inner(broker, p.clone(), tx) {
+            // join_inner only returns the sender back when it answered nothing.
+            let (error, tx) = e;
+            let _ = tx.send(JoinResult::error(error, &p.member_id));
+        }
+        rx
+    }
+
+    fn join_inner(
+        &self,
+        broker: &Broker,
+        p: JoinParams,
+        tx: oneshot::Sender<JoinResult>,
+    ) -> Result<(), (ResponseError, oneshot::Sender<JoinResult>)> {
+        if p.group_id.is_empty() {
+            return Err((ResponseError::InvalidGroupId, tx));
+        }
+        if p.session_timeout_ms < self.settings.min_session_ms
+            || p.session_timeout_ms > self.settings.max_session_ms
+        {
+            return Err((ResponseError::InvalidSessionTimeout, tx));
+        }
+        if let Err(e) = self.ensure_offsets_topic(broker) {
+            return Err((e, tx));
+        }
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(&p.group_id) {
+            if !p.member_id.is_empty() {
+                return Err((ResponseError::UnknownMemberId, tx));
+            }
+            groups.insert(p.group_id.clone(), Group::new(&p.group_id));
+        }
+        let g = groups.get_mut(&p.group_id).expect("inserted above");
+        if g.state == GroupState::Dead {
+            return Err((ResponseError::CoordinatorNotAvailable, tx));
+        }
+        if !g.supports(&p.protocol_type, &p.protocols) {
+            return Err((ResponseError::InconsistentGroupProtocol, tx));
+        }
+        if p.member_id.is_empty() {
+            self.join_unknown_member(broker, g, p, tx)
+        } else {
+            self.join_known_member(broker, g, p, tx)
+        }
+    }
+
+    fn join_unknown_member(
+        &self,
+        broker: &Broker,
+        g: &mut Group,
+        p: JoinParams,
+        tx: oneshot::Sender<JoinResult>,
+    ) -> Result<(), (ResponseError, oneshot::Sender<JoinResult>)> {
+        let prefix = p.group_instance_id.as_deref().unwrap_or(&p.client_id);
+        let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
+        if let Some(inst) = p.group_instance_id.clone() {
+            if let Some(old_id) = g.static_members.get(&inst).cloned() {
+                self.replace_static_member(broker, g, &old_id, new_id, p, tx);
+                return Ok(());
+            }
+        } else if p.require_known_member_id {
+            if g.members.len() + g.pending.len() >= self.settings.max_size {
+                return Err((ResponseError::GroupMaxSizeReached, tx));
+            }
+            g.pending.insert(
+                new_id.clone(),
+                Instant::now() + Duration::from_millis(p.session_timeout_ms as u64),
+            );
+            let _ = tx.send(JoinResult::error(ResponseError::MemberIdRequired, &new_id));
+            return Ok(());
+        }
+        if g.members.len() >= self.settings.max_size {
+            return Err((ResponseError::GroupMaxSizeReached, tx));
+        }
+        self.add_member_and_rebalance(broker, g, new_id, p, tx);
+        Ok(())
+    }
+
+    fn join_known_member(
+        &self,
+        broker: &Broker,
+        g: &mut Group,
+        p: JoinParams,
+        tx: oneshot::Sender<JoinResult>,
+    ) -> Result<(), (ResponseError, oneshot::Sender<JoinResult>)> {
+        if g.pending.contains_key(&p.member_id) {
+            let id = p.member_id.clone();
+            self.add_member_and_rebalance(broker, g, id, p, tx);
+            return Ok(());
+        }
+        if g.fenced(&p.member_id, p.group_instance_id.as_deref()) {
+            return Err((ResponseError::FencedInstanceId, tx));
+        }
+        if !g.members.contains_key(&p.member_id) {
+            return Err((ResponseError::UnknownMemberId, tx));
+        }
+        let state = g.state;
+        let is_leader = g.is_leader(&p.member_id);
+        let member = g.members.get_mut(&p.member_id).expect("checked above");
+        let same_protocols = member.protocols == p.protocols;
+        match state {
+            GroupState::PreparingRebalance => {
+                update_member(member, &p, tx);
+                self.try_complete_join(broker, g, false);
+            }
+            GroupState::CompletingRebalance if same_protocols => {
+                member.deadline = session_deadline(member.session_timeout_ms);
+                let _ = tx.send(g.current_join_result(&p.member_id, is_leader));
+            }
+            GroupState::Stable if same_protocols && !is_leader => {
+                member.deadline = session_deadline(member.session_timeout_ms);
+                let _ = tx.send(g.current_join_result(&p.member_id, false));
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                update_member(member, &p, tx);
+                self.prepare_rebalance(g, "member rejoined with new metadata or as leader");
+                self.try_complete_join(broker, g, false);
+            }
+            GroupState::Empty | GroupState::Dead => {
+                return Err((ResponseError::UnknownMemberId, tx));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_member_and_rebalance(
+        &self,
+        broker: &Broker,
+        g: &mut Group,
+        id: String,
+        p: JoinParams,
+        tx: oneshot::Sender<JoinResult>,
+    ) {
+        g.pending.remove(&id);
+        if let Some(inst) = &p.group_instance_id {
+            g.static_members.insert(inst.clone(), id.clone());
+        }
+        let order = g.next_join_order;
+        g.next_join_order += 1;
+        let member = Member {
+            id: id.clone(),
+            instance_id: p.group_instance_id.clone(),
+            client_id: p.client_id.clone(),
+            client_host: p.client_host.clone(),
+            rebalance_timeout_ms: p.rebalance_timeout_ms,
+            session_timeout_ms: p.session_timeout_ms,
+            protocol_type: p.protocol_type.clone(),
+            protocols: p.protocols.clone(),
+            assignment: Bytes::new(),
+            join_waiter: Some(tx),
+            sync_waiter: None,
+            deadline: session_deadline(p.session_timeout_ms),
+            join_order: order,
+        };
+        if g.members.is_empty() {
+            g.protocol_type = Some(p.protocol_type.clone());
+        }
+        g.members.insert(id.clone(), member);
+        if g.leader.is_none() {
+            g.leader = Some(id);
+        }
+        if let Some(d) = g.initial_delay.as_mut() {
+            d.new_member_joined = true;
+        }
+        if matches!(
+            g.state,
+            GroupState::Empty | GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            self.prepare_rebalance(g, "a new member joined");
+        }
+        self.try_complete_join(broker, g, false);
+    }
+
+    fn replace_static_member(
+        &self,
+        broker: &Broker,
+        g: &mut Group,
+        old_id: &str,
+        new_id: String,
+        p: JoinParams,
+        tx: oneshot::Sender<JoinResult>,
+    ) {
+        let Some(mut member) = g.members.remove(old_id) else {
+            // The instance map pointed at a member that is gone: treat as new.
+            g.static_members
+                .remove(p.group_instance_id.as_deref().unwrap_or_default());
+            self.add_member_and_rebalance(broker, g, new_id, p, tx);
+            return;
+        };
+        member.fail_waiters(ResponseError::FencedInstanceId);
+        let old_protocols = std::mem::replace(&mut member.protocols, p.protocols.clone());
+        member.id = new_id.clone();
+        member.client_id = p.client_id.clone();
+        member.client_host = p.client_host.clone();
+        member.session_timeout_ms = p.session_timeout_ms;
+        member.rebalance_timeout_ms = p.rebalance_timeout_ms;
+        member.deadline = session_deadline(p.session_timeout_ms);
+        let was_leader = g.is_leader(old_id);
+        if was_leader {
+            g.leader = Some(new_id.clone());
+        }
+        if let Some(inst) = &p.group_instance_id {
+            g.static_members.insert(inst.clone(), new_id.clone());
+        }
+        g.members.insert(new_id.clone(), member);
+        match g.state {
+            GroupState::Stable => {
+                let selected_unchanged = g.select_protocol() == g.protocol;
+                if selected_unchanged && (!was_leader || p.supports_skip_assignment) {
+                    // Same subscription protocol: keep the assignment, no rebalance.
+                    if let Err(e) = self.store_group(broker, g) {
+                        // Undo the replacement so that the old instance keeps working.
+                        let mut m = g.members.remove(&new_id).expect("just inserted");
+                        m.id = old_id.to_string();
+                        m.protocols = old_protocols;
+                        if was_leader {
+                            g.leader = Some(old_id.to_string());
+                        }
+                        if let Some(inst) = &p.group_instance_id {
+                            g.static_members.insert(inst.clone(), old_id.to_string());
+                        }
+                        g.members.insert(old_id.to_string(), m);
+                        let _ = tx.send(JoinResult::error(e, ""));
+                        return;
+                    }
+                    let mut result = g.current_join_result(&new_id, was_leader);
+                    result.skip_assignment = was_leader;
+                    let _ = tx.send(result);
+                } else {
+                    g.members.get_mut(&new_id).expect("inserted").join_waiter = Some(tx);
+                    self.prepare_rebalance(g, "static member rejoined");
+                    self.try_complete_join(broker, g, false);
+                }
+            }
+            GroupState::CompletingRebalance => {
+                g.members.get_mut(&new_id).expect("inserted").join_waiter = Some(tx);
+                self.prepare_rebalance(g, "static member rejoined during a rebalance");
+                self.try_complete_join(broker, g, false);
+            }
+            _ => {
+                g.members.get_mut(&new_id).expect("inserted").join_waiter = Some(tx);
+                self.try_complete_join(broker, g, false);
+            }
+        }
+    }
+
+    fn prepare_rebalance(&self, g: &mut Group, reason: &str) {
+        if g.state == GroupState::CompletingRebalance {
+            for m in g.members.values_mut() {
+                m.assignment = Bytes::new();
+                if let Some(tx) = m.sync_waiter.take() {
+                    let _ = tx.send(SyncResult::error(ResponseError::RebalanceInProgress));
+                }
+            }
+        }
+        let timeout = g.max_rebalance_timeout_ms();
+        if g.state == GroupState::Empty && self.settings.initial_delay_ms > 0 {
+            let delay = self.settings.initial_delay_ms.min(timeout.max(0));
+            g.initial_delay = Some(InitialDelay {
+                deadline: Instant::now() + Duration::from_millis(delay as u64),
+                remaining_ms: (timeout - delay).max(0),
+                new_member_joined: false,
+            });
+            g.rebalance_deadline = None;
+        } else {
+            g.initial_delay = None;
+            g.rebalance_deadline = Some(Instant::now() + Duration::from_millis(timeout as u64));
+        }
+        info!(group = %g.id, generation = g.generation, reason, "preparing to rebalance");
+        g.transition(GroupState::PreparingRebalance);
+    }
+
+    /// Completes the join phase when every member has rejoined (or when forced by a timer).
+    fn try_complete_join(&self, broker: &Broker, g: &mut Group, force: bool) {
+        if g.state != GroupState::PreparingRebalance {
+            return;
+        }
+        if g.initial_delay.is_some() && !force {
+            return;
+        }
+        let all_joined =
+            g.members.values().all(|m| m.join_waiter.is_some()) && g.pending.is_empty();
+        if !all_joined && !force {
+            return;
+        }
+        // Dynamic members that did not rejoin in time are removed; static ones stay.
+        let gone: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && m.instance_id.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in gone {
+            remove_member(g, &id);
+        }
+        g.initial_delay = None;
+        g.rebalance_deadline = None;
+        g.generation += 1;
+        if g.members.is_empty() {
+            g.protocol = None;
+            g.leader = None;
+            g.transition(GroupState::Empty);
+            if let Err(e) = self.store_group(broker, g) {
+                warn!(group = %g.id, error = ?e, "could not store the empty group");
+            }
+            info!(group = %g.id, generation = g.generation, "group is empty");
+            return;
+        }
+        g.protocol = g.select_protocol();
+        if g.leader.as_ref().is_none_or(|l| !g.members.contains_key(l)) {
+            g.leader = g
+                .members
+                .values()
+                .min_by_key(|m| m.join_order)
+                .map(|m| m.id.clone());
+        }
+        g.transition(GroupState::CompletingRebalance);
+        let leader_members = g.leader_members();
+        let leader = g.leader.clone().unwrap_or_default();
+        for m in g.members.values_mut() {
+            m.deadline = session_deadline(m.session_timeout_ms);
+            if let Some(tx) = m.join_waiter.take() {
+                let _ = tx.send(JoinResult {
+                    error: NONE,
+                    generation_id: g.generation,
+                    protocol_type: g.protocol_type.clone(),
+                    protocol_name: g.protocol.clone(),
+                    leader: leader.clone(),
+                    skip_assignment: false,
+                    member_id: m.id.clone(),
+                    members: if m.id == leader {
+                        leader_members.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+        info!(group = %g.id, generation = g.generation, members = g.members.len(),
+            protocol = ?g.protocol, "rebalance: members joined, awaiting assignment");
+    }
+
+    /// Handles a SyncGroup; the receiver yields the member's assignment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> oneshot::Receiver<SyncResult> {
+        let (tx, rx) = oneshot::channel();
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            let _ = tx.send(SyncResult::error(ResponseError::UnknownMemberId));
+            return rx;
+        };
+        let err = if g.state == GroupState::Dead {
+            Some(ResponseError::CoordinatorNotAvailable)
+        } else if g.fenced(member_id, instance_id) {
+            Some(ResponseError::FencedInstanceId)
+        } else if !g.members.contains_key(member_id) {
+            Some(ResponseError::UnknownMemberId)
+        } else if generation != g.generation {
+            Some(ResponseError::IllegalGeneration)
+        } else if protocol_type.is_some_and(|t| Some(t) != g.protocol_type.as_deref())
+            || protocol_name.is_some_and(|n| Some(n) != g.protocol.as_deref())
+        {
+            Some(ResponseError::InconsistentGroupProtocol)
+        } else {
+            match g.state {
+                GroupState::Empty => Some(ResponseError::UnknownMemberId),
+                GroupState::PreparingRebalance => Some(ResponseError::RebalanceInProgress),
+                _ => None,
+            }
+        };
+        if let Some(e) = err {
+            let _ = tx.send(SyncResult::error(e));
+            return rx;
+        }
+        let protocol_type = g.protocol_type.clone();
+        let protocol_name = g.protocol.clone();
+        let member = g.members.get_mut(member_id).expect("checked above");
+        member.deadline = session_deadline(member.session_timeout_ms);
+        if g.state == GroupState::Stable {
+            let _ = tx.send(SyncResult {
+                error: NONE,
+                protocol_type,
+                protocol_name,
+                assignment: member.assignment.clone(),
+            });
+            return rx;
+        }
+        // CompletingRebalance: wait for the leader's assignment.
+        member.sync_waiter = Some(tx);
+        if g.is_leader(member_id) {
+            let mut by_member: HashMap<String, Bytes> = assignments.into_iter().collect();
+            for m in g.members.values_mut() {
+                m.assignment = by_member.remove(&m.id).unwrap_or_default();
+            }
+            match self.store_group(broker, g) {
+                Ok(()) => {
+                    g.transition(GroupState::Stable);
+                    for m in g.members.values_mut() {
+                        if let Some(tx) = m.sync_waiter.take() {
+                            let _ = tx.send(SyncResult {
+                                error: NONE,
+                                protocol_type: protocol_type.clone(),
+                                protocol_name: protocol_name.clone(),
+                                assignment: m.assignment.clone(),
+                            });
+                        }
+                    }
+                    info!(group = %g.id, generation = g.generation, "group is stable");
+                }
+                Err(e) => {
+                    for m in g.members.values_mut() {
+                        m.assignment = Bytes::new();
+                        if let Some(tx) = m.sync_waiter.take() {
+                            let _ = tx.send(SyncResult::error(e));
+                        }
+                    }
+                    self.prepare_rebalance(g, "storing the assignment failed");
+                }
+            }
+        }
+        rx
+    }
+
+    /// Handles a Heartbeat: `None` when the member is in good standing.
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Option<ResponseError> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        if g.state == GroupState::Dead {
+            return Some(ResponseError::CoordinatorNotAvailable);
+        }
+        if g.fenced(member_id, instance_id) {
+            return Some(ResponseError::FencedInstanceId);
+        }
+        let state = g.state;
+        let current_generation = g.generation;
+        let Some(m) = g.members.get_mut(member_id) else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        if generation != current_generation {
+            return Some(ResponseError::IllegalGeneration);
+        }
+        match state {
+            GroupState::Empty | GroupState::Dead => Some(ResponseError::UnknownMemberId),
+            GroupState::PreparingRebalance => {
+                m.deadline = session_deadline(m.session_timeout_ms);
+                Some(ResponseError::RebalanceInProgress)
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                m.deadline = session_deadline(m.session_timeout_ms);
+                None
+            }
+        }
+    }
+
+    /// Handles a LeaveGroup: one error per (member id, instance id) identity.
+    pub fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Ok(members
+                .iter()
+                .map(|_| ResponseError::UnknownMemberId.code())
+                .collect());
+        };
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let mut errors = Vec::new();
+        let mut removed = false;
+        for (member_id, instance_id) in members {
+            let target = match instance_id {
+                Some(inst) => match g.static_members.get(inst) {
+                    None => Err(ResponseError::UnknownMemberId),
+                    Some(owner) if !member_id.is_empty() && owner != member_id => {
+                        Err(ResponseError::FencedInstanceId)
+                    }
+                    Some(owner) => Ok(owner.clone()),
+                },
+                None => {
+                    if g.pending.remove(member_id).is_some() {
+                        errors.push(NONE);
+                        removed = true;
+                        continue;
+                    }
+                    if g.members.contains_key(member_id) {
+                        Ok(member_id.clone())
+                    } else {
+                        Err(ResponseError::UnknownMemberId)
+                    }
+                }
+            };
+            match target {
+                Ok(id) => {
+                    remove_member(g, &id);
+                    info!(group = %g.id, member = %id, "member left the group");
+                    errors.push(NONE);
+                    removed = true;
+                }
+                Err(e) => errors.push(e.code()),
+            }
+        }
+        if removed {
+            self.after_member_removed(broker, g, "member left the group");
+        }
+        Ok(errors)
+    }
+
+    fn after_member_removed(&self, broker: &Broker, g: &mut Group, reason: &str) {
+        match g.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(g, reason);
+                self.try_complete_join(broker, g, false);
+            }
+            GroupState::PreparingRebalance => self.try_complete_join(broker, g, false),
+            _ => {}
+        }
+    }
+
+    /// Handles an OffsetCommit: a whole-request error, or one error per entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_offsets(
+        &self,
+        broker: &Broker,
+        api_version: i16,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        retention_ms: i64,
+        entries: &[OffsetCommitEntry],
+    ) -> Result<Vec<i16>, ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        self.ensure_offsets_topic(broker)?;
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(group_id) {
+            if generation >= 0 {
+                return Err(if api_version >= 9 {
+                    ResponseError::GroupIdNotFound
+                } else {
+                    ResponseError::IllegalGeneration
+                });
+            }
+            groups.insert(group_id.to_string(), Group::new(group_id));
+        }
+        let g = groups.get_mut(group_id).expect("inserted above");
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let simple = generation < 0 && g.state == GroupState::Empty;
+        if !simple {
+            if g.state == GroupState::CompletingRebalance {
+                return Err(ResponseError::RebalanceInProgress);
+            }
+            if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+                if g.fenced(member_id, instance_id) {
+                    return Err(ResponseError::FencedInstanceId);
+                }
+                if !g.members.contains_key(member_id) {
+                    return Err(ResponseError::UnknownMemberId);
+                }
+                if generation != g.generation {
+                    return Err(ResponseError::IllegalGeneration);
+                }
+            } else {
+                return Err(ResponseError::UnknownMemberId);
+            }
+            // A commit keeps the member's session alive.
+            if let Some(m) = g.members.get_mut(member_id) {
+                m.deadline = session_deadline(m.session_timeout_ms);
+            }
+        }
+        let now = now_ms();
+        let image = broker.image();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for e in entries {
+            let exists = image
+                .topic(&e.topic)
+                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            if !exists {
+                results.push(ResponseError::UnknownTopicOrPartition.code());
+                continue;
+            }
+            let metadata = e.metadata.clone().unwrap_or_default();
+            if metadata.len() > self.settings.metadata_max_bytes {
+                results.push(ResponseError::OffsetMetadataTooLarge.code());
+                continue;
+            }
+            let value = OffsetValue {
+                offset: e.offset,
+                leader_epoch: e.leader_epoch,
+                metadata,
+                commit_timestamp: now,
+                expire_timestamp: (retention_ms >= 0).then(|| now + retention_ms),
+            };
+            records.push((
+                encode_key(&RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                }),
+                Some(encode_offset(&value)),
+            ));
+            accepted.push(((e.topic.clone(), e.partition), value));
+            results.push(NONE);
+        }
+        if let Err(err) = self.store(broker, group_id, &records) {
+            return Ok(results
+                .into_iter()
+                .map(|r| if r == NONE { err.code() } else { r })
+                .collect());
+        }
+        g.offsets.extend(accepted);
+        Ok(results)
+    }
+
+    /// Committed offsets of a group: for the given partitions, or all when `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<(String, Vec<(i32, CommittedOffset)>)> {
+        let groups = self.groups.lock();
+        let offsets = groups.get(group_id).map(|g| &g.offsets);
+        let get = |t: &str, p: i32| -> CommittedOffset {
+            match offsets.and_then(|o| o.get(&(t.to_string(), p))) {
+                Some(v) => CommittedOffset {
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata.clone(),
+                },
+                None => CommittedOffset {
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                },
+            }
+        };
+        match partitions {
+            Some(list) => list
+                .iter()
+                .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (*p, get(t, *p))).collect()))
+                .collect(),
+            None => {
+                let mut out: Vec<(String, Vec<(i32, CommittedOffset)>)> = Vec::new();
+                for ((t, p), _) in offsets.into_iter().flatten() {
+                    match out.last_mut() {
+                        Some((lt, v)) if lt == t => v.push((*p, get(t, *p))),
+                        _ => out.push((t.clone(), vec![(*p, get(t, *p))])),
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Handles an OffsetDelete: a group-level error, or one error per partition.
+    pub fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Err(ResponseError::GroupIdNotFound);
+        };
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        let subscribed = g.subscribed_topics();
+        if !g.members.is_empty() && subscribed.is_none() {
+            // A running group of a protocol other than "consumer": Kafka refuses.
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let mut errors = Vec::new();
+        let mut records = Vec::new();
+        let mut removed = Vec::new();
+        for (t, p) in partitions {
+            if subscribed.as_ref().is_some_and(|s| s.contains(t)) {
+                errors.push(ResponseError::GroupSubscribedToTopic.code());
+                continue;
+            }
+            if g.offsets.contains_key(&(t.clone(), *p)) {
+                records.push((
+                    encode_key(&RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    None,
+                ));
+                removed.push((t.clone(), *p));
+            }
+            errors.push(NONE);
+        }
+        self.store(broker, group_id, &records)?;
+        for k in removed {
+            g.offsets.remove(&k);
+        }
+        Ok(errors)
+    }
+
+    /// Groups for ListGroups: (id, protocol type, state).
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// A group for DescribeGroups; `None` when it does not exist.
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        let g = groups.get(group_id)?;
+        let protocol = g.protocol.clone().unwrap_or_default();
+        let show = matches!(
+            g.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        );
+        let mut members: Vec<&Member> = g.members.values().collect();
+        members.sort_by_key(|m| m.join_order);
+        Some(GroupDescription {
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol: if show {
+                protocol.clone()
+            } else {
+                String::new()
+            },
+            members: members
+                .into_iter()
+                .map(|m| MemberDescription {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if show {
+                        m.metadata_for(&protocol)
+                    } else {
+                        Bytes::new()
+                    },
+                    assignment: if g.state == GroupState::Stable {
+                        m.assignment.clone()
+                    } else {
+                        Bytes::new()
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// Handles one group of DeleteGroups: `None` when it was deleted.
+    pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Option<ResponseError> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group_id) else {
+            return Some(ResponseError::GroupIdNotFound);
+        };
+        match g.state {
+            GroupState::Dead => return Some(ResponseError::GroupIdNotFound),
+            GroupState::Empty => {}
+            _ => return Some(ResponseError::NonEmptyGroup),
+        }
+        let mut records: Vec<StoreRecord> = g
+            .offsets
+            .keys()
+            .map(|(t, p)| {
+                (
+                    encode_key(&RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    None,
+                )
+            })
+            .collect();
+        records.push((
+            encode_key(&RecordKey::Group {
+                group: group_id.to_string(),
+            }),
+            None,
+        ));
+        if let Err(e) = self.store(broker, group_id, &records) {
+            return Some(e);
+        }
+        g.transition(GroupState::Dead);
+        groups.remove(group_id);
+        info!(group = group_id, "deleted group");
+        None
+    }
+
+    /// Runs the timers: session expiry, pending members, rebalance and initial-delay deadlines,
+    /// and offset retention.
+    pub fn tick(&self, broker: &Broker) {
+        let now = Instant::now();
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            g.pending.retain(|_, deadline| *deadline > now);
+            let expired: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| m.join_waiter.is_none() && m.deadline <= now)
+                .map(|m| m.id.clone())
+                .collect();
+            for id in &expired {
+                info!(group = %g.id, member = %id, "member session expired: removing it");
+                remove_member(g, id);
+            }
+            if !expired.is_empty() {
+                self.after_member_removed(broker, g, "member session expired");
+            }
+            if let Some(d) = &mut g.initial_delay {
+                if d.deadline <= now {
+                    if d.new_member_joined && d.remaining_ms > 0 {
+                        let delay = self.settings.initial_delay_ms.min(d.remaining_ms);
+                        d.deadline = now + Duration::from_millis(delay as u64);
+                        d.remaining_ms -= delay;
+                        d.new_member_joined = false;
+                    } else {
+                        self.try_complete_join(broker, g, true);
+                    }
+                }
+            } else if g.rebalance_deadline.is_some_and(|d| d <= now) {
+                self.try_complete_join(broker, g, true);
+            } else if g.state == GroupState::PreparingRebalance {
+                // Pending members may have expired: maybe everyone is in now.
+                self.try_complete_join(broker, g, false);
+            }
+        }
+        let wall = now_ms();
+        {
+            let mut last = self.last_expiry_check.lock();
+            if wall - *last < self.settings.retention_check_ms {
+                return;
+            }
+            *last = wall;
+        }
+        let mut empty_groups = Vec::new();
+        for g in groups.values_mut() {
+            self.expire_offsets(broker, g, wall);
+            if g.state == GroupState::Empty && g.offsets.is_empty() && g.members.is_empty() {
+                empty_groups.push(g.id.clone());
+            }
+        }
+        for id in empty_groups {
+            let key = encode_key(&RecordKey::Group { group: id.clone() });
+            if self.store(broker, &id, &[(key, None)]).is_ok() {
+                groups.remove(&id);
+                info!(group = %id, "removed an empty group with no offsets left");
+            }
+        }
+    }
+
+    /// Removes offsets past their retention. Offsets of a group with members are kept; those of
+    /// an empty group expire `offsets.retention.minutes` after it became empty (or after the
+    /// commit, for groups that never had members), as in Kafka.
+    fn expire_offsets(&self, broker: &Broker, g: &mut Group, now: i64) {
+        if g.state != GroupState::Empty {
+            return;
+        }
+        let base_is_state = g.protocol_type.is_some();
+        let expired: Vec<(String, i32)> = g
+            .offsets
+            .iter()
+            .filter(|(_, v)| match v.expire_timestamp {
+                Some(e) => e <= now,
+                None => {
+                    let base = if base_is_state {
+                        g.state_timestamp
+                    } else {
+                        v.commit_timestamp
+                    };
+                    base + self.settings.retention_ms <= now
+                }
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        let records: Vec<StoreRecord> = expired
+            .iter()
+            .map(|(t, p)| {
+                (
+                    encode_key(&RecordKey::Offset {
+                        group: g.id.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                    }),
+                    None,
+                )
+            })
+            .collect();
+        if self.store(broker, &g.id, &records).is_ok() {
+            for k in &expired {
+                g.offsets.remove(k);
+            }
+            info!(group = %g.id, offsets = expired.len(), "expired committed offsets");
+        }
+    }
+
+    /// Answers every waiting member at shutdown so that their connections can close.
+    pub fn shutdown(&self) {
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            for m in g.members.values_mut() {
+                m.fail_waiters(ResponseError::CoordinatorNotAvailable);
+            }
+        }
+    }
+}
+
+fn session_deadline(session_timeout_ms: i32) -> Instant {
+    Instant::now() + Duration::from_millis(session_timeout_ms.max(0) as u64)
+}
+
+fn update_member(member: &mut Member, p: &JoinParams, tx: oneshot::Sender<JoinResult>) {
+    member.protocols = p.protocols.clone();
+    member.protocol_type = p.protocol_type.clone();
+    member.session_timeout_ms = p.session_timeout_ms;
+    member.rebalance_timeout_ms = p.rebalance_timeout_ms;
+    member.client_id = p.client_id.clone();
+    member.client_host = p.client_host.clone();
+    member.deadline = session_deadline(p.session_timeout_ms);
+    if let Some(old) = member.join_waiter.replace(tx) {
+        let _ = old.send(JoinResult::error(
+            ResponseError::RebalanceInProgress,
+            &member.id,
+        ));
+    }
+}
+
+fn remove_member(g: &mut Group, id: &str) {
+    if let Some(mut m) = g.members.remove(id) {
+        m.fail_waiters(ResponseError::UnknownMemberId);
+        if let Some(inst) = &m.instance_id {
+            if g.static_members.get(inst).is_some_and(|o| o == id) {
+                g.static_members.remove(inst);
+            }
+        }
+    }
+    if g.is_leader(id) {
+        g.leader = g
+            .members
+            .values()
+            .min_by_key(|m| m.join_order)
+            .map(|m| m.id.clone());
+    }
+}

@@ -1,0 +1,16 @@
+//! Heartbeat (key 12): keeps a member's session alive and tells it when to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use super::RequestContext;
+
+/// Handles Heartbeat.
+pub fn handle(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
+    let error = ctx.broker.groups.heartbeat(
+        &req.group_id.0,
+        req.generation_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+    );
+    HeartbeatResponse::default().with_error_code(error.map_or(0, |e| e.code()))
+}

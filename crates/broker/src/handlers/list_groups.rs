@@ -1,0 +1,43 @@
+//! ListGroups (key 16): every group this coordinator owns, optionally filtered by state (v4+)
+//! and type (v5+; all of Runnel's groups are "classic").
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::{sb, RequestContext};
+
+/// Handles ListGroups.
+pub fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
+    let v = ctx.api_version;
+    let states: Vec<String> = if v >= 4 {
+        req.states_filter.iter().map(|s| s.to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
+    let types: Vec<String> = if v >= 5 {
+        req.types_filter.iter().map(|s| s.to_lowercase()).collect()
+    } else {
+        Vec::new()
+    };
+    let groups = ctx
+        .broker
+        .groups
+        .list()
+        .into_iter()
+        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|(id, protocol_type, state)| {
+            let mut g = ListedGroup::default()
+                .with_group_id(GroupId(sb(id)))
+                .with_protocol_type(sb(protocol_type));
+            if v >= 4 {
+                g = g.with_group_state(sb(state.name()));
+            }
+            if v >= 5 {
+                g = g.with_group_type(sb("classic"));
+            }
+            g
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,65 @@
+//! OffsetDelete (key 47): removes a group's committed offsets of topics it no longer consumes.
+
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+
+/// Handles OffsetDelete.
+pub fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let image = ctx.broker.image();
+    // Partitions of unknown topics are answered here; the rest go to the coordinator.
+    let mut known = Vec::new();
+    let mut answers: Vec<Vec<Option<i16>>> = Vec::new();
+    for t in &req.topics {
+        let topic = image.topic(&t.name.0);
+        let mut row = Vec::new();
+        for p in &t.partitions {
+            let exists = topic.is_some_and(|tt| {
+                p.partition_index >= 0 && (p.partition_index as usize) < tt.partitions.len()
+            });
+            if exists {
+                known.push((t.name.0.to_string(), p.partition_index));
+                row.push(None);
+            } else {
+                row.push(Some(ResponseError::UnknownTopicOrPartition.code()));
+            }
+        }
+        answers.push(row);
+    }
+    let errors = match ctx
+        .broker
+        .groups
+        .delete_offsets(&ctx.broker, &req.group_id.0, &known)
+    {
+        Ok(e) => e,
+        Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
+    };
+    let mut errors = errors.into_iter();
+    OffsetDeleteResponse::default().with_topics(
+        req.topics
+            .into_iter()
+            .zip(answers)
+            .map(|(t, row)| {
+                OffsetDeleteResponseTopic::default()
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .zip(row)
+                            .map(|(p, a)| {
+                                OffsetDeleteResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(
+                                        a.unwrap_or_else(|| errors.next().unwrap_or(0)),
+                                    )
+                            })
+                            .collect(),
+                    )
+                    .with_name(t.name)
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,91 @@
+//! OffsetFetch (key 9): committed offsets of one group (v1-v7) or of a batch of groups (v8+),
+//! for the listed partitions or for all of them.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::{sb, RequestContext};
+use crate::group::coordinator::CommittedOffset;
+
+type Fetched = Vec<(String, Vec<(i32, CommittedOffset)>)>;
+
+fn fetch(ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    ctx.broker.groups.fetch_offsets(group, topics.as_deref())
+}
+
+/// Handles OffsetFetch.
+pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let v = ctx.api_version;
+    if v < 8 {
+        let topics = req.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let fetched = fetch(ctx, &req.group_id.0, topics);
+        return OffsetFetchResponse::default().with_topics(
+            fetched
+                .into_iter()
+                .map(|(t, parts)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(sb(t)))
+                        .with_partitions(
+                            parts
+                                .into_iter()
+                                .map(|(p, c)| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(c.offset)
+                                        .with_committed_leader_epoch(if v >= 5 {
+                                            c.leader_epoch
+                                        } else {
+                                            -1
+                                        })
+                                        .with_metadata(Some(sb(c.metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    }
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let fetched = fetch(ctx, &g.group_id.0, topics);
+            OffsetFetchResponseGroup::default()
+                .with_group_id(GroupId(g.group_id.0))
+                .with_topics(
+                    fetched
+                        .into_iter()
+                        .map(|(t, parts)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(sb(t)))
+                                .with_partitions(
+                                    parts
+                                        .into_iter()
+                                        .map(|(p, c)| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(c.offset)
+                                                .with_committed_leader_epoch(c.leader_epoch)
+                                                .with_metadata(Some(sb(c.metadata)))
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(groups)
+}

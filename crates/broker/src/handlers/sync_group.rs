@@ -1,0 +1,44 @@
+//! SyncGroup (key 14): the leader hands in every member's assignment; each member waits for its
+//! own.
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::ResponseError;
+
+use super::{sb, RequestContext};
+
+/// Handles SyncGroup.
+pub async fn handle(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
+    let v = ctx.api_version;
+    let protocol_type = req.protocol_type.as_ref().map(|s| s.to_string());
+    let protocol_name = req.protocol_name.as_ref().map(|s| s.to_string());
+    let rx = ctx.broker.groups.sync(
+        &ctx.broker,
+        &req.group_id.0,
+        req.generation_id,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        protocol_type.as_deref(),
+        protocol_name.as_deref(),
+        req.assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    );
+    match rx.await {
+        Ok(r) => SyncGroupResponse::default()
+            .with_error_code(r.error)
+            .with_protocol_type(if v >= 5 {
+                r.protocol_type.map(sb)
+            } else {
+                None
+            })
+            .with_protocol_name(if v >= 5 {
+                r.protocol_name.map(sb)
+            } else {
+                None
+            })
+            .with_assignment(r.assignment),
+        Err(_) => SyncGroupResponse::default()
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    }
+}
