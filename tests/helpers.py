@@ -21,6 +21,7 @@ TOOLS = {
     "kafka-get-offsets": "org.apache.kafka.tools.GetOffsetShell",
     "kafka-delete-records": "org.apache.kafka.tools.DeleteRecordsCommand",
     "kafka-configs": "kafka.admin.ConfigCommand",
+    "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
 }
 
 
@@ -112,6 +113,14 @@ def kafka_tool(name, *args, timeout=120, input=None):
     cmd = ["java", "-Xss4m", "-cp", f"{KAFKA_LIBS}/*", TOOLS[name], *args]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
     return p.returncode, p.stdout, p.stderr
+
+
+def java_main(main_class, *args, stdout=subprocess.PIPE, stderr=None):
+    """Starts any main class from the Kafka jars in the background, as kafka-run-class.sh would
+    (e.g. org.apache.kafka.tools.VerifiableConsumer); returns the Popen, stdout in text mode."""
+    assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
+    cmd = ["java", "-Xss4m", "-cp", f"{KAFKA_LIBS}/*", main_class, *args]
+    return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
 
 
 def kcat(*args, input=None, timeout=60):
