@@ -30,18 +30,14 @@ async fn every_served_version_is_answered() {
         .await
         .topics[0]
         .topic_id;
-    let range = |key: ApiKey| {
-        let r = SUPPORTED_APIS.iter().find(|r| r.api_key == key).unwrap();
-        r.min..=r.max
-    };
-    for v in range(ApiKey::ApiVersions) {
+    for v in range_of(ApiKey::ApiVersions) {
         assert_eq!(
             c.send(&ApiVersionsRequest::default(), v).await.error_code,
             0,
             "ApiVersions v{v}"
         );
     }
-    for v in range(ApiKey::Metadata) {
+    for v in range_of(ApiKey::Metadata) {
         let topic =
             metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s("t"))));
         let resp = c
@@ -53,7 +49,7 @@ async fn every_served_version_is_answered() {
         assert_eq!(resp.topics[0].error_code, 0, "Metadata v{v}");
         assert_eq!(resp.topics[0].partitions.len(), 1);
     }
-    for v in range(ApiKey::Produce) {
+    for v in range_of(ApiKey::Produce) {
         let records = build_batch(0, &[(None, Some(b"v"), 1)], -1, -1, -1);
         let req = ProduceRequest::default()
             .with_acks(1)
@@ -86,7 +82,7 @@ async fn every_served_version_is_answered() {
             3
         );
     }
-    for v in range(ApiKey::Fetch) {
+    for v in range_of(ApiKey::Fetch) {
         let mut topic = fetch_request::FetchTopic::default().with_partitions(vec![
             fetch_request::FetchPartition::default()
                 .with_partition(0)
@@ -112,7 +108,7 @@ async fn every_served_version_is_answered() {
             "Fetch v{v} returns data"
         );
     }
-    for v in range(ApiKey::ListOffsets) {
+    for v in range_of(ApiKey::ListOffsets) {
         let req = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
@@ -129,7 +125,7 @@ async fn every_served_version_is_answered() {
         );
         assert!(resp.topics[0].partitions[0].offset > 0);
     }
-    for v in range(ApiKey::CreateTopics) {
+    for v in range_of(ApiKey::CreateTopics) {
         let name = format!("ct{v}");
         let req = CreateTopicsRequest::default().with_topics(vec![
             create_topics_request::CreatableTopic::default()
@@ -145,7 +141,7 @@ async fn every_served_version_is_answered() {
         let again = c.send(&req, v).await;
         assert_eq!(again.topics[0].error_code, 36, "CreateTopics v{v} error");
     }
-    for v in range(ApiKey::DeleteTopics) {
+    for v in range_of(ApiKey::DeleteTopics) {
         let name = format!("ct{}", v + 1);
         let req = if v >= 6 {
             DeleteTopicsRequest::default()
@@ -165,7 +161,7 @@ async fn every_served_version_is_answered() {
             "DeleteTopics v{v} error"
         );
     }
-    for v in range(ApiKey::CreatePartitions) {
+    for v in range_of(ApiKey::CreatePartitions) {
         let req = CreatePartitionsRequest::default().with_topics(vec![
             create_partitions_request::CreatePartitionsTopic::default()
                 .with_name(TopicName(s("t")))
@@ -177,7 +173,7 @@ async fn every_served_version_is_answered() {
             "CreatePartitions v{v}"
         );
     }
-    for v in range(ApiKey::DeleteRecords) {
+    for v in range_of(ApiKey::DeleteRecords) {
         let req = DeleteRecordsRequest::default().with_topics(vec![
             delete_records_request::DeleteRecordsTopic::default()
                 .with_name(TopicName(s("t")))
@@ -193,7 +189,7 @@ async fn every_served_version_is_answered() {
             "DeleteRecords v{v}"
         );
     }
-    for v in range(ApiKey::InitProducerId) {
+    for v in range_of(ApiKey::InitProducerId) {
         let resp = c
             .send(
                 &InitProducerIdRequest::default().with_transactional_id(None),
@@ -202,7 +198,7 @@ async fn every_served_version_is_answered() {
             .await;
         assert_eq!(resp.error_code, 0, "InitProducerId v{v}");
     }
-    for v in range(ApiKey::OffsetForLeaderEpoch) {
+    for v in range_of(ApiKey::OffsetForLeaderEpoch) {
         let req = OffsetForLeaderEpochRequest::default().with_topics(vec![
             offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
                 .with_topic(TopicName(s("t")))
@@ -221,7 +217,7 @@ async fn every_served_version_is_answered() {
         );
         assert!(p.end_offset > 0);
     }
-    for v in range(ApiKey::DescribeConfigs) {
+    for v in range_of(ApiKey::DescribeConfigs) {
         for (ty, name) in [(2i8, "t"), (4, "1")] {
             let req = DescribeConfigsRequest::default().with_resources(vec![
                 describe_configs_request::DescribeConfigsResource::default()
@@ -237,7 +233,7 @@ async fn every_served_version_is_answered() {
             assert!(!resp.results[0].configs.is_empty());
         }
     }
-    for v in range(ApiKey::AlterConfigs) {
+    for v in range_of(ApiKey::AlterConfigs) {
         let req = AlterConfigsRequest::default().with_resources(vec![
             alter_configs_request::AlterConfigsResource::default()
                 .with_resource_type(2)
@@ -252,7 +248,7 @@ async fn every_served_version_is_answered() {
             "AlterConfigs v{v}"
         );
     }
-    for v in range(ApiKey::IncrementalAlterConfigs) {
+    for v in range_of(ApiKey::IncrementalAlterConfigs) {
         let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
             incremental_alter_configs_request::AlterConfigsResource::default()
                 .with_resource_type(2)
@@ -270,7 +266,7 @@ async fn every_served_version_is_answered() {
             "IncrementalAlterConfigs v{v}"
         );
     }
-    for v in range(ApiKey::DescribeCluster) {
+    for v in range_of(ApiKey::DescribeCluster) {
         let resp = c.send(&DescribeClusterRequest::default(), v).await;
         assert_eq!(
             (resp.error_code, resp.brokers.len()),
@@ -501,4 +497,99 @@ async fn every_group_api_version_is_answered() {
             "DeleteGroups v{v}"
         );
     }
+}
+
+/// ConsumerGroupHeartbeat and ConsumerGroupDescribe (KIP-848) at every served version: a member
+/// joins, gets every partition at epoch 1, is described, and leaves.
+#[tokio::test]
+async fn every_consumer_group_api_version_is_answered() {
+    let b = TestBroker::start(&[("offsets.topic.num.partitions", "2")]).await;
+    let mut c = b.client().await;
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_num_partitions(3)
+            .with_replication_factor(1),
+    ]);
+    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    for v in range_of(ApiKey::ConsumerGroupHeartbeat) {
+        let group = GroupId(s(&format!("cg{v}")));
+        let member = if v >= 1 { "client-chosen-id" } else { "" };
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_member_id(s(member))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+            .with_topic_partitions(Some(vec![]));
+        let resp = c.send(&join, v).await;
+        assert_eq!(
+            resp.error_code, 0,
+            "ConsumerGroupHeartbeat v{v}: {:?}",
+            resp.error_message
+        );
+        assert_eq!(resp.member_epoch, 1);
+        let member_id = resp.member_id.clone().unwrap();
+        if v >= 1 {
+            assert_eq!(member_id.as_str(), member);
+        } else {
+            assert!(!member_id.is_empty());
+        }
+        let parts: Vec<i32> = resp.assignment.unwrap().topic_partitions[0]
+            .partitions
+            .clone();
+        assert_eq!(parts, vec![0, 1, 2]);
+        for dv in range_of(ApiKey::ConsumerGroupDescribe) {
+            let resp = c
+                .send(
+                    &ConsumerGroupDescribeRequest::default().with_group_ids(vec![group.clone()]),
+                    dv,
+                )
+                .await;
+            let g = &resp.groups[0];
+            assert_eq!(
+                (
+                    g.error_code,
+                    g.group_state.as_str(),
+                    g.group_epoch,
+                    g.members.len()
+                ),
+                (0, "Stable", 1, 1),
+                "ConsumerGroupDescribe v{dv}"
+            );
+            assert_eq!(
+                g.members[0].assignment.topic_partitions[0].partitions,
+                vec![0, 1, 2]
+            );
+        }
+        // A heartbeat with a wrong epoch is fenced; leaving answers epoch -1.
+        let stale = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_member_id(member_id.clone())
+            .with_member_epoch(7);
+        assert_eq!(
+            c.send(&stale, v).await.error_code,
+            110,
+            "FENCED_MEMBER_EPOCH"
+        );
+        let leave = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_member_id(member_id.clone())
+            .with_member_epoch(-1);
+        let resp = c.send(&leave, v).await;
+        assert_eq!((resp.error_code, resp.member_epoch), (0, -1));
+    }
+    // A classic group is not a consumer group: the admin client's cue to use DescribeGroups.
+    let resp = c
+        .send(
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("nope"))]),
+            0,
+        )
+        .await;
+    assert_eq!(resp.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+}
+
+fn range_of(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+    let r = SUPPORTED_APIS.iter().find(|r| r.api_key == key).unwrap();
+    r.min..=r.max
 }

@@ -180,6 +180,10 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// `group.max.size`.
     pub group_max_size: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms`.
+    pub group_consumer_session_timeout_ms: i32,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: i32,
     /// `offsets.retention.minutes`.
@@ -551,6 +555,16 @@ impl BrokerConfig {
             group_min_session_timeout_ms: raw.parse("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: raw.parse("group.max.session.timeout.ms")?,
             group_max_size: at_least("group.max.size", raw.parse("group.max.size")?, 1)?,
+            group_consumer_heartbeat_interval_ms: at_least(
+                "group.consumer.heartbeat.interval.ms",
+                raw.parse("group.consumer.heartbeat.interval.ms")?,
+                1,
+            )?,
+            group_consumer_session_timeout_ms: at_least(
+                "group.consumer.session.timeout.ms",
+                raw.parse("group.consumer.session.timeout.ms")?,
+                1,
+            )?,
             offset_metadata_max_bytes: at_least(
                 "offset.metadata.max.bytes",
                 raw.parse("offset.metadata.max.bytes")?,

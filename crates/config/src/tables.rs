@@ -84,6 +84,8 @@ const BROKER: &[ConfigEntry] = &[
     b("cluster.id", None, String, "Cluster id used when the metadata log is first created (generated when unset)."),
     b("compression.type", Some("producer"), String, "Final compression type for topics; 'producer' keeps the producer's codec."),
     b("default.replication.factor", Some("1"), Short, "Replication factor of topics created without one."),
+    b("group.consumer.heartbeat.interval.ms", Some("5000"), Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
+    b("group.consumer.session.timeout.ms", Some("45000"), Int, "Session timeout of members of consumer-protocol (KIP-848) groups."),
     b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay before the first rebalance of a new group."),
     b("group.max.session.timeout.ms", Some("1800000"), Int, "Largest session timeout a consumer may ask for."),
     b("group.max.size", Some("2147483647"), Int, "Largest number of members a classic group may have."),

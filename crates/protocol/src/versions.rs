@@ -57,6 +57,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     r(ApiKey::OffsetDelete, 0, 0, 0),
     r(ApiKey::DescribeCluster, 0, 0, 1),
+    r(ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
+    r(ApiKey::ConsumerGroupDescribe, 0, 0, 1),
 ];
 
 /// Looks up the served range of an API key, if Runnel serves it.
@@ -121,6 +123,8 @@ mod tests {
                 ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
                 ApiKey::DeleteGroups => DeleteGroupsRequest::VERSIONS,
                 ApiKey::OffsetDelete => OffsetDeleteRequest::VERSIONS,
+                ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest::VERSIONS,
+                ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
                 other => panic!("no codec check for {other:?}"),
             };
             assert!(r.min >= codec.min && r.max <= codec.max, "{:?}", r.api_key);

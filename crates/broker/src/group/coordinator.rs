@@ -17,6 +17,9 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::consumer::{
+    Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicInfo, ASSIGNORS,
+};
 use super::records::{
     decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset,
     partition_for, GroupValue, OffsetValue, RecordKey, StoredMember,
@@ -212,6 +215,92 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
 }
 
+/// A ConsumerGroupHeartbeat request, decoded.
+#[derive(Debug, Clone)]
+pub struct HeartbeatParams {
+    /// Request version.
+    pub version: i16,
+    /// Group id.
+    pub group_id: String,
+    /// Member id ("" in v0 for a new member).
+    pub member_id: String,
+    /// Member epoch: 0 to join, -1 to leave, -2 for a static member leaving for a while.
+    pub member_epoch: i32,
+    /// Static instance id.
+    pub instance_id: Option<String>,
+    /// Rack id.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout (-1: unchanged).
+    pub rebalance_timeout_ms: i32,
+    /// Subscribed topic names (None: unchanged).
+    pub subscribed_topic_names: Option<Vec<String>>,
+    /// Subscribed topic regex (None: unchanged; "": none).
+    pub subscribed_topic_regex: Option<String>,
+    /// Server assignor (None: unchanged).
+    pub server_assignor: Option<String>,
+    /// Partitions the member owns (None: unchanged).
+    pub owned: Option<Assignment>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+}
+
+/// The answer to a ConsumerGroupHeartbeat.
+#[derive(Debug, Clone)]
+pub struct HeartbeatOutcome {
+    /// Error and message, if any.
+    pub error: Option<(ResponseError, String)>,
+    /// The member id.
+    pub member_id: String,
+    /// The member's epoch.
+    pub member_epoch: i32,
+    /// How often to heartbeat.
+    pub heartbeat_interval_ms: i32,
+    /// The member's assignment, when it changed or the request was a full one.
+    pub assignment: Option<Assignment>,
+}
+
+/// A consumer-protocol group as ConsumerGroupDescribe shows it.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    /// State name.
+    pub state: &'static str,
+    /// Group epoch.
+    pub group_epoch: i32,
+    /// Assignment epoch.
+    pub assignment_epoch: i32,
+    /// Assignor name.
+    pub assignor: String,
+    /// Members.
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
+/// A member of a consumer-protocol group, described.
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Instance id.
+    pub instance_id: Option<String>,
+    /// Rack id.
+    pub rack_id: Option<String>,
+    /// Member epoch.
+    pub member_epoch: i32,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub subscribed_topic_names: Vec<String>,
+    /// Subscribed topic regex.
+    pub subscribed_topic_regex: Option<String>,
+    /// Current assignment: (topic id, name, partitions).
+    pub assignment: Vec<(uuid::Uuid, String, Vec<i32>)>,
+    /// Target assignment.
+    pub target_assignment: Vec<(uuid::Uuid, String, Vec<i32>)>,
+}
+
 struct Member {
     id: String,
     instance_id: Option<String>,
@@ -268,6 +357,8 @@ struct Group {
     initial_delay: Option<InitialDelay>,
     offsets: BTreeMap<(String, i32), OffsetValue>,
     next_join_order: u64,
+    /// Set when the group speaks the consumer protocol (KIP-848) rather than the classic one.
+    next_gen: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -287,6 +378,7 @@ impl Group {
             initial_delay: None,
             offsets: BTreeMap::new(),
             next_join_order: 0,
+            next_gen: None,
         }
     }
 
@@ -448,6 +540,8 @@ struct Settings {
     metadata_max_bytes: usize,
     retention_ms: i64,
     retention_check_ms: i64,
+    consumer_heartbeat_ms: i32,
+    consumer_session_ms: i32,
 }
 
 /// The group coordinator of this broker.
@@ -473,6 +567,8 @@ impl GroupCoordinator {
                 metadata_max_bytes: config.offset_metadata_max_bytes as usize,
                 retention_ms: config.offsets_retention_minutes as i64 * 60_000,
                 retention_check_ms: config.offsets_retention_check_interval_ms,
+                consumer_heartbeat_ms: config.group_consumer_heartbeat_interval_ms,
+                consumer_session_ms: config.group_consumer_session_timeout_ms,
             },
             groups: Mutex::new(HashMap::new()),
             last_expiry_check: Mutex::new(now_ms()),
@@ -760,6 +856,14 @@ impl GroupCoordinator {
         let g = groups.get_mut(&p.group_id).expect("inserted above");
         if g.state == GroupState::Dead {
             return Err((ResponseError::CoordinatorNotAvailable, tx));
+        }
+        if g.next_gen.as_ref().is_some_and(|n| !n.members.is_empty()) {
+            // Classic members joining a consumer-protocol group (KIP-848 migration) is not
+            // supported.
+            return Err((ResponseError::InconsistentGroupProtocol, tx));
+        }
+        if g.next_gen.is_some() {
+            g.next_gen = None;
         }
         if !g.supports(&p.protocol_type, &p.protocols) {
             return Err((ResponseError::InconsistentGroupProtocol, tx));
@@ -1297,7 +1401,23 @@ impl GroupCoordinator {
         if g.state == GroupState::Dead {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        let simple = generation < 0 && g.state == GroupState::Empty;
+        if let Some(ng) = &g.next_gen {
+            if !(generation < 0 && ng.members.is_empty()) {
+                let Some(m) = ng.members.get(member_id) else {
+                    return Err(ResponseError::UnknownMemberId);
+                };
+                if api_version < 9 {
+                    return Err(ResponseError::UnsupportedVersion);
+                }
+                if generation > m.member_epoch {
+                    return Err(ResponseError::FencedMemberEpoch);
+                }
+                if generation < m.member_epoch {
+                    return Err(ResponseError::StaleMemberEpoch);
+                }
+            }
+        }
+        let simple = g.next_gen.is_some() || (generation < 0 && g.state == GroupState::Empty);
         if !simple {
             if g.state == GroupState::CompletingRebalance {
                 return Err(ResponseError::RebalanceInProgress);
@@ -1420,7 +1540,14 @@ impl GroupCoordinator {
         if g.state == GroupState::Dead {
             return Err(ResponseError::GroupIdNotFound);
         }
-        let subscribed = g.subscribed_topics();
+        let subscribed = match &g.next_gen {
+            Some(ng) => Some(
+                ng.subscribed_topics(&topic_infos(broker))
+                    .into_keys()
+                    .collect::<HashSet<String>>(),
+            ),
+            None => g.subscribed_topics(),
+        };
         if !g.members.is_empty() && subscribed.is_none() {
             // A running group of a protocol other than "consumer": Kafka refuses.
             return Err(ResponseError::NonEmptyGroup);
@@ -1453,18 +1580,25 @@ impl GroupCoordinator {
         Ok(errors)
     }
 
-    /// Groups for ListGroups: (id, protocol type, state).
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Groups for ListGroups: (id, protocol type, state name, group type).
+    pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
         let groups = self.groups.lock();
         let mut out: Vec<_> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| {
-                (
+            .map(|g| match &g.next_gen {
+                Some(ng) => (
+                    g.id.clone(),
+                    "consumer".to_string(),
+                    ng.state_name(),
+                    "consumer",
+                ),
+                None => (
                     g.id.clone(),
                     g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+                    g.state.name(),
+                    "classic",
+                ),
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -1474,7 +1608,7 @@ impl GroupCoordinator {
     /// A group for DescribeGroups; `None` when it does not exist.
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.groups.lock();
-        let g = groups.get(group_id)?;
+        let g = groups.get(group_id).filter(|g| g.next_gen.is_none())?;
         let protocol = g.protocol.clone().unwrap_or_default();
         let show = matches!(
             g.state,
@@ -1523,6 +1657,9 @@ impl GroupCoordinator {
             GroupState::Empty => {}
             _ => return Some(ResponseError::NonEmptyGroup),
         }
+        if g.next_gen.as_ref().is_some_and(|n| !n.members.is_empty()) {
+            return Some(ResponseError::NonEmptyGroup);
+        }
         let mut records: Vec<StoreRecord> = g
             .offsets
             .keys()
@@ -1557,7 +1694,29 @@ impl GroupCoordinator {
     pub fn tick(&self, broker: &Broker) {
         let now = Instant::now();
         let mut groups = self.groups.lock();
+        let mut topics = None;
         for g in groups.values_mut() {
+            if let Some(ng) = g.next_gen.as_mut() {
+                let gone: Vec<String> = ng
+                    .members
+                    .values()
+                    .filter(|m| {
+                        m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now)
+                    })
+                    .map(|m| m.id.clone())
+                    .collect();
+                if !gone.is_empty() {
+                    for id in &gone {
+                        info!(group = %g.id, member = %id, "consumer group member fenced: session or revocation timeout");
+                        ng.members.remove(id);
+                        ng.target.remove(id);
+                    }
+                    ng.group_epoch += 1;
+                    let topics = topics.get_or_insert_with(|| topic_infos(broker));
+                    ng.subscription_metadata = ng.subscribed_topics(topics);
+                    ng.maybe_update_target(topics);
+                }
+            }
             g.pending.retain(|_, deadline| *deadline > now);
             let expired: Vec<String> = g
                 .members
@@ -1662,6 +1821,296 @@ impl GroupCoordinator {
         }
     }
 
+    /// Handles a ConsumerGroupHeartbeat (KIP-848): joins, leaves, subscription changes and the
+    /// member's next step toward its target assignment.
+    pub fn consumer_heartbeat(&self, broker: &Broker, p: HeartbeatParams) -> HeartbeatOutcome {
+        let fail = |e: ResponseError, msg: &str| HeartbeatOutcome {
+            error: Some((e, msg.to_string())),
+            member_id: p.member_id.clone(),
+            member_epoch: p.member_epoch,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+        if p.group_id.is_empty() {
+            return fail(ResponseError::InvalidRequest, "GroupId can't be empty.");
+        }
+        if p.version >= 1 && p.member_id.is_empty() {
+            return fail(ResponseError::InvalidRequest, "MemberId can't be empty.");
+        }
+        if p.member_epoch == 0 {
+            if p.rebalance_timeout_ms == -1 {
+                return fail(
+                    ResponseError::InvalidRequest,
+                    "RebalanceTimeoutMs must be provided in first request.",
+                );
+            }
+            if p.subscribed_topic_names.is_none() && p.subscribed_topic_regex.is_none() {
+                return fail(
+                    ResponseError::InvalidRequest,
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                );
+            }
+        }
+        if let Some(a) = &p.server_assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return fail(
+                    ResponseError::UnsupportedAssignor,
+                    &format!(
+                        "ServerAssignor {a} is not supported. Supported assignors: uniform, range."
+                    ),
+                );
+            }
+        }
+        if let Some(re) = &p.subscribed_topic_regex {
+            if regex::Regex::new(re).is_err() {
+                return fail(
+                    ResponseError::InvalidRegularExpression,
+                    &format!("SubscribedTopicRegex {re} is not a valid regular expression."),
+                );
+            }
+        }
+        if let Err(e) = self.ensure_offsets_topic(broker) {
+            return fail(e, "The coordinator is not available.");
+        }
+        let now = Instant::now();
+        let topics = topic_infos(broker);
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(&p.group_id) {
+            if p.member_epoch != 0 {
+                return fail(
+                    ResponseError::UnknownMemberId,
+                    &format!("Group {} not found.", p.group_id),
+                );
+            }
+            groups.insert(p.group_id.clone(), Group::new(&p.group_id));
+        }
+        let g = groups.get_mut(&p.group_id).expect("inserted above");
+        if g.next_gen.is_none() {
+            if !g.members.is_empty() || !g.pending.is_empty() {
+                return fail(
+                    ResponseError::GroupIdNotFound,
+                    &format!("Group {} is not a consumer group.", p.group_id),
+                );
+            }
+            g.next_gen = Some(ConsumerGroup::default());
+            g.protocol_type = Some("consumer".to_string());
+        }
+        let ng = g.next_gen.as_mut().expect("set above");
+        // Leaving (-1), or a static member leaving for a while (-2).
+        if p.member_epoch < 0 {
+            let Some(m) = ng.members.get_mut(&p.member_id) else {
+                return fail(ResponseError::UnknownMemberId, "Unknown member.");
+            };
+            if p.member_epoch == -2 && m.instance_id.is_some() {
+                m.left_static = true;
+                m.member_epoch = -2;
+            } else {
+                ng.members.remove(&p.member_id);
+                ng.target.remove(&p.member_id);
+                ng.group_epoch += 1;
+                ng.subscription_metadata = ng.subscribed_topics(&topics);
+                ng.maybe_update_target(&topics);
+                info!(group = %g.id, member = %p.member_id, "member left the consumer group");
+            }
+            return HeartbeatOutcome {
+                error: None,
+                member_id: p.member_id.clone(),
+                member_epoch: p.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            };
+        }
+        let member_id = if p.member_id.is_empty() {
+            crate::partition::topic_id_base64(&uuid::Uuid::new_v4())
+        } else {
+            p.member_id.clone()
+        };
+        let mut bump = false;
+        if p.member_epoch == 0 {
+            // A static member coming back takes over its previous self's partitions.
+            let previous = p.instance_id.as_ref().and_then(|inst| {
+                ng.members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(inst) && m.id != member_id)
+                    .map(|m| (m.id.clone(), m.left_static))
+            });
+            let inherited = match previous {
+                Some((_, false)) => {
+                    return fail(
+                        ResponseError::UnreleasedInstanceId,
+                        "Static member with this instance id is still in the group.",
+                    )
+                }
+                Some((old, true)) => {
+                    let m = ng.members.remove(&old).expect("found above");
+                    let target = ng.target.remove(&old);
+                    if let Some(t) = target {
+                        ng.target.insert(member_id.clone(), t);
+                    }
+                    Some(m)
+                }
+                None => None,
+            };
+            let rejoining = ng.members.remove(&member_id).is_some();
+            let member = ConsumerMember {
+                id: member_id.clone(),
+                instance_id: p.instance_id.clone(),
+                rack_id: p.rack_id.clone(),
+                client_id: p.client_id.clone(),
+                client_host: p.client_host.clone(),
+                member_epoch: inherited.as_ref().map_or(0, |m| m.member_epoch.max(0)),
+                previous_epoch: 0,
+                state: MemberState::Stable,
+                rebalance_timeout_ms: p.rebalance_timeout_ms,
+                subscribed_names: p.subscribed_topic_names.clone().unwrap_or_default(),
+                subscribed_regex: p.subscribed_topic_regex.clone(),
+                server_assignor: p.server_assignor.clone(),
+                assigned: inherited
+                    .as_ref()
+                    .map(|m| m.assigned.clone())
+                    .unwrap_or_default(),
+                pending_revocation: Assignment::new(),
+                session_deadline: now,
+                revocation_deadline: None,
+                left_static: false,
+            };
+            let same_as_inherited = inherited.as_ref().is_some_and(|m| {
+                m.subscribed_names == member.subscribed_names
+                    && m.subscribed_regex == member.subscribed_regex
+            });
+            ng.members.insert(member_id.clone(), member);
+            if rejoining {
+                ng.target.remove(&member_id);
+            }
+            if !same_as_inherited {
+                bump = true;
+            }
+            info!(group = %g.id, member = %member_id, static_rejoin = inherited.is_some(), "member joined the consumer group");
+        } else {
+            let Some(m) = ng.members.get(&member_id) else {
+                return fail(ResponseError::UnknownMemberId, "Unknown member.");
+            };
+            let epoch_ok = p.member_epoch == m.member_epoch
+                || (p.member_epoch == m.previous_epoch
+                    && p.owned.as_ref().is_some_and(|o| {
+                        super::consumer::flatten(o)
+                            .is_subset(&super::consumer::flatten(&m.assigned))
+                    }));
+            if !epoch_ok {
+                return fail(
+                    ResponseError::FencedMemberEpoch,
+                    &format!(
+                        "The consumer group member has a smaller member epoch ({}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+                        p.member_epoch, m.member_epoch
+                    ),
+                );
+            }
+        }
+        let m = ng.members.get_mut(&member_id).expect("present");
+        let before = m.assigned.clone();
+        m.session_deadline =
+            now + Duration::from_millis(self.settings.consumer_session_ms.max(0) as u64);
+        if p.rebalance_timeout_ms != -1 {
+            m.rebalance_timeout_ms = p.rebalance_timeout_ms;
+        }
+        if let Some(names) = &p.subscribed_topic_names {
+            if *names != m.subscribed_names {
+                m.subscribed_names = names.clone();
+                bump = true;
+            }
+        }
+        if let Some(re) = &p.subscribed_topic_regex {
+            let re = (!re.is_empty()).then(|| re.clone());
+            if re != m.subscribed_regex {
+                m.subscribed_regex = re;
+                bump = true;
+            }
+        }
+        if p.server_assignor.is_some() && p.server_assignor != m.server_assignor {
+            m.server_assignor = p.server_assignor.clone();
+            bump = true;
+        }
+        if p.rack_id.is_some() {
+            m.rack_id = p.rack_id.clone();
+        }
+        let metadata = ng.subscribed_topics(&topics);
+        if metadata != ng.subscription_metadata {
+            ng.subscription_metadata = metadata;
+            bump = true;
+        }
+        if bump {
+            ng.group_epoch += 1;
+        }
+        ng.maybe_update_target(&topics);
+        ng.reconcile(&member_id, p.owned.as_ref(), now);
+        let m = &ng.members[&member_id];
+        let full_request = p.member_epoch == 0
+            || (p.rebalance_timeout_ms != -1
+                && p.subscribed_topic_names.is_some()
+                && p.owned.is_some());
+        HeartbeatOutcome {
+            error: None,
+            member_id: member_id.clone(),
+            member_epoch: m.member_epoch,
+            heartbeat_interval_ms: self.settings.consumer_heartbeat_ms,
+            assignment: (full_request || m.assigned != before).then(|| m.assigned.clone()),
+        }
+    }
+
+    /// A consumer-protocol group for ConsumerGroupDescribe; `None` when there is no such group
+    /// (unknown, or a classic group).
+    pub fn describe_consumer_group(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> Option<ConsumerGroupDescription> {
+        let groups = self.groups.lock();
+        let ng = groups.get(group_id)?.next_gen.as_ref()?;
+        let names: HashMap<uuid::Uuid, String> = broker
+            .image()
+            .topics
+            .values()
+            .map(|t| (t.topic_id, t.name.clone()))
+            .collect();
+        let named = |a: &Assignment| -> Vec<(uuid::Uuid, String, Vec<i32>)> {
+            a.iter()
+                .map(|(id, ps)| {
+                    (
+                        *id,
+                        names.get(id).cloned().unwrap_or_default(),
+                        ps.iter().copied().collect(),
+                    )
+                })
+                .collect()
+        };
+        Some(ConsumerGroupDescription {
+            state: ng.state_name(),
+            group_epoch: ng.group_epoch,
+            assignment_epoch: ng.assignment_epoch,
+            assignor: if ng.assignor.is_empty() {
+                ASSIGNORS[0].to_string()
+            } else {
+                ng.assignor.clone()
+            },
+            members: ng
+                .members
+                .values()
+                .map(|m| ConsumerMemberDescription {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    member_epoch: m.member_epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    subscribed_topic_names: m.subscribed_names.clone(),
+                    subscribed_topic_regex: m.subscribed_regex.clone(),
+                    assignment: named(&m.assigned),
+                    target_assignment: named(&ng.target.get(&m.id).cloned().unwrap_or_default()),
+                })
+                .collect(),
+        })
+    }
+
     /// Answers every waiting member at shutdown so that their connections can close.
     pub fn shutdown(&self) {
         let mut groups = self.groups.lock();
@@ -1671,6 +2120,24 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Every topic of the metadata image, as the assignors see it.
+fn topic_infos(broker: &Broker) -> BTreeMap<String, TopicInfo> {
+    broker
+        .image()
+        .topics
+        .values()
+        .map(|t| {
+            (
+                t.name.clone(),
+                TopicInfo {
+                    id: t.topic_id,
+                    partitions: t.partitions.len() as i32,
+                },
+            )
+        })
+        .collect()
 }
 
 fn session_deadline(session_timeout_ms: i32) -> Instant {

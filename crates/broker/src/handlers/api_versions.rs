@@ -12,6 +12,8 @@ use super::{sb, RequestContext};
 
 /// `metadata.version` feature level Runnel reports (Kafka 4.0's 4.0-IV3).
 pub const METADATA_VERSION_LEVEL: i16 = 25;
+/// `group.version` feature level: 1 enables the consumer group protocol (KIP-848).
+pub const GROUP_VERSION_LEVEL: i16 = 1;
 /// The lowest `metadata.version` level Kafka 4.x supports (3.3-IV3).
 pub const METADATA_VERSION_MIN: i16 = 7;
 
@@ -30,17 +32,29 @@ pub fn handle(ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResp
         .with_error_code(0)
         .with_api_keys(api_keys);
     if ctx.api_version >= 3 {
-        // Only metadata.version is reported: features Runnel has not built yet
-        // (transaction.version 2, group.version 1) are left out, which clients read as level 0.
-        resp.supported_features = vec![SupportedFeatureKey::default()
-            .with_name(sb("metadata.version"))
-            .with_min_version(METADATA_VERSION_MIN)
-            .with_max_version(METADATA_VERSION_LEVEL)];
+        // group.version 1 is the consumer protocol (KIP-848). transaction.version is left out
+        // until transactions exist, which clients read as level 0.
+        resp.supported_features = vec![
+            SupportedFeatureKey::default()
+                .with_name(sb("group.version"))
+                .with_min_version(0)
+                .with_max_version(GROUP_VERSION_LEVEL),
+            SupportedFeatureKey::default()
+                .with_name(sb("metadata.version"))
+                .with_min_version(METADATA_VERSION_MIN)
+                .with_max_version(METADATA_VERSION_LEVEL),
+        ];
         resp.finalized_features_epoch = ctx.broker.image().last_offset.max(0);
-        resp.finalized_features = vec![FinalizedFeatureKey::default()
-            .with_name(sb("metadata.version"))
-            .with_min_version_level(METADATA_VERSION_LEVEL)
-            .with_max_version_level(METADATA_VERSION_LEVEL)];
+        resp.finalized_features = vec![
+            FinalizedFeatureKey::default()
+                .with_name(sb("group.version"))
+                .with_min_version_level(GROUP_VERSION_LEVEL)
+                .with_max_version_level(GROUP_VERSION_LEVEL),
+            FinalizedFeatureKey::default()
+                .with_name(sb("metadata.version"))
+                .with_min_version_level(METADATA_VERSION_LEVEL)
+                .with_max_version_level(METADATA_VERSION_LEVEL),
+        ];
     }
     resp
 }

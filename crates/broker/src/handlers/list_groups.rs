@@ -1,5 +1,5 @@
 //! ListGroups (key 16): every group this coordinator owns, optionally filtered by state (v4+)
-//! and type (v5+; all of Runnel's groups are "classic").
+//! and type (v5+: "classic" or "consumer").
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -24,17 +24,17 @@ pub fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsRespons
         .groups
         .list()
         .into_iter()
-        .filter(|(_, _, state)| states.is_empty() || states.contains(&state.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
+        .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
+        .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(id, protocol_type, state, kind)| {
             let mut g = ListedGroup::default()
                 .with_group_id(GroupId(sb(id)))
                 .with_protocol_type(sb(protocol_type));
             if v >= 4 {
-                g = g.with_group_state(sb(state.name()));
+                g = g.with_group_state(sb(state));
             }
             if v >= 5 {
-                g = g.with_group_type(sb("classic"));
+                g = g.with_group_type(sb(kind));
             }
             g
         })

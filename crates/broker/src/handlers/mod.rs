@@ -17,6 +17,8 @@ use crate::broker::Broker;
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -159,6 +161,12 @@ pub async fn dispatch(
         RequestKind::ListGroups(r) => Some(list_groups::handle(&ctx, r).into()),
         RequestKind::DescribeGroups(r) => Some(describe_groups::handle(&ctx, r).into()),
         RequestKind::DeleteGroups(r) => Some(delete_groups::handle(&ctx, r).into()),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            Some(consumer_group_heartbeat::handle(&ctx, r).into())
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            Some(consumer_group_describe::handle(&ctx, r).into())
+        }
         _ => return Outcome::Close("API not served"),
     };
     match response {
