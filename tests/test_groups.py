@@ -287,13 +287,20 @@ def start_py_member(tmp_path, name, lib, bootstrap, group, topic, *extra):
     return Member(name, proc, stderr_path)
 
 
-def start_java_member(tmp_path, name, bootstrap, group, topic):
+def start_java_member(tmp_path, name, bootstrap, group, topic, protocol="classic"):
+    """VerifiableConsumer; with protocol="consumer" (KIP-848) the session and heartbeat are the
+    broker's (the Java client refuses to set them)."""
     cfg = tmp_path / f"{name}.properties"
-    cfg.write_text(f"client.id={name}\nheartbeat.interval.ms={HEARTBEAT_MS}\nmax.poll.records=100\n")
+    timing = []
+    if protocol == "classic":
+        cfg.write_text(f"client.id={name}\nheartbeat.interval.ms={HEARTBEAT_MS}\nmax.poll.records=100\n")
+        timing = ["--session-timeout", str(SESSION_MS)]
+    else:
+        cfg.write_text(f"client.id={name}\nmax.poll.records=100\n")
     stderr_path = tmp_path / f"{name}.stderr"
     proc = java_main("org.apache.kafka.tools.VerifiableConsumer",
                      "--bootstrap-server", bootstrap, "--group-id", group, "--topic", topic,
-                     "--group-protocol", "classic", "--session-timeout", str(SESSION_MS),
+                     "--group-protocol", protocol, *timing,
                      "--reset-policy", "earliest", "--consumer.config", str(cfg),
                      stderr=open(stderr_path, "w"))
     return Member(name, proc, stderr_path, translate=java_events)
@@ -944,3 +951,68 @@ def test_internal_topic_not_writable(broker_factory):
     assert errors[0].code() == KafkaError.TOPIC_EXCEPTION == 17, errors[0]
     # kafka-python hides internal topics from its producer's metadata (exclude_internal_topics),
     # so it refuses such a send itself before the broker sees it: nothing to check there.
+
+
+# 9 -------------------------------------------------------------------------------------------------
+
+
+def test_consumer_protocol_group_java_and_librdkafka(broker_factory, tmp_path):
+    """KIP-848: the Java client and librdkafka, both with group.protocol=consumer, share a group
+    whose assignment the broker computes; a member killed with kill -9 is fenced after the
+    session timeout and its partitions go to the survivor; nothing is skipped."""
+    broker = broker_factory(**FAST, **{"group.consumer.heartbeat.interval.ms": "500",
+                                       "group.consumer.session.timeout.ms": str(SESSION_MS)})
+    topic, group, n = "kip848", "next-gen", 600
+    create(broker.bootstrap, topic, partitions=6)
+    acked = produce_keyed(broker.bootstrap, topic, n)
+    java = start_java_member(tmp_path, "java-848", broker.bootstrap, group, topic, protocol="consumer")
+    members = [java]
+    try:
+        wait_for(lambda: java.assignment() == set(range(6)), 60, "the Java member to own all 6", members)
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "client.id": "rdkafka-848", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        consumed = []
+
+        def poll_until(cond, timeout, what):
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                m = c.poll(0.1)
+                if m is not None:
+                    assert m.error() is None, m.error()
+                    consumed.append((m.partition(), m.offset()))
+                    c.commit(m, asynchronous=False)
+                if cond():
+                    return
+            raise AssertionError(f"timed out waiting for {what}: librdkafka owns "
+                                 f"{sorted(p.partition for p in c.assignment())}\n{report(members)}")
+
+        mine = lambda: {p.partition for p in c.assignment()}  # noqa: E731
+        poll_until(lambda: len(mine()) == 3 and java.assignment() == set(range(6)) - mine(), 30,
+                   "a 3 + 3 split between librdkafka and Java")
+        # The broker computed it: both members are described with their epochs and assignments.
+        rc, out, err = kafka_tool("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap,
+                                  "--describe", "--group", group, "--members", "--verbose")
+        assert rc == 0, err
+        header = next(line.split() for line in out.splitlines() if line.startswith("GROUP"))
+        assert header == ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "CURRENT-EPOCH",
+                          "CURRENT-ASSIGNMENT", "TARGET-EPOCH", "TARGET-ASSIGNMENT"], out
+        rows = {r[3]: dict(zip(header, r)) for r in (line.split() for line in out.splitlines())
+                if r and r[0] == group}
+        assert set(rows) == {"java-848", "rdkafka-848"}, out
+        owned = set()
+        for r in rows.values():
+            assert r["#PARTITIONS"] == "3" and r["CURRENT-ASSIGNMENT"] == r["TARGET-ASSIGNMENT"], out
+            assert r["CURRENT-EPOCH"] == r["TARGET-EPOCH"], out
+            owned |= {int(p) for p in r["CURRENT-ASSIGNMENT"].split(":")[1].split(",")}
+        assert owned == set(range(6)), out
+        assert {int(p) for p in rows["rdkafka-848"]["CURRENT-ASSIGNMENT"].split(":")[1].split(",")} == mine()
+        java.kill9()
+        t0 = time.time()
+        poll_until(lambda: mine() == set(range(6)), SESSION_MS / 1000 + 15, "librdkafka to take over")
+        assert time.time() - t0 >= SESSION_MS / 1000 - 2, "partitions moved before the session expired"
+        poll_until(lambda: set(acked) <= set(consumed) | set(java.consumed()), 30, "every record consumed")
+        c.close()
+    finally:
+        for m in members:
+            m.kill9()
