@@ -1419,9 +1419,6 @@ impl GroupCoordinator {
         }
         let simple = g.next_gen.is_some() || (generation < 0 && g.state == GroupState::Empty);
         if !simple {
-            if g.state == GroupState::CompletingRebalance {
-                return Err(ResponseError::RebalanceInProgress);
-            }
             if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
                 if g.fenced(member_id, instance_id) {
                     return Err(ResponseError::FencedInstanceId);
@@ -1434,6 +1431,10 @@ impl GroupCoordinator {
                 }
             } else {
                 return Err(ResponseError::UnknownMemberId);
+            }
+            // A valid member of a generation whose assignment is not out yet (Kafka's order).
+            if g.state == GroupState::CompletingRebalance {
+                return Err(ResponseError::RebalanceInProgress);
             }
             // A commit keeps the member's session alive.
             if let Some(m) = g.members.get_mut(member_id) {
