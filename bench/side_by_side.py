@@ -7,13 +7,12 @@ broker+controller. Runnel is the release build. Each gets a fresh data directory
 and runs alone; the rounds alternate A B A B. Figures are medians over rounds:
 
 - kafka-producer-perf-test (Java client), 100 B and 1 KiB records, acks=1 and acks=all, unthrottled;
+- kafka-consumer-perf-test in a new consumer group, reading back the acks=1 topics; the group join
+  time is reported too;
 - a latency run at a fixed rate (half of Kafka's measured 1 KiB acks=all throughput): p50/p99/p99.9;
 - librdkafka's rdkafka_performance (native client; built from the rdkafka-sys crate's source by
   scripts/peer/librdkafka.py) producing and consuming (partition mode, no group);
 - each broker's peak RSS and CPU seconds per GiB moved.
-
-kafka-consumer-perf-test needs consumer groups, which Runnel does not have yet: it is run against
-both and reported as "n/a" where it cannot run.
 
 Usage: bench/side_by_side.py [--rounds N] [--seconds S]. Writes bench/results/<date>.md."""
 
@@ -136,6 +135,20 @@ def producer_perf(bootstrap, topic, records, size, acks, throughput=-1):
     return {"rps": float(rps), "mbps": float(mbps), "p50": float(p50), "p99": float(p99), "p999": float(p999)}
 
 
+def consumer_perf(bootstrap, topic, records):
+    """kafka-consumer-perf-test (ConsumerPerformance) in a fresh consumer group: it joins, reads
+    `records` from the beginning and reports MB/s (fetch.MB.sec excludes the group join)."""
+    out = java_tool("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", bootstrap,
+                    "--topic", topic, "--messages", str(records), "--group", f"perf-{int(time.time() * 1000)}",
+                    "--timeout", "60000")
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) >= 10 and re.match(r"\d{4}-\d\d-\d\d", cells[0]):
+            return {"mbps": float(cells[3]), "rps": float(cells[5]), "rebalance_ms": float(cells[6]),
+                    "fetch_mbps": float(cells[8])}
+    return None
+
+
 def rdkafka_perf(bootstrap, topic, records, size, mode):
     if not RDPERF.exists():
         return None
@@ -170,6 +183,7 @@ def run_broker(broker, plan, seconds):
         bootstrap = f"127.0.0.1:{broker.port}"
         _, cpu0 = proc_stats(broker.proc.pid)
         moved = 0
+        produced = {}
         for key, size, acks in plan:
             records = max(10_000, int(seconds * (300_000 if size <= 100 else 100_000)))
             topic = f"perf-{size}-{acks.replace('-', 'm')}-{int(time.time() * 1000)}"
@@ -177,6 +191,12 @@ def run_broker(broker, plan, seconds):
             r = producer_perf(bootstrap, topic, records, size, acks)
             figures[key] = r
             if r:
+                moved += records * size
+                produced[key] = (topic, records, size)
+        for key in ("p100_acks1", "p1k_acks1"):
+            if key in produced:
+                topic, records, size = produced[key]
+                figures[f"c{key[1:]}"] = consumer_perf(bootstrap, topic, records)
                 moved += records * size
         if broker.name == "Kafka" and "rate" not in plan_latency_rate and figures.get("p1k_acksall"):
             plan_latency_rate["rate"] = figures["p1k_acksall"]["rps"] / 2
@@ -230,6 +250,9 @@ def main():
     for label, key, field in [
         ("produce 100 B acks=1 (MB/s)", "p100_acks1", "mbps"), ("produce 100 B acks=all (MB/s)", "p100_acksall", "mbps"),
         ("produce 1 KiB acks=1 (MB/s)", "p1k_acks1", "mbps"), ("produce 1 KiB acks=all (MB/s)", "p1k_acksall", "mbps"),
+        ("consume 100 B, consumer group (MB/s)", "c100_acks1", "mbps"),
+        ("consume 1 KiB, consumer group (MB/s)", "c1k_acks1", "mbps"),
+        ("consumer group join (ms)", "c1k_acks1", "rebalance_ms"),
         ("latency p50 at fixed rate (ms)", "latency", "p50"), ("latency p99 (ms)", "latency", "p99"),
         ("latency p99.9 (ms)", "latency", "p999"),
         ("rdkafka_performance produce 100 B (MB/s)", "rd_produce", "mbps"),
@@ -247,7 +270,7 @@ def main():
         f"Same machine (2 cores), one broker at a time, {args.rounds} rounds alternating Kafka/Runnel,",
         f"about {args.seconds:.0f} s of records per run; medians. Ratio = Runnel / Kafka.",
         f"Latency run at {plan_latency_rate.get('rate', 0):.0f} records/s of 1 KiB (half Kafka's acks=all throughput).",
-        "kafka-consumer-perf-test is not run: it needs consumer groups, which Runnel does not have yet.", "",
+        "Consume figures: kafka-consumer-perf-test in a new consumer group, reading what the acks=1 run wrote.", "",
         "| figure | Runnel | Kafka | ratio |", "|---|---|---|---|", *rows, ""])
     print(text)
     out = ROOT / "bench" / "results" / f"{date}.md"

@@ -383,6 +383,16 @@ pub struct Log {
     unflushed_messages: u64,
     last_flush_ms: i64,
     recovery_point: i64,
+    /// The last rolled segment being made durable off the append path.
+    background_flush: Option<BackgroundFlush>,
+}
+
+/// A rolled segment's fsync (and its producer snapshot) running on its own thread, so that a
+/// roll does not stall appends for as long as the disk takes to write a whole segment. The
+/// recovery point moves to `base` only once it is done.
+struct BackgroundFlush {
+    base: i64,
+    handle: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -617,6 +627,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms(),
             recovery_point,
+            background_flush: None,
         };
         let leo = log.log_end_offset();
         if log.log_start_offset > leo {
@@ -772,6 +783,7 @@ impl Log {
         let dir = self.dir.clone();
         let old = self.segments.values_mut().next_back().expect("a segment");
         assert!(base >= old.next_offset, "rolling below the log end");
+        let mut to_sync = Vec::new();
         if old.size == 0 {
             if old.base_offset == base {
                 return Ok(());
@@ -780,29 +792,60 @@ impl Log {
             let b = old.base_offset;
             self.segments.remove(&b).expect("present").remove(&dir);
         } else {
-            old.file.sync_data()?;
             old.maybe_append_time_entry();
-            old.persist_indexes(&dir, true)?;
+            old.persist_indexes(&dir, false)?;
+            to_sync.push(old.file.try_clone()?);
+            for ext in ["index", "timeindex"] {
+                if let Ok(f) = File::open(seg_path(&dir, old.base_offset, ext)) {
+                    to_sync.push(f);
+                }
+            }
         }
-        // Everything before the new segment is on disk now.
-        self.recovery_point = self.recovery_point.max(base);
+        // One background flush at a time (a segment's worth of appends apart, so the previous
+        // one has long finished).
+        self.reap_background_flush(true)?;
         let seg = Segment::create(&dir, base)?;
         self.segments.insert(base, seg);
-        File::open(&dir)?.sync_all()?;
-        self.producers.write_snapshot(&dir, base)?;
-        self.prune_snapshots()?;
+        let snapshot = self.producers.to_bytes();
+        let handle = std::thread::Builder::new()
+            .name("runnel-segment-flush".into())
+            .spawn(move || {
+                for f in &to_sync {
+                    f.sync_data()?;
+                }
+                crate::producer::write_snapshot_bytes(&dir, base, &snapshot)?;
+                File::open(&dir)?.sync_all()?;
+                prune_snapshots_in(&dir)
+            })?;
+        self.background_flush = Some(BackgroundFlush { base, handle });
         Ok(())
+    }
+
+    /// Collects the rolled segment's background flush: waits for it when `wait`, else only if
+    /// it is done. Everything below its base is on disk afterwards.
+    fn reap_background_flush(&mut self, wait: bool) -> Result<(), LogError> {
+        let Some(bf) = self.background_flush.take() else {
+            return Ok(());
+        };
+        if !wait && !bf.handle.is_finished() {
+            self.background_flush = Some(bf);
+            return Ok(());
+        }
+        match bf.handle.join() {
+            Ok(Ok(())) => {
+                self.recovery_point = self.recovery_point.max(bf.base);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(LogError::Corrupt(
+                "the segment flush thread panicked".to_string(),
+            )),
+        }
     }
 
     /// Deletes all but the two newest producer-state snapshots.
     fn prune_snapshots(&self) -> Result<(), LogError> {
-        let snaps = list_snapshots(&self.dir)?;
-        if snaps.len() > SNAPSHOTS_KEPT {
-            for (_, p) in &snaps[..snaps.len() - SNAPSHOTS_KEPT] {
-                let _ = std::fs::remove_file(p);
-            }
-        }
-        Ok(())
+        Ok(prune_snapshots_in(&self.dir)?)
     }
 
     /// Kafka's LogSegment.shouldRoll (without jitter): the active segment is rolled before an
@@ -1235,6 +1278,7 @@ impl Log {
 
     /// fsyncs the active segment and writes its indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        self.reap_background_flush(true)?;
         let dir = self.dir.clone();
         let seg = self.active();
         seg.file.sync_data()?;
@@ -1247,6 +1291,7 @@ impl Log {
 
     /// Flushes if `flush_interval_ms` has passed since the last flush and something was written.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, LogError> {
+        self.reap_background_flush(false)?;
         let due = self.config.flush_interval_ms != i64::MAX
             && self.unflushed_messages > 0
             && now_ms - self.last_flush_ms >= self.config.flush_interval_ms;
@@ -1273,6 +1318,17 @@ impl Log {
     pub fn close(mut self) -> Result<(), LogError> {
         self.flush_and_snapshot()
     }
+}
+
+/// Deletes all but the newest producer-state snapshots in a partition directory.
+fn prune_snapshots_in(dir: &Path) -> std::io::Result<()> {
+    let snaps = list_snapshots(dir)?;
+    if snaps.len() > SNAPSHOTS_KEPT {
+        for (_, p) in &snaps[..snaps.len() - SNAPSHOTS_KEPT] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    Ok(())
 }
 
 /// Removes a partition directory and everything in it.

@@ -206,15 +206,21 @@ impl ProducerState {
 
     /// Writes a snapshot file `<dir>/%020d.snapshot` for `offset`.
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> std::io::Result<()> {
-        let path = dir.join(format!("{offset:020}.snapshot"));
-        let tmp = dir.join(format!("{offset:020}.snapshot.tmp"));
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &self.to_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(tmp, path)
+        write_snapshot_bytes(dir, offset, &self.to_bytes())
     }
+}
+
+/// Writes snapshot bytes (from [`ProducerState::to_bytes`]) as `<offset>.snapshot`, atomically
+/// and fsynced.
+pub fn write_snapshot_bytes(dir: &Path, offset: i64, bytes: &[u8]) -> std::io::Result<()> {
+    let path = dir.join(format!("{offset:020}.snapshot"));
+    let tmp = dir.join(format!("{offset:020}.snapshot.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, path)
 }
 
 /// Snapshot files in `dir` as (offset, path), ascending.
