@@ -251,6 +251,7 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, ControllerError
         .append_metadata(&[MetadataRecord::RemoveTopic { topic_id }])
         .map_err(|e| ControllerError::new(ResponseError::UnknownServerError, e.to_string()))?;
     broker.remove_topic_partitions(name);
+    broker.groups.remove_topic_offsets(broker, name);
     tracing::info!(topic = name, "deleted topic");
     Ok(topic_id)
 }

@@ -424,6 +424,10 @@ async fn groups_and_offsets_survive_a_restart() {
     assert_eq!(fetch_offset(&mut c, "durable").await, 99);
     assert_eq!(fetch_offset(&mut c, "solo").await, 5);
     assert_eq!(fetch_offset(&mut c, "gone").await, -1);
+    // Deleting a topic drops the offsets committed on it.
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("t"))]);
+    assert_eq!(c.send(&del, 5).await.responses[0].error_code, 0);
+    assert_eq!(fetch_offset(&mut c, "solo").await, -1);
     // The member's session goes on: same generation, same assignment.
     assert_eq!(heartbeat(&mut c, "durable", 1, &m).await, 0);
     let d = describe(&mut c, "durable").await;

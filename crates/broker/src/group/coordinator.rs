@@ -2112,6 +2112,46 @@ impl GroupCoordinator {
         })
     }
 
+    /// Drops every group's committed offsets of a deleted topic (Kafka does the same when a
+    /// topic is deleted), with tombstones so that a replay agrees.
+    pub fn remove_topic_offsets(&self, broker: &Broker, topic: &str) {
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            let keys: Vec<(String, i32)> = g
+                .offsets
+                .keys()
+                .filter(|(t, _)| t == topic)
+                .cloned()
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let records: Vec<StoreRecord> = keys
+                .iter()
+                .map(|(t, p)| {
+                    (
+                        encode_key(&RecordKey::Offset {
+                            group: g.id.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                        }),
+                        None,
+                    )
+                })
+                .collect();
+            match self.store(broker, &g.id, &records) {
+                Ok(()) => {
+                    for k in &keys {
+                        g.offsets.remove(k);
+                    }
+                }
+                Err(e) => {
+                    warn!(group = %g.id, topic, error = ?e, "could not drop offsets of a deleted topic")
+                }
+            }
+        }
+    }
+
     /// Answers every waiting member at shutdown so that their connections can close.
     pub fn shutdown(&self) {
         let mut groups = self.groups.lock();
