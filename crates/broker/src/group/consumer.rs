@@ -216,8 +216,8 @@ impl ConsumerGroup {
     }
 }
 
-/// The (name, topic) pairs a member subscribes to that exist, internal topics excluded from
-/// regex matches.
+/// The (name, topic) pairs a member subscribes to that exist. A regex matches whole names and,
+/// as on Kafka, internal topics too (clients that do not want them leave them out).
 fn member_topics(
     m: &ConsumerMember,
     topics: &BTreeMap<String, TopicInfo>,
@@ -234,7 +234,7 @@ fn member_topics(
         .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok())
     {
         for (name, t) in topics {
-            if !name.starts_with("__") && re.is_match(name) {
+            if re.is_match(name) {
                 out.insert(name.clone(), t.clone());
             }
         }
