@@ -55,6 +55,8 @@ pub struct Broker {
     pub appended: watch::Sender<u64>,
     /// The consumer group coordinator.
     pub groups: crate::group::GroupCoordinator,
+    /// The transaction coordinator.
+    pub txns: crate::txn::TxnCoordinator,
     shutting_down: AtomicBool,
 }
 
@@ -180,6 +182,7 @@ impl Broker {
             appended,
             shutting_down: AtomicBool::new(false),
             groups: crate::group::GroupCoordinator::new(&config),
+            txns: crate::txn::TxnCoordinator::new(&config),
             config,
         };
         // Open every partition the metadata knows; remove directories of deleted topics.
@@ -216,6 +219,10 @@ impl Broker {
             .groups
             .load(&broker)
             .context("replaying __consumer_offsets")?;
+        broker
+            .txns
+            .load(&broker)
+            .context("replaying __transaction_state")?;
         info!(
             topics = image.topics.len(),
             partitions = broker.partitions.read().len(),
@@ -423,12 +430,14 @@ async fn flush_loop(broker: Arc<Broker>) {
     }
 }
 
-/// Runs the group coordinator's timers (sessions, rebalance deadlines, offset retention).
+/// Runs the coordinators' timers (sessions, rebalance deadlines, offset retention, transaction
+/// timeouts).
 async fn group_loop(broker: Arc<Broker>) {
     let mut tick = tokio::time::interval(crate::group::coordinator::TICK);
     loop {
         tick.tick().await;
         broker.groups.tick(&broker);
+        broker.txns.tick(&broker);
     }
 }
 

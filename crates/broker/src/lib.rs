@@ -6,7 +6,9 @@ pub mod broker;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod internal_topics;
 pub mod partition;
 pub mod server;
+pub mod txn;
 
 pub use broker::{Broker, BrokerHandle};

@@ -180,6 +180,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// `group.max.size`.
     pub group_max_size: i32,
+    /// `transaction.max.timeout.ms`.
+    pub transaction_max_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_heartbeat_interval_ms: i32,
     /// `group.consumer.session.timeout.ms`.
@@ -555,6 +557,11 @@ impl BrokerConfig {
             group_min_session_timeout_ms: raw.parse("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: raw.parse("group.max.session.timeout.ms")?,
             group_max_size: at_least("group.max.size", raw.parse("group.max.size")?, 1)?,
+            transaction_max_timeout_ms: at_least(
+                "transaction.max.timeout.ms",
+                raw.parse("transaction.max.timeout.ms")?,
+                1,
+            )?,
             group_consumer_heartbeat_interval_ms: at_least(
                 "group.consumer.heartbeat.interval.ms",
                 raw.parse("group.consumer.heartbeat.interval.ms")?,

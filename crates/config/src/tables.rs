@@ -120,6 +120,7 @@ const BROKER: &[ConfigEntry] = &[
     b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
     b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),
+    b("transaction.max.timeout.ms", Some("900000"), Int, "Largest transaction.timeout.ms a transactional producer may ask for."),
     b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
 ];
 

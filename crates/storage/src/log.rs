@@ -14,8 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::batch::{
-    check_batch, record_timestamps, set_base_offset, set_log_append_time,
-    set_partition_leader_epoch, BatchError, BatchHeader, HEADER_SIZE,
+    build_control_batch, check_batch, control_type, record_timestamps, set_base_offset,
+    set_log_append_time, set_partition_leader_epoch, BatchError, BatchHeader, CONTROL_ABORT,
+    HEADER_SIZE,
 };
 use crate::checkpoint::write_atomic;
 pub use crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
@@ -339,7 +340,7 @@ impl Segment {
     fn remove(self, dir: &Path) {
         let base = self.base_offset;
         drop(self.file);
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             let _ = std::fs::remove_file(seg_path(dir, base, ext));
         }
     }
@@ -385,6 +386,64 @@ pub struct Log {
     recovery_point: i64,
     /// The last rolled segment being made durable off the append path.
     background_flush: Option<BackgroundFlush>,
+    /// Aborted transactions, by marker offset (kept in `.txnindex` files, one per segment).
+    aborted: Vec<AbortedTxn>,
+}
+
+/// An aborted transaction: its producer, its first offset and its abort marker's offset (Kafka's
+/// AbortedTxn, one `.txnindex` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// Producer id.
+    pub producer_id: i64,
+    /// First offset of the transaction.
+    pub first_offset: i64,
+    /// Offset of the abort marker.
+    pub last_offset: i64,
+    /// The last stable offset right after the abort.
+    pub last_stable_offset: i64,
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSummary {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Current epoch.
+    pub epoch: i16,
+    /// Last sequence written (-1 if none).
+    pub last_sequence: i32,
+    /// Max timestamp of its latest batch.
+    pub last_timestamp: i64,
+    /// First offset of its open transaction.
+    pub txn_first_offset: Option<i64>,
+}
+
+/// Size of a `.txnindex` entry: version, producer id, first, last and last stable offsets.
+const TXN_ENTRY: usize = 34;
+
+impl AbortedTxn {
+    fn encode(&self) -> [u8; TXN_ENTRY] {
+        let mut b = [0u8; TXN_ENTRY];
+        b[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
+        b[10..18].copy_from_slice(&self.first_offset.to_be_bytes());
+        b[18..26].copy_from_slice(&self.last_offset.to_be_bytes());
+        b[26..34].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+        b
+    }
+
+    fn decode(b: &[u8]) -> Option<AbortedTxn> {
+        let i = |at: usize| i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        if b.len() < TXN_ENTRY || b[0..2] != [0, 0] {
+            return None;
+        }
+        Some(AbortedTxn {
+            producer_id: i(2),
+            first_offset: i(10),
+            last_offset: i(18),
+            last_stable_offset: i(26),
+        })
+    }
 }
 
 /// A rolled segment's fsync (and its producer snapshot) running on its own thread, so that a
@@ -628,6 +687,7 @@ impl Log {
             last_flush_ms: now_ms(),
             recovery_point,
             background_flush: None,
+            aborted: Vec::new(),
         };
         let leo = log.log_end_offset();
         if log.log_start_offset > leo {
@@ -637,6 +697,7 @@ impl Log {
         }
         log.load_epochs()?;
         log.truncate_epochs_from_start()?;
+        log.load_aborted_txns();
         log.load_producer_state()?;
         log.recovery_point = log.log_end_offset();
         Ok(log)
@@ -703,14 +764,155 @@ impl Log {
                 from = off.max(self.log_start_offset);
             }
         }
-        // Replay batch headers after the snapshot.
+        // Replay batch headers after the snapshot; markers close (and, aborts, index) their
+        // producer's transaction.
         let headers: Vec<BatchHeader> = self.headers_from(from);
         for h in headers {
             if h.has_producer_id() {
                 self.producers.update(&h);
+                if h.is_control() {
+                    let commit = self.read_control_type(h.base_offset) != Some(CONTROL_ABORT);
+                    self.complete_txn(h.producer_id, commit, h.base_offset)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Reads the control type of the marker at `offset`.
+    fn read_control_type(&self, offset: i64) -> Option<i16> {
+        let (_, seg) = self.segments.range(..=offset).next_back()?;
+        let (pos, h) = seg.find(offset)?;
+        let mut buf = vec![0u8; h.size_bytes()];
+        seg.file.read_exact_at(&mut buf, pos).ok()?;
+        control_type(&buf)
+    }
+
+    /// Loads the aborted transactions of every segment's `.txnindex`, dropping entries past the
+    /// log end (a recovered tail) and below the log start.
+    fn load_aborted_txns(&mut self) {
+        let leo = self.log_end_offset();
+        let mut all = Vec::new();
+        for base in self.segments.keys() {
+            let Ok(bytes) = std::fs::read(seg_path(&self.dir, *base, "txnindex")) else {
+                continue;
+            };
+            all.extend(bytes.chunks_exact(TXN_ENTRY).filter_map(AbortedTxn::decode));
+        }
+        all.retain(|a| a.last_offset < leo && a.last_offset >= self.log_start_offset);
+        all.sort_by_key(|a| a.last_offset);
+        all.dedup_by_key(|a| a.last_offset);
+        self.aborted = all;
+    }
+
+    /// A marker at `marker_offset` closed `producer_id`'s transaction: an abort is recorded in
+    /// the aborted list and (unless it is already there, on replay) the active `.txnindex`.
+    fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        commit: bool,
+        marker_offset: i64,
+    ) -> Result<(), LogError> {
+        let Some(first_offset) = self.producers.end_txn(producer_id) else {
+            return Ok(());
+        };
+        if commit || self.aborted.iter().any(|a| a.last_offset == marker_offset) {
+            return Ok(());
+        }
+        let entry = AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: marker_offset,
+            last_stable_offset: self
+                .producers
+                .first_unstable_offset()
+                .unwrap_or(marker_offset + 1),
+        };
+        let (base, _) = self
+            .segments
+            .range(..=marker_offset)
+            .next_back()
+            .expect("a segment holds the marker");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&self.dir, *base, "txnindex"))?;
+        f.write_all(&entry.encode())?;
+        self.aborted.push(entry);
+        Ok(())
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, else the log
+    /// end (on a single node every appended record is replicated).
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .unwrap_or_else(|| self.log_end_offset())
+    }
+
+    /// Aborted transactions a read_committed fetch of `[from, upto)` must know about: those
+    /// whose range overlaps it, as (producer id, first offset), sorted by first offset.
+    pub fn aborted_txns(&self, from: i64, upto: i64) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = self
+            .aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < upto)
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect();
+        out.sort_by_key(|a| a.1);
+        out
+    }
+
+    /// Every producer the log knows, for DescribeProducers.
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerSummary {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                txn_first_offset: e.txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
+    /// Producers with an open transaction: (producer id, epoch, first offset).
+    pub fn open_txns(&self) -> Vec<(i64, i16, i64)> {
+        let mut out: Vec<(i64, i16, i64)> = self
+            .producers
+            .producers
+            .iter()
+            .filter_map(|(id, e)| e.txn_first_offset.map(|f| (*id, e.epoch, f)))
+            .collect();
+        out.sort_by_key(|t| t.2);
+        out
+    }
+
+    /// Writes a transaction marker for `producer_id` (commit or abort) as the leader; returns
+    /// its offset.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<i64, AppendError> {
+        let mut batch = build_control_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        );
+        let info = self.append_as_leader(&mut batch, leader_epoch, now_ms, false)?;
+        Ok(info.first_offset)
     }
 
     fn headers_from(&self, from: i64) -> Vec<BatchHeader> {
@@ -970,8 +1172,15 @@ impl Log {
             self.epochs.push((leader_epoch, first_offset));
             self.write_epochs()?;
         }
+        let mut pos = 0;
         for h in &headers {
             self.producers.update(h);
+            if h.is_control() && h.has_producer_id() {
+                let commit =
+                    control_type(&records[pos..pos + h.size_bytes()]) != Some(CONTROL_ABORT);
+                self.complete_txn(h.producer_id, commit, h.base_offset)?;
+            }
+            pos += h.size_bytes();
         }
         self.unflushed_messages += (last_offset - first_offset + 1) as u64;
         if self.unflushed_messages >= self.config.flush_interval_messages
@@ -1231,6 +1440,13 @@ impl Log {
                 s.remove(&self.dir);
             }
         }
+        self.forget_aborted_below_start();
+    }
+
+    /// Drops aborted transactions that ended below the log start.
+    fn forget_aborted_below_start(&mut self) {
+        let start = self.log_start_offset;
+        self.aborted.retain(|a| a.last_offset >= start);
     }
 
     fn persist_log_start(&self) -> Result<(), LogError> {
@@ -1272,6 +1488,7 @@ impl Log {
         if deleted > 0 {
             self.persist_log_start()?;
             self.truncate_epochs_from_start()?;
+            self.forget_aborted_below_start();
         }
         Ok(deleted)
     }
@@ -1376,6 +1593,71 @@ mod tests {
                 (info.first_offset, info.last_offset)
             })
             .collect()
+    }
+
+    /// A transactional batch of `n` records from `pid` (sequence `seq`).
+    fn txn_batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
+        let recs: Vec<crate::testing::TestRecord> =
+            (0..n).map(|_| (None, Some(&b"v"[..]), 1000)).collect();
+        let mut b = build_batch(0, &recs, pid, 0, seq);
+        b[22] |= 0x10;
+        let crc = crate::batch::crc32c_of(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn transactions_hold_the_lso_and_aborts_are_indexed_across_restarts() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+        log.append_as_leader(&mut txn_batch(7, 0, 3), 0, 5000, false)
+            .unwrap();
+        log.append_as_leader(&mut batch(1, 1000), 0, 5000, false)
+            .unwrap();
+        assert_eq!((log.last_stable_offset(), log.log_end_offset()), (0, 4));
+        assert_eq!(log.open_txns(), vec![(7, 0, 0)]);
+        assert_eq!(log.append_marker(7, 0, false, 0, 0, 5000).unwrap(), 4);
+        assert_eq!(log.last_stable_offset(), 5);
+        assert_eq!(log.aborted_txns(0, 5), vec![(7, 0)]);
+        assert_eq!(log.aborted_txns(5, 5), vec![], "ends before the range");
+        // A committed transaction leaves no trace in the aborted list.
+        log.append_as_leader(&mut txn_batch(8, 0, 1), 0, 5000, false)
+            .unwrap();
+        assert_eq!(log.append_marker(8, 0, true, 0, 0, 5000).unwrap(), 6);
+        log.append_as_leader(&mut txn_batch(9, 0, 2), 0, 5000, false)
+            .unwrap();
+        assert_eq!(log.last_stable_offset(), 7, "pid 9's transaction is open");
+        // An old epoch's marker is fenced.
+        log.producers.producers.get_mut(&9).unwrap().epoch = 2;
+        assert!(matches!(
+            log.append_marker(9, 1, false, 0, 0, 5000),
+            Err(AppendError::InvalidProducerEpoch)
+        ));
+        log.producers.producers.get_mut(&9).unwrap().epoch = 0;
+        let leo = log.log_end_offset();
+        // Clean restart: snapshot and .txnindex.
+        log.close().unwrap();
+        let log = Log::open(d.path(), small(), leo, true).unwrap();
+        assert_eq!(log.aborted_txns(0, leo), vec![(7, 0)]);
+        assert_eq!(log.last_stable_offset(), 7);
+        // Unclean restart with every snapshot and index gone: rebuilt by replaying the log.
+        drop(log);
+        for e in std::fs::read_dir(d.path()).unwrap() {
+            let p = e.unwrap().path();
+            let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
+            if ext == "snapshot" || ext == "txnindex" {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let mut log = Log::open(d.path(), small(), 0, false).unwrap();
+        assert_eq!(log.aborted_txns(0, leo), vec![(7, 0)]);
+        assert_eq!(log.last_stable_offset(), 7);
+        assert_eq!(log.append_marker(9, 0, false, 0, 0, 5000).unwrap(), leo);
+        assert_eq!(log.last_stable_offset(), leo + 1);
+        assert_eq!(log.aborted_txns(0, leo + 1), vec![(7, 0), (9, 7)]);
+        // Retention below an abort forgets it.
+        log.delete_records_before(leo).unwrap();
+        assert_eq!(log.aborted_txns(0, leo + 1), vec![(9, 7)]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Idempotent-producer state (Kafka's ProducerStateManager idea): per producer id, the current
 //! epoch and the last five batches' sequences and offsets, used to detect duplicates, gaps and
-//! fenced epochs. Snapshots (`%020d.snapshot`) keep it across restarts.
+//! fenced epochs, and the first offset of its open transaction (which holds back the last stable
+//! offset). Snapshots (`%020d.snapshot`) keep it across restarts.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -11,8 +12,9 @@ use crate::batch::{increment_sequence, BatchHeader};
 pub const CACHED_BATCHES: usize = 5;
 /// Kafka's default `producer.id.expiration.ms`: one day.
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
-/// Snapshot format version written (version 1 had no last timestamp).
-const SNAPSHOT_VERSION: u16 = 2;
+/// Snapshot format version written (version 1 had no last timestamp, version 2 no open
+/// transaction).
+const SNAPSHOT_VERSION: u16 = 3;
 
 /// One remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// Max timestamp of the producer's latest batch (-1: unknown), for expiry.
     pub last_timestamp: i64,
+    /// First offset of the producer's open transaction, if one is open.
+    pub txn_first_offset: Option<i64>,
 }
 
 /// What a batch is, against the producer state.
@@ -105,7 +109,13 @@ impl ProducerState {
             e.epoch = h.producer_epoch;
             e.batches.clear();
         }
-        if h.base_sequence < 0 || h.is_control() {
+        if h.is_control() {
+            return;
+        }
+        if h.is_transactional() && e.txn_first_offset.is_none() {
+            e.txn_first_offset = Some(h.base_offset);
+        }
+        if h.base_sequence < 0 {
             return;
         }
         e.batches.push_back(BatchMeta {
@@ -119,12 +129,30 @@ impl ProducerState {
         }
     }
 
+    /// Closes the producer's open transaction (a marker was written); returns its first offset.
+    pub fn end_txn(&mut self, producer_id: i64) -> Option<i64> {
+        self.producers
+            .get_mut(&producer_id)
+            .and_then(|e| e.txn_first_offset.take())
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.txn_first_offset)
+            .min()
+    }
+
     /// Forgets producers whose latest batch is more than `expiration_ms` older than `now_ms`
     /// (Kafka's producer.id.expiration.ms); returns how many went.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| e.last_timestamp < 0 || now_ms - e.last_timestamp < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some()
+                || e.last_timestamp < 0
+                || now_ms - e.last_timestamp < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -140,6 +168,7 @@ impl ProducerState {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -169,7 +198,7 @@ impl ProducerState {
             Some(s)
         };
         let version = u16::from_be_bytes(take(2)?.try_into().ok()?);
-        if version != 1 && version != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&version) {
             return None;
         }
         let n = u32::from_be_bytes(take(4)?.try_into().ok()?);
@@ -182,6 +211,11 @@ impl ProducerState {
             } else {
                 i64::from_be_bytes(take(8)?.try_into().ok()?)
             };
+            let txn_first_offset = if version >= 3 {
+                Some(i64::from_be_bytes(take(8)?.try_into().ok()?)).filter(|o| *o >= 0)
+            } else {
+                None
+            };
             let count = take(1)?[0];
             if count as usize > CACHED_BATCHES {
                 return None;
@@ -190,6 +224,7 @@ impl ProducerState {
                 epoch,
                 batches: VecDeque::new(),
                 last_timestamp,
+                txn_first_offset,
             };
             for _ in 0..count {
                 e.batches.push_back(BatchMeta {

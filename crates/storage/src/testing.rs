@@ -1,17 +1,7 @@
 //! Builders for tests (here and in the broker's tests): uncompressed v2 record batches with a
 //! valid CRC.
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        if z < 0x80 {
-            out.push(z as u8);
-            return;
-        }
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-}
+use crate::batch::put_varint;
 
 /// A test record: key, value, timestamp.
 pub type TestRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, i64);

@@ -8,10 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -25,13 +22,10 @@ use super::records::{
     partition_for, GroupValue, OffsetValue, RecordKey, StoredMember,
 };
 use crate::broker::{now_ms, Broker};
-use crate::controller;
+use crate::internal_topics;
 
 /// Name of the internal topic holding groups and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Segment size of `__consumer_offsets` partitions (Kafka's `offsets.topic.segment.bytes`).
-const OFFSETS_SEGMENT_BYTES: &str = "104857600";
 
 /// How often the coordinator's timers are checked.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -183,6 +177,8 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     /// Metadata string.
     pub metadata: String,
+    /// An open transaction holds a newer offset for this partition.
+    pub pending: bool,
 }
 
 /// A member as DescribeGroups shows it.
@@ -359,6 +355,8 @@ struct Group {
     next_join_order: u64,
     /// Set when the group speaks the consumer protocol (KIP-848) rather than the classic one.
     next_gen: Option<ConsumerGroup>,
+    /// Offsets committed in open transactions, by producer id: visible once committed.
+    pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
 }
 
 impl Group {
@@ -379,6 +377,7 @@ impl Group {
             offsets: BTreeMap::new(),
             next_join_order: 0,
             next_gen: None,
+            pending_txn: HashMap::new(),
         }
     }
 
@@ -551,8 +550,12 @@ pub struct GroupCoordinator {
     last_expiry_check: Mutex<i64>,
 }
 
+/// An offset committed in a transaction, waiting for its marker during a replay:
+/// (group, (topic, partition), value).
+type PendingOffset = (String, (String, i32), OffsetValue);
+
 /// A record to append to `__consumer_offsets`: key and value (None: tombstone).
-type StoreRecord = (Bytes, Option<Bytes>);
+type StoreRecord = internal_topics::KeyValue;
 
 impl GroupCoordinator {
     /// A coordinator configured from the broker's settings.
@@ -577,42 +580,12 @@ impl GroupCoordinator {
 
     /// The `__consumer_offsets` partition count (from the topic when it exists).
     fn partitions(&self, broker: &Broker) -> i32 {
-        broker
-            .image()
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.partitions.len() as i32)
-            .unwrap_or(self.settings.partitions)
+        internal_topics::partition_count(broker, OFFSETS_TOPIC, self.settings.partitions)
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
     pub fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), ResponseError> {
-        if broker.image().topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let configs: BTreeMap<String, String> = [
-            ("cleanup.policy", "compact"),
-            ("compression.type", "producer"),
-            ("segment.bytes", OFFSETS_SEGMENT_BYTES),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        match controller::create_topic(
-            broker,
-            OFFSETS_TOPIC,
-            self.settings.partitions,
-            1,
-            &[],
-            configs,
-            false,
-        ) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
-            Err(e) => {
-                warn!(error = %e.message, "could not create __consumer_offsets");
-                Err(ResponseError::CoordinatorNotAvailable)
-            }
-        }
+        internal_topics::ensure(broker, OFFSETS_TOPIC, self.settings.partitions)
     }
 
     /// Appends records to the group's partition of `__consumer_offsets`.
@@ -627,54 +600,7 @@ impl GroupCoordinator {
         }
         self.ensure_offsets_topic(broker)?;
         let index = partition_for(group, self.partitions(broker));
-        let partition = broker
-            .partition(OFFSETS_TOPIC, index)
-            .ok_or(ResponseError::NotCoordinator)?;
-        let now = now_ms();
-        let recs: Vec<Record> = records
-            .iter()
-            .enumerate()
-            .map(|(i, (k, v))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: partition.leader_epoch,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(k.clone()),
-                value: v.clone(),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|_| ResponseError::UnknownServerError)?;
-        let result =
-            partition
-                .log
-                .lock()
-                .append_as_leader(&mut buf, partition.leader_epoch, now, false);
-        match result {
-            Ok(_) => {
-                broker.notify_append();
-                Ok(())
-            }
-            Err(e) => {
-                warn!(group, error = %e, "writing to __consumer_offsets failed");
-                Err(ResponseError::KafkaStorageError)
-            }
-        }
+        internal_topics::append(broker, OFFSETS_TOPIC, index, records, None)
     }
 
     fn store_group(&self, broker: &Broker, g: &Group) -> Result<(), ResponseError> {
@@ -686,62 +612,51 @@ impl GroupCoordinator {
 
     /// Rebuilds every group from `__consumer_offsets` (called once at start-up).
     pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
-        let Some(topic) = broker.image().topic(OFFSETS_TOPIC).cloned() else {
-            return Ok(());
-        };
         let mut stored_groups: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), Option<OffsetValue>>> =
             HashMap::new();
-        for p in &topic.partitions {
-            let Some(partition) = broker.partition(OFFSETS_TOPIC, p.partition) else {
-                continue;
-            };
-            let log = partition.log.lock();
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let read = log.read(offset, 1 << 20, end)?;
-                if read.records.is_empty() {
-                    break;
+        // Offsets committed in a transaction wait for its marker: (producer id) -> records.
+        let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
+        internal_topics::replay(broker, OFFSETS_TOPIC, |r| {
+            if r.control {
+                let records = pending.remove(&r.producer_id).unwrap_or_default();
+                if internal_topics::control_type(r) == Some(1) {
+                    for (group, tp, v) in records {
+                        offsets.entry(group).or_default().insert(tp, Some(v));
+                    }
                 }
-                let mut bytes = read.records.clone();
-                let batches = RecordBatchDecoder::decode_all(&mut bytes)
-                    .map_err(|e| anyhow::anyhow!("decoding __consumer_offsets: {e}"))?;
-                let mut next = offset;
-                for batch in batches {
-                    for r in batch.records {
-                        next = next.max(r.offset + 1);
-                        if r.control {
-                            continue;
-                        }
-                        let Some(key) = r.key.as_deref().and_then(decode_key) else {
-                            continue;
-                        };
-                        match key {
-                            RecordKey::Offset {
-                                group,
-                                topic,
-                                partition,
-                            } => {
-                                let v = r.value.as_deref().and_then(decode_offset);
-                                offsets
-                                    .entry(group)
-                                    .or_default()
-                                    .insert((topic, partition), v);
-                            }
-                            RecordKey::Group { group } => {
-                                let v = r.value.as_deref().and_then(decode_group);
-                                stored_groups.insert(group, v);
-                            }
+                return;
+            }
+            let Some(key) = r.key.as_deref().and_then(decode_key) else {
+                return;
+            };
+            match key {
+                RecordKey::Offset {
+                    group,
+                    topic,
+                    partition,
+                } => {
+                    let v = r.value.as_deref().and_then(decode_offset);
+                    match (r.transactional, v) {
+                        (true, Some(v)) => pending.entry(r.producer_id).or_default().push((
+                            group,
+                            (topic, partition),
+                            v,
+                        )),
+                        (_, v) => {
+                            offsets
+                                .entry(group)
+                                .or_default()
+                                .insert((topic, partition), v);
                         }
                     }
                 }
-                if next <= offset {
-                    break;
+                RecordKey::Group { group } => {
+                    let v = r.value.as_deref().and_then(decode_group);
+                    stored_groups.insert(group, v);
                 }
-                offset = next;
             }
-        }
+        })?;
         let now = Instant::now();
         let mut groups = self.groups.lock();
         for (id, value) in stored_groups {
@@ -803,9 +718,18 @@ impl GroupCoordinator {
                 }
             }
         }
+        for (pid, records) in pending {
+            for (group, tp, v) in records {
+                let g = groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group));
+                g.pending_txn.entry(pid).or_default().insert(tp, v);
+            }
+        }
         groups.retain(|_, g| {
             !(g.members.is_empty()
                 && g.offsets.is_empty()
+                && g.pending_txn.is_empty()
                 && g.generation == 0
                 && g.protocol_type.is_none())
         });
@@ -1495,17 +1419,26 @@ impl GroupCoordinator {
     ) -> Vec<(String, Vec<(i32, CommittedOffset)>)> {
         let groups = self.groups.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
+        let pending = |t: &str, p: i32| {
+            groups.get(group_id).is_some_and(|g| {
+                g.pending_txn
+                    .values()
+                    .any(|o| o.contains_key(&(t.to_string(), p)))
+            })
+        };
         let get = |t: &str, p: i32| -> CommittedOffset {
             match offsets.and_then(|o| o.get(&(t.to_string(), p))) {
                 Some(v) => CommittedOffset {
                     offset: v.offset,
                     leader_epoch: v.leader_epoch,
                     metadata: v.metadata.clone(),
+                    pending: pending(t, p),
                 },
                 None => CommittedOffset {
                     offset: -1,
                     leader_epoch: -1,
                     metadata: String::new(),
+                    pending: pending(t, p),
                 },
             }
         };
@@ -1761,7 +1694,11 @@ impl GroupCoordinator {
         let mut empty_groups = Vec::new();
         for g in groups.values_mut() {
             self.expire_offsets(broker, g, wall);
-            if g.state == GroupState::Empty && g.offsets.is_empty() && g.members.is_empty() {
+            if g.state == GroupState::Empty
+                && g.offsets.is_empty()
+                && g.members.is_empty()
+                && g.pending_txn.is_empty()
+            {
                 empty_groups.push(g.id.clone());
             }
         }
@@ -2150,6 +2087,127 @@ impl GroupCoordinator {
                 }
             }
         }
+    }
+
+    /// Handles a TxnOffsetCommit: the offsets are written as part of the producer's
+    /// transaction and become visible when its commit marker is written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        entries: &[OffsetCommitEntry],
+    ) -> Result<Vec<i16>, ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        self.ensure_offsets_topic(broker)?;
+        let mut groups = self.groups.lock();
+        let g = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        if g.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        // With group metadata (KIP-447), the member must be current.
+        if generation >= 0 || !member_id.is_empty() {
+            if let Some(ng) = &g.next_gen {
+                match ng.members.get(member_id) {
+                    None => return Err(ResponseError::UnknownMemberId),
+                    Some(m) if m.member_epoch != generation => {
+                        return Err(ResponseError::IllegalGeneration)
+                    }
+                    Some(_) => {}
+                }
+            } else {
+                if g.fenced(member_id, instance_id) {
+                    return Err(ResponseError::FencedInstanceId);
+                }
+                if !g.members.contains_key(member_id) {
+                    return Err(ResponseError::UnknownMemberId);
+                }
+                if generation != g.generation {
+                    return Err(ResponseError::IllegalGeneration);
+                }
+            }
+        }
+        let now = now_ms();
+        let image = broker.image();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for e in entries {
+            let exists = image
+                .topic(&e.topic)
+                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
+            if !exists {
+                results.push(ResponseError::UnknownTopicOrPartition.code());
+                continue;
+            }
+            let metadata = e.metadata.clone().unwrap_or_default();
+            if metadata.len() > self.settings.metadata_max_bytes {
+                results.push(ResponseError::OffsetMetadataTooLarge.code());
+                continue;
+            }
+            let value = OffsetValue {
+                offset: e.offset,
+                leader_epoch: e.leader_epoch,
+                metadata,
+                commit_timestamp: now,
+                expire_timestamp: None,
+            };
+            records.push((
+                encode_key(&RecordKey::Offset {
+                    group: group_id.to_string(),
+                    topic: e.topic.clone(),
+                    partition: e.partition,
+                }),
+                Some(encode_offset(&value)),
+            ));
+            accepted.push(((e.topic.clone(), e.partition), value));
+            results.push(NONE);
+        }
+        let index = partition_for(group_id, self.partitions(broker));
+        if let Err(err) = internal_topics::append(
+            broker,
+            OFFSETS_TOPIC,
+            index,
+            &records,
+            Some((producer_id, producer_epoch)),
+        ) {
+            return Ok(results
+                .into_iter()
+                .map(|r| if r == NONE { err.code() } else { r })
+                .collect());
+        }
+        g.pending_txn
+            .entry(producer_id)
+            .or_default()
+            .extend(accepted);
+        Ok(results)
+    }
+
+    /// A transaction's marker was written to `__consumer_offsets`: its offsets become visible
+    /// (commit) or are dropped (abort).
+    pub fn complete_txn_offsets(&self, producer_id: i64, commit: bool) {
+        let mut groups = self.groups.lock();
+        for g in groups.values_mut() {
+            if let Some(offsets) = g.pending_txn.remove(&producer_id) {
+                if commit {
+                    g.offsets.extend(offsets);
+                }
+            }
+        }
+    }
+
+    /// The `__consumer_offsets` partition of a group.
+    pub fn partition_of(&self, broker: &Broker, group_id: &str) -> i32 {
+        partition_for(group_id, self.partitions(broker))
     }
 
     /// Answers every waiting member at shutdown so that their connections can close.

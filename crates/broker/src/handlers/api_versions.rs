@@ -32,8 +32,8 @@ pub fn handle(ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResp
         .with_error_code(0)
         .with_api_keys(api_keys);
     if ctx.api_version >= 3 {
-        // group.version 1 is the consumer protocol (KIP-848). transaction.version is left out
-        // until transactions exist, which clients read as level 0.
+        // group.version 1 is the consumer protocol (KIP-848). transaction.version is left out,
+        // which clients read as level 0: the classic transaction protocol (no KIP-890 v2).
         resp.supported_features = vec![
             SupportedFeatureKey::default()
                 .with_name(sb("group.version"))

@@ -2,12 +2,16 @@
 //! high watermark, `max.bytes` and each partition's limit (always at least one whole batch), and
 //! long-polls until `min.bytes` are available or `max.wait.ms` passes, woken by appends. Fetch
 //! sessions are not created: session id 0 is answered, which clients accept as "no session".
+//! `read_committed` fetches stop at the last stable offset and list the aborted transactions of
+//! the range.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
 use runnel_storage::log::LogError;
 
@@ -24,6 +28,7 @@ fn read_once(
     ctx: &RequestContext,
     wanted: &[Wanted],
     max_bytes: i32,
+    read_committed: bool,
 ) -> (Vec<FetchableTopicResponse>, usize) {
     let mut total: usize = 0;
     let mut budget = max_bytes.max(0) as usize;
@@ -62,7 +67,22 @@ fn read_once(
             }
             let log = partition.log.lock();
             let hw = log.log_end_offset();
-            let lso = hw;
+            let lso = log.last_stable_offset();
+            // read_committed stops at the last stable offset and is told which transactions in
+            // the range were aborted; read_uncommitted reads to the high watermark.
+            let upper = if read_committed { lso } else { hw };
+            if read_committed {
+                pd = pd.with_aborted_transactions(Some(
+                    log.aborted_txns(offset, upper)
+                        .into_iter()
+                        .map(|(pid, first)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(pid))
+                                .with_first_offset(first)
+                        })
+                        .collect(),
+                ));
+            }
             pd = pd
                 .with_high_watermark(hw)
                 .with_last_stable_offset(lso)
@@ -81,7 +101,7 @@ fn read_once(
                 parts.push(pd.with_error_code(0));
                 continue;
             }
-            match log.read(offset, limit, hw) {
+            match log.read(offset, limit, upper) {
                 Ok(r) => {
                     let n = r.records.len();
                     // Past the first partition, a batch that does not fit the budget waits.
@@ -156,10 +176,11 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
         .collect();
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
+    let read_committed = req.isolation_level == 1;
     let mut rx = ctx.broker.appended.subscribe();
     loop {
         rx.borrow_and_update();
-        let (responses, total) = read_once(ctx, &wanted, req.max_bytes);
+        let (responses, total) = read_once(ctx, &wanted, req.max_bytes, read_committed);
         let any_error = responses
             .iter()
             .any(|t| t.partitions.iter().any(|p| p.error_code != 0));

@@ -1,6 +1,6 @@
 //! FindCoordinator (key 10): every group's coordinator is this broker (it leads every
-//! `__consumer_offsets` partition on a single node). The topic is created on first use.
-//! Transactional ids (key type 1) have no coordinator yet.
+//! `__consumer_offsets` partition on a single node), and so is every transactional id's
+//! (`__transaction_state`). The topics are created on first use.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -30,10 +30,11 @@ pub fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordina
             .groups
             .ensure_offsets_topic(&ctx.broker)
             .map_err(|e| (e, "The coordinator is not available.")),
-        KEY_TYPE_TRANSACTION => Err((
-            ResponseError::CoordinatorNotAvailable,
-            "Runnel has no transaction coordinator yet.",
-        )),
+        KEY_TYPE_TRANSACTION => ctx
+            .broker
+            .txns
+            .ensure_topic(&ctx.broker)
+            .map_err(|e| (e, "The coordinator is not available.")),
         _ => Err((
             ResponseError::InvalidRequest,
             "Unknown coordinator key type.",

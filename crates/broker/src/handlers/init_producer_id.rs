@@ -1,6 +1,7 @@
-//! InitProducerId (key 22) for idempotent producers: a fresh producer id with epoch 0, or, when
-//! the producer sends its current id and epoch (KIP-360), the same id with the epoch bumped.
-//! Transactional ids need the transaction coordinator, which Runnel does not have yet.
+//! InitProducerId (key 22). Idempotent producers get a fresh producer id with epoch 0 or, when
+//! they send their current id and epoch (KIP-360), the same id with the epoch bumped.
+//! Transactional producers get theirs from the transaction coordinator, which fences older
+//! instances of the same transactional id.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -19,8 +20,24 @@ pub fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerI
     {
         return base.with_error_code(ResponseError::InvalidRequest.code());
     }
-    if req.transactional_id.is_some() {
-        return base.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    if let Some(id) = &req.transactional_id {
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        return match ctx.broker.txns.init_producer_id(
+            &ctx.broker,
+            &id.0,
+            req.transaction_timeout_ms,
+            expected,
+        ) {
+            Ok((pid, epoch)) => base
+                .with_error_code(0)
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            // Before v4 a fenced producer is told INVALID_PRODUCER_EPOCH.
+            Err(ResponseError::ProducerFenced) if ctx.api_version < 4 => {
+                base.with_error_code(ResponseError::InvalidProducerEpoch.code())
+            }
+            Err(e) => base.with_error_code(e.code()),
+        };
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return base

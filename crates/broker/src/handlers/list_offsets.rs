@@ -22,6 +22,11 @@ pub const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -5;
 
 /// Handles ListOffsets.
 pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let isolation_level = if ctx.api_version >= 2 {
+        req.isolation_level
+    } else {
+        0
+    };
     let topics = req
         .topics
         .into_iter()
@@ -48,6 +53,10 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                     let log = partition.log.lock();
                     let epoch = if ctx.api_version >= 4 { partition.leader_epoch } else { -1 };
                     let found = match p.timestamp {
+                        // read_committed (isolation level 1) sees up to the last stable offset.
+                        LATEST_TIMESTAMP if isolation_level == 1 => {
+                            Ok(Some((log.last_stable_offset(), -1)))
+                        }
                         LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                             Ok(Some((log.log_start_offset(), -1)))

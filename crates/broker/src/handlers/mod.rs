@@ -15,6 +15,8 @@ use runnel_protocol::versions::{check, VersionCheck};
 
 use crate::broker::Broker;
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -27,6 +29,9 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_producers;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -36,6 +41,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -43,6 +49,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 /// What the connection should do after a request.
 pub enum Outcome {
@@ -161,6 +168,13 @@ pub async fn dispatch(
         RequestKind::ListGroups(r) => Some(list_groups::handle(&ctx, r).into()),
         RequestKind::DescribeGroups(r) => Some(describe_groups::handle(&ctx, r).into()),
         RequestKind::DeleteGroups(r) => Some(delete_groups::handle(&ctx, r).into()),
+        RequestKind::AddPartitionsToTxn(r) => Some(add_partitions_to_txn::handle(&ctx, r).into()),
+        RequestKind::AddOffsetsToTxn(r) => Some(add_offsets_to_txn::handle(&ctx, r).into()),
+        RequestKind::EndTxn(r) => Some(end_txn::handle(&ctx, r).into()),
+        RequestKind::TxnOffsetCommit(r) => Some(txn_offset_commit::handle(&ctx, r).into()),
+        RequestKind::DescribeTransactions(r) => Some(describe_transactions::handle(&ctx, r).into()),
+        RequestKind::ListTransactions(r) => Some(list_transactions::handle(&ctx, r).into()),
+        RequestKind::DescribeProducers(r) => Some(describe_producers::handle(&ctx, r).into()),
         RequestKind::ConsumerGroupHeartbeat(r) => {
             Some(consumer_group_heartbeat::handle(&ctx, r).into())
         }

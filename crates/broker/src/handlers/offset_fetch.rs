@@ -7,6 +7,8 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 
+use kafka_protocol::ResponseError;
+
 use super::{sb, RequestContext};
 use crate::group::coordinator::CommittedOffset;
 
@@ -19,6 +21,15 @@ fn fetch(ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>
 /// Handles OffsetFetch.
 pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let v = ctx.api_version;
+    // v7+: a partition with offsets in an open transaction is UNSTABLE_OFFSET_COMMIT.
+    let require_stable = v >= 7 && req.require_stable;
+    let unstable = |c: &CommittedOffset| {
+        if require_stable && c.pending {
+            ResponseError::UnstableOffsetCommit.code()
+        } else {
+            0
+        }
+    };
     if v < 8 {
         let topics = req.topics.map(|ts| {
             ts.into_iter()
@@ -37,6 +48,7 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                                 .into_iter()
                                 .map(|(p, c)| {
                                     OffsetFetchResponsePartition::default()
+                                        .with_error_code(unstable(&c))
                                         .with_partition_index(p)
                                         .with_committed_offset(c.offset)
                                         .with_committed_leader_epoch(if v >= 5 {
@@ -75,6 +87,7 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                                         .into_iter()
                                         .map(|(p, c)| {
                                             OffsetFetchResponsePartitions::default()
+                                                .with_error_code(unstable(&c))
                                                 .with_partition_index(p)
                                                 .with_committed_offset(c.offset)
                                                 .with_committed_leader_epoch(c.leader_epoch)

@@ -89,10 +89,10 @@ fn append(
                 "Clients may not send control batches".to_string(),
             ));
         }
-        if h.is_transactional() || transactional {
+        if h.is_transactional() && (!transactional || !h.has_producer_id()) {
             return Err((
-                ResponseError::InvalidTxnState,
-                "Transactions are not supported by this broker yet".to_string(),
+                ResponseError::InvalidRecord,
+                "Transactional records need a producer id and a transactional id".to_string(),
             ));
         }
     }

@@ -1,0 +1,20 @@
+//! AddOffsetsToTxn (key 25): a consumer group's `__consumer_offsets` partition joins the
+//! transaction, so that TxnOffsetCommit offsets commit or abort with it.
+
+use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+
+use super::add_partitions_to_txn::fenced_error;
+use super::RequestContext;
+
+/// Handles AddOffsetsToTxn.
+pub fn handle(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    let result = ctx.broker.txns.add_offsets(
+        &ctx.broker,
+        &req.transactional_id.0,
+        req.producer_id.0,
+        req.producer_epoch,
+        &req.group_id.0,
+        fenced_error(ctx.api_version, 2),
+    );
+    AddOffsetsToTxnResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
+}

@@ -1,0 +1,57 @@
+//! AddPartitionsToTxn (key 24, v0-v3 as clients send it): partitions join a producer's open
+//! transaction.
+
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+
+/// The error a fenced producer gets: PRODUCER_FENCED from `fenced_since`, before that
+/// INVALID_PRODUCER_EPOCH (what older clients understand).
+pub fn fenced_error(api_version: i16, fenced_since: i16) -> ResponseError {
+    if api_version >= fenced_since {
+        ResponseError::ProducerFenced
+    } else {
+        ResponseError::InvalidProducerEpoch
+    }
+}
+
+/// Handles AddPartitionsToTxn.
+pub fn handle(ctx: &RequestContext, req: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+    let partitions: Vec<(String, i32)> = req
+        .v3_and_below_topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
+        .collect();
+    let errors = ctx.broker.txns.add_partitions(
+        &ctx.broker,
+        &req.v3_and_below_transactional_id.0,
+        req.v3_and_below_producer_id.0,
+        req.v3_and_below_producer_epoch,
+        &partitions,
+        fenced_error(ctx.api_version, 2),
+    );
+    let mut errors = errors.into_iter();
+    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(
+        req.v3_and_below_topics
+            .into_iter()
+            .map(|t| {
+                AddPartitionsToTxnTopicResult::default()
+                    .with_results_by_partition(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                AddPartitionsToTxnPartitionResult::default()
+                                    .with_partition_index(*p)
+                                    .with_partition_error_code(errors.next().unwrap_or(0))
+                            })
+                            .collect(),
+                    )
+                    .with_name(t.name)
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,66 @@
+//! TxnOffsetCommit (key 28, v0-v4): offsets committed inside a transaction, sent to the group
+//! coordinator; they become visible when the transaction commits.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use super::RequestContext;
+use crate::group::coordinator::OffsetCommitEntry;
+
+/// Handles TxnOffsetCommit.
+pub fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+    let v = ctx.api_version;
+    let entries: Vec<OffsetCommitEntry> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| OffsetCommitEntry {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if v >= 2 { p.committed_leader_epoch } else { -1 },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let result = ctx.broker.groups.txn_commit_offsets(
+        &ctx.broker,
+        &req.group_id.0,
+        req.producer_id.0,
+        req.producer_epoch,
+        if v >= 3 { req.generation_id } else { -1 },
+        if v >= 3 { &req.member_id } else { "" },
+        if v >= 3 {
+            req.group_instance_id.as_deref()
+        } else {
+            None
+        },
+        &entries,
+    );
+    let errors = match result {
+        Ok(e) => e,
+        Err(e) => vec![e.code(); entries.len()],
+    };
+    let mut errors = errors.into_iter();
+    TxnOffsetCommitResponse::default().with_topics(
+        req.topics
+            .into_iter()
+            .map(|t| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(errors.next().unwrap_or(0))
+                            })
+                            .collect(),
+                    )
+                    .with_name(t.name)
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,470 @@
+//! The transaction coordinator: transactional ids, their producer id and epoch (fencing older
+//! instances), the partitions of the open transaction, and its end. On a single node every
+//! partition is local, so EndTxn writes the markers itself, synchronously: a transaction goes
+//! Ongoing → PrepareCommit/PrepareAbort → CompleteCommit/CompleteAbort within one request, each
+//! state appended to `__transaction_state` before the next step (a restart in the middle finds
+//! the Prepare state and finishes it). Transactions open longer than their timeout are aborted
+//! with a bumped epoch, which fences the producer that let them expire.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use super::records::{decode_key, decode_value, encode_key, encode_value, TxnStatus, TxnValue};
+use crate::broker::{now_ms, Broker};
+use crate::group::records::partition_for;
+use crate::group::OFFSETS_TOPIC;
+use crate::internal_topics;
+
+/// Name of the internal topic holding transaction state.
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+/// One transactional id's state.
+#[derive(Debug, Clone)]
+struct TxnMeta {
+    producer_id: i64,
+    producer_epoch: i16,
+    timeout_ms: i32,
+    status: TxnStatus,
+    partitions: BTreeSet<(String, i32)>,
+    last_update_ms: i64,
+    start_ms: i64,
+}
+
+impl TxnMeta {
+    fn to_value(&self) -> TxnValue {
+        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &self.partitions {
+            by_topic.entry(t.clone()).or_default().push(*p);
+        }
+        TxnValue {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            timeout_ms: self.timeout_ms,
+            status: self.status,
+            partitions: by_topic.into_iter().collect(),
+            last_update_ms: self.last_update_ms,
+            start_ms: self.start_ms,
+        }
+    }
+}
+
+/// A transaction as DescribeTransactions shows it.
+#[derive(Debug, Clone)]
+pub struct TxnDescription {
+    /// State name.
+    pub state: &'static str,
+    /// Timeout.
+    pub timeout_ms: i32,
+    /// Start time (-1 when none is open).
+    pub start_ms: i64,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Partitions of the open transaction, by topic.
+    pub partitions: Vec<(String, Vec<i32>)>,
+}
+
+/// The transaction coordinator of this broker.
+pub struct TxnCoordinator {
+    partitions: i32,
+    max_timeout_ms: i32,
+    txns: Mutex<HashMap<String, TxnMeta>>,
+}
+
+/// The epoch past which a producer id is replaced rather than bumped.
+const MAX_EPOCH: i16 = i16::MAX - 1;
+
+impl TxnCoordinator {
+    /// A coordinator configured from the broker's settings.
+    pub fn new(config: &runnel_config::BrokerConfig) -> TxnCoordinator {
+        TxnCoordinator {
+            partitions: config.transaction_state_log_num_partitions,
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            txns: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Creates `__transaction_state` if it does not exist yet.
+    pub fn ensure_topic(&self, broker: &Broker) -> Result<(), ResponseError> {
+        internal_topics::ensure(broker, TRANSACTION_STATE_TOPIC, self.partitions)
+    }
+
+    fn store(&self, broker: &Broker, id: &str, m: &TxnMeta) -> Result<(), ResponseError> {
+        self.ensure_topic(broker)?;
+        let n = internal_topics::partition_count(broker, TRANSACTION_STATE_TOPIC, self.partitions);
+        internal_topics::append(
+            broker,
+            TRANSACTION_STATE_TOPIC,
+            partition_for(id, n),
+            &[(encode_key(id), Some(encode_value(&m.to_value())))],
+            None,
+        )
+    }
+
+    /// Rebuilds every transactional id from `__transaction_state`, then finishes transactions a
+    /// restart interrupted between their Prepare and Complete states.
+    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+        let mut loaded: HashMap<String, Option<TxnValue>> = HashMap::new();
+        internal_topics::replay(broker, TRANSACTION_STATE_TOPIC, |r| {
+            if let Some(id) = r.key.as_deref().and_then(decode_key) {
+                loaded.insert(id, r.value.as_deref().and_then(decode_value));
+            }
+        })?;
+        let mut txns = self.txns.lock();
+        for (id, v) in loaded {
+            let Some(v) = v else { continue };
+            txns.insert(
+                id,
+                TxnMeta {
+                    producer_id: v.producer_id,
+                    producer_epoch: v.producer_epoch,
+                    timeout_ms: v.timeout_ms,
+                    status: v.status,
+                    partitions: v
+                        .partitions
+                        .into_iter()
+                        .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+                        .collect(),
+                    last_update_ms: v.last_update_ms,
+                    start_ms: v.start_ms,
+                },
+            );
+        }
+        let unfinished: Vec<String> = txns
+            .iter()
+            .filter(|(_, m)| matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in unfinished {
+            let m = txns.get_mut(&id).expect("listed");
+            let commit = m.status == TxnStatus::PrepareCommit;
+            info!(transactional_id = %id, commit, "finishing a transaction interrupted by a restart");
+            self.write_markers_and_complete(broker, &id, m, commit);
+        }
+        if !txns.is_empty() {
+            info!(
+                transactional_ids = txns.len(),
+                "loaded transactions from __transaction_state"
+            );
+        }
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id: a producer id (new, or the id's own) with its
+    /// epoch bumped; a transaction the previous instance left open is aborted first.
+    pub fn init_producer_id(
+        &self,
+        broker: &Broker,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        self.ensure_topic(broker)?;
+        let mut txns = self.txns.lock();
+        let now = now_ms();
+        let Some(m) = txns.get_mut(id) else {
+            let producer_id = broker
+                .allocate_producer_id()
+                .map_err(|_| ResponseError::UnknownServerError)?;
+            let m = TxnMeta {
+                producer_id,
+                producer_epoch: 0,
+                timeout_ms,
+                status: TxnStatus::Empty,
+                partitions: BTreeSet::new(),
+                last_update_ms: now,
+                start_ms: -1,
+            };
+            self.store(broker, id, &m)?;
+            txns.insert(id.to_string(), m);
+            return Ok((producer_id, 0));
+        };
+        if let Some((pid, epoch)) = expected {
+            // KIP-360: a producer that knows its id may only bump from its own epoch.
+            if pid != m.producer_id || epoch != m.producer_epoch {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        let before = m.clone();
+        if m.status == TxnStatus::Ongoing {
+            // Fence the previous instance: abort its transaction with a bumped epoch.
+            m.producer_epoch = m.producer_epoch.saturating_add(1).min(MAX_EPOCH);
+            m.status = TxnStatus::PrepareEpochFence;
+            info!(
+                transactional_id = id,
+                "aborting the transaction of a fenced producer"
+            );
+            if !self.write_markers_and_complete(broker, id, m, false) {
+                *m = before;
+                return Err(ResponseError::ConcurrentTransactions);
+            }
+        } else if m.producer_epoch >= MAX_EPOCH {
+            m.producer_id = broker
+                .allocate_producer_id()
+                .map_err(|_| ResponseError::UnknownServerError)?;
+            m.producer_epoch = -1;
+        }
+        m.producer_epoch += 1;
+        m.timeout_ms = timeout_ms;
+        m.status = TxnStatus::Empty;
+        m.partitions.clear();
+        m.start_ms = -1;
+        m.last_update_ms = now;
+        if let Err(e) = self.store(broker, id, m) {
+            *m = before;
+            return Err(e);
+        }
+        Ok((m.producer_id, m.producer_epoch))
+    }
+
+    /// Checks a request's producer id and epoch against the transactional id.
+    fn validate<'a>(
+        txns: &'a mut HashMap<String, TxnMeta>,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        fenced_error: ResponseError,
+    ) -> Result<&'a mut TxnMeta, ResponseError> {
+        let m = txns
+            .get_mut(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if m.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if producer_epoch != m.producer_epoch {
+            return Err(fenced_error);
+        }
+        if matches!(
+            m.status,
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence
+        ) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        Ok(m)
+    }
+
+    /// AddPartitionsToTxn: the partitions join the open transaction (opening it if needed).
+    /// Returns one error per partition.
+    pub fn add_partitions(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        fenced_error: ResponseError,
+    ) -> Vec<i16> {
+        let image = broker.image();
+        let missing: Vec<bool> = partitions
+            .iter()
+            .map(|(t, p)| {
+                !image
+                    .topic(t)
+                    .is_some_and(|tt| *p >= 0 && (*p as usize) < tt.partitions.len())
+            })
+            .collect();
+        if missing.iter().any(|m| *m) {
+            return missing
+                .iter()
+                .map(|m| {
+                    if *m {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        ResponseError::OperationNotAttempted.code()
+                    }
+                })
+                .collect();
+        }
+        let mut txns = self.txns.lock();
+        let result = Self::validate(&mut txns, id, producer_id, producer_epoch, fenced_error)
+            .and_then(|m| {
+                let before = m.clone();
+                if m.status != TxnStatus::Ongoing {
+                    m.status = TxnStatus::Ongoing;
+                    m.start_ms = now_ms();
+                    m.partitions.clear();
+                }
+                m.partitions.extend(partitions.iter().cloned());
+                m.last_update_ms = now_ms();
+                let snapshot = m.clone();
+                self.store(broker, id, &snapshot).inspect_err(|_| {
+                    *m = before;
+                })
+            });
+        let code = match result {
+            Ok(()) => 0,
+            Err(e) => e.code(),
+        };
+        vec![code; partitions.len()]
+    }
+
+    /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
+    pub fn add_offsets(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+        fenced_error: ResponseError,
+    ) -> Result<(), ResponseError> {
+        broker.groups.ensure_offsets_topic(broker)?;
+        let p = broker.groups.partition_of(broker, group_id);
+        let errors = self.add_partitions(
+            broker,
+            id,
+            producer_id,
+            producer_epoch,
+            &[(OFFSETS_TOPIC.to_string(), p)],
+            fenced_error,
+        );
+        match errors.first().copied().unwrap_or(0) {
+            0 => Ok(()),
+            code => {
+                Err(ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError))
+            }
+        }
+    }
+
+    /// EndTxn: commits or aborts the open transaction (markers written to every partition).
+    pub fn end_txn(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        fenced_error: ResponseError,
+    ) -> Result<(), ResponseError> {
+        let mut txns = self.txns.lock();
+        let m = Self::validate(&mut txns, id, producer_id, producer_epoch, fenced_error)?;
+        match (m.status, commit) {
+            (TxnStatus::Ongoing, _) => {
+                let before = m.clone();
+                m.status = if commit {
+                    TxnStatus::PrepareCommit
+                } else {
+                    TxnStatus::PrepareAbort
+                };
+                m.last_update_ms = now_ms();
+                let snapshot = m.clone();
+                if let Err(e) = self.store(broker, id, &snapshot) {
+                    *m = before;
+                    return Err(e);
+                }
+                if self.write_markers_and_complete(broker, id, m, commit) {
+                    Ok(())
+                } else {
+                    Err(ResponseError::KafkaStorageError)
+                }
+            }
+            // A retried EndTxn after its transaction completed the same way.
+            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(()),
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Writes the markers of `m`'s transaction to its partitions, then stores the Complete
+    /// state. Returns false if a marker could not be written (the Prepare state stays, and the
+    /// next start finishes it).
+    fn write_markers_and_complete(
+        &self,
+        broker: &Broker,
+        id: &str,
+        m: &mut TxnMeta,
+        commit: bool,
+    ) -> bool {
+        let now = now_ms();
+        let mut touched_offsets = false;
+        for (topic, index) in &m.partitions {
+            let Some(partition) = broker.partition(topic, *index) else {
+                // Deleted since: nothing to mark.
+                continue;
+            };
+            let result = partition.log.lock().append_marker(
+                m.producer_id,
+                m.producer_epoch,
+                commit,
+                0,
+                partition.leader_epoch,
+                now,
+            );
+            if let Err(e) = result {
+                warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker failed");
+                return false;
+            }
+            touched_offsets |= topic == OFFSETS_TOPIC;
+        }
+        if touched_offsets {
+            broker.groups.complete_txn_offsets(m.producer_id, commit);
+        }
+        broker.notify_append();
+        m.status = if commit {
+            TxnStatus::CompleteCommit
+        } else {
+            TxnStatus::CompleteAbort
+        };
+        m.partitions.clear();
+        m.start_ms = -1;
+        m.last_update_ms = now;
+        let snapshot = m.clone();
+        if let Err(e) = self.store(broker, id, &snapshot) {
+            warn!(transactional_id = id, error = ?e, "storing a completed transaction failed");
+        }
+        true
+    }
+
+    /// Aborts transactions open longer than their timeout, bumping the epoch so that the
+    /// producer that let them expire is fenced.
+    pub fn tick(&self, broker: &Broker) {
+        let now = now_ms();
+        let mut txns = self.txns.lock();
+        for (id, m) in txns.iter_mut() {
+            if m.status != TxnStatus::Ongoing || m.start_ms < 0 {
+                continue;
+            }
+            if now - m.start_ms <= m.timeout_ms as i64 {
+                continue;
+            }
+            info!(transactional_id = %id, "aborting a transaction past its timeout");
+            m.producer_epoch = m.producer_epoch.saturating_add(1).min(MAX_EPOCH);
+            m.status = TxnStatus::PrepareAbort;
+            let snapshot = m.clone();
+            if self.store(broker, id, &snapshot).is_ok() {
+                self.write_markers_and_complete(broker, id, m, false);
+            }
+        }
+    }
+
+    /// DescribeTransactions: `None` for an unknown transactional id.
+    pub fn describe(&self, id: &str) -> Option<TxnDescription> {
+        let txns = self.txns.lock();
+        let m = txns.get(id)?;
+        Some(TxnDescription {
+            state: m.status.name(),
+            timeout_ms: m.timeout_ms,
+            start_ms: m.start_ms,
+            producer_id: m.producer_id,
+            producer_epoch: m.producer_epoch,
+            partitions: m.to_value().partitions,
+        })
+    }
+
+    /// ListTransactions: (transactional id, producer id, state name), sorted by id.
+    pub fn list(&self) -> Vec<(String, i64, &'static str, i64)> {
+        let txns = self.txns.lock();
+        let mut out: Vec<_> = txns
+            .iter()
+            .map(|(id, m)| (id.clone(), m.producer_id, m.status.name(), m.start_ms))
+            .collect();
+        out.sort();
+        out
+    }
+}
