@@ -593,3 +593,207 @@ fn range_of(key: ApiKey) -> std::ops::RangeInclusive<i16> {
     let r = SUPPORTED_APIS.iter().find(|r| r.api_key == key).unwrap();
     r.min..=r.max
 }
+
+/// Every served version of the transaction APIs: a transactional id is initialised, a
+/// partition and a group join its transaction, offsets are committed in it, it commits, and it
+/// is described and listed.
+#[tokio::test]
+async fn every_transaction_api_version_is_answered() {
+    let b = TestBroker::start(&[
+        ("offsets.topic.num.partitions", "2"),
+        ("transaction.state.log.num.partitions", "2"),
+    ])
+    .await;
+    let mut c = b.client().await;
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    for i in 0..=5i16 {
+        let tid = TransactionalId(s(&format!("tx{i}")));
+        let v = clamp(ApiKey::FindCoordinator, i);
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![tid.0.clone()])
+        } else {
+            FindCoordinatorRequest::default()
+                .with_key_type(if v >= 1 { 1 } else { 0 })
+                .with_key(tid.0.clone())
+        };
+        let resp = c.send(&req, v).await;
+        let err = if v >= 4 {
+            resp.coordinators[0].error_code
+        } else {
+            resp.error_code
+        };
+        assert_eq!(err, 0, "FindCoordinator(transaction) v{v}");
+        let v = clamp(ApiKey::InitProducerId, i);
+        let resp = c
+            .send(
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(tid.clone()))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+                v,
+            )
+            .await;
+        assert_eq!(resp.error_code, 0, "InitProducerId v{v}");
+        let (pid, epoch) = (resp.producer_id, resp.producer_epoch);
+        let v = clamp(ApiKey::AddPartitionsToTxn, i);
+        let resp = c
+            .send(
+                &AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(tid.clone())
+                    .with_v3_and_below_producer_id(pid)
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(vec![
+                        add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                            .with_name(TopicName(s("t")))
+                            .with_partitions(vec![0]),
+                    ]),
+                v,
+            )
+            .await;
+        assert_eq!(
+            resp.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0,
+            "AddPartitionsToTxn v{v}"
+        );
+        let mut batch = build_batch(0, &[(None, Some(b"in-txn"), 1)], pid.0, epoch, 0);
+        batch[22] |= 0x10;
+        let crc = runnel_storage::batch::crc32c_of(&batch);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let produce = ProduceRequest::default()
+            .with_transactional_id(Some(tid.clone()))
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(s("t")))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch))),
+                ])]);
+        let resp = c.send(&produce, 9).await;
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        let group = GroupId(s(&format!("txg{i}")));
+        let v = clamp(ApiKey::AddOffsetsToTxn, i);
+        let resp = c
+            .send(
+                &AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(tid.clone())
+                    .with_producer_id(pid)
+                    .with_producer_epoch(epoch)
+                    .with_group_id(group.clone()),
+                v,
+            )
+            .await;
+        assert_eq!(resp.error_code, 0, "AddOffsetsToTxn v{v}");
+        let v = clamp(ApiKey::TxnOffsetCommit, i);
+        let resp = c
+            .send(
+                &TxnOffsetCommitRequest::default()
+                    .with_transactional_id(tid.clone())
+                    .with_group_id(group.clone())
+                    .with_producer_id(pid)
+                    .with_producer_epoch(epoch)
+                    .with_generation_id(-1)
+                    .with_topics(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                            .with_name(TopicName(s("t")))
+                            .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(11)
+                                .with_committed_metadata(Some(s("m"))),
+                        ]),
+                    ]),
+                v,
+            )
+            .await;
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 0,
+            "TxnOffsetCommit v{v}"
+        );
+        // Not visible before the commit; require_stable says so.
+        let fetch_offsets = OffsetFetchRequest::default()
+            .with_group_id(group.clone())
+            .with_require_stable(true)
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partition_indexes(vec![0]),
+            ]));
+        let p = c.send(&fetch_offsets, 7).await.topics[0].partitions[0].clone();
+        assert_eq!(
+            (p.committed_offset, p.error_code),
+            (-1, 88),
+            "UNSTABLE_OFFSET_COMMIT"
+        );
+        let v = clamp(ApiKey::DescribeTransactions, i);
+        let resp = c
+            .send(
+                &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid.clone()]),
+                v,
+            )
+            .await;
+        let st = &resp.transaction_states[0];
+        assert_eq!(
+            (st.error_code, st.transaction_state.as_str()),
+            (0, "Ongoing")
+        );
+        assert_eq!(st.topics.len(), 2, "t and __consumer_offsets");
+        let v = clamp(ApiKey::DescribeProducers, i);
+        let resp = c
+            .send(
+                &DescribeProducersRequest::default().with_topics(vec![
+                    describe_producers_request::TopicRequest::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0]),
+                ]),
+                v,
+            )
+            .await;
+        let open = resp.topics[0].partitions[0]
+            .active_producers
+            .iter()
+            .find(|p| p.producer_id == pid)
+            .expect("the producer is known")
+            .current_txn_start_offset;
+        assert!(open >= 0, "DescribeProducers v{v}: an open transaction");
+        let v = clamp(ApiKey::EndTxn, i);
+        let resp = c
+            .send(
+                &EndTxnRequest::default()
+                    .with_transactional_id(tid.clone())
+                    .with_producer_id(pid)
+                    .with_producer_epoch(epoch)
+                    .with_committed(true),
+                v,
+            )
+            .await;
+        assert_eq!(resp.error_code, 0, "EndTxn v{v}");
+        let p = c.send(&fetch_offsets, 7).await.topics[0].partitions[0].clone();
+        assert_eq!(
+            (p.committed_offset, p.error_code),
+            (11, 0),
+            "visible after the commit"
+        );
+        let v = clamp(ApiKey::ListTransactions, i);
+        let resp = c.send(&ListTransactionsRequest::default(), v).await;
+        let listed = resp
+            .transaction_states
+            .iter()
+            .find(|t| t.transactional_id == tid)
+            .expect("listed");
+        assert_eq!(
+            listed.transaction_state.as_str(),
+            "CompleteCommit",
+            "ListTransactions v{v}"
+        );
+    }
+}
