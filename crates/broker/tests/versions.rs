@@ -796,4 +796,60 @@ async fn every_transaction_api_version_is_answered() {
             "ListTransactions v{v}"
         );
     }
+    // A hanging transaction (its coordinator knows nothing of it) is closed with
+    // WriteTxnMarkers, as `kafka-transactions abort` does.
+    let mut batch = build_batch(0, &[(None, Some(b"hanging"), 1)], 4242, 0, 0);
+    batch[22] |= 0x10;
+    let crc = runnel_storage::batch::crc32c_of(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let produce = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("hanging"))))
+        .with_acks(-1)
+        .with_timeout_ms(1000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(s("t")))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch))),
+            ])]);
+    let resp = c.send(&produce, 9).await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let open_start = |resp: &DescribeProducersResponse| {
+        resp.topics[0].partitions[0]
+            .active_producers
+            .iter()
+            .find(|p| p.producer_id.0 == 4242)
+            .map(|p| p.current_txn_start_offset)
+    };
+    let describe = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(TopicName(s("t")))
+            .with_partition_indexes(vec![0]),
+    ]);
+    assert!(open_start(&c.send(&describe, 0).await).is_some_and(|o| o >= 0));
+    let markers = WriteTxnMarkersRequest::default().with_markers(vec![
+        write_txn_markers_request::WritableTxnMarker::default()
+            .with_producer_id(ProducerId(4242))
+            .with_producer_epoch(0)
+            .with_transaction_result(false)
+            .with_coordinator_epoch(-1)
+            .with_topics(vec![
+                write_txn_markers_request::WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partition_indexes(vec![0]),
+            ]),
+    ]);
+    for v in range_of(ApiKey::WriteTxnMarkers) {
+        let resp = c.send(&markers, v).await;
+        assert_eq!(
+            resp.markers[0].topics[0].partitions[0].error_code, 0,
+            "WriteTxnMarkers v{v}"
+        );
+    }
+    assert_eq!(
+        open_start(&c.send(&describe, 0).await),
+        Some(-1),
+        "no open transaction left"
+    );
 }

@@ -643,6 +643,18 @@ const END_TXN: &[Field] = &[
     f(0, Bool), // Committed
 ];
 
+// WriteTxnMarkers (27)
+const WRITE_TXN_MARKERS: &[Field] = &[f(
+    0,
+    Arr(&[
+        f(0, I64),                             // ProducerId
+        f(0, I16),                             // ProducerEpoch
+        f(0, Bool),                            // TransactionResult
+        f(0, Arr(&[f(0, Str), f(0, INT32S)])), // Topics: Name, PartitionIndexes
+        f(0, I32),                             // CoordinatorEpoch
+    ]),
+)]; // Markers
+
 // TxnOffsetCommit (28)
 const TXN_OFFSET_COMMIT: &[Field] = &[
     f(0, Str), // TransactionalId
@@ -795,6 +807,7 @@ const APIS: &[Api] = &[
     api(24, 0, 5, 3, ADD_PARTITIONS_TO_TXN),
     api(25, 0, 4, 3, ADD_OFFSETS_TO_TXN),
     api(26, 0, 5, 3, END_TXN),
+    api(27, 1, 1, 1, WRITE_TXN_MARKERS),
     api(28, 0, 5, 3, TXN_OFFSET_COMMIT),
     api(29, 0, 3, 2, DESCRIBE_ACLS),
     api(30, 0, 3, 2, CREATE_ACLS),
@@ -1282,6 +1295,22 @@ mod tests {
                     .with_committed(true),
                 v,
             ),
+            27 => {
+                use kafka_protocol::messages::write_txn_markers_request::*;
+                enc(
+                    &WriteTxnMarkersRequest::default().with_markers(vec![
+                        WritableTxnMarker::default()
+                            .with_producer_id(ProducerId(9))
+                            .with_producer_epoch(2)
+                            .with_transaction_result(true)
+                            .with_coordinator_epoch(4)
+                            .with_topics(vec![WritableTxnMarkerTopic::default()
+                                .with_name(tn("t"))
+                                .with_partition_indexes(vec![0, 1])]),
+                    ]),
+                    v,
+                )
+            }
             28 => {
                 use kafka_protocol::messages::txn_offset_commit_request::*;
                 let part = |p: i32| {
@@ -1714,6 +1743,7 @@ mod tests {
             24 => d::<AddPartitionsToTxnRequest>(body, v),
             25 => d::<AddOffsetsToTxnRequest>(body, v),
             26 => d::<EndTxnRequest>(body, v),
+            27 => d::<WriteTxnMarkersRequest>(body, v),
             28 => d::<TxnOffsetCommitRequest>(body, v),
             36 => d::<SaslAuthenticateRequest>(body, v),
             42 => d::<DeleteGroupsRequest>(body, v),

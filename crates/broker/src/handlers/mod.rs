@@ -50,6 +50,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 /// What the connection should do after a request.
 pub enum Outcome {
@@ -172,6 +173,7 @@ pub async fn dispatch(
         RequestKind::AddOffsetsToTxn(r) => Some(add_offsets_to_txn::handle(&ctx, r).into()),
         RequestKind::EndTxn(r) => Some(end_txn::handle(&ctx, r).into()),
         RequestKind::TxnOffsetCommit(r) => Some(txn_offset_commit::handle(&ctx, r).into()),
+        RequestKind::WriteTxnMarkers(r) => Some(write_txn_markers::handle(&ctx, r).into()),
         RequestKind::DescribeTransactions(r) => Some(describe_transactions::handle(&ctx, r).into()),
         RequestKind::ListTransactions(r) => Some(list_transactions::handle(&ctx, r).into()),
         RequestKind::DescribeProducers(r) => Some(describe_producers::handle(&ctx, r).into()),
