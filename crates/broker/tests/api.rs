@@ -153,11 +153,27 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_v0() {
     let resp = c.send(&ApiVersionsRequest::default(), 3).await;
     assert_eq!(resp.error_code, 0);
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (0, 11));
-    assert!(resp
-        .finalized_features
-        .iter()
-        .any(|f| f.name.as_str() == "metadata.version"));
+    assert_eq!((produce.min_version, produce.max_version), (0, 12));
+    let finalized = |name: &str| {
+        resp.finalized_features
+            .iter()
+            .find(|f| f.name.as_str() == name)
+            .map(|f| (f.min_version_level, f.max_version_level))
+    };
+    assert!(finalized("metadata.version").is_some());
+    assert_eq!(finalized("group.version"), Some((1, 1)));
+    // Transactions v2 (KIP-890) is finalized only with Produce 12, EndTxn 5 and
+    // TxnOffsetCommit 5 served.
+    assert_eq!(finalized("transaction.version"), Some((2, 2)));
+    assert!(resp.finalized_features_epoch >= 0);
+    let max = |key: i16| {
+        resp.api_keys
+            .iter()
+            .find(|k| k.api_key == key)
+            .unwrap()
+            .max_version
+    };
+    assert!(max(0) >= 12 && max(26) >= 5 && max(28) >= 5);
 
     // ApiVersions v99: header v1 (api key 18, version 99, correlation id 7, client id "x").
     let mut frame = vec![0, 0, 0, 0, 0, 18, 0, 99, 0, 0, 0, 7, 0, 1, b'x'];

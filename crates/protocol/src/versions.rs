@@ -31,7 +31,7 @@ const fn r(api_key: ApiKey, advertised_min: i16, min: i16, max: i16) -> ApiRange
 
 /// Every API Runnel serves, in api-key order.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
-    r(ApiKey::Produce, 0, 3, 11),
+    r(ApiKey::Produce, 0, 3, 12),
     r(ApiKey::Fetch, 4, 4, 16),
     r(ApiKey::ListOffsets, 1, 1, 9),
     r(ApiKey::Metadata, 0, 0, 12),
@@ -52,9 +52,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::OffsetForLeaderEpoch, 0, 2, 4),
     r(ApiKey::AddPartitionsToTxn, 0, 0, 3),
     r(ApiKey::AddOffsetsToTxn, 0, 0, 4),
-    r(ApiKey::EndTxn, 0, 0, 4),
+    r(ApiKey::EndTxn, 0, 0, 5),
     r(ApiKey::WriteTxnMarkers, 1, 1, 1),
-    r(ApiKey::TxnOffsetCommit, 0, 0, 4),
+    r(ApiKey::TxnOffsetCommit, 0, 0, 5),
     r(ApiKey::DescribeConfigs, 0, 1, 4),
     r(ApiKey::AlterConfigs, 0, 0, 2),
     r(ApiKey::CreatePartitions, 0, 0, 3),

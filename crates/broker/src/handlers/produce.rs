@@ -46,10 +46,11 @@ fn append(
     topic: &str,
     index: i32,
     records: Option<Bytes>,
-    transactional: bool,
+    transactional_id: Option<&str>,
     acks: i16,
     record_errors: &mut Vec<i32>,
 ) -> Result<Appended, (ResponseError, String)> {
+    let transactional = transactional_id.is_some();
     if crate::controller::is_internal_topic(topic) {
         return Err((
             ResponseError::InvalidTopicException,
@@ -94,6 +95,37 @@ fn append(
                 ResponseError::InvalidRecord,
                 "Transactional records need a producer id and a transactional id".to_string(),
             ));
+        }
+    }
+    // Transactions v2 (Produce v12+): the partition joins the transaction implicitly, unless
+    // the producer already has a transaction open here at this epoch.
+    if let (Some(id), Some(h)) = (
+        transactional_id.filter(|_| ctx.api_version >= 12),
+        headers.iter().find(|h| h.is_transactional()),
+    ) {
+        let open_here = partition
+            .log
+            .lock()
+            .open_txns()
+            .iter()
+            .any(|(pid, epoch, _)| *pid == h.producer_id && *epoch == h.producer_epoch);
+        if !open_here {
+            ctx.broker
+                .txns
+                .add_partition_implicitly(
+                    &ctx.broker,
+                    id,
+                    h.producer_id,
+                    h.producer_epoch,
+                    topic,
+                    index,
+                )
+                .map_err(|e| {
+                    (
+                        e,
+                        "The partition could not join the transaction".to_string(),
+                    )
+                })?;
         }
     }
     if config
@@ -177,7 +209,7 @@ fn check_keys_for_compaction(records: &Bytes) -> Result<Vec<i32>, (ResponseError
 pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
-    let transactional = req.transactional_id.is_some();
+    let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let mut appended_any = false;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
@@ -199,7 +231,7 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
                 &topic,
                 pd.index,
                 pd.records,
-                transactional,
+                transactional_id.as_deref(),
                 acks,
                 &mut record_errors,
             ) {

@@ -1,5 +1,6 @@
-//! TxnOffsetCommit (key 28, v0-v4): offsets committed inside a transaction, sent to the group
-//! coordinator; they become visible when the transaction commits.
+//! TxnOffsetCommit (key 28): offsets committed inside a transaction, sent to the group
+//! coordinator; they become visible when the transaction commits. From v5 (transactions v2) the
+//! group's `__consumer_offsets` partition joins the transaction implicitly.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -25,20 +26,40 @@ pub fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCom
             })
         })
         .collect();
-    let result = ctx.broker.groups.txn_commit_offsets(
-        &ctx.broker,
-        &req.group_id.0,
-        req.producer_id.0,
-        req.producer_epoch,
-        if v >= 3 { req.generation_id } else { -1 },
-        if v >= 3 { &req.member_id } else { "" },
-        if v >= 3 {
-            req.group_instance_id.as_deref()
-        } else {
-            None
-        },
-        &entries,
-    );
+    let implicit = if v >= 5 {
+        ctx.broker
+            .groups
+            .ensure_offsets_topic(&ctx.broker)
+            .and_then(|()| {
+                let p = ctx.broker.groups.partition_of(&ctx.broker, &req.group_id.0);
+                ctx.broker.txns.add_partition_implicitly(
+                    &ctx.broker,
+                    &req.transactional_id.0,
+                    req.producer_id.0,
+                    req.producer_epoch,
+                    crate::group::OFFSETS_TOPIC,
+                    p,
+                )
+            })
+    } else {
+        Ok(())
+    };
+    let result = implicit.and_then(|()| {
+        ctx.broker.groups.txn_commit_offsets(
+            &ctx.broker,
+            &req.group_id.0,
+            req.producer_id.0,
+            req.producer_epoch,
+            if v >= 3 { req.generation_id } else { -1 },
+            if v >= 3 { &req.member_id } else { "" },
+            if v >= 3 {
+                req.group_instance_id.as_deref()
+            } else {
+                None
+            },
+            &entries,
+        )
+    });
     let errors = match result {
         Ok(e) => e,
         Err(e) => vec![e.code(); entries.len()],

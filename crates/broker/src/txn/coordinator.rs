@@ -31,6 +31,8 @@ struct TxnMeta {
     partitions: BTreeSet<(String, i32)>,
     last_update_ms: i64,
     start_ms: i64,
+    /// The producer id before an epoch overflow replaced it (transactions v2 retries).
+    prev_producer_id: i64,
 }
 
 impl TxnMeta {
@@ -131,6 +133,7 @@ impl TxnCoordinator {
                         .collect(),
                     last_update_ms: v.last_update_ms,
                     start_ms: v.start_ms,
+                    prev_producer_id: -1,
                 },
             );
         }
@@ -181,6 +184,7 @@ impl TxnCoordinator {
                 partitions: BTreeSet::new(),
                 last_update_ms: now,
                 start_ms: -1,
+                prev_producer_id: -1,
             };
             self.store(broker, id, &m)?;
             txns.insert(id.to_string(), m);
@@ -368,6 +372,150 @@ impl TxnCoordinator {
             // A retried EndTxn after its transaction completed the same way.
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(()),
             _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Transactions v2 (KIP-890): a transactional Produce v12 or TxnOffsetCommit v5 adds its
+    /// partition to the transaction implicitly. A fenced epoch is reported as
+    /// INVALID_PRODUCER_EPOCH, as a Kafka partition leader rewrites it.
+    pub fn add_partition_implicitly(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ResponseError> {
+        {
+            let txns = self.txns.lock();
+            if let Some(m) = txns.get(id) {
+                if m.status == TxnStatus::Ongoing
+                    && m.producer_id == producer_id
+                    && m.producer_epoch == producer_epoch
+                    && m.partitions.contains(&(topic.to_string(), partition))
+                {
+                    return Ok(());
+                }
+            }
+        }
+        let errors = self.add_partitions(
+            broker,
+            id,
+            producer_id,
+            producer_epoch,
+            &[(topic.to_string(), partition)],
+            ResponseError::InvalidProducerEpoch,
+        );
+        match errors.first().copied().unwrap_or(0) {
+            0 => Ok(()),
+            code => {
+                Err(ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError))
+            }
+        }
+    }
+
+    /// EndTxn v5 (transactions v2): every commit or abort bumps the epoch (a new producer id
+    /// when it would overflow); the markers carry the bumped epoch and the answer is the id and
+    /// epoch to use next. A retry (the epoch just before) gets the same answer; an abort with
+    /// nothing open only bumps the epoch.
+    pub fn end_txn_v2(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(i64, i16), ResponseError> {
+        let mut txns = self.txns.lock();
+        let m = txns
+            .get_mut(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let overflow_retry = producer_id == m.prev_producer_id
+            && producer_epoch == MAX_EPOCH
+            && m.producer_epoch == 0;
+        if producer_id != m.producer_id && !overflow_retry {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        let is_retry = overflow_retry || producer_epoch == m.producer_epoch - 1;
+        match m.status {
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnStatus::CompleteCommit | TxnStatus::CompleteAbort if is_retry => {
+                let same = (m.status == TxnStatus::CompleteCommit) == commit;
+                if same {
+                    Ok((m.producer_id, m.producer_epoch))
+                } else {
+                    Err(ResponseError::InvalidTxnState)
+                }
+            }
+            _ if producer_epoch != m.producer_epoch => Err(ResponseError::ProducerFenced),
+            TxnStatus::Ongoing => {
+                let before = m.clone();
+                self.bump_for_v2(broker, m)?;
+                m.status = if commit {
+                    TxnStatus::PrepareCommit
+                } else {
+                    TxnStatus::PrepareAbort
+                };
+                m.last_update_ms = now_ms();
+                let snapshot = m.clone();
+                if let Err(e) = self.store(broker, id, &snapshot) {
+                    *m = before;
+                    return Err(e);
+                }
+                if !self.write_markers_and_complete(broker, id, m, commit) {
+                    return Err(ResponseError::KafkaStorageError);
+                }
+                self.finish_overflow(broker, id, m);
+                Ok((m.producer_id, m.producer_epoch))
+            }
+            // Nothing open: an abort just moves to a new epoch; a commit is an error.
+            _ if !commit => {
+                let before = m.clone();
+                self.bump_for_v2(broker, m)?;
+                self.finish_overflow(broker, id, m);
+                m.status = TxnStatus::CompleteAbort;
+                m.last_update_ms = now_ms();
+                let snapshot = m.clone();
+                if let Err(e) = self.store(broker, id, &snapshot) {
+                    *m = before;
+                    return Err(e);
+                }
+                Ok((m.producer_id, m.producer_epoch))
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Bumps the epoch for a v2 end; at the last epoch the markers use it and a new producer id
+    /// is taken afterwards (`finish_overflow`).
+    fn bump_for_v2(&self, broker: &Broker, m: &mut TxnMeta) -> Result<(), ResponseError> {
+        if m.producer_epoch >= MAX_EPOCH {
+            // Markers at i16::MAX; the id is replaced once they are written.
+            m.prev_producer_id = broker
+                .allocate_producer_id()
+                .map_err(|_| ResponseError::UnknownServerError)?;
+            m.producer_epoch = i16::MAX;
+        } else {
+            m.producer_epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// After an overflowing end: switch to the new producer id at epoch 0, remembering the old
+    /// one so that a retry is recognised.
+    fn finish_overflow(&self, broker: &Broker, id: &str, m: &mut TxnMeta) {
+        if m.producer_epoch != i16::MAX {
+            return;
+        }
+        // prev_producer_id held the new id while the markers were written.
+        std::mem::swap(&mut m.prev_producer_id, &mut m.producer_id);
+        m.producer_epoch = 0;
+        let snapshot = m.clone();
+        if let Err(e) = self.store(broker, id, &snapshot) {
+            warn!(transactional_id = id, error = ?e, "storing a new producer id failed");
         }
     }
 
