@@ -550,6 +550,14 @@ pub struct GroupCoordinator {
     last_expiry_check: Mutex<i64>,
 }
 
+/// Checked offsets of a commit: per-entry error codes, the records to append, and the values to
+/// apply once they are written.
+type PreparedOffsets = (
+    Vec<i16>,
+    Vec<StoreRecord>,
+    Vec<((String, i32), OffsetValue)>,
+);
+
 /// An offset committed in a transaction, waiting for its marker during a replay:
 /// (group, (topic, partition), value).
 type PendingOffset = (String, (String, i32), OffsetValue);
@@ -1365,6 +1373,27 @@ impl GroupCoordinator {
                 m.deadline = session_deadline(m.session_timeout_ms);
             }
         }
+        let (results, records, accepted) =
+            self.offset_records(broker, group_id, entries, retention_ms);
+        if let Err(err) = self.store(broker, group_id, &records) {
+            return Ok(results
+                .into_iter()
+                .map(|r| if r == NONE { err.code() } else { r })
+                .collect());
+        }
+        g.offsets.extend(accepted);
+        Ok(results)
+    }
+
+    /// Checks committed offsets (topic exists, metadata size) and encodes the accepted ones:
+    /// per-entry error codes, the records to append and the values to apply once written.
+    fn offset_records(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        entries: &[OffsetCommitEntry],
+        retention_ms: i64,
+    ) -> PreparedOffsets {
         let now = now_ms();
         let image = broker.image();
         let mut results = Vec::with_capacity(entries.len());
@@ -1401,14 +1430,7 @@ impl GroupCoordinator {
             accepted.push(((e.topic.clone(), e.partition), value));
             results.push(NONE);
         }
-        if let Err(err) = self.store(broker, group_id, &records) {
-            return Ok(results
-                .into_iter()
-                .map(|r| if r == NONE { err.code() } else { r })
-                .collect());
-        }
-        g.offsets.extend(accepted);
-        Ok(results)
+        (results, records, accepted)
     }
 
     /// Committed offsets of a group: for the given partitions, or all when `None`.
@@ -2136,42 +2158,7 @@ impl GroupCoordinator {
                 }
             }
         }
-        let now = now_ms();
-        let image = broker.image();
-        let mut results = Vec::with_capacity(entries.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for e in entries {
-            let exists = image
-                .topic(&e.topic)
-                .is_some_and(|t| e.partition >= 0 && (e.partition as usize) < t.partitions.len());
-            if !exists {
-                results.push(ResponseError::UnknownTopicOrPartition.code());
-                continue;
-            }
-            let metadata = e.metadata.clone().unwrap_or_default();
-            if metadata.len() > self.settings.metadata_max_bytes {
-                results.push(ResponseError::OffsetMetadataTooLarge.code());
-                continue;
-            }
-            let value = OffsetValue {
-                offset: e.offset,
-                leader_epoch: e.leader_epoch,
-                metadata,
-                commit_timestamp: now,
-                expire_timestamp: None,
-            };
-            records.push((
-                encode_key(&RecordKey::Offset {
-                    group: group_id.to_string(),
-                    topic: e.topic.clone(),
-                    partition: e.partition,
-                }),
-                Some(encode_offset(&value)),
-            ));
-            accepted.push(((e.topic.clone(), e.partition), value));
-            results.push(NONE);
-        }
+        let (results, records, accepted) = self.offset_records(broker, group_id, entries, -1);
         let index = partition_for(group_id, self.partitions(broker));
         if let Err(err) = internal_topics::append(
             broker,
