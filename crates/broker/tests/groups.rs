@@ -124,13 +124,7 @@ async fn start() -> TestBroker {
     ])
     .await;
     let mut c = b.client().await;
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    common::create_topic(&mut c, "t", 1).await;
     b
 }
 

@@ -67,13 +67,7 @@ async fn state(c: &mut Client, tid: &str) -> (String, Vec<i32>) {
 async fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_at_each_end() {
     let b = TestBroker::start(&[("transaction.state.log.num.partitions", "2")]).await;
     let mut c = b.client().await;
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    common::create_topic(&mut c, "t", 1).await;
     let init = c
         .send(
             &InitProducerIdRequest::default()

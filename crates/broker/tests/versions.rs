@@ -18,13 +18,7 @@ fn s(x: &str) -> StrBytes {
 async fn every_served_version_is_answered() {
     let b = TestBroker::start(&[]).await;
     let mut c = b.client().await;
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    common::create_topic(&mut c, "t", 1).await;
     let topic_id = c
         .send(&MetadataRequest::default().with_topics(None), 12)
         .await
@@ -292,13 +286,7 @@ async fn every_group_api_version_is_answered() {
     ])
     .await;
     let mut c = b.client().await;
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    common::create_topic(&mut c, "t", 1).await;
     for i in 0..=9i16 {
         let group = format!("g{i}");
         let gid = GroupId(s(&group));
@@ -505,13 +493,7 @@ async fn every_group_api_version_is_answered() {
 async fn every_consumer_group_api_version_is_answered() {
     let b = TestBroker::start(&[("offsets.topic.num.partitions", "2")]).await;
     let mut c = b.client().await;
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_num_partitions(3)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    common::create_topic(&mut c, "t", 3).await;
     for v in range_of(ApiKey::ConsumerGroupHeartbeat) {
         let group = GroupId(s(&format!("cg{v}")));
         let member = if v >= 1 { "client-chosen-id" } else { "" };
@@ -605,13 +587,7 @@ async fn every_transaction_api_version_is_answered() {
     ])
     .await;
     let mut c = b.client().await;
-    let create = CreateTopicsRequest::default().with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(s("t")))
-            .with_num_partitions(1)
-            .with_replication_factor(1),
-    ]);
-    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+    common::create_topic(&mut c, "t", 1).await;
     for i in 0..=5i16 {
         let tid = TransactionalId(s(&format!("tx{i}")));
         let v = clamp(ApiKey::FindCoordinator, i);

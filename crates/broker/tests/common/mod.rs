@@ -139,3 +139,15 @@ impl Client {
         )
     }
 }
+
+/// Creates a topic (replication factor 1) and asserts it was created.
+pub async fn create_topic(c: &mut Client, name: &str, partitions: i32) {
+    use kafka_protocol::messages::{create_topics_request, CreateTopicsRequest, TopicName};
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ]);
+    assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
+}
