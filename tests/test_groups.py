@@ -549,7 +549,10 @@ def test_committed_offsets_and_group_survive_restart(broker_factory):
     rc = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
     tps = rc.committed([TopicPartition(topic, p) for p in range(3)], timeout=20)
     rc.close()
-    assert [(t.offset, t.metadata) for t in tps[:2]] == [(10, "meta-0"), (20, meta1)]
+    # Offsets only: confluent-kafka reads the metadata as a NUL-terminated C string, and
+    # kafka-python committed it without a NUL, so reading it here would run past its end
+    # (whatever follows in memory decides the outcome). kafka-python checked it above.
+    assert [t.offset for t in tps[:2]] == [10, 20]
     assert tps[2].offset < 0, tps[2]
 
     # The group itself is still known, empty, after the restart.

@@ -138,7 +138,7 @@ def test_hostile_frames_are_refused(broker_factory):
         corr, err, n = struct.unpack(">ihi", body[:10])
         assert (corr, err) == (77, 35)
         keys = [struct.unpack(">hhh", body[10 + 6 * i: 16 + 6 * i]) for i in range(n)]
-        assert (0, 0, 11) in keys and (18, 0, 4) in keys
+        assert (0, 0, 12) in keys and (18, 0, 4) in keys
     # Metadata v1 whose topic array claims 2^31-1 entries.
     with socket.create_connection(("127.0.0.1", broker.port)) as s:
         s.sendall(raw_frame(3, 1, 5, struct.pack(">i", 0x7FFFFFFF)))
