@@ -13,12 +13,16 @@ CLIENTS = """\
 Exercised by `./scripts/test.sh` on every CI run:
 
 - librdkafka (through confluent-kafka for Python, and kcat): produce and consume with every codec,
-  idempotent producer, headers (repeated keys), metadata.
-- kafka-python: produce and consume with every codec, admin calls, offsets by time.
-- The Java client through Apache Kafka 4.1.1's own tools: `kafka-topics`, `kafka-console-producer`,
-  `kafka-console-consumer` (partition mode), `kafka-get-offsets`, `kafka-delete-records`,
-  `kafka-configs`.
-- franz-go's own `pkg/kgo` test suite (below).
+  idempotent producer, headers (repeated keys), metadata; consumer groups (classic, static
+  members, cooperative-sticky, and `group.protocol=consumer`), committed offsets; transactions
+  (classic protocol) with read_committed consumers, fencing, offsets in transactions.
+- kafka-python: produce and consume with every codec, admin calls, offsets by time, consumer
+  groups and committed offsets, read_committed.
+- The Java client: Apache Kafka 4.1.1's tools `kafka-topics`, `kafka-console-producer`,
+  `kafka-console-consumer`, `kafka-get-offsets`, `kafka-delete-records`, `kafka-configs`,
+  `kafka-consumer-groups` and `kafka-transactions`; VerifiableConsumer in classic and KIP-848
+  groups; TransactionalMessageCopier (transactions v2) across kill -9.
+- franz-go's own `pkg/kgo` test suite and librdkafka's own test suite (below).
 """
 
 
