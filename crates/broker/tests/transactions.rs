@@ -160,3 +160,37 @@ async fn transactions_v2_add_partitions_implicitly_and_bump_the_epoch_at_each_en
         .collect();
     assert_eq!(aborted, vec![(pid, 3)]);
 }
+
+#[tokio::test]
+async fn unused_transactional_ids_expire() {
+    let mut b = TestBroker::start(&[
+        ("transaction.state.log.num.partitions", "2"),
+        ("transactional.id.expiration.ms", "500"),
+    ])
+    .await;
+    let mut c = b.client().await;
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("short-lived"))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    assert_eq!(c.send(&init, 4).await.error_code, 0);
+    assert_eq!(state(&mut c, "short-lived").await.0, "Empty");
+    let describe = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(s("short-lived"))]);
+    let t0 = std::time::Instant::now();
+    loop {
+        let code = c.send(&describe, 0).await.transaction_states[0].error_code;
+        if code == 105 {
+            break; // TRANSACTIONAL_ID_NOT_FOUND
+        }
+        assert!(t0.elapsed().as_secs() < 5, "the id never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Gone after a restart too (the tombstone is replayed).
+    drop(c);
+    b.restart().await;
+    let mut c = b.client().await;
+    let code = c.send(&describe, 0).await.transaction_states[0].error_code;
+    assert_eq!(code, 105);
+}

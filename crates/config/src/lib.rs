@@ -182,6 +182,8 @@ pub struct BrokerConfig {
     pub group_max_size: i32,
     /// `transaction.max.timeout.ms`.
     pub transaction_max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`.
+    pub transactional_id_expiration_ms: i32,
     /// `group.consumer.heartbeat.interval.ms`.
     pub group_consumer_heartbeat_interval_ms: i32,
     /// `group.consumer.session.timeout.ms`.
@@ -560,6 +562,11 @@ impl BrokerConfig {
             transaction_max_timeout_ms: at_least(
                 "transaction.max.timeout.ms",
                 raw.parse("transaction.max.timeout.ms")?,
+                1,
+            )?,
+            transactional_id_expiration_ms: at_least(
+                "transactional.id.expiration.ms",
+                raw.parse("transactional.id.expiration.ms")?,
                 1,
             )?,
             group_consumer_heartbeat_interval_ms: at_least(

@@ -122,6 +122,7 @@ const BROKER: &[ConfigEntry] = &[
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),
     b("transaction.max.timeout.ms", Some("900000"), Int, "Largest transaction.timeout.ms a transactional producer may ask for."),
     b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
+    b("transactional.id.expiration.ms", Some("604800000"), Int, "How long a transactional id without an open transaction is kept after its last use."),
 ];
 
 /// Kafka broker keys Runnel accepts without using them (so a Kafka server.properties loads).

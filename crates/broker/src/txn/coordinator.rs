@@ -4,7 +4,8 @@
 //! Ongoing → PrepareCommit/PrepareAbort → CompleteCommit/CompleteAbort within one request, each
 //! state appended to `__transaction_state` before the next step (a restart in the middle finds
 //! the Prepare state and finishes it). Transactions open longer than their timeout are aborted
-//! with a bumped epoch, which fences the producer that let them expire.
+//! with a bumped epoch, which fences the producer that let them expire; transactional ids unused
+//! for `transactional.id.expiration.ms` are forgotten.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -74,6 +75,7 @@ pub struct TxnDescription {
 pub struct TxnCoordinator {
     partitions: i32,
     max_timeout_ms: i32,
+    id_expiration_ms: i64,
     txns: Mutex<HashMap<String, TxnMeta>>,
 }
 
@@ -86,6 +88,7 @@ impl TxnCoordinator {
         TxnCoordinator {
             partitions: config.transaction_state_log_num_partitions,
             max_timeout_ms: config.transaction_max_timeout_ms,
+            id_expiration_ms: config.transactional_id_expiration_ms as i64,
             txns: Mutex::new(HashMap::new()),
         }
     }
@@ -574,6 +577,34 @@ impl TxnCoordinator {
     pub fn tick(&self, broker: &Broker) {
         let now = now_ms();
         let mut txns = self.txns.lock();
+        // Transactional ids unused for transactional.id.expiration.ms, with nothing open, are
+        // forgotten (a tombstone makes the replay agree).
+        let expired: Vec<String> = txns
+            .iter()
+            .filter(|(_, m)| {
+                matches!(
+                    m.status,
+                    TxnStatus::Empty | TxnStatus::CompleteCommit | TxnStatus::CompleteAbort
+                ) && now - m.last_update_ms > self.id_expiration_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            let n =
+                internal_topics::partition_count(broker, TRANSACTION_STATE_TOPIC, self.partitions);
+            let tombstone = [(encode_key(&id), None)];
+            let stored = internal_topics::append(
+                broker,
+                TRANSACTION_STATE_TOPIC,
+                partition_for(&id, n),
+                &tombstone,
+                None,
+            );
+            if stored.is_ok() {
+                txns.remove(&id);
+                info!(transactional_id = %id, "expired an unused transactional id");
+            }
+        }
         for (id, m) in txns.iter_mut() {
             if m.status != TxnStatus::Ongoing || m.start_ms < 0 {
                 continue;
