@@ -1,0 +1,398 @@
+//! The client against a real Runnel broker (started in this process on an ephemeral port, over
+//! TCP): produce and consume with every codec, keyed placement, consumer groups with both
+//! assignors, commits, seeks, the header filter, and the admin calls.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runnel_client::admin::{AlterOp, ConfigResource, NewTopic, ResetTarget};
+use runnel_client::config::AssignorKind;
+use runnel_client::partitioner::partition_for_key;
+use runnel_client::{
+    Admin, ClientConfig, Compression, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset,
+    Producer, ProducerConfig, ProducerRecord, Seek,
+};
+
+struct Broker {
+    _handle: runnel_broker::BrokerHandle,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn broker() -> Broker {
+    let dir = tempfile::tempdir().unwrap();
+    let o: Vec<(String, String)> = [
+        ("listeners", "PLAINTEXT://127.0.0.1:0".to_string()),
+        ("log.dirs", dir.path().join("data").display().to_string()),
+        ("node.id", "1".into()),
+        ("group.initial.rebalance.delay.ms", "0".into()),
+        ("offsets.topic.num.partitions", "2".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let cfg = runnel_config::BrokerConfig::load(None, &[], &o)
+        .unwrap()
+        .config;
+    let handle = runnel_broker::Broker::start(cfg).await.unwrap();
+    let addr = handle.bound[0].1.to_string();
+    Broker {
+        _handle: handle,
+        addr,
+        _dir: dir,
+    }
+}
+
+fn consumer_cfg(addr: &str, group: Option<&str>) -> ConsumerConfig {
+    let mut c = ConsumerConfig::new(ClientConfig::new(addr));
+    c.group_id = group.map(str::to_string);
+    c.auto_offset_reset = OffsetReset::Earliest;
+    c.fetch_max_wait = Duration::from_millis(100);
+    c.heartbeat_interval = Duration::from_millis(300);
+    c.session_timeout = Duration::from_millis(6000);
+    c
+}
+
+/// Polls until `n` records came or `secs` passed.
+async fn take(c: &Consumer, n: usize, secs: u64) -> Vec<ConsumerRecord> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        out.extend(c.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_read_back_in_every_codec() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin
+        .create_topic(&NewTopic::new("codecs", 3))
+        .await
+        .unwrap();
+    let mut sent = 0usize;
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let mut cfg = ProducerConfig::new(ClientConfig::new(&b.addr));
+        cfg.compression = Compression::parse(codec).unwrap();
+        let p = Producer::new(cfg).await.unwrap();
+        let mut futs = Vec::new();
+        for i in 0..200 {
+            let r = ProducerRecord::new("codecs")
+                .key(format!("key-{i}"))
+                .value(format!("{codec}-{i}"))
+                .header("codec", codec.to_string());
+            futs.push((i, p.send(r).await.unwrap()));
+        }
+        for (i, f) in futs {
+            let m = f.await.unwrap();
+            // The Java client's placement: murmur2 of the key bytes.
+            assert_eq!(
+                m.partition,
+                partition_for_key(format!("key-{i}").as_bytes(), 3)
+            );
+            assert!(m.offset >= 0);
+        }
+        p.close().await.unwrap();
+        sent += 200;
+    }
+    let c = Consumer::new(consumer_cfg(&b.addr, None)).await.unwrap();
+    c.assign(&[
+        ("codecs".into(), 0),
+        ("codecs".into(), 1),
+        ("codecs".into(), 2),
+    ])
+    .unwrap();
+    let got = take(&c, sent, 30).await;
+    assert_eq!(got.len(), sent);
+    let mut per_part: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in &got {
+        per_part.entry(r.partition).or_default().push(r.offset);
+        let v = String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap();
+        let codec = v.split('-').next().unwrap();
+        assert_eq!(r.headers[0].key, "codec");
+        assert_eq!(r.headers[0].value.as_deref(), Some(codec.as_bytes()));
+        let key = String::from_utf8(r.key.as_ref().unwrap().to_vec()).unwrap();
+        assert_eq!(r.partition, partition_for_key(key.as_bytes(), 3));
+    }
+    for (p, offs) in per_part {
+        let want: Vec<i64> = (0..offs.len() as i64).collect();
+        assert_eq!(offs, want, "partition {p}: offsets in order, none twice");
+    }
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeks_commits_and_the_header_filter() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin.create_topic(&NewTopic::new("seek", 1)).await.unwrap();
+    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
+        .await
+        .unwrap();
+    for i in 0..100i64 {
+        let r = ProducerRecord::new("seek")
+            .value(format!("v{i}"))
+            .timestamp(1_000_000 + i * 10)
+            .header("kind", if i % 10 == 0 { "keep" } else { "drop" });
+        p.send(r).await.unwrap();
+    }
+    p.flush().await.unwrap();
+    let tp = ("seek".to_string(), 0);
+    let mut cfg = consumer_cfg(&b.addr, Some("g-seek"));
+    cfg.enable_auto_commit = false;
+    cfg.max_poll_records = 30;
+    let c = Consumer::new(cfg).await.unwrap();
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    let first = c.poll(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.len(), 30, "max.poll.records caps a poll");
+    assert_eq!(first[0].offset, 0);
+    assert_eq!(c.positions()[&tp], 30);
+    c.commit_sync().await.unwrap();
+    assert_eq!(
+        c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
+        30
+    );
+    c.seek(&tp, Seek::Timestamp(1_000_000 + 555)).unwrap();
+    let r = take(&c, 1, 5).await;
+    assert_eq!(r[0].offset, 56, "first record at or after the timestamp");
+    c.seek(&tp, Seek::End).unwrap();
+    assert!(c.poll(Duration::from_millis(500)).await.unwrap().is_empty());
+    assert_eq!(c.positions()[&tp], 100);
+    c.seek(&tp, Seek::Offset(95)).unwrap();
+    assert_eq!(
+        take(&c, 5, 5)
+            .await
+            .iter()
+            .map(|r| r.offset)
+            .collect::<Vec<_>>(),
+        vec![95, 96, 97, 98, 99]
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    c.commit_async(move |r| {
+        let _ = tx.send(r);
+    });
+    rx.await.unwrap().unwrap();
+    assert_eq!(
+        c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
+        100
+    );
+    c.close().await.unwrap();
+
+    // A new consumer in the group starts from the commit; the header filter keeps 1 in 10.
+    let mut cfg = consumer_cfg(&b.addr, Some("g-seek"));
+    cfg.header_filter = Some(Arc::new(|h: &[runnel_client::Header]| {
+        h.iter()
+            .any(|h| h.key == "kind" && h.value.as_deref() == Some(&b"keep"[..]))
+    }));
+    let c = Consumer::new(cfg).await.unwrap();
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    c.seek(&tp, Seek::Beginning).unwrap();
+    let kept = take(&c, 10, 5).await;
+    assert_eq!(
+        kept.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..10).map(|i| i * 10).collect::<Vec<i64>>()
+    );
+    c.close().await.unwrap();
+}
+
+async fn group_splits(assignor: AssignorKind) {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin.create_topic(&NewTopic::new("grp", 6)).await.unwrap();
+    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
+        .await
+        .unwrap();
+    for i in 0..600 {
+        p.send(ProducerRecord::new("grp").key(format!("k{i}")).value("x"))
+            .await
+            .unwrap();
+    }
+    p.flush().await.unwrap();
+    let group = format!("g-{}", assignor.name());
+    let mk = || {
+        let mut cfg = consumer_cfg(&b.addr, Some(&group));
+        cfg.assignors = vec![assignor];
+        cfg.auto_commit_interval = Duration::from_millis(200);
+        cfg
+    };
+    let c1 = Consumer::new(mk()).await.unwrap();
+    c1.subscribe(&["grp"]).unwrap();
+    let mut seen: BTreeSet<(i32, i64)> = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c1.assignment().len() < 6 && Instant::now() < deadline {
+        for r in c1.poll(Duration::from_millis(100)).await.unwrap() {
+            seen.insert((r.partition, r.offset));
+        }
+    }
+    assert_eq!(c1.assignment().len(), 6);
+    let c2 = Consumer::new(mk()).await.unwrap();
+    c2.subscribe(&["grp"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for c in [&c1, &c2] {
+            for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+                seen.insert((r.partition, r.offset));
+            }
+        }
+        if c1.assignment().len() == 3 && c2.assignment().len() == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 3+3 split: {:?} {:?}",
+            c1.assignment(),
+            c2.assignment()
+        );
+    }
+    let both: BTreeSet<_> = c1.assignment().into_iter().chain(c2.assignment()).collect();
+    assert_eq!(both.len(), 6, "every partition once");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 600 && Instant::now() < deadline {
+        for c in [&c1, &c2] {
+            for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+                seen.insert((r.partition, r.offset));
+            }
+        }
+    }
+    assert_eq!(seen.len(), 600, "every record consumed");
+    let desc = admin.describe_group(&group).await.unwrap();
+    assert_eq!(desc.state, "Stable");
+    assert_eq!(desc.protocol, assignor.name());
+    assert_eq!(desc.members.len(), 2);
+    c1.close().await.unwrap();
+    c2.close().await.unwrap();
+    let (_, lag) = admin.group_lag(&group).await.unwrap();
+    assert_eq!(lag.len(), 6);
+    assert!(lag.iter().all(|r| r.lag == Some(0)), "{lag:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_group_splits_and_commits() {
+    group_splits(AssignorKind::Range).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_group_splits_and_commits() {
+    group_splits(AssignorKind::CooperativeSticky).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    let mut t = NewTopic::new("adm", 2);
+    t.configs.push(("retention.ms".into(), "3600000".into()));
+    admin.create_topic(&t).await.unwrap();
+    let e = admin.create_topic(&t).await.unwrap_err();
+    assert_eq!(e.code(), Some(36), "{e}");
+    assert!(e.to_string().contains("TOPIC_ALREADY_EXISTS"), "{e}");
+    assert!(admin
+        .list_topics(false)
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.name == "adm"));
+    admin.create_partitions("adm", 4).await.unwrap();
+    assert_eq!(
+        admin.describe_topic("adm").await.unwrap().partitions.len(),
+        4
+    );
+    let cfgs = admin
+        .describe_configs(ConfigResource::Topic, "adm")
+        .await
+        .unwrap();
+    let r = cfgs.iter().find(|c| c.name == "retention.ms").unwrap();
+    assert_eq!(
+        (r.value.as_deref(), r.source),
+        (Some("3600000"), "DYNAMIC_TOPIC_CONFIG")
+    );
+    admin
+        .alter_configs(
+            ConfigResource::Topic,
+            "adm",
+            &[
+                AlterOp::Set("cleanup.policy".into(), "compact".into()),
+                AlterOp::Delete("retention.ms".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    let cfgs = admin
+        .describe_configs(ConfigResource::Topic, "adm")
+        .await
+        .unwrap();
+    assert_eq!(
+        cfgs.iter()
+            .find(|c| c.name == "cleanup.policy")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("compact")
+    );
+    assert_eq!(
+        cfgs.iter()
+            .find(|c| c.name == "retention.ms")
+            .unwrap()
+            .source,
+        "DEFAULT_CONFIG"
+    );
+
+    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        p.send(
+            ProducerRecord::new("adm")
+                .partition(0)
+                .key(format!("k{i}"))
+                .value("v"),
+        )
+        .await
+        .unwrap();
+    }
+    p.flush().await.unwrap();
+    let low = admin
+        .delete_records(&[(("adm".into(), 0), 4)])
+        .await
+        .unwrap();
+    assert_eq!(low[&("adm".to_string(), 0)], 4);
+
+    // Offsets of an empty group: plan, then execute.
+    let plan = admin
+        .reset_offsets("g-adm", &["adm".into()], ResetTarget::Earliest, false)
+        .await
+        .unwrap();
+    assert_eq!(plan.iter().find(|p| p.tp.1 == 0).unwrap().target, 4);
+    assert!(
+        admin.committed_offsets("g-adm").await.unwrap().is_empty(),
+        "dry run commits nothing"
+    );
+    admin
+        .reset_offsets("g-adm", &["adm".into()], ResetTarget::ShiftBy(3), true)
+        .await
+        .unwrap();
+    let committed = admin.committed_offsets("g-adm").await.unwrap();
+    assert_eq!(committed[&("adm".to_string(), 0)].offset, 7);
+    assert!(admin
+        .list_groups()
+        .await
+        .unwrap()
+        .iter()
+        .any(|g| g.group_id == "g-adm"));
+    admin.delete_group("g-adm").await.unwrap();
+    assert!(!admin
+        .list_groups()
+        .await
+        .unwrap()
+        .iter()
+        .any(|g| g.group_id == "g-adm"));
+
+    let cl = admin.describe_cluster().await.unwrap();
+    assert_eq!(cl.brokers.len(), 1);
+    assert_eq!(cl.controller, 1);
+    admin.delete_topics(&["adm".into()]).await.unwrap();
+    let e = admin.describe_topic("adm").await.unwrap_err();
+    assert_eq!(e.code(), Some(3), "{e}");
+}
