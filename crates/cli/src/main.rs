@@ -1,17 +1,46 @@
 //! The `runnel` binary: `runnel serve` starts a broker (embedded defaults, or Kafka's
-//! `server.properties` keys from `--config`, `RUNNEL_*` environment variables and `--override`).
+//! `server.properties` keys from `--config`, `RUNNEL_*` environment variables and `--override`);
+//! the other commands are a client of any Kafka-compatible cluster, built on `runnel-client`:
+//! topics, produce, consume, groups, records, cluster and perf.
+//!
+//! Exit codes: 0 success, 1 an error from the cluster, 2 bad usage or settings, 3 a topic,
+//! partition or group that does not exist, 4 no broker reachable, 5 a timeout.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use runnel_config::BrokerConfig;
 use tracing::{info, warn};
+
+mod admin;
+mod consume;
+mod output;
+mod perf;
+mod produce;
+mod settings;
+
+use output::Format;
 
 /// Runnel: a Kafka-compatible event streaming platform in one binary.
 #[derive(Parser)]
 #[command(name = "runnel", version, about)]
 struct Cli {
+    /// Brokers to bootstrap from, `host:port[,host:port]` (env RUNNEL_BOOTSTRAP_SERVER).
+    #[arg(long, short = 'b', global = true, value_name = "HOST:PORT")]
+    bootstrap_server: Option<String>,
+    /// A named profile of client settings from the profiles file (env RUNNEL_PROFILE).
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// The profiles file (env RUNNEL_PROFILES; default ~/.config/runnel/profiles).
+    #[arg(long, global = true, value_name = "FILE")]
+    profiles_file: Option<PathBuf>,
+    /// A Kafka client property, e.g. `-X client.id=ops` (repeatable).
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
+    property: Vec<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,6 +56,70 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Create, list, describe, delete and configure topics.
+    #[command(subcommand)]
+    Topic(admin::TopicCmd),
+    /// Produce records: one per line from stdin or a file.
+    Produce(produce::ProduceArgs),
+    /// Consume records and print them.
+    Consume(consume::ConsumeArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(admin::GroupCmd),
+    /// Delete records.
+    #[command(subcommand)]
+    Records(admin::RecordsCmd),
+    /// Describe the cluster.
+    #[command(subcommand)]
+    Cluster(admin::ClusterCmd),
+    /// Throughput and latency tests.
+    #[command(subcommand)]
+    Perf(perf::PerfCmd),
+    /// Print a shell completion script: `runnel completions bash > /etc/bash_completion.d/runnel`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What a client command needs: settings and output format.
+pub struct Ctx {
+    /// Resolved connection settings.
+    pub settings: settings::Settings,
+    /// `--format`.
+    pub format: Format,
+}
+
+impl Ctx {
+    /// The client configuration with every `-X`/profile property that is a client setting.
+    pub fn client_config(&self) -> anyhow::Result<runnel_client::ClientConfig> {
+        let mut c = runnel_client::ClientConfig::new(&self.settings.bootstrap);
+        c.client_id = "runnel-cli".into();
+        for (k, v) in &self.settings.properties {
+            c.set(k, v)?;
+        }
+        Ok(c)
+    }
+}
+
+impl Ctx {
+    /// Applies every profile/`-X` property with `set`; a key the role does not know is
+    /// reported and skipped (as Kafka's clients warn about unused configs), a bad value fails.
+    pub fn apply_properties(
+        &self,
+        mut set: impl FnMut(&str, &str) -> runnel_client::Result<()>,
+    ) -> anyhow::Result<()> {
+        for (k, v) in &self.settings.properties {
+            match set(k, v) {
+                Ok(()) => {}
+                Err(runnel_client::Error::Config(m)) if m.starts_with("unknown") => {
+                    eprintln!("runnel: ignoring {k}: {m}");
+                }
+                Err(e) => return Err(Usage(format!("{k}={v}: {e}")).into()),
+            }
+        }
+        Ok(())
+    }
 }
 
 fn parse_override(s: &str) -> anyhow::Result<(String, String)> {
@@ -36,25 +129,116 @@ fn parse_override(s: &str) -> anyhow::Result<(String, String)> {
     Ok((k.trim().to_string(), v.to_string()))
 }
 
+/// A usage error detected after parsing (exit code 2).
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The exit code and a hint for an error.
+fn classify(e: &anyhow::Error, bootstrap: &str) -> (u8, Option<String>) {
+    use runnel_client::Error as E;
+    if e.downcast_ref::<Usage>().is_some() {
+        return (2, None);
+    }
+    let Some(ce) = e.chain().find_map(|c| c.downcast_ref::<E>()) else {
+        return (1, None);
+    };
+    match ce {
+        E::Connect { .. } | E::Disconnected(_) => (
+            4,
+            Some(format!(
+                "is a broker running at {bootstrap}? Pass --bootstrap-server host:port or set RUNNEL_BOOTSTRAP_SERVER"
+            )),
+        ),
+        E::Timeout { .. } => (5, Some("the cluster did not answer in time; check that the brokers are up, or raise -X request.timeout.ms".into())),
+        E::Config(_) => (2, None),
+        E::NotFound(_) => (3, None),
+        E::Kafka { code, .. } => match code {
+            3 => (3, Some("`runnel topic list` shows the topics that exist".into())),
+            69 => (3, Some("`runnel group list` shows the groups that exist".into())),
+            36 => (1, Some("pass --if-not-exists to accept an existing topic".into())),
+            68 => (1, Some("the group still has members: stop its consumers first".into())),
+            37 | 38 | 40 | 42 | 44 => (2, None),
+            _ => (1, None),
+        },
+        _ => (1, None),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve { .. });
+    // Client commands keep stdout for data: logs go to stderr, warnings only by default.
+    let filter = if serving || std::env::var("RUNNEL_LOG").is_ok() {
+        filter
+    } else {
+        tracing_subscriber::EnvFilter::new("warn")
+    };
+    let writer = if serving {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(writer)
         .init();
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let bootstrap = cli.bootstrap_server.clone().unwrap_or_default();
+    match run(cli) {
+        Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
+            let (code, hint) = classify(
+                &e,
+                if bootstrap.is_empty() {
+                    "127.0.0.1:9092"
+                } else {
+                    &bootstrap
+                },
+            );
             eprintln!("runnel: {e:#}");
-            std::process::ExitCode::FAILURE
+            if let Some(h) = hint {
+                eprintln!("hint: {h}");
+            }
+            std::process::ExitCode::from(code)
         }
     }
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let Cli {
+        bootstrap_server,
+        profile,
+        profiles_file,
+        property,
+        format,
+        command,
+    } = cli;
+    let ctx = || -> anyhow::Result<Ctx> {
+        Ok(Ctx {
+            settings: settings::resolve(
+                bootstrap_server.as_deref(),
+                profile.as_deref(),
+                profiles_file.as_ref(),
+                &property,
+            )
+            .map_err(|e| Usage(format!("{e:#}")))?,
+            format,
+        })
+    };
+    match command {
         Command::Serve { config, overrides } => {
             let overrides = overrides
                 .iter()
@@ -69,11 +253,23 @@ fn run() -> anyhow::Result<()> {
             for (k, v, _) in &loaded.effective {
                 info!("  {k} = {v}");
             }
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(serve(loaded.config))
+            rt.block_on(serve(loaded.config))?;
+            Ok(0)
         }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "runnel", &mut script);
+            // A closed pipe (`| head`) is not an error.
+            let _ = output::write_stdout(&script);
+            Ok(0)
+        }
+        Command::Topic(c) => rt.block_on(admin::topic(&ctx()?, c)),
+        Command::Produce(a) => rt.block_on(produce::run(&ctx()?, a)),
+        Command::Consume(a) => rt.block_on(consume::run(&ctx()?, a)),
+        Command::Group(c) => rt.block_on(admin::group(&ctx()?, c)),
+        Command::Records(c) => rt.block_on(admin::records(&ctx()?, c)),
+        Command::Cluster(c) => rt.block_on(admin::cluster(&ctx()?, c)),
+        Command::Perf(c) => rt.block_on(perf::run(&ctx()?, c)),
     }
 }
 
