@@ -167,3 +167,55 @@ def closed_by_peer(sock, timeout=5):
         return True
     except socket.timeout:
         return False
+
+
+class ApacheKafka:
+    """A real Apache Kafka broker (KRaft, one broker+controller) from the Maven jars, for checks
+    that a client works against Kafka itself and not only against Runnel."""
+
+    def __init__(self, tmp: Path):
+        assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
+        self.tmp = tmp
+        self.port, self.cport = free_port(), free_port()
+        self.proc = None
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        conf = self.tmp / "server.properties"
+        conf.write_text(
+            "process.roles=broker,controller\nnode.id=1\n"
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{self.cport}\n"
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.cport}\n"
+            "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
+            f"log.dirs={self.tmp}/kafka-data\noffsets.topic.replication.factor=1\n"
+            "offsets.topic.num.partitions=3\n"
+            "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
+            "group.initial.rebalance.delay.ms=0\n")
+        cp = f"{KAFKA_LIBS}/*"
+        subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
+                        "-c", str(conf), "--standalone"], check=True, capture_output=True, timeout=120)
+        self.log = open(self.tmp / "kafka.log", "wb")
+        self.proc = subprocess.Popen(["java", "-Xmx512m", "-Xms512m", "-cp", cp, "kafka.Kafka", str(conf)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"kafka exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("kafka did not listen within 90 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)

@@ -291,3 +291,49 @@ def test_settings_profiles_and_exit_codes(broker, tmp_path):
     bash = ok(broker, "completions", "bash", bootstrap=False)
     assert "_runnel()" in bash and "reset-offsets" in bash
     assert "#compdef runnel" in ok(broker, "completions", "zsh", bootstrap=False)
+
+
+def test_cli_against_apache_kafka(tmp_path):
+    """The same commands against Apache Kafka 4 itself: the tool is a Kafka client, not a
+    Runnel-only one."""
+    from helpers import ApacheKafka
+
+    kafka = ApacheKafka(tmp_path).start()
+    try:
+        k = kafka  # has .bootstrap, as the Runnel fixture does
+        deadline = time.time() + 60
+        while True:
+            rc, out, err = run(k, "topic", "create", "ak", "-p", "3", "-c", "retention.ms=7200000")
+            if rc == 0 or time.time() > deadline:
+                break
+            time.sleep(1)  # the broker may still be registering with its controller
+        assert rc == 0, err
+        assert "ak" in ok(k, "topic", "list")
+        desc = ok(k, "topic", "describe", "ak")
+        assert "PartitionCount: 3" in desc and "retention.ms=7200000" in desc
+        ok(k, "topic", "alter-config", "ak", "--set", "retention.ms=3600000")
+        assert "retention.ms=3600000" in ok(k, "topic", "describe", "ak")
+        ok(k, "topic", "add-partitions", "ak", "--total", "4")
+        report = ok(k, "produce", "ak", "-K", ":", "-H", "h=1", "-z", "zstd", "--report",
+                    input="".join(f"k{i}:v{i}\n" for i in range(40))).splitlines()
+        assert len(report) == 40
+        out = ok(k, "consume", "ak", "--from", "beginning", "-e", "-F", "%k=%s %h\\n").splitlines()
+        assert sorted(out) == sorted(f"k{i}=v{i} h=1" for i in range(40))
+        got = ok(k, "consume", "ak", "-g", "ak-group", "--from", "beginning", "-c", "40", "-F", "%s\\n")
+        assert len(got.splitlines()) == 40
+        d = js(k, "group", "describe", "ak-group")
+        assert d["state"] == "Empty" and sum(o["lag"] for o in d["offsets"]) == 0
+        assert sum(o["current_offset"] for o in d["offsets"]) == 40
+        ok(k, "group", "reset-offsets", "ak-group", "-t", "ak", "--to-earliest", "--execute")
+        assert sum(o["current_offset"] for o in js(k, "group", "describe", "ak-group")["offsets"]) == 0
+        assert "ak-group" in ok(k, "group", "list")
+        ok(k, "group", "delete", "ak-group")
+        part = report[0].split("\t")[0]
+        assert ok(k, "records", "delete", "ak", "-p", part, "--before", "1").split()[-1] == "1"
+        info = js(k, "cluster", "info")
+        assert info["controller"] == 1 and info["brokers"][0]["port"] == kafka.port
+        out = ok(k, "perf", "produce", "ak", "-n", "5000", "-s", "100", "--quiet")
+        assert out.startswith("5000 records sent")
+        ok(k, "topic", "delete", "ak")
+    finally:
+        kafka.stop()

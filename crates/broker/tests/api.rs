@@ -500,11 +500,16 @@ async fn admin_errors_match_kafka() {
             .with_topics(vec![
                 create_partitions_request::CreatePartitionsTopic::default()
                     .with_name(TopicName(s("t")))
-                    .with_count(n),
+                    .with_count(n)
+                    .with_assignments(None),
             ])
     };
     assert_eq!(c.send(&cp(1), 3).await.results[0].error_code, 37);
     assert_eq!(c.send(&cp(2), 3).await.results[0].error_code, 37);
+    // An empty (non-null) assignment list is zero assignments: INVALID_REPLICA_ASSIGNMENT (39).
+    let mut empty = cp(4);
+    empty.topics[0].assignments = Some(vec![]);
+    assert_eq!(c.send(&empty, 3).await.results[0].error_code, 39);
     assert_eq!(c.send(&cp(4), 3).await.results[0].error_code, 0);
     let md = c
         .send(

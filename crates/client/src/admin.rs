@@ -303,7 +303,8 @@ impl Admin {
         let req = CreatePartitionsRequest::default()
             .with_topics(vec![CreatePartitionsTopic::default()
                 .with_name(TopicName(s(topic)))
-                .with_count(total)])
+                .with_count(total)
+                .with_assignments(None)])
             .with_timeout_ms(self.cluster.config.request_timeout.as_millis() as i32);
         let resp = conn.send(&req, v).await?;
         for r in &resp.results {

@@ -289,9 +289,11 @@ impl ConsumerConfig {
                 self.isolation_level = match value {
                     "read_uncommitted" => IsolationLevel::ReadUncommitted,
                     "read_committed" => IsolationLevel::ReadCommitted,
-                    _ => return Err(Error::Config(format!(
+                    _ => {
+                        return Err(Error::Config(format!(
                         "isolation.level must be read_uncommitted or read_committed, not {value:?}"
-                    ))),
+                    )))
+                    }
                 }
             }
             "session.timeout.ms" => self.session_timeout = ms(key, value)?,

@@ -14,12 +14,12 @@ pub fn handle(ctx: &RequestContext, req: CreatePartitionsRequest) -> CreateParti
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
-            let assignments: Option<Vec<Vec<i32>>> =
-                t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
-                    a.iter()
-                        .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
-                        .collect()
-                });
+            // As on Kafka, an empty (non-null) list is a list of zero assignments.
+            let assignments: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
             let base = CreatePartitionsTopicResult::default().with_name(t.name);
             match controller::create_partitions(
                 &ctx.broker,
