@@ -58,6 +58,8 @@ pub struct Broker {
     /// The transaction coordinator.
     pub txns: crate::txn::TxnCoordinator,
     shutting_down: AtomicBool,
+    /// Turns true when shutdown begins: client connections close.
+    stopping: watch::Sender<bool>,
 }
 
 /// A started broker: its bound listener addresses and a way to stop it.
@@ -75,6 +77,8 @@ impl BrokerHandle {
         for t in &self.tasks {
             t.abort();
         }
+        // Client connections close, as they do when the process exits.
+        self.broker.stopping.send_replace(true);
         let broker = self.broker.clone();
         tokio::task::spawn_blocking(move || broker.close()).await??;
         Ok(())
@@ -181,6 +185,7 @@ impl Broker {
             producer_ids: Mutex::new((next_pid, next_pid)),
             appended,
             shutting_down: AtomicBool::new(false),
+            stopping: watch::channel(false).0,
             groups: crate::group::GroupCoordinator::new(&config),
             txns: crate::txn::TxnCoordinator::new(&config),
             config,
@@ -350,6 +355,11 @@ impl Broker {
     /// Wakes long-polling fetches after an append.
     pub fn notify_append(&self) {
         self.appended.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that turns true when shutdown begins (connections close on it).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Whether shutdown has begun.

@@ -80,7 +80,13 @@ async fn serve_connection(
     let (rd, mut wr) = sock.into_split();
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let max = broker.config.socket_request_max_bytes;
-    while let Some(frame) = read_frame(&mut rd, max, peer).await? {
+    let mut stopping = broker.stopping();
+    loop {
+        let frame = tokio::select! {
+            f = read_frame(&mut rd, max, peer) => f?,
+            _ = stopping.wait_for(|s| *s) => None,
+        };
+        let Some(frame) = frame else { break };
         match dispatch(&broker, &listener_name, peer, frame).await {
             Outcome::Respond(bytes) => wr.write_all(&bytes).await?,
             Outcome::NoResponse => {}

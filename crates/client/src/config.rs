@@ -86,6 +86,8 @@ pub struct ProducerConfig {
     pub buffer_memory: usize,
     /// `partitioner.ignore.keys`: spread keyed records like keyless ones.
     pub ignore_keys: bool,
+    /// `max.block.ms`: how long `send` waits for metadata while no broker answers.
+    pub max_block: Duration,
 }
 
 impl ProducerConfig {
@@ -102,6 +104,7 @@ impl ProducerConfig {
             max_request_size: 1024 * 1024,
             buffer_memory: 32 * 1024 * 1024,
             ignore_keys: false,
+            max_block: Duration::from_millis(60_000),
         }
     }
 
@@ -131,6 +134,7 @@ impl ProducerConfig {
             "max.request.size" => self.max_request_size = num(key, value)?,
             "buffer.memory" => self.buffer_memory = num(key, value)?,
             "partitioner.ignore.keys" => self.ignore_keys = boolean(key, value)?,
+            "max.block.ms" => self.max_block = ms(key, value)?,
             // Accepted for compatibility; this client keeps one request in flight per partition
             // and retries until delivery.timeout.ms.
             "retries" | "max.in.flight.requests.per.connection" => {

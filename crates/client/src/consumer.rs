@@ -278,6 +278,11 @@ impl Consumer {
             .collect()
     }
 
+    /// How many fetched chunks wait in the prefetch buffer (at most `prefetch_chunks`).
+    pub fn prefetched(&self) -> usize {
+        self.rx.try_lock().map_or(0, |g| g.0.len())
+    }
+
     /// Moves an assigned partition's position; prefetched records past the old one are dropped.
     pub fn seek(&self, tp: &TopicPartition, to: Seek) -> Result<()> {
         let mut st = self.shared.state.lock();

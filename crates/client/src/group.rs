@@ -324,6 +324,12 @@ async fn apply(shared: &Shared, m: &mut Membership, assigned: Vec<TopicPartition
         .filter(|tp| !new.contains(*tp))
         .cloned()
         .collect();
+    // Commits for revoked partitions go out in the new generation, as Kafka's cooperative
+    // protocol has it (the old one is gone once SyncGroup answered).
+    shared.state.lock().member = Some(Member {
+        generation: m.generation,
+        member_id: m.member_id.clone(),
+    });
     if !revoked.is_empty() {
         revoke(shared, m, Some(&revoked)).await;
     }

@@ -153,7 +153,7 @@ impl Producer {
                 format!("produce to {}", record.topic),
             ));
         }
-        let topic = self.shared.cluster.topic(&record.topic, true).await?;
+        let topic = self.topic_metadata(&record.topic).await?;
         let count = topic.partitions.len() as i32;
         if let Some(p) = record.partition {
             if p < 0 || p >= count {
@@ -233,6 +233,22 @@ impl Producer {
             self.shared.wake.notify_one();
         }
         Ok(DeliveryFuture(rx))
+    }
+
+    /// The topic's metadata; while no broker answers (a restart, a leader election) it is
+    /// asked again until `max.block.ms`. A topic that does not exist fails at once.
+    async fn topic_metadata(&self, topic: &str) -> Result<Arc<crate::cluster::TopicInfo>> {
+        let deadline = Instant::now() + self.shared.cfg.max_block;
+        loop {
+            match self.shared.cluster.topic(topic, true).await {
+                Ok(t) => return Ok(t),
+                Err(e) if e.is_retriable() && e.code() != Some(3) && Instant::now() < deadline => {
+                    tracing::debug!("metadata for {topic}: {e}");
+                    self.shared.cluster.backoff().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends every queued record now and waits until each is acknowledged or has failed.

@@ -15,16 +15,15 @@ use runnel_client::{
 };
 
 struct Broker {
-    _handle: runnel_broker::BrokerHandle,
+    handle: Option<runnel_broker::BrokerHandle>,
     addr: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
-async fn broker() -> Broker {
-    let dir = tempfile::tempdir().unwrap();
+async fn start_on(dir: &std::path::Path, port: u16) -> runnel_broker::BrokerHandle {
     let o: Vec<(String, String)> = [
-        ("listeners", "PLAINTEXT://127.0.0.1:0".to_string()),
-        ("log.dirs", dir.path().join("data").display().to_string()),
+        ("listeners", format!("PLAINTEXT://127.0.0.1:{port}")),
+        ("log.dirs", dir.join("data").display().to_string()),
         ("node.id", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
         ("offsets.topic.num.partitions", "2".into()),
@@ -35,12 +34,27 @@ async fn broker() -> Broker {
     let cfg = runnel_config::BrokerConfig::load(None, &[], &o)
         .unwrap()
         .config;
-    let handle = runnel_broker::Broker::start(cfg).await.unwrap();
+    runnel_broker::Broker::start(cfg).await.unwrap()
+}
+
+async fn broker() -> Broker {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = start_on(dir.path(), 0).await;
     let addr = handle.bound[0].1.to_string();
     Broker {
-        _handle: handle,
+        handle: Some(handle),
         addr,
-        _dir: dir,
+        dir,
+    }
+}
+
+impl Broker {
+    /// A clean shutdown, a pause with the port closed, and a start on the same port and data.
+    async fn restart(&mut self, down_for: Duration) {
+        self.handle.take().unwrap().shutdown().await.unwrap();
+        tokio::time::sleep(down_for).await;
+        let port = self.addr.rsplit(':').next().unwrap().parse().unwrap();
+        self.handle = Some(start_on(self.dir.path(), port).await);
     }
 }
 
@@ -395,4 +409,133 @@ async fn admin_calls() {
     admin.delete_topics(&["adm".into()]).await.unwrap();
     let e = admin.describe_topic("adm").await.unwrap_err();
     assert_eq!(e.code(), Some(3), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_rides_out_a_broker_restart() {
+    let mut b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin
+        .create_topic(&NewTopic::new("restart", 2))
+        .await
+        .unwrap();
+    drop(admin);
+    let mut cfg = ProducerConfig::new(ClientConfig::new(&b.addr));
+    cfg.linger = Duration::from_millis(2);
+    cfg.batch_size = 2048;
+    let p = Arc::new(Producer::new(cfg).await.unwrap());
+    let sender = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            let mut futs = Vec::new();
+            for i in 0..3000 {
+                let r = ProducerRecord::new("restart")
+                    .key(format!("k{}", i % 2))
+                    .value(format!("{i}"));
+                futs.push(p.send(r).await.unwrap());
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            let mut offsets = Vec::new();
+            for f in futs {
+                offsets.push(f.await);
+            }
+            offsets
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert!(
+        !sender.is_finished(),
+        "the restart must come while records are in flight"
+    );
+    b.restart(Duration::from_millis(300)).await;
+    let results = sender.await.unwrap();
+    let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    p.close().await.unwrap();
+    // Every record exactly once, and in send order within its partition.
+    let c = Consumer::new(consumer_cfg(&b.addr, None)).await.unwrap();
+    c.assign(&[("restart".into(), 0), ("restart".into(), 1)])
+        .unwrap();
+    let got = take(&c, 3000, 30).await;
+    let mut values: Vec<i64> = got
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_ref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    for part in [0, 1] {
+        let seq: Vec<i64> = got
+            .iter()
+            .filter(|r| r.partition == part)
+            .map(|r| {
+                std::str::from_utf8(r.value.as_ref().unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            seq.windows(2).all(|w| w[0] < w[1]),
+            "partition {part} out of order"
+        );
+    }
+    values.sort();
+    assert_eq!(
+        values,
+        (0..3000).collect::<Vec<i64>>(),
+        "no loss, no duplicate"
+    );
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fetcher_prefetches_into_a_bounded_buffer() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin.create_topic(&NewTopic::new("pre", 1)).await.unwrap();
+    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
+        .await
+        .unwrap();
+    for i in 0..4000 {
+        p.send(ProducerRecord::new("pre").value(format!("{i:0100}")))
+            .await
+            .unwrap();
+    }
+    p.flush().await.unwrap();
+    let mut cfg = consumer_cfg(&b.addr, None);
+    cfg.max_partition_fetch_bytes = 8 * 1024;
+    cfg.max_poll_records = 10;
+    cfg.prefetch_chunks = 4;
+    let c = Consumer::new(cfg).await.unwrap();
+    c.assign(&[("pre".into(), 0)]).unwrap();
+    c.seek(&("pre".into(), 0), Seek::Beginning).unwrap();
+    assert_eq!(take(&c, 1, 5).await.len(), 10);
+    // While the application "processes", the fetcher fills the buffer up to its bound.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.prefetched() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.prefetched(), 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        c.prefetched(),
+        4,
+        "bounded: the fetcher waits for the application"
+    );
+    // A seek drops what was prefetched past the old position.
+    c.seek(&("pre".into(), 0), Seek::Offset(3990)).unwrap();
+    let rest = take(&c, 10, 5).await;
+    assert_eq!(rest.first().map(|r| r.offset), Some(3990));
+    assert_eq!(rest.len(), 10);
+    c.close().await.unwrap();
 }
