@@ -337,3 +337,24 @@ def test_cli_against_apache_kafka(tmp_path):
         ok(k, "topic", "delete", "ak")
     finally:
         kafka.stop()
+
+
+def test_client_examples(broker):
+    """The client crate's example per role runs against a real broker (built by `cargo test`)."""
+    examples = RUNNEL.parent / "examples"
+    for name in ("admin", "produce", "consume"):
+        assert (examples / name).exists(), f"{name} example missing: cargo test builds the examples"
+
+    def example(name, *args):
+        p = subprocess.run([str(examples / name), broker.bootstrap, *args], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.splitlines()
+
+    out = example("admin", "ex")
+    assert out[0] == "created ex" and "topic ex with 3 partitions" in out
+    out = example("produce", "ex")
+    assert len(out) == 10 and all(re.match(r"written to ex-[0-2] at offset \d+$", l) for l in out)
+    out = example("consume", "ex", "ex-group")
+    assert out[-1] == "read 10 records"
+    assert sorted(l.split(" ", 1)[1] for l in out[:-1]) == sorted(f"user-{i % 3}=event {i}" for i in range(10))
+    assert js(broker, "group", "describe", "ex-group")["offsets"][0]["lag"] == 0
