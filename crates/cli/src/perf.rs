@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use runnel_client::{
-    Compression, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-    Seek,
-};
+use runnel_client::{Consumer, ConsumerConfig, OffsetReset, Producer, ProducerRecord, Seek};
 use serde_json::json;
 
 use crate::output::{print_json, Format};
@@ -31,18 +28,8 @@ pub enum PerfCmd {
         /// Records per second at most; -1 for no limit.
         #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
         throughput: i64,
-        /// acks: 0, 1 or all.
-        #[arg(long)]
-        acks: Option<String>,
-        /// compression.type.
-        #[arg(long, short = 'z')]
-        compression: Option<String>,
-        /// linger.ms.
-        #[arg(long)]
-        linger_ms: Option<u64>,
-        /// batch.size.
-        #[arg(long)]
-        batch_size: Option<usize>,
+        #[command(flatten)]
+        opts: crate::produce::ProducerOpts,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -94,26 +81,10 @@ pub async fn run(ctx: &Ctx, cmd: PerfCmd) -> anyhow::Result<u8> {
             num_records,
             record_size,
             throughput,
-            acks,
-            compression,
-            linger_ms,
-            batch_size,
+            opts,
             quiet,
         } => {
-            let mut cfg = ProducerConfig::new(ctx.client_config()?);
-            ctx.apply_properties(|k, v| cfg.set(k, v))?;
-            if let Some(a) = &acks {
-                cfg.set("acks", a)?;
-            }
-            if let Some(c) = &compression {
-                cfg.compression = Compression::parse(c)?;
-            }
-            if let Some(l) = linger_ms {
-                cfg.linger = Duration::from_millis(l);
-            }
-            if let Some(b) = batch_size {
-                cfg.batch_size = b;
-            }
+            let cfg = opts.config(ctx)?;
             let producer = Producer::new(cfg).await?;
             // A payload of printable bytes, as Kafka's tool uses.
             let payload: bytes::Bytes = (0..record_size)

@@ -34,6 +34,16 @@ pub struct ProduceArgs {
     /// Write every record to this partition.
     #[arg(long, short = 'p')]
     partition: Option<i32>,
+    #[command(flatten)]
+    opts: ProducerOpts,
+    /// Print where each record went (partition and offset), in input order.
+    #[arg(long)]
+    report: bool,
+}
+
+/// The producer settings both `produce` and `perf produce` take as flags.
+#[derive(Args)]
+pub struct ProducerOpts {
     /// acks: 0, 1 or all.
     #[arg(long)]
     acks: Option<String>,
@@ -43,9 +53,30 @@ pub struct ProduceArgs {
     /// linger.ms.
     #[arg(long)]
     linger_ms: Option<u64>,
-    /// Print where each record went (partition and offset), in input order.
+    /// batch.size.
     #[arg(long)]
-    report: bool,
+    batch_size: Option<usize>,
+}
+
+impl ProducerOpts {
+    /// The producer configuration: client settings, profile and `-X` properties, then flags.
+    pub fn config(&self, ctx: &Ctx) -> anyhow::Result<ProducerConfig> {
+        let mut cfg = ProducerConfig::new(ctx.client_config()?);
+        ctx.apply_properties(|k, v| cfg.set(k, v))?;
+        if let Some(acks) = &self.acks {
+            cfg.set("acks", acks)?;
+        }
+        if let Some(c) = &self.compression {
+            cfg.compression = Compression::parse(c)?;
+        }
+        if let Some(l) = self.linger_ms {
+            cfg.linger = std::time::Duration::from_millis(l);
+        }
+        if let Some(b) = self.batch_size {
+            cfg.batch_size = b;
+        }
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -165,17 +196,7 @@ fn parse_line(toks: &[Tok], line: &str) -> Result<Parsed, String> {
 
 /// Runs `runnel produce`.
 pub async fn run(ctx: &Ctx, a: ProduceArgs) -> anyhow::Result<u8> {
-    let mut cfg = ProducerConfig::new(ctx.client_config()?);
-    ctx.apply_properties(|k, v| cfg.set(k, v))?;
-    if let Some(acks) = &a.acks {
-        cfg.set("acks", acks)?;
-    }
-    if let Some(c) = &a.compression {
-        cfg.compression = Compression::parse(c)?;
-    }
-    if let Some(l) = a.linger_ms {
-        cfg.linger = std::time::Duration::from_millis(l);
-    }
+    let cfg = a.opts.config(ctx)?;
     let toks = match (&a.line_format, &a.key_separator) {
         (Some(f), _) => parse_format(f)?,
         (None, Some(sep)) => vec![Tok::Field('k'), Tok::Lit(unescape(sep)), Tok::Field('v')],

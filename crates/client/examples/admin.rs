@@ -21,6 +21,10 @@ async fn main() -> Result<(), runnel_client::Error> {
         println!("topic {} with {} partitions", t.name, t.partitions.len());
     }
     let cluster = admin.describe_cluster().await?;
-    println!("cluster {} with {} broker(s)", cluster.cluster_id, cluster.brokers.len());
+    println!(
+        "cluster {} with {} broker(s)",
+        cluster.cluster_id,
+        cluster.brokers.len()
+    );
     Ok(())
 }

@@ -26,7 +26,8 @@ async fn main() -> Result<(), runnel_client::Error> {
             last = Instant::now();
             seen += 1;
             let key = String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned();
-            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            let value =
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
             println!("{}-{}@{} {key}={value}", r.topic, r.partition, r.offset);
         }
     }

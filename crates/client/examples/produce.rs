@@ -23,7 +23,10 @@ async fn main() -> Result<(), runnel_client::Error> {
     }
     for d in deliveries {
         let m = d.await?;
-        println!("written to {}-{} at offset {}", m.topic, m.partition, m.offset);
+        println!(
+            "written to {}-{} at offset {}",
+            m.topic, m.partition, m.offset
+        );
     }
     producer.close().await
 }

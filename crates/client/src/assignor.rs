@@ -8,6 +8,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// A topic-partition.
 pub type TopicPartition = (String, i32);
 
+/// Partition indexes grouped by topic, topics in name order (how requests list them).
+pub fn by_topic(parts: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
+    let mut by: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in parts {
+        by.entry(t.as_str()).or_default().push(*p);
+    }
+    by
+}
+
 /// One member's subscription, as read from its JoinGroup metadata.
 #[derive(Clone, Debug, Default)]
 pub struct MemberSubscription {

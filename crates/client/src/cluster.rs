@@ -180,6 +180,19 @@ impl Cluster {
         if let Some(c) = s.conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
+        // The bootstrap connection, when it went to this broker, becomes its connection:
+        // one connection per broker.
+        {
+            let mut boot = self.bootstrap.lock().await;
+            if boot
+                .as_ref()
+                .is_some_and(|c| c.addr() == addr && !c.is_closed())
+            {
+                let c = boot.take().unwrap();
+                s.conn = Some(c.clone());
+                return Ok(c);
+            }
+        }
         if let Some(at) = s.retry_at {
             tokio::time::sleep_until(at.into()).await;
         }

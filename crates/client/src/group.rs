@@ -32,10 +32,7 @@ fn s(v: &str) -> StrBytes {
 
 /// Encodes a ConsumerProtocolSubscription (version prefix, then the body).
 pub fn encode_subscription(topics: &[String], owned: &[TopicPartition]) -> Bytes {
-    let mut by: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
-    for (t, p) in owned {
-        by.entry(t.as_str()).or_default().push(*p);
-    }
+    let by = assignor::by_topic(owned);
     let sub = ConsumerProtocolSubscription::default()
         .with_topics(topics.iter().map(|t| s(t)).collect())
         .with_owned_partitions(
@@ -85,10 +82,7 @@ fn decode_subscription(
 }
 
 fn encode_assignment(parts: &[TopicPartition]) -> Bytes {
-    let mut by: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
-    for (t, p) in parts {
-        by.entry(t.as_str()).or_default().push(*p);
-    }
+    let by = assignor::by_topic(parts);
     let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
         by.into_iter()
             .map(|(t, ps)| {

@@ -195,11 +195,8 @@ pub async fn fetch_committed(
     with_coordinator(cluster, group, |conn| async move {
         let v = conn.version::<OffsetFetchRequest>(7)?;
         let topics = partitions.map(|ps| {
-            let mut by: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-            for (t, p) in ps {
-                by.entry(t.as_str()).or_default().push(*p);
-            }
-            by.into_iter()
+            crate::assignor::by_topic(ps)
+                .into_iter()
                 .map(|(t, ps)| {
                     OffsetFetchRequestTopic::default()
                         .with_name(TopicName(StrBytes::from_string(t.to_string())))
