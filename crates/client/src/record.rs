@@ -1,15 +1,11 @@
 //! Records as applications see them ([`ProducerRecord`], [`ConsumerRecord`], [`Header`]) and
-//! their translation to and from record batches (v2, with compression), including the
-//! read_committed filtering of aborted transactions and control batches.
+//! their translation to and from record batches (v2, with compression, CRC-32C checked; written
+//! here, with kafka-protocol's codecs), including the read_committed filtering of aborted
+//! transactions and control batches.
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use indexmap::IndexMap;
-use runnel_protocol::kafka_protocol::protocol::StrBytes;
-use runnel_protocol::kafka_protocol::records::{
-    self, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 
@@ -26,15 +22,15 @@ pub struct Header {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
     /// No compression.
-    None,
+    None = 0,
     /// gzip.
-    Gzip,
+    Gzip = 1,
     /// snappy.
-    Snappy,
+    Snappy = 2,
     /// lz4.
-    Lz4,
+    Lz4 = 3,
     /// zstd.
-    Zstd,
+    Zstd = 4,
 }
 
 impl Compression {
@@ -52,16 +48,6 @@ impl Compression {
                 )))
             }
         })
-    }
-
-    fn codec(self) -> records::Compression {
-        match self {
-            Compression::None => records::Compression::None,
-            Compression::Gzip => records::Compression::Gzip,
-            Compression::Snappy => records::Compression::Snappy,
-            Compression::Lz4 => records::Compression::Lz4,
-            Compression::Zstd => records::Compression::Zstd,
-        }
     }
 }
 
@@ -179,51 +165,114 @@ impl BatchIdentity {
     };
 }
 
-/// Encodes records into one v2 batch, compressed with `compression`.
+fn put_varint(buf: &mut BytesMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        buf.put_u8((z as u8) | 0x80);
+        z >>= 7;
+    }
+    buf.put_u8(z as u8);
+}
+
+fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(buf, -1),
+        Some(b) => {
+            put_varint(buf, b.len() as i64);
+            buf.put_slice(b);
+        }
+    }
+}
+
+fn compress(codec: Compression, body: &[u8], out: &mut BytesMut) -> Result<()> {
+    use runnel_protocol::kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let write = |b: &mut BytesMut| {
+        b.put_slice(body);
+        Ok(())
+    };
+    let r = match codec {
+        Compression::None => {
+            out.put_slice(body);
+            Ok(())
+        }
+        Compression::Gzip => Gzip::compress(out, write),
+        Compression::Snappy => Snappy::compress(out, write),
+        Compression::Lz4 => Lz4::compress(out, write),
+        Compression::Zstd => Zstd::compress(out, write),
+    };
+    r.map_err(|e| Error::Protocol(format!("cannot compress a record batch: {e}")))
+}
+
+fn decompress(codec: i16, data: Bytes) -> Result<Bytes> {
+    use runnel_protocol::kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    use runnel_protocol::kafka_protocol::protocol::buf::ByteBuf;
+    let mut data = data;
+    fn all<B: ByteBuf>(b: &mut B) -> anyhow::Result<Bytes> {
+        Ok(b.copy_to_bytes(b.remaining()))
+    }
+    let r = match codec {
+        0 => return Ok(data),
+        1 => Gzip::decompress(&mut data, all),
+        2 => Snappy::decompress(&mut data, all),
+        3 => Lz4::decompress(&mut data, all),
+        4 => Zstd::decompress(&mut data, all),
+        c => return Err(Error::Protocol(format!("unknown compression codec {c}"))),
+    };
+    r.map_err(|e| Error::Protocol(format!("cannot decompress a record batch: {e}")))
+}
+
+/// Encodes records into one v2 batch (base offset 0), compressed with `compression`. Headers
+/// keep their order, repeated keys included.
 pub fn encode_batch(
     recs: &[ProducerRecord],
     id: BatchIdentity,
     compression: Compression,
 ) -> Result<Bytes> {
+    if recs.is_empty() {
+        return Err(Error::Protocol("an empty record batch".into()));
+    }
     let now = now_ms();
-    let records: Vec<Record> = recs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let mut headers = IndexMap::with_capacity(r.headers.len());
-            for h in &r.headers {
-                headers.insert(StrBytes::from_string(h.key.clone()), h.value.clone());
-            }
-            Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: id.producer_id,
-                producer_epoch: id.producer_epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder keeps records in one batch while offset - sequence is constant,
-                // and writes the first record's sequence as the base (-1 without idempotence).
-                sequence: id.base_sequence.wrapping_add(i as i32),
-                timestamp: r.timestamp.unwrap_or(now),
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers,
-            }
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: compression.codec(),
-        },
-    )
-    .map_err(|e| Error::Protocol(format!("cannot encode a record batch: {e}")))?;
-    Ok(buf.freeze())
+    let ts: Vec<i64> = recs.iter().map(|r| r.timestamp.unwrap_or(now)).collect();
+    let base_ts = ts[0];
+    let max_ts = ts.iter().copied().max().unwrap_or(base_ts);
+    let mut body = BytesMut::with_capacity(recs.iter().map(|r| r.estimated_size()).sum());
+    let mut rec = BytesMut::new();
+    for (i, r) in recs.iter().enumerate() {
+        rec.clear();
+        rec.put_i8(0);
+        put_varint(&mut rec, ts[i] - base_ts);
+        put_varint(&mut rec, i as i64);
+        put_bytes(&mut rec, r.key.as_deref());
+        put_bytes(&mut rec, r.value.as_deref());
+        put_varint(&mut rec, r.headers.len() as i64);
+        for h in &r.headers {
+            put_bytes(&mut rec, Some(h.key.as_bytes()));
+            put_bytes(&mut rec, h.value.as_deref());
+        }
+        put_varint(&mut body, rec.len() as i64);
+        body.put_slice(&rec);
+    }
+    let mut out = BytesMut::with_capacity(61 + body.len());
+    out.put_i64(0); // base offset: the broker assigns offsets
+    out.put_i32(0); // batch length, set below
+    out.put_i32(-1); // partition leader epoch
+    out.put_i8(2); // magic
+    out.put_u32(0); // crc, set below
+    let codec = compression as i16;
+    out.put_i16(codec);
+    out.put_i32(recs.len() as i32 - 1);
+    out.put_i64(base_ts);
+    out.put_i64(max_ts);
+    out.put_i64(id.producer_id);
+    out.put_i16(id.producer_epoch);
+    out.put_i32(id.base_sequence);
+    out.put_i32(recs.len() as i32);
+    compress(compression, &body, &mut out)?;
+    let len = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out.freeze())
 }
 
 /// An aborted transaction from a Fetch response: records of `producer_id` from `first_offset`
@@ -274,71 +323,148 @@ pub fn decode_records(
             break;
         }
         let magic = data[16];
-        let mut batch = data.split_to(total);
+        let batch = data.split_to(total);
         if magic != 2 {
             // Legacy message sets: skip them; their offsets still advance the position.
             out.next_offset = Some(base + 1);
             continue;
         }
-        let last_delta = i32::from_be_bytes(batch[23..27].try_into().unwrap_or([0; 4]));
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
+        let bad = |what: &str| {
             Error::Protocol(format!(
-                "{topic}-{partition}: bad batch at offset {base}: {e}"
+                "{topic}-{partition}: bad batch at offset {base}: {what}"
             ))
-        })?;
-        out.next_offset = Some(base + last_delta as i64 + 1);
-        let Some(first) = set.records.first() else {
-            continue;
         };
+        if batch.len() < 61 {
+            return Err(bad("shorter than a batch header"));
+        }
+        let be32 = |b: &Bytes, at: usize| i32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+        let be64 = |b: &Bytes, at: usize| i64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+        let crc = u32::from_be_bytes(batch[17..21].try_into().unwrap());
+        if crc32c::crc32c(&batch[21..]) != crc {
+            return Err(bad("CRC mismatch (CORRUPT_MESSAGE)"));
+        }
+        let leader_epoch = be32(&batch, 12);
+        let attrs = i16::from_be_bytes([batch[21], batch[22]]);
+        let last_delta = be32(&batch, 23);
+        let base_ts = be64(&batch, 27);
+        let max_ts = be64(&batch, 35);
+        let producer_id = be64(&batch, 43);
+        let count = be32(&batch, 57);
+        let log_append_time = attrs & 0x08 != 0;
+        let transactional = attrs & 0x10 != 0;
+        let control = attrs & 0x20 != 0;
+        out.next_offset = Some(base + last_delta as i64 + 1);
         if aborted.is_some() {
             while next_aborted < pending.len() && pending[next_aborted].first_offset <= base {
                 aborting.push(pending[next_aborted].producer_id);
                 next_aborted += 1;
             }
         }
-        if first.control {
-            if let Some(key) = &first.key {
+        if aborted.is_some() && transactional && !control && aborting.contains(&producer_id) {
+            continue;
+        }
+        let mut body = decompress(attrs & 0x07, batch.slice(61..))?;
+        for _ in 0..count.max(0) {
+            let r = read_record(&mut body).ok_or_else(|| bad("a record runs past the batch"))?;
+            if control {
                 // Control record key: version i16, type i16 (0 abort, 1 commit).
-                if key.len() >= 4 && key[2..4] == [0, 0] {
-                    aborting.retain(|p| *p != first.producer_id);
+                if r.key
+                    .as_ref()
+                    .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0])
+                {
+                    aborting.retain(|p| *p != producer_id);
                 }
+                break;
             }
-            continue;
-        }
-        if aborted.is_some() && first.transactional && aborting.contains(&first.producer_id) {
-            continue;
-        }
-        for r in set.records {
-            if r.offset < from {
+            let offset = base + r.offset_delta;
+            if offset < from {
                 continue;
             }
-            let headers: Vec<Header> = r
-                .headers
-                .into_iter()
-                .map(|(k, v)| Header {
-                    key: k.to_string(),
-                    value: v,
-                })
-                .collect();
             if let Some(f) = filter {
-                if !f(&headers) {
+                if !f(&r.headers) {
                     continue;
                 }
             }
             out.records.push(ConsumerRecord {
                 topic: topic.clone(),
                 partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                log_append_time: r.timestamp_type == TimestampType::LogAppend,
+                offset,
+                timestamp: if log_append_time {
+                    max_ts
+                } else {
+                    base_ts + r.ts_delta
+                },
+                log_append_time,
                 key: r.key,
                 value: r.value,
-                headers,
-                leader_epoch: r.partition_leader_epoch,
+                headers: r.headers,
+                leader_epoch,
             });
         }
     }
     Ok(out)
+}
+
+struct RawRecord {
+    ts_delta: i64,
+    offset_delta: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<Header>,
+}
+
+fn get_varint(b: &mut Bytes) -> Option<i64> {
+    let mut z: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let byte = *b.first()?;
+        b.advance(1);
+        z |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    None
+}
+
+fn get_bytes(b: &mut Bytes) -> Option<Option<Bytes>> {
+    let len = get_varint(b)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let len = usize::try_from(len).ok()?;
+    (b.len() >= len).then(|| Some(b.split_to(len)))
+}
+
+/// One record of a v2 batch: length, attributes, timestamp and offset deltas, key, value,
+/// headers (repeated keys kept).
+fn read_record(b: &mut Bytes) -> Option<RawRecord> {
+    let len = usize::try_from(get_varint(b)?).ok()?;
+    if b.len() < len {
+        return None;
+    }
+    let mut r = b.split_to(len);
+    r.advance(1); // attributes
+    let ts_delta = get_varint(&mut r)?;
+    let offset_delta = get_varint(&mut r)?;
+    let key = get_bytes(&mut r)?;
+    let value = get_bytes(&mut r)?;
+    let n = get_varint(&mut r)?;
+    let mut headers = Vec::with_capacity(n.clamp(0, 64) as usize);
+    for _ in 0..n.max(0) {
+        let k = get_bytes(&mut r)?.unwrap_or_default();
+        let v = get_bytes(&mut r)?;
+        headers.push(Header {
+            key: String::from_utf8_lossy(&k).into_owned(),
+            value: v,
+        });
+    }
+    Some(RawRecord {
+        ts_delta,
+        offset_delta,
+        key,
+        value,
+        headers,
+    })
 }
 
 /// Milliseconds since the Unix epoch.
@@ -396,6 +522,67 @@ mod tests {
             assert_eq!(d.records[0].timestamp, 1002);
             assert_eq!(d.records[0].headers[0].value.as_deref(), Some(&b"2"[..]));
         }
+    }
+
+    /// A batch re-based at `base` with extra attribute bits and a producer id, CRC redone.
+    fn patch(batch: &Bytes, base: i64, attrs: i16, pid: i64) -> Bytes {
+        let mut b = BytesMut::from(&batch[..]);
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        let a = i16::from_be_bytes([b[21], b[22]]) | attrs;
+        b[21..23].copy_from_slice(&a.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b.freeze()
+    }
+
+    #[test]
+    fn repeated_header_keys_survive_and_a_bad_crc_is_refused() {
+        let topic: Arc<str> = Arc::from("t");
+        let r = ProducerRecord::new("t")
+            .value("v")
+            .header("h", "1")
+            .header("h", "2");
+        let b = encode_batch(&[r], BatchIdentity::NONE, Compression::Lz4).unwrap();
+        let d = decode_records(&topic, 0, b.clone(), 0, None, None).unwrap();
+        let hs: Vec<_> = d.records[0]
+            .headers
+            .iter()
+            .map(|h| h.value.clone().unwrap())
+            .collect();
+        assert_eq!(hs, vec![Bytes::from("1"), Bytes::from("2")]);
+        let mut bad = BytesMut::from(&b[..]);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        let e = decode_records(&topic, 0, bad.freeze(), 0, None, None).unwrap_err();
+        assert!(e.to_string().contains("CRC mismatch"), "{e}");
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_transactions_and_markers() {
+        let topic: Arc<str> = Arc::from("t");
+        let two = encode_batch(&recs(2), BatchIdentity::NONE, Compression::None).unwrap();
+        let marker = ProducerRecord::new("t")
+            .key(Bytes::from_static(&[0, 0, 0, 0]))
+            .value("");
+        let abort = encode_batch(&[marker], BatchIdentity::NONE, Compression::None).unwrap();
+        let mut all = BytesMut::new();
+        all.extend_from_slice(&patch(&two, 0, 0x10, 7)); // 0-1: aborted
+        all.extend_from_slice(&patch(&two, 2, 0x10, 8)); // 2-3: committed
+        all.extend_from_slice(&patch(&abort, 4, 0x30, 7)); // 4: abort marker of 7
+        all.extend_from_slice(&patch(&two, 5, 0x10, 7)); // 5-6: 7's next transaction
+        let all = all.freeze();
+        let aborted = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 0,
+        }];
+        let d = decode_records(&topic, 0, all.clone(), 0, Some(&aborted), None).unwrap();
+        let offs: Vec<i64> = d.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offs, vec![2, 3, 5, 6]);
+        assert_eq!(d.next_offset, Some(7));
+        // read_uncommitted: everything but the marker.
+        let d = decode_records(&topic, 0, all, 0, None, None).unwrap();
+        assert_eq!(d.records.len(), 6);
     }
 
     #[test]
