@@ -134,6 +134,9 @@ struct Membership {
     generation: i32,
     owned: Vec<TopicPartition>,
     cooperative: bool,
+    /// As the leader: the partition counts the assignment was made from, watched so that a
+    /// topic that grows triggers a new assignment (as Kafka's leader does).
+    assigned_counts: Option<HashMap<String, i32>>,
 }
 
 /// The membership task: joins, syncs, heartbeats and rejoins until the consumer closes.
@@ -144,6 +147,7 @@ pub(crate) async fn run(shared: Arc<Shared>, topics: Vec<String>) {
         member_id: String::new(),
         generation: -1,
         owned: Vec::new(),
+        assigned_counts: None,
         cooperative: cfg
             .assignors
             .iter()
@@ -256,6 +260,7 @@ async fn join_and_sync(
         .map(|p| p.to_string())
         .unwrap_or_default();
     let mut assignments = Vec::new();
+    m.assigned_counts = None;
     if resp.leader == resp.member_id && !resp.skip_assignment {
         let mut subs = Vec::new();
         for mem in &resp.members {
@@ -276,6 +281,7 @@ async fn join_and_sync(
                 Err(e) => tracing::debug!("group {}: topic {t}: {e}", m.group),
             }
         }
+        m.assigned_counts = Some(counts.clone());
         let plan = if protocol == AssignorKind::CooperativeSticky.name() {
             assignor::cooperative_sticky(&subs, &counts)
         } else {
@@ -381,9 +387,34 @@ fn lose_all(shared: &Shared, m: &mut Membership) {
     m.owned.clear();
 }
 
+/// Whether a topic the group's assignment was made from now has another partition count.
+async fn partitions_changed(shared: &Shared, counts: &HashMap<String, i32>) -> bool {
+    for (t, n) in counts {
+        shared.cluster.invalidate(t);
+        match shared.cluster.topic(t, false).await {
+            Ok(info) if info.partitions.len() as i32 != *n => return true,
+            Ok(_) => {}
+            // Deleted: the members lose its partitions.
+            Err(e) if e.code() == Some(3) => return true,
+            Err(_) => {}
+        }
+    }
+    false
+}
+
 async fn heartbeat_loop(shared: &Shared, m: &mut Membership) -> Next {
     let cfg = &shared.cfg;
+    let mut metadata_checked = tokio::time::Instant::now();
     loop {
+        if let Some(counts) = &m.assigned_counts {
+            if metadata_checked.elapsed() >= cfg.client.metadata_max_age {
+                metadata_checked = tokio::time::Instant::now();
+                if partitions_changed(shared, counts).await {
+                    tracing::debug!("group {}: partitions changed, rebalancing", m.group);
+                    return Next::Rejoin;
+                }
+            }
+        }
         // Short ticks, so that a close is noticed quickly.
         let due = tokio::time::Instant::now() + cfg.heartbeat_interval;
         while tokio::time::Instant::now() < due {

@@ -585,3 +585,26 @@ async fn the_fetcher_prefetches_into_a_bounded_buffer() {
     assert_eq!(rest.len(), 10);
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_leader_notices_added_partitions() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin.create_topic(&NewTopic::new("grow", 2)).await.unwrap();
+    let mut cfg = consumer_cfg(&b.addr, Some("g-grow"));
+    cfg.client.metadata_max_age = Duration::from_millis(500);
+    let c = Consumer::new(cfg).await.unwrap();
+    c.subscribe(&["grow"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.assignment().len() < 2 && Instant::now() < deadline {
+        c.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(c.assignment().len(), 2);
+    admin.create_partitions("grow", 5).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.assignment().len() < 5 && Instant::now() < deadline {
+        c.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(c.assignment().len(), 5, "the new partitions are assigned");
+    c.close().await.unwrap();
+}
