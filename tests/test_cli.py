@@ -74,7 +74,7 @@ def test_topic_commands(broker):
     assert ok(broker, "topic", "delete", "orders", "--if-exists") == ""
 
 
-def test_produce_and_consume(broker):
+def test_produce_and_consume(broker, tmp_path):
     ok(broker, "topic", "create", "events", "-p", "3")
     lines = "".join(f"user{i}:payload {i}\n" for i in range(30))
     report = ok(broker, "produce", "events", "-K", ":", "-H", "source=cli", "--report", input=lines).splitlines()
@@ -117,6 +117,12 @@ def test_produce_and_consume(broker):
     assert ok(broker, "consume", "events", "-e") == ""
     rc, _, err = run(broker, "consume", "events", "-p", "9", "-e")
     assert rc == 3 and "has no partition 9" in err
+    src = tmp_path / "lines.txt"
+    src.write_text("f1|one\nf2|two\n")
+    ok(broker, "produce", "timed", "-p", "0", "-K", "|", "-f", str(src))
+    assert ok(broker, "consume", "timed", "-p", "0", "--from", "beginning", "-e", "-F", "%k %s\\n") == "f1 one\nf2 two\n"
+    rc, _, err = run(broker, "produce", "events", "-f", str(tmp_path / "missing.txt"))
+    assert rc == 2 and "cannot read" in err
     rc, _, err = run(broker, "produce", "events", "-K", ":", input="no separator here\n")
     assert rc == 2 and "line 1" in err
 

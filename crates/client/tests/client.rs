@@ -608,3 +608,49 @@ async fn the_group_leader_notices_added_partitions() {
     assert_eq!(c.assignment().len(), 5, "the new partitions are assigned");
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_zero_and_auto_commit_on_its_interval() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin.create_topic(&NewTopic::new("fire", 1)).await.unwrap();
+    let mut cfg = ProducerConfig::new(ClientConfig::new(&b.addr));
+    cfg.acks = 0;
+    let p = Producer::new(cfg).await.unwrap();
+    let mut futs = Vec::new();
+    for i in 0..50 {
+        futs.push(
+            p.send(ProducerRecord::new("fire").value(format!("{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for f in futs {
+        // No answer with acks=0: delivered to the socket, offset unknown.
+        assert_eq!(f.await.unwrap().offset, -1);
+    }
+    p.close().await.unwrap();
+    let tp = ("fire".to_string(), 0);
+    let mut cfg = consumer_cfg(&b.addr, Some("g-auto"));
+    cfg.auto_commit_interval = Duration::from_millis(300);
+    let c = Consumer::new(cfg).await.unwrap();
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    assert_eq!(take(&c, 50, 10).await.len(), 50, "acks=0 records arrive");
+    // Keep polling past the interval: the position is committed without an explicit commit.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut committed = None;
+    while Instant::now() < deadline {
+        c.poll(Duration::from_millis(100)).await.unwrap();
+        committed = admin
+            .committed_offsets("g-auto")
+            .await
+            .unwrap()
+            .get(&tp)
+            .map(|c| c.offset);
+        if committed == Some(50) {
+            break;
+        }
+    }
+    assert_eq!(committed, Some(50));
+    drop(c);
+}
