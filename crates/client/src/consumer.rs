@@ -94,6 +94,10 @@ pub(crate) struct Shared {
     pub(crate) changed: Notify,
     pub(crate) closed: AtomicBool,
     epochs: AtomicU64,
+    /// When the application last called `poll` (for `max.poll.interval.ms`).
+    pub(crate) last_poll: Mutex<Instant>,
+    /// Woken by `poll` (a member that left for a slow application rejoins on it).
+    pub(crate) polled: Notify,
 }
 
 impl Shared {
@@ -200,6 +204,8 @@ impl Consumer {
             changed: Notify::new(),
             closed: AtomicBool::new(false),
             epochs: AtomicU64::new(0),
+            last_poll: Mutex::new(Instant::now()),
+            polled: Notify::new(),
         });
         let fetcher = tokio::spawn(fetcher(shared.clone(), tx));
         Ok(Consumer {
@@ -332,6 +338,8 @@ impl Consumer {
     /// Waits up to `timeout` for records; returns at most `max.poll.records`, an empty list
     /// when none came. Runs the auto-commit when it is due.
     pub async fn poll(&self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        *self.shared.last_poll.lock() = Instant::now();
+        self.shared.polled.notify_waiters();
         self.maybe_auto_commit();
         if let Some(e) = self.shared.state.lock().error.take() {
             return Err(e);

@@ -125,6 +125,8 @@ pub(crate) fn decode_assignment(mut b: Bytes) -> Result<Vec<TopicPartition>> {
 enum Next {
     Rejoin,
     ResetMember,
+    /// The application did not poll within `max.poll.interval.ms`: leave, rejoin on its next poll.
+    PollTimeout,
     Stop,
 }
 
@@ -182,6 +184,32 @@ pub(crate) async fn run(shared: Arc<Shared>, topics: Vec<String>) {
                 lose_all(&shared, &mut m);
                 m.member_id.clear();
                 m.generation = -1;
+            }
+            Next::PollTimeout => {
+                tracing::warn!(
+                    "group {}: no poll within max.poll.interval.ms ({} ms): leaving the group; \
+                     the next poll rejoins. Poll more often, or raise max.poll.interval.ms",
+                    m.group,
+                    shared.cfg.max_poll_interval.as_millis()
+                );
+                leave(&shared, &m).await;
+                lose_all(&shared, &mut m);
+                if shared.cfg.group_instance_id.is_none() {
+                    m.member_id.clear();
+                }
+                m.generation = -1;
+                loop {
+                    let polled = shared.polled.notified();
+                    if shared.closed.load(Ordering::Acquire)
+                        || shared.last_poll.lock().elapsed() < shared.cfg.max_poll_interval
+                    {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = polled => {}
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
             }
             Next::Stop => break,
         }
@@ -425,6 +453,9 @@ async fn heartbeat_loop(shared: &Shared, m: &mut Membership) -> Next {
         }
         if shared.closed.load(Ordering::Acquire) {
             return Next::Stop;
+        }
+        if shared.last_poll.lock().elapsed() > cfg.max_poll_interval {
+            return Next::PollTimeout;
         }
         let attempt = async {
             let node = shared.cluster.coordinator(&m.group, 0).await?;

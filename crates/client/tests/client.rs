@@ -654,3 +654,48 @@ async fn acks_zero_and_auto_commit_on_its_interval() {
     assert_eq!(committed, Some(50));
     drop(c);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_polling_leaves_its_partitions_to_the_others() {
+    let b = broker().await;
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin.create_topic(&NewTopic::new("slow", 4)).await.unwrap();
+    let mk = || {
+        let mut cfg = consumer_cfg(&b.addr, Some("g-slow"));
+        cfg.max_poll_interval = Duration::from_millis(1500);
+        cfg
+    };
+    let slow = Consumer::new(mk()).await.unwrap();
+    slow.subscribe(&["slow"]).unwrap();
+    let busy = Consumer::new(mk()).await.unwrap();
+    busy.subscribe(&["slow"]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(slow.assignment().len() == 2 && busy.assignment().len() == 2) {
+        assert!(Instant::now() < deadline, "no 2+2 split");
+        slow.poll(Duration::from_millis(50)).await.unwrap();
+        busy.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    // `slow` stops polling: past max.poll.interval.ms it leaves, and `busy` gets all four.
+    let stopped = Instant::now();
+    while busy.assignment().len() < 4 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "busy never got all partitions"
+        );
+        busy.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(1400),
+        "left too early"
+    );
+    assert!(slow.assignment().is_empty());
+    // Its next poll brings it back: 2+2 again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(slow.assignment().len() == 2 && busy.assignment().len() == 2) {
+        assert!(Instant::now() < deadline, "slow did not rejoin");
+        slow.poll(Duration::from_millis(50)).await.unwrap();
+        busy.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    slow.close().await.unwrap();
+    busy.close().await.unwrap();
+}
