@@ -699,3 +699,46 @@ async fn a_consumer_that_stops_polling_leaves_its_partitions_to_the_others() {
     slow.close().await.unwrap();
     busy.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_records_stick_to_a_partition_per_batch_and_bootstrap_skips_dead_addresses() {
+    let b = broker().await;
+    // The first bootstrap address refuses connections; the second answers.
+    let boot = format!("127.0.0.1:1,{}", b.addr);
+    let admin = Admin::new(ClientConfig::new(&boot)).await.unwrap();
+    admin
+        .create_topic(&NewTopic::new("sticky", 3))
+        .await
+        .unwrap();
+    let mut cfg = ProducerConfig::new(ClientConfig::new(&boot));
+    cfg.batch_size = 4096;
+    cfg.linger = Duration::from_millis(50);
+    let p = Producer::new(cfg).await.unwrap();
+    let mut futs = Vec::new();
+    for i in 0..3000 {
+        futs.push(
+            p.send(ProducerRecord::new("sticky").value(format!("{i:040}")))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut parts = Vec::new();
+    for f in futs {
+        parts.push(f.await.unwrap().partition);
+    }
+    p.close().await.unwrap();
+    let mut per = [0usize; 3];
+    for p in &parts {
+        per[*p as usize] += 1;
+    }
+    assert!(
+        per.iter().all(|n| *n > 0),
+        "keyless records spread over every partition: {per:?}"
+    );
+    // Sticky: the partition changes once per batch (~60 records of ~61 B in 4 KiB), not per record.
+    let switches = parts.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(
+        switches < 3000 / 20,
+        "{switches} partition switches for 3000 records"
+    );
+}
