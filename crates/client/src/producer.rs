@@ -141,7 +141,9 @@ impl Producer {
 
     /// Queues `record`; waits only for its topic's metadata and for buffer space. The returned
     /// future resolves to the record's offset once the broker has acknowledged it.
-    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+    pub async fn send(&self, mut record: ProducerRecord) -> Result<DeliveryFuture> {
+        // The create time is the time of `send`, as in the Java client.
+        record.timestamp.get_or_insert_with(now_ms);
         let size = record.estimated_size();
         if size > self.shared.cfg.max_request_size {
             return Err(Error::kafka(
