@@ -58,6 +58,32 @@ impl Broker {
     }
 }
 
+/// Creates `topic` with `partitions` partitions and writes `n` keyless records with the values
+/// `value(i)`; returns an admin client.
+async fn topic_with(
+    b: &Broker,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    value: impl Fn(usize) -> String,
+) -> Admin {
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    admin
+        .create_topic(&NewTopic::new(topic, partitions))
+        .await
+        .unwrap();
+    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
+        .await
+        .unwrap();
+    for i in 0..n {
+        p.send(ProducerRecord::new(topic).value(value(i)))
+            .await
+            .unwrap();
+    }
+    p.close().await.unwrap();
+    admin
+}
+
 fn consumer_cfg(addr: &str, group: Option<&str>) -> ConsumerConfig {
     let mut c = ConsumerConfig::new(ClientConfig::new(addr));
     c.group_id = group.map(str::to_string);
@@ -503,17 +529,7 @@ async fn idempotent_producer_rides_out_a_broker_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_reset_none_is_an_error_and_a_commit_wins_over_the_policy() {
     let b = broker().await;
-    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
-    admin.create_topic(&NewTopic::new("none", 1)).await.unwrap();
-    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
-        .await
-        .unwrap();
-    for i in 0..5 {
-        p.send(ProducerRecord::new("none").value(format!("{i}")))
-            .await
-            .unwrap();
-    }
-    p.flush().await.unwrap();
+    topic_with(&b, "none", 1, 5, |i| format!("{i}")).await;
     let tp = ("none".to_string(), 0);
     let mut cfg = consumer_cfg(&b.addr, Some("g-none"));
     cfg.auto_offset_reset = OffsetReset::None;
@@ -547,17 +563,7 @@ async fn offset_reset_none_is_an_error_and_a_commit_wins_over_the_policy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fetcher_prefetches_into_a_bounded_buffer() {
     let b = broker().await;
-    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
-    admin.create_topic(&NewTopic::new("pre", 1)).await.unwrap();
-    let p = Producer::new(ProducerConfig::new(ClientConfig::new(&b.addr)))
-        .await
-        .unwrap();
-    for i in 0..4000 {
-        p.send(ProducerRecord::new("pre").value(format!("{i:0100}")))
-            .await
-            .unwrap();
-    }
-    p.flush().await.unwrap();
+    topic_with(&b, "pre", 1, 4000, |i| format!("{i:0100}")).await;
     let mut cfg = consumer_cfg(&b.addr, None);
     cfg.max_partition_fetch_bytes = 8 * 1024;
     cfg.max_poll_records = 10;
