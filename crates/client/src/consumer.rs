@@ -189,6 +189,9 @@ pub struct Consumer {
     shared: Arc<Shared>,
     rx: tokio::sync::Mutex<(mpsc::Receiver<Chunk>, Option<Chunk>)>,
     last_auto_commit: Mutex<Instant>,
+    /// The fetcher: stopped by abort (it may be blocked on a full buffer).
+    fetcher: tokio::task::JoinHandle<()>,
+    /// The group membership task: awaited on close, so that it can leave the group.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -212,7 +215,8 @@ impl Consumer {
             shared,
             rx: tokio::sync::Mutex::new((rx, None)),
             last_auto_commit: Mutex::new(Instant::now()),
-            tasks: Mutex::new(vec![fetcher]),
+            fetcher,
+            tasks: Mutex::new(Vec::new()),
         })
     }
 
@@ -482,9 +486,10 @@ impl Consumer {
         }
         self.shared.closed.store(true, Ordering::Release);
         self.shared.changed.notify_waiters();
+        self.fetcher.abort();
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock());
         for t in tasks {
-            // The group task leaves the group; the fetcher may be waiting on the buffer.
+            // The group task leaves the group; its wait is bounded.
             match tokio::time::timeout(Duration::from_secs(5), t).await {
                 Ok(_) => {}
                 Err(_) => tracing::debug!("a consumer task did not stop within 5 s"),
@@ -497,6 +502,7 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
+        self.fetcher.abort();
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }

@@ -589,7 +589,20 @@ async fn the_fetcher_prefetches_into_a_bounded_buffer() {
     let rest = take(&c, 10, 5).await;
     assert_eq!(rest.first().map(|r| r.offset), Some(3990));
     assert_eq!(rest.len(), 10);
+    // Closing with a full buffer does not wait for the blocked fetcher.
+    c.seek(&("pre".into(), 0), Seek::Beginning).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.prefetched() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.prefetched(), 4);
+    let t = Instant::now();
     c.close().await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "close took {:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
