@@ -112,8 +112,8 @@ impl Ctx {
         for (k, v) in &self.settings.properties {
             match set(k, v) {
                 Ok(()) => {}
-                Err(runnel_client::Error::Config(m)) if m.starts_with("unknown") => {
-                    eprintln!("runnel: ignoring {k}: {m}");
+                Err(e @ runnel_client::Error::UnknownSetting(_)) => {
+                    eprintln!("runnel: ignoring {k}: {e}");
                 }
                 Err(e) => return Err(Usage(format!("{k}={v}: {e}")).into()),
             }
@@ -158,7 +158,7 @@ fn classify(e: &anyhow::Error, bootstrap: &str) -> (u8, Option<String>) {
             )),
         ),
         E::Timeout { .. } => (5, Some("the cluster did not answer in time; check that the brokers are up, or raise -X request.timeout.ms".into())),
-        E::Config(_) => (2, None),
+        E::Config(_) | E::UnknownSetting(_) => (2, None),
         E::NotFound(_) => (3, None),
         E::Kafka { code, .. } => match code {
             3 => (3, Some("`runnel topic list` shows the topics that exist".into())),

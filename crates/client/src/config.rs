@@ -108,7 +108,8 @@ impl ProducerConfig {
         }
     }
 
-    /// Sets one setting by its Kafka name (producer or client); unknown names are an error.
+    /// Sets one setting by its Kafka name (producer or client); an unknown name is
+    /// [`Error::UnknownSetting`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         if self.client.set(key, value)? {
             return Ok(());
@@ -140,7 +141,7 @@ impl ProducerConfig {
             "retries" | "max.in.flight.requests.per.connection" => {
                 num::<u64>(key, value)?;
             }
-            _ => return Err(Error::Config(format!("unknown producer setting {key:?}"))),
+            _ => return Err(Error::UnknownSetting(key.to_string())),
         }
         Ok(())
     }
@@ -267,7 +268,8 @@ impl ConsumerConfig {
         }
     }
 
-    /// Sets one setting by its Kafka name (consumer or client); unknown names are an error.
+    /// Sets one setting by its Kafka name (consumer or client); an unknown name is
+    /// [`Error::UnknownSetting`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         if self.client.set(key, value)? {
             return Ok(());
@@ -328,7 +330,7 @@ impl ConsumerConfig {
                 }
                 self.assignors = out;
             }
-            _ => return Err(Error::Config(format!("unknown consumer setting {key:?}"))),
+            _ => return Err(Error::UnknownSetting(key.to_string())),
         }
         Ok(())
     }

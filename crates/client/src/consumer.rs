@@ -387,15 +387,15 @@ impl Consumer {
             }
             part.position = Some(chunk.next);
             out.extend(chunk.records);
-            drop(st);
-            if out.len() >= max {
-                break;
-            }
-            if let Some(e) = self.shared.state.lock().error.take() {
-                if out.is_empty() {
+            // An error waits for the next poll when records are being returned.
+            if out.is_empty() {
+                if let Some(e) = st.error.take() {
                     return Err(e);
                 }
-                self.shared.state.lock().error = Some(e);
+            }
+            let failed = st.error.is_some();
+            drop(st);
+            if out.len() >= max || failed {
                 break;
             }
             if tokio::time::Instant::now() >= deadline && !out.is_empty() {

@@ -52,6 +52,9 @@ pub enum Error {
     /// An invalid setting or argument.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A setting name this role does not know (a tool passing a shared profile may skip it).
+    #[error("unknown setting {0:?}")]
+    UnknownSetting(String),
     /// A topic, partition or group that does not exist.
     #[error("{0}")]
     NotFound(String),

@@ -235,31 +235,14 @@ pub fn encode_batch(
     let ts: Vec<i64> = recs.iter().map(|r| r.timestamp.unwrap_or(now)).collect();
     let base_ts = ts[0];
     let max_ts = ts.iter().copied().max().unwrap_or(base_ts);
-    let mut body = BytesMut::with_capacity(recs.iter().map(|r| r.estimated_size()).sum());
-    let mut rec = BytesMut::new();
-    for (i, r) in recs.iter().enumerate() {
-        rec.clear();
-        rec.put_i8(0);
-        put_varint(&mut rec, ts[i] - base_ts);
-        put_varint(&mut rec, i as i64);
-        put_bytes(&mut rec, r.key.as_deref());
-        put_bytes(&mut rec, r.value.as_deref());
-        put_varint(&mut rec, r.headers.len() as i64);
-        for h in &r.headers {
-            put_bytes(&mut rec, Some(h.key.as_bytes()));
-            put_bytes(&mut rec, h.value.as_deref());
-        }
-        put_varint(&mut body, rec.len() as i64);
-        body.put_slice(&rec);
-    }
-    let mut out = BytesMut::with_capacity(61 + body.len());
+    let size: usize = recs.iter().map(|r| r.estimated_size()).sum();
+    let mut out = BytesMut::with_capacity(61 + size);
     out.put_i64(0); // base offset: the broker assigns offsets
     out.put_i32(0); // batch length, set below
     out.put_i32(-1); // partition leader epoch
     out.put_i8(2); // magic
     out.put_u32(0); // crc, set below
-    let codec = compression as i16;
-    out.put_i16(codec);
+    out.put_i16(compression as i16);
     out.put_i32(recs.len() as i32 - 1);
     out.put_i64(base_ts);
     out.put_i64(max_ts);
@@ -267,7 +250,32 @@ pub fn encode_batch(
     out.put_i16(id.producer_epoch);
     out.put_i32(id.base_sequence);
     out.put_i32(recs.len() as i32);
-    compress(compression, &body, &mut out)?;
+    let write_records = |buf: &mut BytesMut| {
+        let mut rec = BytesMut::new();
+        for (i, r) in recs.iter().enumerate() {
+            rec.clear();
+            rec.put_i8(0);
+            put_varint(&mut rec, ts[i] - base_ts);
+            put_varint(&mut rec, i as i64);
+            put_bytes(&mut rec, r.key.as_deref());
+            put_bytes(&mut rec, r.value.as_deref());
+            put_varint(&mut rec, r.headers.len() as i64);
+            for h in &r.headers {
+                put_bytes(&mut rec, Some(h.key.as_bytes()));
+                put_bytes(&mut rec, h.value.as_deref());
+            }
+            put_varint(buf, rec.len() as i64);
+            buf.put_slice(&rec);
+        }
+    };
+    if compression == Compression::None {
+        // Uncompressed records go straight into the batch: no intermediate copy.
+        write_records(&mut out);
+    } else {
+        let mut body = BytesMut::with_capacity(size);
+        write_records(&mut body);
+        compress(compression, &body, &mut out)?;
+    }
     let len = (out.len() - 12) as i32;
     out[8..12].copy_from_slice(&len.to_be_bytes());
     let crc = crc32c::crc32c(&out[21..]);

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use runnel_client::admin::{AlterOp, ConfigResource, NewTopic, ResetTarget};
 use runnel_client::config::AssignorKind;
+use runnel_client::kafka_protocol::messages::describe_producers_request::TopicRequest;
+use runnel_client::kafka_protocol::messages::{DescribeProducersRequest, TopicName};
+use runnel_client::kafka_protocol::protocol::StrBytes;
 use runnel_client::partitioner::partition_for_key;
 use runnel_client::{
     Admin, ClientConfig, Compression, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset,
@@ -524,6 +527,37 @@ async fn idempotent_producer_rides_out_a_broker_restart() {
         "no loss, no duplicate"
     );
     c.close().await.unwrap();
+    // The batches carried the idempotent identity: the broker tracks one producer per
+    // partition whose last sequence matches the records it holds.
+    let admin = Admin::new(ClientConfig::new(&b.addr)).await.unwrap();
+    let conn = admin.cluster().any().await.unwrap();
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_static_str("restart")))
+        .with_partition_indexes(vec![0, 1])]);
+    let resp = conn.send(&req, 0).await.unwrap();
+    for p in &resp.topics[0].partitions {
+        let held = got
+            .iter()
+            .filter(|r| r.partition == p.partition_index)
+            .count() as i32;
+        if held == 0 {
+            continue;
+        }
+        assert_eq!(
+            p.active_producers.len(),
+            1,
+            "partition {}",
+            p.partition_index
+        );
+        let st = &p.active_producers[0];
+        assert!(st.producer_id.0 >= 0);
+        assert_eq!(
+            st.last_sequence + 1,
+            held,
+            "partition {}",
+            p.partition_index
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
