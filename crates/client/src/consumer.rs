@@ -69,6 +69,9 @@ pub(crate) struct Part {
     pub(crate) high_watermark: i64,
     /// Not fetched while paused.
     pub(crate) paused: bool,
+    /// Being given up by the group: neither fetched nor handed out, so the position
+    /// committed before the revocation is the last one the application saw.
+    pub(crate) revoking: bool,
 }
 
 /// Group membership as commits need it.
@@ -114,6 +117,7 @@ impl Shared {
             seek: None,
             high_watermark: -1,
             paused: false,
+            revoking: false,
         }
     }
 
@@ -371,7 +375,7 @@ impl Consumer {
             let Some(part) = st.parts.get_mut(&chunk.tp) else {
                 continue;
             };
-            if part.epoch != chunk.epoch || part.position != Some(chunk.from) {
+            if part.revoking || part.epoch != chunk.epoch || part.position != Some(chunk.from) {
                 continue;
             }
             let room = max - out.len();
@@ -749,7 +753,7 @@ async fn fetcher(shared: Arc<Shared>, tx: mpsc::Sender<Chunk>) {
             let ready: Vec<(TopicPartition, u64, i64)> = st
                 .parts
                 .iter()
-                .filter(|(_, p)| !p.paused)
+                .filter(|(_, p)| !p.paused && !p.revoking)
                 .filter_map(|(tp, p)| Some((tp.clone(), p.epoch, p.fetch_pos?)))
                 .collect();
             (need, ready)

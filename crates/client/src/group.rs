@@ -390,6 +390,16 @@ async fn apply(shared: &Shared, m: &mut Membership, assigned: Vec<TopicPartition
 /// auto-commit is on.
 async fn revoke(shared: &Shared, m: &mut Membership, only: Option<&[TopicPartition]>) {
     let list: Vec<TopicPartition> = only.map(|o| o.to_vec()).unwrap_or_else(|| m.owned.clone());
+    {
+        // From here `poll` hands out nothing more from these partitions, so the commit
+        // below covers every record the application was given.
+        let mut st = shared.state.lock();
+        for tp in &list {
+            if let Some(p) = st.parts.get_mut(tp) {
+                p.revoking = true;
+            }
+        }
+    }
     if shared.cfg.enable_auto_commit {
         if let Err(e) = shared.commit_positions(Some(&list)).await {
             tracing::warn!("group {}: commit before revoking: {e}", m.group);

@@ -263,9 +263,11 @@ async fn group_splits(assignor: AssignorKind) {
     let c1 = Consumer::new(mk()).await.unwrap();
     c1.subscribe(&["grp"]).unwrap();
     let mut seen: BTreeSet<(i32, i64)> = BTreeSet::new();
+    let mut delivered = 0usize;
     let deadline = Instant::now() + Duration::from_secs(20);
     while c1.assignment().len() < 6 && Instant::now() < deadline {
         for r in c1.poll(Duration::from_millis(100)).await.unwrap() {
+            delivered += 1;
             seen.insert((r.partition, r.offset));
         }
     }
@@ -276,6 +278,7 @@ async fn group_splits(assignor: AssignorKind) {
     loop {
         for c in [&c1, &c2] {
             for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+                delivered += 1;
                 seen.insert((r.partition, r.offset));
             }
         }
@@ -295,11 +298,18 @@ async fn group_splits(assignor: AssignorKind) {
     while seen.len() < 600 && Instant::now() < deadline {
         for c in [&c1, &c2] {
             for r in c.poll(Duration::from_millis(100)).await.unwrap() {
+                delivered += 1;
                 seen.insert((r.partition, r.offset));
             }
         }
     }
     assert_eq!(seen.len(), 600, "every record consumed");
+    // Positions are committed before partitions are given up, and nothing is handed out
+    // after that commit: the new owner starts where the old one stopped.
+    assert_eq!(
+        delivered, 600,
+        "no record delivered twice across the rebalance"
+    );
     let desc = admin.describe_group(&group).await.unwrap();
     assert_eq!(desc.state, "Stable");
     assert_eq!(desc.protocol, assignor.name());
