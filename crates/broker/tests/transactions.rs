@@ -16,9 +16,7 @@ fn s(x: &str) -> StrBytes {
 
 async fn produce_txn(c: &mut Client, tid: &str, pid: i64, epoch: i16, seq: i32, v: i16) -> i16 {
     let mut batch = build_batch(0, &[(None, Some(b"x"), 1)], pid, epoch, seq);
-    batch[22] |= 0x10;
-    let crc = runnel_storage::batch::crc32c_of(&batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    runnel_storage::testing::make_transactional(&mut batch);
     let req = ProduceRequest::default()
         .with_transactional_id(Some(TransactionalId(s(tid))))
         .with_acks(-1)

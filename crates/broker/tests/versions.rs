@@ -640,9 +640,7 @@ async fn every_transaction_api_version_is_answered() {
             "AddPartitionsToTxn v{v}"
         );
         let mut batch = build_batch(0, &[(None, Some(b"in-txn"), 1)], pid.0, epoch, 0);
-        batch[22] |= 0x10;
-        let crc = runnel_storage::batch::crc32c_of(&batch);
-        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        runnel_storage::testing::make_transactional(&mut batch);
         let produce = ProduceRequest::default()
             .with_transactional_id(Some(tid.clone()))
             .with_acks(-1)
@@ -775,9 +773,7 @@ async fn every_transaction_api_version_is_answered() {
     // A hanging transaction (its coordinator knows nothing of it) is closed with
     // WriteTxnMarkers, as `kafka-transactions abort` does.
     let mut batch = build_batch(0, &[(None, Some(b"hanging"), 1)], 4242, 0, 0);
-    batch[22] |= 0x10;
-    let crc = runnel_storage::batch::crc32c_of(&batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    runnel_storage::testing::make_transactional(&mut batch);
     let produce = ProduceRequest::default()
         .with_transactional_id(Some(TransactionalId(s("hanging"))))
         .with_acks(-1)

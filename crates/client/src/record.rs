@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use runnel_protocol::batch::{self, crc32c_of, finish_batch, put_record, BatchHeader, HEADER_SIZE};
+
 use crate::error::{Error, Result};
 
 /// A record header. Keys are strings, values optional bytes.
@@ -165,25 +167,6 @@ impl BatchIdentity {
     };
 }
 
-fn put_varint(buf: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.put_u8((z as u8) | 0x80);
-        z >>= 7;
-    }
-    buf.put_u8(z as u8);
-}
-
-fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(buf, -1),
-        Some(b) => {
-            put_varint(buf, b.len() as i64);
-            buf.put_slice(b);
-        }
-    }
-}
-
 fn compress(codec: Compression, body: &[u8], out: &mut BytesMut) -> Result<()> {
     use runnel_protocol::kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
     let write = |b: &mut BytesMut| {
@@ -236,36 +219,32 @@ pub fn encode_batch(
     let base_ts = ts[0];
     let max_ts = ts.iter().copied().max().unwrap_or(base_ts);
     let size: usize = recs.iter().map(|r| r.estimated_size()).sum();
-    let mut out = BytesMut::with_capacity(61 + size);
-    out.put_i64(0); // base offset: the broker assigns offsets
-    out.put_i32(0); // batch length, set below
-    out.put_i32(-1); // partition leader epoch
-    out.put_i8(2); // magic
-    out.put_u32(0); // crc, set below
-    out.put_i16(compression as i16);
-    out.put_i32(recs.len() as i32 - 1);
-    out.put_i64(base_ts);
-    out.put_i64(max_ts);
-    out.put_i64(id.producer_id);
-    out.put_i16(id.producer_epoch);
-    out.put_i32(id.base_sequence);
-    out.put_i32(recs.len() as i32);
+    let mut out = BytesMut::with_capacity(HEADER_SIZE + size);
+    BatchHeader {
+        attributes: compression as i16,
+        producer_id: id.producer_id,
+        producer_epoch: id.producer_epoch,
+        base_sequence: id.base_sequence,
+        ..BatchHeader::new(recs.len() as i32, base_ts, max_ts)
+    }
+    .put(&mut out);
     let write_records = |buf: &mut BytesMut| {
-        let mut rec = BytesMut::new();
+        let mut hs: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
         for (i, r) in recs.iter().enumerate() {
-            rec.clear();
-            rec.put_i8(0);
-            put_varint(&mut rec, ts[i] - base_ts);
-            put_varint(&mut rec, i as i64);
-            put_bytes(&mut rec, r.key.as_deref());
-            put_bytes(&mut rec, r.value.as_deref());
-            put_varint(&mut rec, r.headers.len() as i64);
-            for h in &r.headers {
-                put_bytes(&mut rec, Some(h.key.as_bytes()));
-                put_bytes(&mut rec, h.value.as_deref());
-            }
-            put_varint(buf, rec.len() as i64);
-            buf.put_slice(&rec);
+            hs.clear();
+            hs.extend(
+                r.headers
+                    .iter()
+                    .map(|h| (h.key.as_bytes(), h.value.as_deref())),
+            );
+            put_record(
+                buf,
+                ts[i] - base_ts,
+                i as i64,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &hs,
+            );
         }
     };
     if compression == Compression::None {
@@ -276,10 +255,7 @@ pub fn encode_batch(
         write_records(&mut body);
         compress(compression, &body, &mut out)?;
     }
-    let len = (out.len() - 12) as i32;
-    out[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    finish_batch(&mut out);
     Ok(out.freeze())
 }
 
@@ -342,25 +318,18 @@ pub fn decode_records(
                 "{topic}-{partition}: bad batch at offset {base}: {what}"
             ))
         };
-        if batch.len() < 61 {
+        if batch.len() < HEADER_SIZE {
             return Err(bad("shorter than a batch header"));
         }
-        let be32 = |b: &Bytes, at: usize| i32::from_be_bytes(b[at..at + 4].try_into().unwrap());
-        let be64 = |b: &Bytes, at: usize| i64::from_be_bytes(b[at..at + 8].try_into().unwrap());
-        let crc = u32::from_be_bytes(batch[17..21].try_into().unwrap());
-        if crc32c::crc32c(&batch[21..]) != crc {
+        let h = BatchHeader::parse(&batch).map_err(|e| bad(&e.to_string()))?;
+        if crc32c_of(&batch) != h.crc {
             return Err(bad("CRC mismatch (CORRUPT_MESSAGE)"));
         }
-        let leader_epoch = be32(&batch, 12);
-        let attrs = i16::from_be_bytes([batch[21], batch[22]]);
-        let last_delta = be32(&batch, 23);
-        let base_ts = be64(&batch, 27);
-        let max_ts = be64(&batch, 35);
-        let producer_id = be64(&batch, 43);
-        let count = be32(&batch, 57);
-        let log_append_time = attrs & 0x08 != 0;
-        let transactional = attrs & 0x10 != 0;
-        let control = attrs & 0x20 != 0;
+        let (leader_epoch, last_delta, producer_id) =
+            (h.partition_leader_epoch, h.last_offset_delta, h.producer_id);
+        let log_append_time = h.timestamp_type_log_append();
+        let transactional = h.is_transactional();
+        let control = h.is_control();
         out.next_offset = Some(base + last_delta as i64 + 1);
         if aborted.is_some() {
             while next_aborted < pending.len() && pending[next_aborted].first_offset <= base {
@@ -371,9 +340,11 @@ pub fn decode_records(
         if aborted.is_some() && transactional && !control && aborting.contains(&producer_id) {
             continue;
         }
-        let mut body = decompress(attrs & 0x07, batch.slice(61..))?;
-        for _ in 0..count.max(0) {
-            let r = read_record(&mut body).ok_or_else(|| bad("a record runs past the batch"))?;
+        let body = decompress(h.compression() as i16, batch.slice(HEADER_SIZE..))?;
+        let mut pos = 0;
+        for _ in 0..h.records_count.max(0) {
+            let r =
+                read_record(&body, &mut pos).ok_or_else(|| bad("a record runs past the batch"))?;
             if control {
                 // Control record key: version i16, type i16 (0 abort, 1 commit).
                 if r.key
@@ -398,9 +369,9 @@ pub fn decode_records(
                 partition,
                 offset,
                 timestamp: if log_append_time {
-                    max_ts
+                    h.max_timestamp
                 } else {
-                    base_ts + r.ts_delta
+                    h.base_timestamp + r.ts_delta
                 },
                 log_append_time,
                 key: r.key,
@@ -421,56 +392,22 @@ struct RawRecord {
     headers: Vec<Header>,
 }
 
-fn get_varint(b: &mut Bytes) -> Option<i64> {
-    let mut z: u64 = 0;
-    for shift in (0..70).step_by(7) {
-        let byte = *b.first()?;
-        b.advance(1);
-        z |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
-        }
-    }
-    None
-}
-
-fn get_bytes(b: &mut Bytes) -> Option<Option<Bytes>> {
-    let len = get_varint(b)?;
-    if len < 0 {
-        return Some(None);
-    }
-    let len = usize::try_from(len).ok()?;
-    (b.len() >= len).then(|| Some(b.split_to(len)))
-}
-
-/// One record of a v2 batch: length, attributes, timestamp and offset deltas, key, value,
-/// headers (repeated keys kept).
-fn read_record(b: &mut Bytes) -> Option<RawRecord> {
-    let len = usize::try_from(get_varint(b)?).ok()?;
-    if b.len() < len {
-        return None;
-    }
-    let mut r = b.split_to(len);
-    r.advance(1); // attributes
-    let ts_delta = get_varint(&mut r)?;
-    let offset_delta = get_varint(&mut r)?;
-    let key = get_bytes(&mut r)?;
-    let value = get_bytes(&mut r)?;
-    let n = get_varint(&mut r)?;
-    let mut headers = Vec::with_capacity(n.clamp(0, 64) as usize);
-    for _ in 0..n.max(0) {
-        let k = get_bytes(&mut r)?.unwrap_or_default();
-        let v = get_bytes(&mut r)?;
-        headers.push(Header {
-            key: String::from_utf8_lossy(&k).into_owned(),
-            value: v,
-        });
-    }
+/// The record at `pos` of decompressed `body`, its fields sliced from `body` without a copy.
+fn read_record(body: &Bytes, pos: &mut usize) -> Option<RawRecord> {
+    let r = batch::read_record(body, pos)?;
+    let headers = r
+        .headers
+        .into_iter()
+        .map(|(k, v)| Header {
+            key: String::from_utf8_lossy(&body[k]).into_owned(),
+            value: v.map(|v| body.slice(v)),
+        })
+        .collect();
     Some(RawRecord {
-        ts_delta,
-        offset_delta,
-        key,
-        value,
+        ts_delta: r.timestamp_delta,
+        offset_delta: r.offset_delta,
+        key: r.key.map(|k| body.slice(k)),
+        value: r.value.map(|v| body.slice(v)),
         headers,
     })
 }
@@ -539,8 +476,7 @@ mod tests {
         let a = i16::from_be_bytes([b[21], b[22]]) | attrs;
         b[21..23].copy_from_slice(&a.to_be_bytes());
         b[43..51].copy_from_slice(&pid.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        finish_batch(&mut b);
         b.freeze()
     }
 

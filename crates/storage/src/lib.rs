@@ -3,7 +3,8 @@
 //! shutdown, the leader-epoch cache and idempotent-producer state. Plain files, no networking:
 //! testable on its own.
 
-pub mod batch;
+/// The v2 record batch layout, from the protocol crate: the log stores batches as they came.
+pub use runnel_protocol::batch;
 pub mod checkpoint;
 pub mod log;
 pub mod producer;

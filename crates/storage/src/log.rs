@@ -1600,9 +1600,7 @@ mod tests {
         let recs: Vec<crate::testing::TestRecord> =
             (0..n).map(|_| (None, Some(&b"v"[..]), 1000)).collect();
         let mut b = build_batch(0, &recs, pid, 0, seq);
-        b[22] |= 0x10;
-        let crc = crate::batch::crc32c_of(&b);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        crate::testing::make_transactional(&mut b);
         b
     }
 
