@@ -1,6 +1,7 @@
 //! The client against a real Runnel broker (started in this process on an ephemeral port, over
 //! TCP): produce and consume with every codec, keyed placement, consumer groups with both
-//! assignors, commits, seeks, the header filter, and the admin calls.
+//! assignors, commits, seeks, the header filter, the admin calls, and finding a moved leader
+//! again (through a stand-in broker that has lost leadership).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -813,4 +814,241 @@ async fn keyless_records_stick_to_a_partition_per_batch_and_bootstrap_skips_dead
         switches < 3000 / 20,
         "{switches} partition switches for 3000 records"
     );
+}
+
+/// A stand-in for a broker that has lost leadership: node 2, in front of the real broker
+/// (node 1). It lists itself in Metadata answers and, while `stale`, claims to lead every
+/// partition. It leads nothing: every Produce or Fetch it gets is refused with `refuse_with`
+/// for every partition, and the first refusal ends the stale phase (Metadata then shows the
+/// real leader). A client that does not refresh its metadata keeps being refused. Other
+/// requests are forwarded. Counts the refusals.
+struct StaleLeader {
+    addr: String,
+    stale: Arc<AtomicBool>,
+    refuse_with: Arc<std::sync::atomic::AtomicI16>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+mod stale_leader {
+    use super::*;
+    use bytes::{Buf, Bytes, BytesMut};
+    use runnel_client::kafka_protocol::messages::fetch_response::{
+        FetchableTopicResponse, PartitionData,
+    };
+    use runnel_client::kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use runnel_client::kafka_protocol::messages::produce_response::{
+        PartitionProduceResponse, TopicProduceResponse,
+    };
+    use runnel_client::kafka_protocol::messages::{
+        ApiKey, BrokerId, FetchRequest, FetchResponse, MetadataResponse, ProduceRequest,
+        ProduceResponse, ResponseKind,
+    };
+    use runnel_client::kafka_protocol::protocol::Decodable;
+    use runnel_protocol::frame::{
+        encode_response_kind, parse_request_head, peek_prefix, request_header_version,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn read_frame(s: &mut TcpStream) -> std::io::Result<Bytes> {
+        let n = s.read_i32().await? as usize;
+        let mut b = BytesMut::zeroed(n);
+        s.read_exact(&mut b).await?;
+        Ok(b.freeze())
+    }
+
+    async fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
+        s.write_i32(body.len() as i32).await?;
+        s.write_all(body).await
+    }
+
+    impl StaleLeader {
+        pub(super) async fn start(real: &str) -> StaleLeader {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let me = StaleLeader {
+                addr: l.local_addr().unwrap().to_string(),
+                stale: Arc::new(AtomicBool::new(false)),
+                refuse_with: Arc::new(6.into()),
+                refused: Arc::new(0.into()),
+            };
+            let (real, port) = (real.to_string(), l.local_addr().unwrap().port());
+            let (stale, code, refused) =
+                (me.stale.clone(), me.refuse_with.clone(), me.refused.clone());
+            tokio::spawn(async move {
+                while let Ok((down, _)) = l.accept().await {
+                    let up = TcpStream::connect(&real).await.unwrap();
+                    let st = (stale.clone(), code.clone(), refused.clone());
+                    tokio::spawn(async move {
+                        let _ = serve(down, up, port, st).await;
+                    });
+                }
+            });
+            me
+        }
+    }
+
+    type Flags = (
+        Arc<AtomicBool>,
+        Arc<std::sync::atomic::AtomicI16>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    );
+
+    async fn serve(
+        mut down: TcpStream,
+        mut up: TcpStream,
+        port: u16,
+        (stale, code, refused): Flags,
+    ) -> anyhow::Result<()> {
+        loop {
+            let frame = read_frame(&mut down).await?;
+            let (key, version, corr) = peek_prefix(&frame)?;
+            let api = ApiKey::try_from(key).map_err(|_| anyhow::anyhow!("api {key}"))?;
+            if matches!(api, ApiKey::Produce | ApiKey::Fetch) {
+                let head = parse_request_head(&frame, request_header_version(api, version))?;
+                let mut body = frame.slice(head.header_len..);
+                let err = code.load(Ordering::Acquire);
+                let resp = if api == ApiKey::Produce {
+                    let req = ProduceRequest::decode(&mut body, version)?;
+                    ResponseKind::Produce(
+                        ProduceResponse::default().with_responses(
+                            req.topic_data
+                                .into_iter()
+                                .map(|t| {
+                                    TopicProduceResponse::default()
+                                        .with_name(t.name)
+                                        .with_topic_id(t.topic_id)
+                                        .with_partition_responses(
+                                            t.partition_data
+                                                .iter()
+                                                .map(|p| {
+                                                    PartitionProduceResponse::default()
+                                                        .with_index(p.index)
+                                                        .with_error_code(err)
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        ),
+                    )
+                } else {
+                    let req = FetchRequest::decode(&mut body, version)?;
+                    ResponseKind::Fetch(
+                        FetchResponse::default().with_responses(
+                            req.topics
+                                .into_iter()
+                                .map(|t| {
+                                    FetchableTopicResponse::default()
+                                        .with_topic(t.topic)
+                                        .with_topic_id(t.topic_id)
+                                        .with_partitions(
+                                            t.partitions
+                                                .iter()
+                                                .map(|p| {
+                                                    PartitionData::default()
+                                                        .with_partition_index(p.partition)
+                                                        .with_error_code(err)
+                                                        .with_high_watermark(-1)
+                                                })
+                                                .collect(),
+                                        )
+                                })
+                                .collect(),
+                        ),
+                    )
+                };
+                stale.store(false, Ordering::Release);
+                refused.fetch_add(1, Ordering::AcqRel);
+                down.write_all(&encode_response_kind(api, version, corr, &resp)?)
+                    .await?;
+                continue;
+            }
+            write_frame(&mut up, &frame).await?;
+            let answer = read_frame(&mut up).await?;
+            if api != ApiKey::Metadata {
+                write_frame(&mut down, &answer).await?;
+                continue;
+            }
+            // Response header: correlation id, then tagged fields from header v1.
+            let mut body = answer.clone();
+            body.advance(4);
+            if api.response_header_version(version) >= 1 {
+                body.advance(1);
+            }
+            let mut m = MetadataResponse::decode(&mut body, version)?;
+            m.brokers.push(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(2))
+                    .with_host("127.0.0.1".into())
+                    .with_port(port as i32),
+            );
+            if stale.load(Ordering::Acquire) {
+                for t in &mut m.topics {
+                    for p in &mut t.partitions {
+                        p.leader_id = BrokerId(2);
+                    }
+                }
+            }
+            let out = encode_response_kind(api, version, corr, &ResponseKind::Metadata(m))?;
+            down.write_all(&out).await?;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_leader_is_found_again_after_not_leader_and_unknown_partition() {
+    let b = broker().await;
+    let fake = StaleLeader::start(&b.addr).await;
+    // The clients know only the stand-in's address.
+    let admin = Admin::new(ClientConfig::new(&fake.addr)).await.unwrap();
+    admin
+        .create_topic(&NewTopic::new("moved", 2))
+        .await
+        .unwrap();
+
+    // Produce: the partitions' leader looks like node 2 until it answers NOT_LEADER_OR_FOLLOWER.
+    fake.refuse_with.store(6, Ordering::Release);
+    fake.stale.store(true, Ordering::Release);
+    let mut cfg = ProducerConfig::new(ClientConfig::new(&fake.addr));
+    cfg.delivery_timeout = Duration::from_secs(15);
+    let p = Producer::new(cfg).await.unwrap();
+    let mut futs = Vec::new();
+    for i in 0..20 {
+        let r = ProducerRecord::new("moved")
+            .partition(i % 2)
+            .value(format!("{i}"));
+        futs.push(p.send(r).await.unwrap());
+    }
+    for f in futs {
+        f.await.expect("delivered after the metadata refresh");
+    }
+    p.close().await.unwrap();
+    // One Produce per partition at most went to the stale leader: then the metadata was
+    // looked up again.
+    let produce_refused = fake.refused.load(Ordering::Acquire);
+    assert!((1..=2).contains(&produce_refused), "{produce_refused}");
+
+    // Fetch: the same with UNKNOWN_TOPIC_OR_PARTITION.
+    fake.refuse_with.store(3, Ordering::Release);
+    fake.stale.store(true, Ordering::Release);
+    let c = Consumer::new(consumer_cfg(&fake.addr, None)).await.unwrap();
+    c.assign(&[("moved".into(), 0), ("moved".into(), 1)])
+        .unwrap();
+    c.seek(&("moved".into(), 0), Seek::Beginning).unwrap();
+    c.seek(&("moved".into(), 1), Seek::Beginning).unwrap();
+    let got = take(&c, 20, 15).await;
+    let fetch_refused = fake.refused.load(Ordering::Acquire) - produce_refused;
+    assert!((1..=2).contains(&fetch_refused), "{fetch_refused}");
+    let mut values: Vec<i32> = got
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_ref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort();
+    assert_eq!(values, (0..20).collect::<Vec<_>>());
+    c.close().await.unwrap();
 }
