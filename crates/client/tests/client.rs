@@ -100,6 +100,14 @@ fn consumer_cfg(addr: &str, group: Option<&str>) -> ConsumerConfig {
 }
 
 /// Polls until `n` records came or `secs` passed.
+/// A record's value, written as a decimal number.
+fn value_num(r: &ConsumerRecord) -> i64 {
+    std::str::from_utf8(r.value.as_ref().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 async fn take(c: &Consumer, n: usize, secs: u64) -> Vec<ConsumerRecord> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut out = Vec::new();
@@ -515,25 +523,12 @@ async fn idempotent_producer_rides_out_a_broker_restart() {
     // Every record exactly once, and in send order within its partition.
     let more = take(&c, total as usize - got.len(), 30).await;
     got.extend(more);
-    let mut values: Vec<i64> = got
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_ref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<i64> = got.iter().map(value_num).collect();
     for part in [0, 1] {
         let seq: Vec<i64> = got
             .iter()
             .filter(|r| r.partition == part)
-            .map(|r| {
-                std::str::from_utf8(r.value.as_ref().unwrap())
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            })
+            .map(value_num)
             .collect();
         assert!(
             seq.windows(2).all(|w| w[0] < w[1]),
@@ -1039,15 +1034,7 @@ async fn a_moved_leader_is_found_again_after_not_leader_and_unknown_partition() 
     let got = take(&c, 20, 15).await;
     let fetch_refused = fake.refused.load(Ordering::Acquire) - produce_refused;
     assert!((1..=2).contains(&fetch_refused), "{fetch_refused}");
-    let mut values: Vec<i32> = got
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_ref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values: Vec<i64> = got.iter().map(value_num).collect();
     values.sort();
     assert_eq!(values, (0..20).collect::<Vec<_>>());
     c.close().await.unwrap();
