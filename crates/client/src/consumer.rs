@@ -101,6 +101,9 @@ pub(crate) struct Shared {
     pub(crate) last_poll: Mutex<Instant>,
     /// Woken by `poll` (a member that left for a slow application rejoins on it).
     pub(crate) polled: Notify,
+    /// Held from reading positions to the commit's answer, so commits land in the order their
+    /// positions were read (an auto-commit never overwrites a later commit of a revocation).
+    commit_order: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -150,6 +153,7 @@ impl Shared {
     /// Commits the positions of `only` (or of every assigned partition) that moved since the
     /// last commit.
     pub(crate) async fn commit_positions(&self, only: Option<&[TopicPartition]>) -> Result<()> {
+        let _order = self.commit_order.lock().await;
         let who = self.committer()?;
         let offsets: BTreeMap<TopicPartition, Committed> = {
             let st = self.state.lock();
@@ -213,6 +217,7 @@ impl Consumer {
             epochs: AtomicU64::new(0),
             last_poll: Mutex::new(Instant::now()),
             polled: Notify::new(),
+            commit_order: tokio::sync::Mutex::new(()),
         });
         let fetcher = tokio::spawn(fetcher(shared.clone(), tx));
         Ok(Consumer {
