@@ -2,7 +2,6 @@
 //! producer-id allocator, and the background tasks (retention, deletion of removed topics).
 //! Everything a request handler needs hangs off [`Broker`].
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,20 +10,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
 use runnel_config::{BrokerConfig, TopicConfig};
-use runnel_metadata::{MetadataImage, MetadataLog, MetadataRecord, TopicImage};
-use runnel_storage::checkpoint::{
-    read_offset_checkpoint, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE,
+use runnel_metadata::{
+    LocalQuorum, MetadataImage, MetadataQuorum, MetadataRecord, QuorumError, TopicImage,
 };
-use runnel_storage::log::Log;
+use runnel_storage::checkpoint::CLEAN_SHUTDOWN_FILE;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::partition::{log_config, partition_dir, partition_metadata_text, Partition};
+use crate::replica::ReplicaManager;
 
-/// Name of the recovery point checkpoint file in the log dir.
-pub const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
-/// Name of the log start offset checkpoint file in the log dir.
-pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// Producer ids are reserved from the metadata log in blocks of this size.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -39,7 +33,9 @@ pub fn now_ms() -> i64 {
 /// A (topic, partition) key.
 pub type TopicPartition = (String, i32);
 
-/// The broker: everything request handlers share.
+/// The broker: the owners of its state, which request handlers ask. The replica manager owns
+/// the hosted partitions, the coordinators own groups and transactions, the metadata quorum owns
+/// the metadata log; the broker publishes each new metadata image to them in order.
 pub struct Broker {
     /// Effective configuration.
     pub config: BrokerConfig,
@@ -47,12 +43,15 @@ pub struct Broker {
     pub log_dir: PathBuf,
     /// Cluster id.
     pub cluster_id: String,
-    metadata: Mutex<MetadataLog>,
+    /// The replicated metadata log.
+    quorum: Arc<dyn MetadataQuorum>,
+    /// The newest image published to this broker's parts (what handlers read).
     image: RwLock<Arc<MetadataImage>>,
-    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Serializes publishing, so that images are applied in log order.
+    publish_lock: Mutex<()>,
+    /// The partitions hosted here.
+    pub replicas: ReplicaManager,
     producer_ids: Mutex<(i64, i64)>,
-    /// Bumped after every append; long-polling fetches wait on it.
-    pub appended: watch::Sender<u64>,
     /// The consumer group coordinator.
     pub groups: crate::group::GroupCoordinator,
     /// The transaction coordinator.
@@ -133,6 +132,7 @@ impl Broker {
         tasks.push(tokio::spawn(retention_loop(broker.clone())));
         tasks.push(tokio::spawn(flush_loop(broker.clone())));
         tasks.push(tokio::spawn(group_loop(broker.clone())));
+        tasks.push(tokio::spawn(publish_loop(broker.clone())));
         Ok(BrokerHandle {
             broker,
             bound,
@@ -155,71 +155,37 @@ impl Broker {
         } else {
             info!("no clean-shutdown marker: logs above their recovery points will be scanned");
         }
-        // Recovery points (offsets known to be on disk) are checkpointed periodically and at
-        // shutdown; after a crash only data above them is CRC-scanned.
-        let recovery: HashMap<TopicPartition, i64> =
-            read_offset_checkpoint(&log_dir.join(RECOVERY_CHECKPOINT))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(t, p, o)| ((t, p), o))
-                .collect();
-        let mut metadata = MetadataLog::open(&log_dir).context("opening the metadata log")?;
-        let mut image = metadata.image();
+        let quorum: Arc<dyn MetadataQuorum> = Arc::new(
+            LocalQuorum::open(&log_dir, config.node_id).context("opening the metadata log")?,
+        );
+        let mut image = quorum.image();
         if image.cluster_id.is_none() {
             let cluster_id = config
                 .cluster_id
                 .clone()
                 .unwrap_or_else(generate_cluster_id);
-            image = metadata.append(&[MetadataRecord::Cluster { cluster_id }])?;
+            image = quorum.propose_blocking(vec![MetadataRecord::Cluster { cluster_id }])?;
         }
         let cluster_id = image.cluster_id.clone().unwrap_or_default();
         write_meta_properties(&log_dir, &cluster_id, config.node_id)?;
         let next_pid = image.next_producer_id;
-        let (appended, _) = watch::channel(0u64);
         let broker = Broker {
             log_dir: log_dir.clone(),
             cluster_id,
-            metadata: Mutex::new(metadata),
-            image: RwLock::new(image.clone()),
-            partitions: RwLock::new(HashMap::new()),
+            quorum,
+            image: RwLock::new(Arc::new(MetadataImage::default())),
+            publish_lock: Mutex::new(()),
+            replicas: ReplicaManager::new(&config, log_dir, clean),
             producer_ids: Mutex::new((next_pid, next_pid)),
-            appended,
             shutting_down: AtomicBool::new(false),
             stopping: watch::channel(false).0,
             groups: crate::group::GroupCoordinator::new(&config),
             txns: crate::txn::TxnCoordinator::new(&config),
             config,
         };
-        // Open every partition the metadata knows; remove directories of deleted topics.
-        let mut expected = std::collections::HashSet::new();
-        for topic in image.topics.values() {
-            for p in &topic.partitions {
-                let rp = recovery
-                    .get(&(topic.name.clone(), p.partition))
-                    .copied()
-                    .unwrap_or(0);
-                broker.open_partition(topic, p.partition, p.leader_epoch, rp, clean)?;
-                expected.insert(format!("{}-{}", topic.name, p.partition));
-            }
-        }
-        for entry in std::fs::read_dir(&log_dir)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_dir() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == runnel_metadata::log::METADATA_LOG_DIR || expected.contains(&name) {
-                continue;
-            }
-            if name.ends_with("-delete")
-                || name
-                    .rsplit_once('-')
-                    .is_some_and(|(_, p)| p.parse::<i32>().is_ok())
-            {
-                info!(dir = %name, "removing the log of a deleted topic");
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
+        // Open every partition the metadata places here; remove directories of deleted topics.
+        broker.replicas.apply_image(None, &image)?;
+        *broker.image.write() = image.clone();
         broker
             .groups
             .load(&broker)
@@ -230,7 +196,7 @@ impl Broker {
             .context("replaying __transaction_state")?;
         info!(
             topics = image.topics.len(),
-            partitions = broker.partitions.read().len(),
+            partitions = broker.replicas.partition_count(),
             "broker state loaded"
         );
         Ok(broker)
@@ -241,99 +207,40 @@ impl Broker {
         self.image.read().clone()
     }
 
-    /// Looks up a hosted partition.
-    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .get(&(topic.to_string(), index))
-            .cloned()
-    }
-
-    /// Every hosted partition.
-    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().values().cloned().collect()
-    }
-
     /// The resolved configuration of a topic.
     pub fn topic_config(&self, topic: &TopicImage) -> anyhow::Result<TopicConfig> {
         Ok(TopicConfig::resolve(&self.config, &topic.configs)?)
     }
 
-    /// Appends metadata records (the controller's only way to change the cluster) and publishes
-    /// the new image.
-    pub fn append_metadata(
-        &self,
-        records: &[MetadataRecord],
-    ) -> anyhow::Result<Arc<MetadataImage>> {
-        let mut log = self.metadata.lock();
-        let image = log.append(records)?;
-        *self.image.write() = image.clone();
+    /// Proposes metadata records (the controller's only output) to the quorum, waits until they
+    /// are committed, and publishes the resulting image to this broker's parts before returning.
+    pub fn propose(&self, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, QuorumError> {
+        let image = self.quorum.propose_blocking(records)?;
+        self.publish(&image);
         Ok(image)
     }
 
-    /// Opens (creating if needed) the log of one partition and registers it.
-    pub fn open_partition(
-        &self,
-        topic: &TopicImage,
-        index: i32,
-        leader_epoch: i32,
-        recovery_point: i64,
-        clean: bool,
-    ) -> anyhow::Result<Arc<Partition>> {
-        let tc = self.topic_config(topic)?;
-        let dir = partition_dir(&self.log_dir, &topic.name, index);
-        let meta_file = dir.join("partition.metadata");
-        let meta_text = partition_metadata_text(&topic.topic_id);
-        if let Ok(existing) = std::fs::read_to_string(&meta_file) {
-            if existing != meta_text {
-                warn!(dir = %dir.display(), "log dir belongs to an older topic of the same name: removing it");
-                std::fs::remove_dir_all(&dir)?;
+    /// Publishes an image newer than the last one: the replica manager opens and removes
+    /// partitions, then handlers see the image, then coordinators drop what deleted topics held.
+    pub fn publish(&self, image: &Arc<MetadataImage>) {
+        let removed: Vec<String> = {
+            let _order = self.publish_lock.lock();
+            let old = self.image();
+            if image.last_offset <= old.last_offset {
+                return;
             }
-        }
-        let log = Log::open(&dir, log_config(&tc), recovery_point, clean)
-            .with_context(|| format!("opening log {}", dir.display()))?;
-        if !meta_file.exists() {
-            std::fs::write(&meta_file, meta_text)?;
-        }
-        let partition = Arc::new(Partition {
-            topic: topic.name.clone(),
-            topic_id: topic.topic_id,
-            index,
-            leader_epoch,
-            log: Mutex::new(log),
-            config: RwLock::new(Arc::new(tc)),
-        });
-        self.partitions
-            .write()
-            .insert((topic.name.clone(), index), partition.clone());
-        Ok(partition)
-    }
-
-    /// Unregisters a topic's partitions and removes their directories in the background.
-    pub fn remove_topic_partitions(&self, topic: &str) {
-        let removed: Vec<Arc<Partition>> = {
-            let mut map = self.partitions.write();
-            let keys: Vec<TopicPartition> =
-                map.keys().filter(|(t, _)| t == topic).cloned().collect();
-            keys.iter().filter_map(|k| map.remove(k)).collect()
+            if let Err(e) = self.replicas.apply_image(Some(&old), image) {
+                warn!(error = %e, offset = image.last_offset, "applying a metadata image to the hosted partitions failed");
+            }
+            *self.image.write() = image.clone();
+            old.topics
+                .values()
+                .filter(|t| image.topic(&t.name).map(|n| n.topic_id) != Some(t.topic_id))
+                .map(|t| t.name.clone())
+                .collect()
         };
-        for p in removed {
-            let dir = p.log.lock().dir().to_path_buf();
-            let renamed = dir.with_file_name(format!(
-                "{}-{}.{}-delete",
-                p.topic,
-                p.index,
-                p.topic_id.simple()
-            ));
-            if let Err(e) = std::fs::rename(&dir, &renamed) {
-                warn!(dir = %dir.display(), error = %e, "could not rename a deleted partition's dir");
-                continue;
-            }
-            std::thread::spawn(move || {
-                if let Err(e) = runnel_storage::log::delete_log_dir(&renamed) {
-                    warn!(dir = %renamed.display(), error = %e, "could not delete a removed partition's dir");
-                }
-            });
+        for name in removed {
+            self.groups.remove_topic_offsets(self, &name);
         }
     }
 
@@ -342,7 +249,7 @@ impl Broker {
         let mut ids = self.producer_ids.lock();
         if ids.0 >= ids.1 {
             let next_block_end = ids.0 + PRODUCER_ID_BLOCK;
-            self.append_metadata(&[MetadataRecord::ProducerIds {
+            self.propose(vec![MetadataRecord::ProducerIds {
                 next_producer_id: next_block_end,
             }])?;
             ids.1 = next_block_end;
@@ -350,11 +257,6 @@ impl Broker {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
-    }
-
-    /// Wakes long-polling fetches after an append.
-    pub fn notify_append(&self) {
-        self.appended.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// A receiver that turns true when shutdown begins (connections close on it).
@@ -367,33 +269,16 @@ impl Broker {
         self.shutting_down.load(Ordering::Relaxed)
     }
 
-    /// Writes the recovery-point and log-start checkpoints from the hosted logs.
-    pub fn write_checkpoints(&self) -> anyhow::Result<()> {
-        let mut recovery = Vec::new();
-        let mut starts = Vec::new();
-        for p in self.all_partitions() {
-            let log = p.log.lock();
-            recovery.push((p.topic.clone(), p.index, log.recovery_point()));
-            starts.push((p.topic.clone(), p.index, log.log_start_offset()));
-        }
-        write_offset_checkpoint(&self.log_dir.join(RECOVERY_CHECKPOINT), &recovery)?;
-        write_offset_checkpoint(&self.log_dir.join(LOG_START_CHECKPOINT), &starts)?;
-        Ok(())
-    }
-
-    /// Flushes and closes every log, then writes checkpoints and the clean-shutdown marker.
+    /// Flushes and closes every log and the metadata log, then writes checkpoints and the
+    /// clean-shutdown marker.
     pub fn close(&self) -> anyhow::Result<()> {
         self.shutting_down.store(true, Ordering::Relaxed);
         self.groups.shutdown();
-        let parts = self.all_partitions();
-        for p in &parts {
-            p.log.lock().flush_and_snapshot()?;
-        }
-        self.write_checkpoints()?;
-        self.partitions.write().clear();
+        let closed = self.replicas.close()?;
+        self.quorum.shutdown()?;
         std::fs::write(self.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         info!(
-            partitions = parts.len(),
+            partitions = closed,
             "logs flushed; clean shutdown marker written"
         );
         Ok(())
@@ -424,14 +309,9 @@ async fn flush_loop(broker: Arc<Broker>) {
             last_checkpoint = now_ms();
         }
         let _ = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            for p in b.all_partitions() {
-                if let Err(e) = p.log.lock().maybe_flush(now) {
-                    warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
-                }
-            }
+            b.replicas.flush_due();
             if checkpoint {
-                if let Err(e) = b.write_checkpoints() {
+                if let Err(e) = b.replicas.write_checkpoints() {
                     warn!(error = %e, "writing checkpoints failed");
                 }
             }
@@ -451,6 +331,21 @@ async fn group_loop(broker: Arc<Broker>) {
     }
 }
 
+/// Publishes images committed by the quorum that this broker has not applied yet (entries
+/// proposed elsewhere; those proposed here are published by [`Broker::propose`]).
+async fn publish_loop(broker: Arc<Broker>) {
+    let mut images = broker.quorum.subscribe();
+    loop {
+        let image = images.borrow_and_update().clone();
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.publish(&image)).await;
+        if images.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Applies retention and producer expiry to every log, every `log.retention.check.interval.ms`.
 async fn retention_loop(broker: Arc<Broker>) {
     let interval_ms = broker.config.log_retention_check_interval_ms.max(100) as u64;
     let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
@@ -458,19 +353,6 @@ async fn retention_loop(broker: Arc<Broker>) {
     loop {
         tick.tick().await;
         let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            for p in b.all_partitions() {
-                let mut log = p.log.lock();
-                // Forget idempotent producers idle longer than producer.id.expiration.ms (1 day).
-                log.remove_expired_producers(now, runnel_storage::log::DEFAULT_PRODUCER_ID_EXPIRATION_MS);
-                match log.apply_retention(now) {
-                    Ok(0) => {}
-                    Ok(n) => info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments"),
-                    Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
-                }
-            }
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || b.replicas.apply_retention()).await;
     }
 }

@@ -1,6 +1,7 @@
 //! The controller: validates admin changes (topics, partitions, configs) and turns them into
-//! metadata records, then brings the hosted partitions in line with the new image. On a single
-//! node the controller runs inside the broker; every change still goes through the metadata log.
+//! metadata records, its only output. It never touches partitions or coordinators: the broker
+//! publishes each committed image to the replica manager and the coordinators. On a single node
+//! the controller runs inside the broker; every change still goes through the metadata quorum.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,7 +12,6 @@ use runnel_metadata::MetadataRecord;
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::partition::log_config;
 
 /// A refused change: a Kafka error and a message.
 #[derive(Debug, Clone)]
@@ -30,6 +30,17 @@ impl ControllerError {
             message: message.into(),
         }
     }
+}
+
+/// Commits records through the metadata quorum; the broker applies the resulting image to the
+/// hosted partitions and coordinators before this returns.
+fn propose(broker: &Broker, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+    broker.propose(records).map(|_| ()).map_err(|e| match e {
+        runnel_metadata::QuorumError::NotLeader { .. } => {
+            ControllerError::new(ResponseError::NotController, e.to_string())
+        }
+        _ => ControllerError::new(ResponseError::UnknownServerError, e.to_string()),
+    })
 }
 
 /// Whether a topic is one of Kafka's internal topics (owned by a coordinator, not writable by
@@ -213,15 +224,7 @@ pub fn create_topic(
             leader_epoch: 0,
         });
     }
-    let image = broker
-        .append_metadata(&records)
-        .map_err(|e| ControllerError::new(ResponseError::UnknownServerError, e.to_string()))?;
-    let topic = image.topic(name).expect("just created").clone();
-    for p in 0..num_partitions {
-        broker
-            .open_partition(&topic, p, 0, 0, true)
-            .map_err(|e| ControllerError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-    }
+    propose(broker, records)?;
     tracing::info!(topic = name, partitions = num_partitions, "created topic");
     Ok(CreatedTopic {
         topic_id,
@@ -247,11 +250,7 @@ pub fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, ControllerError
         ));
     }
     let topic_id = topic.topic_id;
-    broker
-        .append_metadata(&[MetadataRecord::RemoveTopic { topic_id }])
-        .map_err(|e| ControllerError::new(ResponseError::UnknownServerError, e.to_string()))?;
-    broker.remove_topic_partitions(name);
-    broker.groups.remove_topic_offsets(broker, name);
+    propose(broker, vec![MetadataRecord::RemoveTopic { topic_id }])?;
     tracing::info!(topic = name, "deleted topic");
     Ok(topic_id)
 }
@@ -313,15 +312,7 @@ pub fn create_partitions(
             leader_epoch: 0,
         })
         .collect();
-    let image = broker
-        .append_metadata(&records)
-        .map_err(|e| ControllerError::new(ResponseError::UnknownServerError, e.to_string()))?;
-    let topic = image.topic(name).expect("exists").clone();
-    for p in current..count {
-        broker
-            .open_partition(&topic, p, 0, 0, true)
-            .map_err(|e| ControllerError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-    }
+    propose(broker, records)?;
     Ok(())
 }
 
@@ -340,7 +331,7 @@ pub fn set_topic_configs(
             format!("Topic {name} does not exist."),
         ));
     };
-    let resolved = validate_topic_configs(broker, &new_configs)?;
+    validate_topic_configs(broker, &new_configs)?;
     if validate_only {
         return Ok(());
     }
@@ -365,16 +356,7 @@ pub fn set_topic_configs(
             });
         }
     }
-    broker
-        .append_metadata(&records)
-        .map_err(|e| ControllerError::new(ResponseError::UnknownServerError, e.to_string()))?;
-    let resolved = std::sync::Arc::new(resolved);
-    for p in broker.all_partitions() {
-        if p.topic == name {
-            p.log.lock().set_config(log_config(&resolved));
-            *p.config.write() = resolved.clone();
-        }
-    }
+    propose(broker, records)?;
     Ok(())
 }
 

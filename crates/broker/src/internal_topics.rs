@@ -65,6 +65,7 @@ pub fn append(
         return Ok(());
     }
     let partition = broker
+        .replicas
         .partition(topic, index)
         .ok_or(ResponseError::NotCoordinator)?;
     let now = now_ms();
@@ -105,7 +106,7 @@ pub fn append(
             .append_as_leader(&mut buf, partition.leader_epoch, now, false);
     match result {
         Ok(_) => {
-            broker.notify_append();
+            broker.replicas.notify_append();
             Ok(())
         }
         Err(e) => {
@@ -122,7 +123,7 @@ pub fn replay(broker: &Broker, name: &str, mut f: impl FnMut(&Record)) -> anyhow
         return Ok(());
     };
     for p in &topic.partitions {
-        let Some(partition) = broker.partition(name, p.partition) else {
+        let Some(partition) = broker.replicas.partition(name, p.partition) else {
             continue;
         };
         let log = partition.log.lock();

@@ -8,6 +8,7 @@ pub mod group;
 pub mod handlers;
 pub mod internal_topics;
 pub mod partition;
+pub mod replica;
 pub mod server;
 pub mod txn;
 

@@ -6,8 +6,10 @@
 
 pub mod image;
 pub mod log;
+pub mod quorum;
 pub mod records;
 
 pub use image::{MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
+pub use quorum::{LocalQuorum, MetadataQuorum, QuorumError};
 pub use records::MetadataRecord;

@@ -24,7 +24,8 @@ pub fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsR
                     let base = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
+                    let Some(partition) = ctx.broker.replicas.partition(&name, p.partition_index)
+                    else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let mut log = partition.log.lock();

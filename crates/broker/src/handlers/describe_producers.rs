@@ -20,7 +20,7 @@ pub fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> DescribePr
                     .iter()
                     .map(|p| {
                         let base = PartitionResponse::default().with_partition_index(*p);
-                        let Some(partition) = ctx.broker.partition(&t.name.0, *p) else {
+                        let Some(partition) = ctx.broker.replicas.partition(&t.name.0, *p) else {
                             return base
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                         };

@@ -44,7 +44,7 @@ fn read_once(
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
             let partition = if w.known {
-                ctx.broker.partition(&w.topic, index)
+                ctx.broker.replicas.partition(&w.topic, index)
             } else {
                 None
             };
@@ -177,7 +177,7 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
-    let mut rx = ctx.broker.appended.subscribe();
+    let mut rx = ctx.broker.replicas.subscribe_appends();
     loop {
         rx.borrow_and_update();
         let (responses, total) = read_once(ctx, &wanted, req.max_bytes, read_committed);

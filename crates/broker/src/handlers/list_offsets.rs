@@ -41,7 +41,7 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                         .with_timestamp(-1)
                         .with_offset(-1)
                         ;
-                    let Some(partition) = ctx.broker.partition(&name, p.partition_index) else {
+                    let Some(partition) = ctx.broker.replicas.partition(&name, p.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if p.current_leader_epoch > partition.leader_epoch {

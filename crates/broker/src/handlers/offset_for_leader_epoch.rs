@@ -27,7 +27,7 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(partition) = ctx.broker.partition(&name, p.partition) else {
+                    let Some(partition) = ctx.broker.replicas.partition(&name, p.partition) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if p.current_leader_epoch > partition.leader_epoch {

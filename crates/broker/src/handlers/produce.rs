@@ -57,7 +57,7 @@ fn append(
             format!("Cannot append to internal topic {topic}"),
         ));
     }
-    let partition = ctx.broker.partition(topic, index).ok_or((
+    let partition = ctx.broker.replicas.partition(topic, index).ok_or((
         ResponseError::UnknownTopicOrPartition,
         "This server does not host this topic-partition.".to_string(),
     ))?;
@@ -275,7 +275,7 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
         );
     }
     if appended_any {
-        ctx.broker.notify_append();
+        ctx.broker.replicas.notify_append();
     }
     if acks == 0 {
         return None;

@@ -29,7 +29,7 @@ pub fn handle(ctx: &RequestContext, req: WriteTxnMarkersRequest) -> WriteTxnMark
                         .partition_indexes
                         .iter()
                         .map(|p| {
-                            let error = match ctx.broker.partition(&t.name.0, *p) {
+                            let error = match ctx.broker.replicas.partition(&t.name.0, *p) {
                                 None => ResponseError::UnknownTopicOrPartition.code(),
                                 Some(partition) => {
                                     let r = partition.log.lock().append_marker(
@@ -71,6 +71,6 @@ pub fn handle(ctx: &RequestContext, req: WriteTxnMarkersRequest) -> WriteTxnMark
                 .with_topics(topics)
         })
         .collect();
-    ctx.broker.notify_append();
+    ctx.broker.replicas.notify_append();
     WriteTxnMarkersResponse::default().with_markers(markers)
 }

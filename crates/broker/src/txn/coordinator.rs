@@ -535,7 +535,7 @@ impl TxnCoordinator {
         let now = now_ms();
         let mut touched_offsets = false;
         for (topic, index) in &m.partitions {
-            let Some(partition) = broker.partition(topic, *index) else {
+            let Some(partition) = broker.replicas.partition(topic, *index) else {
                 // Deleted since: nothing to mark.
                 continue;
             };
@@ -556,7 +556,7 @@ impl TxnCoordinator {
         if touched_offsets {
             broker.groups.complete_txn_offsets(m.producer_id, commit);
         }
-        broker.notify_append();
+        broker.replicas.notify_append();
         m.status = if commit {
             TxnStatus::CompleteCommit
         } else {

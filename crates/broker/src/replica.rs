@@ -1,0 +1,305 @@
+//! The replica manager: sole owner of the partitions hosted on this broker. It opens and closes
+//! their logs as the published metadata image says (a partition is hosted where this node is
+//! one of its replicas), applies topic config changes to them, wakes long-polling fetches after
+//! appends, and runs the per-log background work (flushes, recovery-point checkpoints,
+//! retention). Nothing else creates or removes a partition.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::{Mutex, RwLock};
+use runnel_config::{BrokerConfig, TopicConfig};
+use runnel_metadata::{MetadataImage, TopicImage};
+use runnel_storage::checkpoint::{read_offset_checkpoint, write_offset_checkpoint};
+use runnel_storage::log::Log;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::broker::{now_ms, TopicPartition};
+use crate::partition::{log_config, partition_dir, partition_metadata_text, Partition};
+
+/// Name of the recovery point checkpoint file in the log dir.
+pub const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Name of the log start offset checkpoint file in the log dir.
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+
+/// The partitions hosted on this broker, and everything done to their logs as a whole.
+pub struct ReplicaManager {
+    node_id: i32,
+    log_dir: PathBuf,
+    config: BrokerConfig,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Recovery points read at start-up, used once when a partition is first opened.
+    recovery_points: Mutex<HashMap<TopicPartition, i64>>,
+    /// Whether the last shutdown was clean (logs are then not scanned at open).
+    clean_start: bool,
+    /// Bumped after every append; long-polling fetches wait on it.
+    appended: watch::Sender<u64>,
+}
+
+impl ReplicaManager {
+    /// A manager hosting nothing yet; `clean_start` says whether the last shutdown was clean.
+    pub fn new(config: &BrokerConfig, log_dir: PathBuf, clean_start: bool) -> ReplicaManager {
+        // Recovery points (offsets known to be on disk) are checkpointed periodically and at
+        // shutdown; after a crash only data above them is CRC-scanned.
+        let recovery_points = read_offset_checkpoint(&log_dir.join(RECOVERY_CHECKPOINT))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
+        ReplicaManager {
+            node_id: config.node_id,
+            log_dir,
+            config: config.clone(),
+            partitions: RwLock::new(HashMap::new()),
+            recovery_points: Mutex::new(recovery_points),
+            clean_start,
+            appended: watch::channel(0).0,
+        }
+    }
+
+    /// Looks up a hosted partition.
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .get(&(topic.to_string(), index))
+            .cloned()
+    }
+
+    /// Every hosted partition.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// Number of hosted partitions.
+    pub fn partition_count(&self) -> usize {
+        self.partitions.read().len()
+    }
+
+    /// Wakes long-polling fetches after an append.
+    pub fn notify_append(&self) {
+        self.appended.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that changes after every append (what a long-polling fetch waits on).
+    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Brings the hosted partitions in line with `new`: opens the partitions this node is a
+    /// replica of, closes and deletes those of removed topics, applies changed topic configs.
+    /// `old` is the image applied before (`None` at start-up, when leftover directories of
+    /// deleted topics are removed too).
+    pub fn apply_image(
+        &self,
+        old: Option<&MetadataImage>,
+        new: &MetadataImage,
+    ) -> anyhow::Result<()> {
+        // Topics gone (or replaced by a new topic of the same name) lose their partitions.
+        let hosted_topics: HashSet<(String, uuid::Uuid)> = self
+            .partitions
+            .read()
+            .values()
+            .map(|p| (p.topic.clone(), p.topic_id))
+            .collect();
+        for (name, id) in hosted_topics {
+            if new.topic(&name).map(|t| t.topic_id) != Some(id) {
+                self.remove_topic_partitions(&name);
+            }
+        }
+        for topic in new.topics.values() {
+            let before = old.and_then(|o| o.topic(&topic.name));
+            if before.is_some_and(|b| Arc::ptr_eq(b, topic)) {
+                continue;
+            }
+            let configs_changed = before.is_some_and(|b| b.configs != topic.configs);
+            for p in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                if self.partition(&topic.name, p.partition).is_none() {
+                    self.open_partition(topic, p.partition, p.leader_epoch)?;
+                }
+            }
+            if configs_changed {
+                self.apply_topic_config(topic)?;
+            }
+        }
+        if old.is_none() {
+            self.remove_stray_dirs(new)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a topic's (changed) config overrides to its hosted partitions, without a restart.
+    fn apply_topic_config(&self, topic: &TopicImage) -> anyhow::Result<()> {
+        let resolved = Arc::new(TopicConfig::resolve(&self.config, &topic.configs)?);
+        for p in self.all_partitions() {
+            if p.topic == topic.name {
+                p.log.lock().set_config(log_config(&resolved));
+                *p.config.write() = resolved.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens (creating if needed) the log of one partition and registers it.
+    fn open_partition(
+        &self,
+        topic: &TopicImage,
+        index: i32,
+        leader_epoch: i32,
+    ) -> anyhow::Result<Arc<Partition>> {
+        let tc = TopicConfig::resolve(&self.config, &topic.configs)?;
+        let dir = partition_dir(&self.log_dir, &topic.name, index);
+        let meta_file = dir.join("partition.metadata");
+        let meta_text = partition_metadata_text(&topic.topic_id);
+        if let Ok(existing) = std::fs::read_to_string(&meta_file) {
+            if existing != meta_text {
+                warn!(dir = %dir.display(), "log dir belongs to an older topic of the same name: removing it");
+                std::fs::remove_dir_all(&dir)?;
+            }
+        }
+        let recovery_point = self
+            .recovery_points
+            .lock()
+            .remove(&(topic.name.clone(), index))
+            .unwrap_or(0);
+        let log = Log::open(&dir, log_config(&tc), recovery_point, self.clean_start)
+            .with_context(|| format!("opening log {}", dir.display()))?;
+        if !meta_file.exists() {
+            std::fs::write(&meta_file, meta_text)?;
+        }
+        let partition = Arc::new(Partition {
+            topic: topic.name.clone(),
+            topic_id: topic.topic_id,
+            index,
+            leader_epoch,
+            log: Mutex::new(log),
+            config: RwLock::new(Arc::new(tc)),
+        });
+        self.partitions
+            .write()
+            .insert((topic.name.clone(), index), partition.clone());
+        Ok(partition)
+    }
+
+    /// Removes directories of partitions the image no longer knows (topics deleted while the
+    /// broker was down, or whose deletion did not finish).
+    fn remove_stray_dirs(&self, image: &MetadataImage) -> anyhow::Result<()> {
+        let mut expected = HashSet::new();
+        for topic in image.topics.values() {
+            for p in &topic.partitions {
+                expected.insert(format!("{}-{}", topic.name, p.partition));
+            }
+        }
+        for entry in std::fs::read_dir(&self.log_dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(runnel_metadata::log::METADATA_LOG_DIR) || expected.contains(&name)
+            {
+                continue;
+            }
+            if name.ends_with("-delete")
+                || name
+                    .rsplit_once('-')
+                    .is_some_and(|(_, p)| p.parse::<i32>().is_ok())
+            {
+                info!(dir = %name, "removing the log of a deleted topic");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Unregisters a topic's partitions and removes their directories in the background.
+    fn remove_topic_partitions(&self, topic: &str) {
+        let removed: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write();
+            let keys: Vec<TopicPartition> =
+                map.keys().filter(|(t, _)| t == topic).cloned().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for p in removed {
+            let dir = p.log.lock().dir().to_path_buf();
+            let renamed = dir.with_file_name(format!(
+                "{}-{}.{}-delete",
+                p.topic,
+                p.index,
+                p.topic_id.simple()
+            ));
+            if let Err(e) = std::fs::rename(&dir, &renamed) {
+                warn!(dir = %dir.display(), error = %e, "could not rename a deleted partition's dir");
+                continue;
+            }
+            std::thread::spawn(move || {
+                if let Err(e) = runnel_storage::log::delete_log_dir(&renamed) {
+                    warn!(dir = %renamed.display(), error = %e, "could not delete a removed partition's dir");
+                }
+            });
+        }
+    }
+
+    /// Writes the recovery-point and log-start checkpoints from the hosted logs.
+    pub fn write_checkpoints(&self) -> anyhow::Result<()> {
+        let mut recovery = Vec::new();
+        let mut starts = Vec::new();
+        for p in self.all_partitions() {
+            let log = p.log.lock();
+            recovery.push((p.topic.clone(), p.index, log.recovery_point()));
+            starts.push((p.topic.clone(), p.index, log.log_start_offset()));
+        }
+        write_offset_checkpoint(&self.log_dir.join(RECOVERY_CHECKPOINT), &recovery)?;
+        write_offset_checkpoint(&self.log_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        Ok(())
+    }
+
+    /// Flushes every log whose `flush.ms` has passed.
+    pub fn flush_due(&self) {
+        let now = now_ms();
+        for p in self.all_partitions() {
+            if let Err(e) = p.log.lock().maybe_flush(now) {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+        }
+    }
+
+    /// Applies retention (time and size) and forgets idle idempotent producers, on every log.
+    pub fn apply_retention(&self) {
+        let now = now_ms();
+        for p in self.all_partitions() {
+            let mut log = p.log.lock();
+            // Forget idempotent producers idle longer than producer.id.expiration.ms (1 day).
+            log.remove_expired_producers(
+                now,
+                runnel_storage::log::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            );
+            match log.apply_retention(now) {
+                Ok(0) => {}
+                Ok(n) => {
+                    info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments")
+                }
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+
+    /// Flushes every log with its producer snapshot, writes the checkpoints and unregisters
+    /// every partition. Returns how many were closed.
+    pub fn close(&self) -> anyhow::Result<usize> {
+        let parts = self.all_partitions();
+        for p in &parts {
+            p.log.lock().flush_and_snapshot()?;
+        }
+        self.write_checkpoints()?;
+        self.partitions.write().clear();
+        Ok(parts.len())
+    }
+}
