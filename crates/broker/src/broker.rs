@@ -148,6 +148,14 @@ impl Broker {
             .context("log.dirs is empty")?;
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating log dir {}", log_dir.display()))?;
+        check_meta_properties(&log_dir, &config)?;
+        if !config.cluster.is_single_node(config.node_id) {
+            anyhow::bail!(
+                "controller.quorum.voters / process.roles describe a multi-node cluster; this build of Runnel \
+                 runs a cluster of one only (leave process.roles, controller.quorum.voters and \
+                 controller.quorum.bootstrap.servers unset, or name only this node as voter)"
+            );
+        }
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
@@ -285,7 +293,56 @@ impl Broker {
     }
 }
 
+/// Reads `meta.properties` of a log dir: (node.id, cluster.id) when present.
+fn read_meta_properties(log_dir: &Path) -> Option<(Option<i32>, Option<String>)> {
+    let text = std::fs::read_to_string(log_dir.join("meta.properties")).ok()?;
+    let props = runnel_config::parse_properties(&text).ok()?;
+    let get = |k: &str| {
+        props
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    Some((
+        get("node.id").and_then(|v| v.parse().ok()),
+        get("cluster.id"),
+    ))
+}
+
+/// Refuses a log dir formatted for another node or cluster, as Kafka does, before anything in
+/// it is touched.
+fn check_meta_properties(log_dir: &Path, config: &BrokerConfig) -> anyhow::Result<()> {
+    let Some((node_id, cluster_id)) = read_meta_properties(log_dir) else {
+        return Ok(());
+    };
+    if let Some(stored) = node_id.filter(|id| *id != config.node_id) {
+        anyhow::bail!(
+            "log.dirs {} belongs to node.id={stored} (meta.properties), but this node's node.id is {}: \
+             a node's id cannot change; use the node id the directory was formatted with or an empty directory",
+            log_dir.display(),
+            config.node_id
+        );
+    }
+    if let (Some(stored), Some(wanted)) = (cluster_id, config.cluster_id.as_ref()) {
+        if &stored != wanted {
+            anyhow::bail!(
+                "log.dirs {} belongs to cluster {stored} (meta.properties), but cluster.id is {wanted}",
+                log_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> anyhow::Result<()> {
+    if let Some((_, Some(stored))) = read_meta_properties(log_dir) {
+        if stored != cluster_id {
+            anyhow::bail!(
+                "log.dirs {} belongs to cluster {stored} (meta.properties), but the metadata log is of cluster {cluster_id}",
+                log_dir.display()
+            );
+        }
+    }
     let path = log_dir.join("meta.properties");
     let text = format!("#\n#Runnel\nnode.id={node_id}\nversion=1\ncluster.id={cluster_id}\n");
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {

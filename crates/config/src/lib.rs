@@ -2,6 +2,7 @@
 //! defaults < file < `RUNNEL_*` environment variables < `--override`, validation that names the
 //! offending key, and the broker and topic config tables that DescribeConfigs reports.
 
+pub mod cluster;
 pub mod properties;
 pub mod tables;
 pub mod topic;
@@ -9,6 +10,7 @@ pub mod topic;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
+pub use cluster::{ClusterConfig, Voter};
 pub use properties::parse_properties;
 pub use tables::{
     broker_config_entries, topic_config_entries, ConfigEntry, ConfigKind, TopicConfigEntry,
@@ -198,6 +200,8 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `runnel.fsync.on.ack`: fsync before acknowledging acks=all (Runnel only).
     pub fsync_on_ack: bool,
+    /// Where this node stands in a cluster (roles, voters, listeners between nodes, timings).
+    pub cluster: ClusterConfig,
     /// Every key set explicitly (file, environment or override) with its value.
     pub explicit: BTreeMap<String, String>,
 }
@@ -411,6 +415,13 @@ impl BrokerConfig {
                 }
             }
         }
+        let mapped_names: Vec<String> = map.iter().map(|(n, _)| n.clone()).collect();
+        let cluster = ClusterConfig::from_values(&cluster::ClusterKeys {
+            node_id: raw.parse("node.id")?,
+            listeners: &listeners,
+            mapped_names: &mapped_names,
+            get: &|k: &str| raw.get(k).map(str::to_string),
+        })?;
         let log_dirs_text = values
             .get("log.dirs")
             .or_else(|| values.get("log.dir"))
@@ -596,6 +607,7 @@ impl BrokerConfig {
             )?,
             cluster_id: values.get("cluster.id").cloned(),
             fsync_on_ack: raw.boolean("runnel.fsync.on.ack")?,
+            cluster,
             explicit: values.clone(),
         };
         if cfg.group_min_session_timeout_ms > cfg.group_max_session_timeout_ms {

@@ -81,8 +81,14 @@ const fn b(
 const BROKER: &[ConfigEntry] = &[
     b("advertised.listeners", None, List, "Listeners to publish to clients, if different from listeners."),
     b("auto.create.topics.enable", Some("false"), Boolean, "Create a topic when a client asks for metadata of an unknown one (Runnel's default is false)."),
+    b("broker.heartbeat.interval.ms", Some("2000"), Int, "How often a broker heartbeats to the active controller."),
+    b("broker.rack", None, String, "Rack of this broker; replicas of a partition are spread over racks."),
+    b("broker.session.timeout.ms", Some("9000"), Int, "A broker that has not heartbeaten for this long is fenced."),
     b("cluster.id", None, String, "Cluster id used when the metadata log is first created (generated when unset)."),
     b("compression.type", Some("producer"), String, "Final compression type for topics; 'producer' keeps the producer's codec."),
+    b("controller.listener.names", None, List, "Listeners the controller serves the quorum on (the first is used to reach other controllers)."),
+    b("controller.quorum.bootstrap.servers", None, List, "Controllers to contact first (host:port), when the voters are not listed."),
+    b("controller.quorum.voters", None, List, "The voters of the metadata quorum as id@host:port; unset: this node alone."),
     b("default.replication.factor", Some("1"), Short, "Replication factor of topics created without one."),
     b("group.consumer.heartbeat.interval.ms", Some("5000"), Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
     b("group.consumer.session.timeout.ms", Some("45000"), Int, "Session timeout of members of consumer-protocol (KIP-848) groups."),
@@ -90,6 +96,7 @@ const BROKER: &[ConfigEntry] = &[
     b("group.max.session.timeout.ms", Some("1800000"), Int, "Largest session timeout a consumer may ask for."),
     b("group.max.size", Some("2147483647"), Int, "Largest number of members a classic group may have."),
     b("group.min.session.timeout.ms", Some("6000"), Int, "Smallest session timeout a consumer may ask for."),
+    b("inter.broker.listener.name", None, String, "Listener brokers use to reach each other (default: the first listener that is not a controller listener)."),
     b("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"), String, "Security protocol of each listener name."),
     b("listeners", Some("PLAINTEXT://localhost:9092"), List, "Addresses to listen on, as NAME://host:port."),
     b("log.cleanup.policy", Some("delete"), List, "Default cleanup policy of topics."),
@@ -118,20 +125,18 @@ const BROKER: &[ConfigEntry] = &[
     b("offsets.retention.minutes", Some("10080"), Int, "Minutes committed offsets of an empty group are kept."),
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
     b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
+    b("process.roles", Some("broker,controller"), List, "broker, controller, or both (Runnel's default: both, a cluster of one)."),
+    b("replica.lag.time.max.ms", Some("30000"), Long, "A follower that has not caught up for this long leaves the ISR."),
     b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),
     b("transaction.max.timeout.ms", Some("900000"), Int, "Largest transaction.timeout.ms a transactional producer may ask for."),
     b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
     b("transactional.id.expiration.ms", Some("604800000"), Int, "How long a transactional id without an open transaction is kept after its last use."),
+    b("unclean.leader.election.enable", Some("false"), Boolean, "Whether a replica outside the ISR may become leader when no ISR member is left."),
 ];
 
 /// Kafka broker keys Runnel accepts without using them (so a Kafka server.properties loads).
 const ACCEPTED_KAFKA_KEYS: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
     "num.network.threads",
     "num.io.threads",
     "socket.send.buffer.bytes",
@@ -146,9 +151,6 @@ const ACCEPTED_KAFKA_KEYS: &[&str] = &[
     "delete.topic.enable",
     "queued.max.requests",
     "num.replica.fetchers",
-    "replica.lag.time.max.ms",
-    "unclean.leader.election.enable",
-    "broker.rack",
     "metadata.log.dir",
 ];
 

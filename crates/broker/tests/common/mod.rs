@@ -61,6 +61,11 @@ impl TestBroker {
     /// Clean shutdown, then a start on the same port and directory.
     pub async fn restart(&mut self) {
         self.handle.take().unwrap().shutdown().await.unwrap();
+        self.restart_from_stopped().await;
+    }
+
+    /// Starts again after the handle was shut down by the test.
+    pub async fn restart_from_stopped(&mut self) {
         let handle = Broker::start(config(self.dir.path(), self.addr.port(), &self.overrides))
             .await
             .unwrap();

@@ -1,0 +1,440 @@
+//! The keys that place a node in a cluster, with Kafka's names and checks: `process.roles`,
+//! `controller.quorum.voters`, `controller.quorum.bootstrap.servers`,
+//! `controller.listener.names`, `inter.broker.listener.name`, `broker.rack`, and the replica and
+//! broker-session timings. A node that sets none of them is a cluster of one (broker and
+//! controller in one process), as Runnel has always been.
+
+use crate::{ConfigError, Listener};
+
+/// One voter of the metadata quorum: `id@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    /// Node id of the voter.
+    pub id: i32,
+    /// Host of its controller listener.
+    pub host: String,
+    /// Port of its controller listener.
+    pub port: u16,
+}
+
+/// Where this node stands in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `process.roles` includes `broker`.
+    pub broker: bool,
+    /// `process.roles` includes `controller`.
+    pub controller: bool,
+    /// `controller.quorum.voters` (empty: a quorum of this node alone, or found through
+    /// `controller.quorum.bootstrap.servers`).
+    pub voters: Vec<Voter>,
+    /// `controller.quorum.bootstrap.servers` as (host, port).
+    pub bootstrap_servers: Vec<(String, u16)>,
+    /// `controller.listener.names`, upper-cased.
+    pub controller_listener_names: Vec<String>,
+    /// `inter.broker.listener.name`, or the first listener that is not a controller listener.
+    pub inter_broker_listener_name: String,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    /// `broker.heartbeat.interval.ms`.
+    pub broker_heartbeat_interval_ms: i64,
+    /// `broker.session.timeout.ms`.
+    pub broker_session_timeout_ms: i64,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election_enable: bool,
+}
+
+impl ClusterConfig {
+    /// Whether this node is a cluster of one: broker and controller, and no other voter.
+    pub fn is_single_node(&self, node_id: i32) -> bool {
+        self.broker
+            && self.controller
+            && self.bootstrap_servers.is_empty()
+            && self.voters.iter().all(|v| v.id == node_id)
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Splits a host:port (IPv6 hosts in brackets).
+fn host_port(key: &str, whole: &str, item: &str) -> Result<(String, u16), ConfigError> {
+    let (host, port) = if let Some(r) = item.strip_prefix('[') {
+        r.split_once("]:")
+            .ok_or_else(|| invalid(key, whole, format!("'{item}': expected [ipv6]:port")))?
+    } else {
+        item.rsplit_once(':')
+            .ok_or_else(|| invalid(key, whole, format!("'{item}': expected host:port")))?
+    };
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| invalid(key, whole, format!("'{item}': port must be 1-65535")))?;
+    if host.is_empty() {
+        return Err(invalid(key, whole, format!("'{item}': the host is empty")));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Parses `controller.quorum.voters`: `id@host:port,...`, ids and addresses unique.
+pub fn parse_voters(value: &str) -> Result<Vec<Voter>, ConfigError> {
+    let key = "controller.quorum.voters";
+    let mut out: Vec<Voter> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('@')
+            .ok_or_else(|| invalid(key, value, format!("'{item}': expected id@host:port")))?;
+        let id: i32 =
+            id.trim().parse().ok().filter(|i| *i >= 0).ok_or_else(|| {
+                invalid(key, value, format!("'{item}': the id must be a node id"))
+            })?;
+        let (host, port) = host_port(key, value, addr.trim())?;
+        if out.iter().any(|v| v.id == id) {
+            return Err(invalid(key, value, format!("node id {id} appears twice")));
+        }
+        if out.iter().any(|v| v.host == host && v.port == port) {
+            return Err(invalid(
+                key,
+                value,
+                format!("{host}:{port} is given to two voters"),
+            ));
+        }
+        out.push(Voter { id, host, port });
+    }
+    Ok(out)
+}
+
+/// The raw values `ClusterConfig::from_values` reads.
+pub struct ClusterKeys<'a> {
+    /// `node.id`.
+    pub node_id: i32,
+    /// The parsed `listeners`.
+    pub listeners: &'a [Listener],
+    /// Listener names that have a security protocol.
+    pub mapped_names: &'a [String],
+    /// Looks a key's value up (explicit or default).
+    pub get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl ClusterConfig {
+    /// Reads and checks the cluster keys; each refusal names the key at fault.
+    pub fn from_values(k: &ClusterKeys<'_>) -> Result<ClusterConfig, ConfigError> {
+        let get = |key: &str| (k.get)(key).unwrap_or_default();
+        let roles_text = get("process.roles");
+        let mut broker = false;
+        let mut controller = false;
+        for role in roles_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let seen = match role {
+                "broker" => std::mem::replace(&mut broker, true),
+                "controller" => std::mem::replace(&mut controller, true),
+                other => {
+                    return Err(invalid(
+                        "process.roles",
+                        &roles_text,
+                        format!("unknown role '{other}': the roles are broker and controller"),
+                    ))
+                }
+            };
+            if seen {
+                return Err(invalid(
+                    "process.roles",
+                    &roles_text,
+                    format!("'{role}' is given twice"),
+                ));
+            }
+        }
+        if !broker && !controller {
+            return Err(invalid(
+                "process.roles",
+                &roles_text,
+                "at least one of broker and controller is needed",
+            ));
+        }
+        let voters_text = get("controller.quorum.voters");
+        let voters = parse_voters(&voters_text)?;
+        let bootstrap_text = get("controller.quorum.bootstrap.servers");
+        let mut bootstrap_servers = Vec::new();
+        for item in bootstrap_text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            bootstrap_servers.push(host_port(
+                "controller.quorum.bootstrap.servers",
+                &bootstrap_text,
+                item,
+            )?);
+        }
+        let in_voters = voters.iter().any(|v| v.id == k.node_id);
+        if controller && !voters.is_empty() && !in_voters {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                format!(
+                    "this node (node.id={}) is a controller but not one of the voters",
+                    k.node_id
+                ),
+            ));
+        }
+        if !controller && in_voters {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text,
+                format!(
+                    "node.id={} is a voter but process.roles does not include controller",
+                    k.node_id
+                ),
+            ));
+        }
+        if !controller && voters.is_empty() && bootstrap_servers.is_empty() {
+            return Err(invalid(
+                "controller.quorum.voters",
+                "",
+                "a broker without the controller role needs controller.quorum.voters or controller.quorum.bootstrap.servers",
+            ));
+        }
+        let names_text = get("controller.listener.names");
+        let controller_listener_names: Vec<String> = names_text
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let clustered = !voters.is_empty() || !bootstrap_servers.is_empty();
+        if clustered && controller_listener_names.is_empty() {
+            return Err(invalid(
+                "controller.listener.names",
+                "",
+                "a node of a multi-node quorum must name its controller listener",
+            ));
+        }
+        for name in &controller_listener_names {
+            let listed = k.listeners.iter().any(|l| &l.name == name);
+            if controller && !listed {
+                return Err(invalid(
+                    "controller.listener.names",
+                    &names_text,
+                    format!("controller listener {name} is not in listeners"),
+                ));
+            }
+            if !controller && listed {
+                return Err(invalid(
+                    "listeners",
+                    &get("listeners"),
+                    format!("listener {name} is a controller listener, but this node is not a controller"),
+                ));
+            }
+            if !k.mapped_names.contains(name) {
+                return Err(invalid(
+                    "listener.security.protocol.map",
+                    &get("listener.security.protocol.map"),
+                    format!("no security protocol for controller listener {name}"),
+                ));
+            }
+        }
+        let inter_text = get("inter.broker.listener.name").to_ascii_uppercase();
+        let inter_broker_listener_name = if inter_text.is_empty() {
+            k.listeners
+                .iter()
+                .find(|l| !controller_listener_names.contains(&l.name))
+                .map(|l| l.name.clone())
+                .unwrap_or_default()
+        } else {
+            inter_text
+        };
+        if broker {
+            let ok = k
+                .listeners
+                .iter()
+                .any(|l| l.name == inter_broker_listener_name)
+                && !controller_listener_names.contains(&inter_broker_listener_name);
+            if !ok {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    &inter_broker_listener_name,
+                    "must name a listener in listeners that is not a controller listener",
+                ));
+            }
+        }
+        let int = |key: &str, min: i64| -> Result<i64, ConfigError> {
+            let v = get(key);
+            let n: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid(key, &v, "not a number"))?;
+            if n < min {
+                return Err(invalid(key, &v, format!("must be at least {min}")));
+            }
+            Ok(n)
+        };
+        let heartbeat = int("broker.heartbeat.interval.ms", 1)?;
+        let session = int("broker.session.timeout.ms", 1)?;
+        if heartbeat >= session {
+            return Err(invalid(
+                "broker.heartbeat.interval.ms",
+                &heartbeat.to_string(),
+                "must be less than broker.session.timeout.ms",
+            ));
+        }
+        let unclean_text = get("unclean.leader.election.enable");
+        let unclean_leader_election_enable = match unclean_text.trim() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(invalid(
+                    "unclean.leader.election.enable",
+                    &unclean_text,
+                    "must be true or false",
+                ))
+            }
+        };
+        let rack = Some(get("broker.rack")).filter(|r| !r.is_empty());
+        Ok(ClusterConfig {
+            broker,
+            controller,
+            voters,
+            bootstrap_servers,
+            controller_listener_names,
+            inter_broker_listener_name,
+            rack,
+            replica_lag_time_max_ms: int("replica.lag.time.max.ms", 1)?,
+            broker_heartbeat_interval_ms: heartbeat,
+            broker_session_timeout_ms: session,
+            unclean_leader_election_enable,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BrokerConfig, ConfigError};
+
+    fn load(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let o: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::load(None, &[], &o).map(|l| l.config)
+    }
+
+    fn refused_key(pairs: &[(&str, &str)]) -> String {
+        match load(pairs) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    const THREE: &str = "1@localhost:9093,2@localhost:9193,3@localhost:9293";
+
+    #[test]
+    fn no_keys_is_a_cluster_of_one() {
+        let c = load(&[]).unwrap();
+        assert!(c.cluster.broker && c.cluster.controller);
+        assert!(c.cluster.is_single_node(c.node_id));
+        assert_eq!(c.cluster.inter_broker_listener_name, "PLAINTEXT");
+        assert_eq!(c.cluster.replica_lag_time_max_ms, 30_000);
+        assert_eq!(c.cluster.broker_heartbeat_interval_ms, 2_000);
+        assert_eq!(c.cluster.broker_session_timeout_ms, 9_000);
+        assert!(!c.cluster.unclean_leader_election_enable);
+    }
+
+    #[test]
+    fn a_combined_node_of_three() {
+        let c = load(&[
+            ("node.id", "2"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9192,CONTROLLER://127.0.0.1:9193",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", THREE),
+            ("broker.rack", "r2"),
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(c.cluster.voters[1].port, 9193);
+        assert!(!c.cluster.is_single_node(2));
+        assert_eq!(c.cluster.inter_broker_listener_name, "PLAINTEXT");
+        assert_eq!(c.cluster.rack.as_deref(), Some("r2"));
+    }
+
+    #[test]
+    fn misconfigurations_name_the_key() {
+        let base = [
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            refused_key(&v)
+        };
+        assert_eq!(with(&[("process.roles", "broker,worker")]), "process.roles");
+        assert_eq!(with(&[("process.roles", "broker,broker")]), "process.roles");
+        assert_eq!(
+            with(&[("controller.quorum.voters", "1@a:1,1@b:2")]),
+            "controller.quorum.voters"
+        );
+        assert_eq!(
+            with(&[("controller.quorum.voters", "1@a:1,2@a:1")]),
+            "controller.quorum.voters"
+        );
+        assert_eq!(
+            with(&[("controller.quorum.voters", "1@a")]),
+            "controller.quorum.voters"
+        );
+        // This node (node.id 1 by default) is a controller missing from the voters.
+        assert_eq!(
+            with(&[("controller.quorum.voters", "2@a:1,3@b:1")]),
+            "controller.quorum.voters"
+        );
+        // A broker alone with nowhere to find a controller.
+        assert_eq!(
+            refused_key(&[("process.roles", "broker")]),
+            "controller.quorum.voters"
+        );
+        // The controller listener must be among the listeners.
+        assert_eq!(
+            refused_key(&[
+                ("controller.quorum.voters", THREE),
+                ("controller.listener.names", "CONTROLLER"),
+            ]),
+            "controller.listener.names"
+        );
+        assert_eq!(
+            refused_key(&[
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+                ),
+                ("controller.quorum.voters", THREE),
+            ]),
+            "controller.listener.names"
+        );
+        assert_eq!(
+            with(&[("inter.broker.listener.name", "CONTROLLER")]),
+            "inter.broker.listener.name"
+        );
+        assert_eq!(
+            with(&[("broker.heartbeat.interval.ms", "9000")]),
+            "broker.heartbeat.interval.ms"
+        );
+        assert_eq!(
+            with(&[("unclean.leader.election.enable", "maybe")]),
+            "unclean.leader.election.enable"
+        );
+    }
+}
