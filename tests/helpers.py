@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNNEL = ROOT / "target" / "debug" / "runnel"
+# RUNNEL_BIN runs the suite against another build (e.g. a copy, while the tree is rebuilt).
+RUNNEL = Path(os.environ.get("RUNNEL_BIN", ROOT / "target" / "debug" / "runnel"))
 KAFKA_LIBS = ROOT / ".deps" / "kafka-libs"
 
 TOOLS = {

@@ -11,7 +11,8 @@ use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
 use runnel_config::{BrokerConfig, TopicConfig};
 use runnel_metadata::{
-    LocalQuorum, MetadataImage, MetadataQuorum, MetadataRecord, QuorumError, TopicImage,
+    MetadataImage, MetadataQuorum, MetadataRecord, NoTransport, QuorumError, RaftQuorum,
+    RaftQuorumConfig, RaftTransport, TopicImage,
 };
 use runnel_storage::checkpoint::CLEAN_SHUTDOWN_FILE;
 use tokio::sync::watch;
@@ -44,7 +45,7 @@ pub struct Broker {
     /// Cluster id.
     pub cluster_id: String,
     /// The replicated metadata log.
-    quorum: Arc<dyn MetadataQuorum>,
+    quorum: Arc<RaftQuorum>,
     /// The newest image published to this broker's parts (what handlers read).
     image: RwLock<Arc<MetadataImage>>,
     /// Serializes publishing, so that images are applied in log order.
@@ -82,6 +83,31 @@ impl BrokerHandle {
         tokio::task::spawn_blocking(move || broker.close()).await??;
         Ok(())
     }
+}
+
+/// Opens the metadata quorum: the voters of `controller.quorum.voters`, or this node alone.
+fn open_quorum(config: &BrokerConfig, log_dir: &Path) -> anyhow::Result<Arc<RaftQuorum>> {
+    let mut voters: std::collections::BTreeMap<i32, String> = config
+        .cluster
+        .voters
+        .iter()
+        .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+        .collect();
+    if voters.is_empty() {
+        voters.insert(config.node_id, "localhost:0".to_string());
+    }
+    let network: Arc<dyn RaftTransport> = if voters.len() == 1 {
+        Arc::new(NoTransport)
+    } else {
+        Arc::new(crate::internode::TcpRaftTransport::default())
+    };
+    RaftQuorum::open(RaftQuorumConfig {
+        log_dir: log_dir.to_path_buf(),
+        node_id: config.node_id,
+        voters,
+        network,
+    })
+    .context("opening the metadata quorum")
 }
 
 fn generate_cluster_id() -> String {
@@ -163,9 +189,7 @@ impl Broker {
         } else {
             info!("no clean-shutdown marker: logs above their recovery points will be scanned");
         }
-        let quorum: Arc<dyn MetadataQuorum> = Arc::new(
-            LocalQuorum::open(&log_dir, config.node_id).context("opening the metadata log")?,
-        );
+        let quorum = open_quorum(&config, &log_dir)?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() {
             let cluster_id = config

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod internal_topics;
+pub mod internode;
 pub mod partition;
 pub mod replica;
 pub mod server;

@@ -37,7 +37,7 @@ pub struct TopicImage {
 }
 
 /// An immutable snapshot of the cluster's metadata.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
     /// Cluster id, once written.
     pub cluster_id: Option<String>,
@@ -124,14 +124,23 @@ impl MetadataImage {
                         };
                     }
                 } else if *resource_type == RESOURCE_BROKER {
-                    let m = self
-                        .broker_configs
-                        .entry(resource_name.clone())
-                        .or_default();
                     match value {
-                        Some(v) => m.insert(name.clone(), v.clone()),
-                        None => m.remove(name),
-                    };
+                        Some(v) => {
+                            self.broker_configs
+                                .entry(resource_name.clone())
+                                .or_default()
+                                .insert(name.clone(), v.clone());
+                        }
+                        None => {
+                            // A broker without overrides has no entry at all.
+                            if let Some(m) = self.broker_configs.get_mut(resource_name) {
+                                m.remove(name);
+                                if m.is_empty() {
+                                    self.broker_configs.remove(resource_name);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -143,6 +152,53 @@ impl MetadataImage {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id)
             }
         }
+    }
+}
+
+impl MetadataImage {
+    /// The records that, applied in order to an empty image, rebuild this one (all but
+    /// `last_offset`, which the log position sets): what a snapshot holds.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if let Some(cluster_id) = &self.cluster_id {
+            out.push(MetadataRecord::Cluster {
+                cluster_id: cluster_id.clone(),
+            });
+        }
+        for topic in self.topics.values() {
+            out.push(MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.topic_id,
+            });
+            out.extend(topic.partitions.iter().map(|p| MetadataRecord::Partition {
+                topic_id: topic.topic_id,
+                partition: p.partition,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+            }));
+            out.extend(topic.configs.iter().map(|(k, v)| MetadataRecord::Config {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: topic.name.clone(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            }));
+        }
+        for (broker, configs) in &self.broker_configs {
+            out.extend(configs.iter().map(|(k, v)| MetadataRecord::Config {
+                resource_type: RESOURCE_BROKER,
+                resource_name: broker.clone(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            }));
+        }
+        if self.next_producer_id != 0 {
+            out.push(MetadataRecord::ProducerIds {
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        out
     }
 }
 
@@ -184,5 +240,78 @@ mod tests {
         img.apply(&MetadataRecord::RemoveTopic { topic_id: id });
         assert!(img.topic("a").is_none());
         assert!(img.topic_by_id(&id).is_none());
+    }
+
+    #[test]
+    fn to_records_rebuilds_the_image() {
+        let mut img = MetadataImage::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let records = vec![
+            MetadataRecord::Cluster {
+                cluster_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            },
+            MetadataRecord::Topic {
+                name: "a".into(),
+                topic_id: a,
+            },
+            MetadataRecord::Topic {
+                name: "b".into(),
+                topic_id: b,
+            },
+            MetadataRecord::Partition {
+                topic_id: a,
+                partition: 1,
+                replicas: vec![1, 2],
+                isr: vec![2],
+                leader: 2,
+                leader_epoch: 3,
+            },
+            MetadataRecord::Partition {
+                topic_id: a,
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+            },
+            MetadataRecord::Config {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: "a".into(),
+                name: "cleanup.policy".into(),
+                value: Some("compact".into()),
+            },
+            MetadataRecord::Config {
+                resource_type: RESOURCE_BROKER,
+                resource_name: "".into(),
+                name: "log.retention.ms".into(),
+                value: Some("1000".into()),
+            },
+            MetadataRecord::Config {
+                resource_type: RESOURCE_BROKER,
+                resource_name: "1".into(),
+                name: "x".into(),
+                value: Some("y".into()),
+            },
+            MetadataRecord::Config {
+                resource_type: RESOURCE_BROKER,
+                resource_name: "1".into(),
+                name: "x".into(),
+                value: None,
+            },
+            MetadataRecord::ProducerIds {
+                next_producer_id: 5000,
+            },
+            MetadataRecord::RemoveTopic { topic_id: b },
+        ];
+        for r in &records {
+            img.apply(r);
+        }
+        let mut rebuilt = MetadataImage::default();
+        for r in img.to_records() {
+            rebuilt.apply(&r);
+        }
+        assert_eq!(rebuilt, img);
+        assert!(!img.broker_configs.contains_key("1"));
+        assert_eq!(MetadataImage::default().to_records(), vec![]);
     }
 }

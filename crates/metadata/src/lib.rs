@@ -7,9 +7,11 @@
 pub mod image;
 pub mod log;
 pub mod quorum;
+pub mod raft;
 pub mod records;
 
 pub use image::{MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
-pub use quorum::{LocalQuorum, MetadataQuorum, QuorumError};
+pub use quorum::{MetadataQuorum, QuorumError};
+pub use raft::{NoTransport, RaftQuorum, RaftQuorumConfig, RaftRpcKind, RaftTransport};
 pub use records::MetadataRecord;

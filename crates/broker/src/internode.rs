@@ -1,0 +1,169 @@
+//! Runnel's own requests between nodes, carried in Kafka-shaped frames on the controller
+//! listener: the metadata quorum's raft messages, and controller requests forwarded by a node to
+//! the active controller. A frame is a classic request header (v1: api key, version, correlation
+//! id, null client id) whose api key is one of Runnel's private keys, followed by an opaque body;
+//! the response is the correlation id followed by the body. Kafka clients never send these keys,
+//! and they are refused on listeners that are not controller listeners.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use runnel_metadata::quorum::BoxFuture;
+use runnel_metadata::{RaftRpcKind, RaftTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Private api key of a raft message; the api version carries the [`RaftRpcKind`] code.
+pub const RAFT_API_KEY: i16 = 32_000;
+/// Private api key of a controller request forwarded to the active controller.
+pub const FORWARD_API_KEY: i16 = 32_001;
+
+/// Largest body accepted in a response between nodes (snapshots are sent in 1 MiB chunks).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// How long a connection attempt to another node may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether a frame's api key is one of Runnel's private inter-node keys.
+pub fn is_internode_key(api_key: i16) -> bool {
+    api_key == RAFT_API_KEY || api_key == FORWARD_API_KEY
+}
+
+/// Encodes a request frame (size prefix included).
+fn encode_request(api_key: i16, api_version: i16, correlation_id: i32, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(14 + body.len());
+    buf.put_i32((10 + body.len()) as i32);
+    buf.put_i16(api_key);
+    buf.put_i16(api_version);
+    buf.put_i32(correlation_id);
+    buf.put_i16(-1);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// Encodes a response frame (size prefix included).
+pub fn encode_response(correlation_id: i32, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(8 + body.len());
+    buf.put_i32((4 + body.len()) as i32);
+    buf.put_i32(correlation_id);
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// One connection to a node, one request in flight at a time.
+#[derive(Default)]
+struct Conn {
+    stream: Option<TcpStream>,
+    correlation_id: i32,
+}
+
+impl Conn {
+    async fn call(
+        &mut self,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        if self.stream.is_none() {
+            let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+            s.set_nodelay(true)?;
+            self.stream = Some(s);
+        }
+        let result = self.exchange(api_key, api_version, body).await;
+        if result.is_err() {
+            // A failed exchange leaves the stream in an unknown state: start afresh next time.
+            self.stream = None;
+        }
+        result
+    }
+
+    async fn exchange(
+        &mut self,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let corr = self.correlation_id;
+        let stream = self.stream.as_mut().expect("connected");
+        stream
+            .write_all(&encode_request(api_key, api_version, corr, body))
+            .await?;
+        let size = stream.read_i32().await?;
+        if size < 4 || size as usize > MAX_RESPONSE_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("response size {size} out of range"),
+            ));
+        }
+        let got = stream.read_i32().await?;
+        if got != corr {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("correlation id {got}, expected {corr}"),
+            ));
+        }
+        let mut out = vec![0u8; size as usize - 4];
+        stream.read_exact(&mut out).await?;
+        Ok(out)
+    }
+}
+
+/// A connection shared by the callers that reach one node for one purpose.
+type SharedConn = Arc<tokio::sync::Mutex<Conn>>;
+
+/// Connections to other nodes' controller listeners, one per (node, purpose).
+#[derive(Default)]
+pub struct NodeClient {
+    conns: parking_lot::Mutex<HashMap<(i32, i16), SharedConn>>,
+}
+
+impl NodeClient {
+    /// Sends one request to node `target` at `addr` and returns the response body.
+    pub async fn call(
+        &self,
+        target: i32,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        let conn = self
+            .conns
+            .lock()
+            .entry((target, api_key))
+            .or_default()
+            .clone();
+        let mut conn = conn.lock().await;
+        conn.call(addr, api_key, api_version, body).await
+    }
+}
+
+/// The quorum's raft messages over TCP to the voters' controller listeners.
+#[derive(Default)]
+pub struct TcpRaftTransport {
+    client: Arc<NodeClient>,
+}
+
+impl RaftTransport for TcpRaftTransport {
+    fn send(
+        &self,
+        target: i32,
+        addr: &str,
+        kind: RaftRpcKind,
+        body: Vec<u8>,
+    ) -> BoxFuture<'static, io::Result<Vec<u8>>> {
+        let client = self.client.clone();
+        let addr = addr.to_string();
+        Box::pin(async move {
+            client
+                .call(target, &addr, RAFT_API_KEY, kind.code() as i16, &body)
+                .await
+        })
+    }
+}

@@ -1,0 +1,426 @@
+//! The metadata log replicated by openraft among the controllers: [`RaftQuorum`] implements
+//! [`MetadataQuorum`] on its own tokio runtime (thread `metadata-quorum`), over the log store in
+//! `store`, the image state machine in `state`, and a pluggable [`RaftTransport`].
+
+mod legacy;
+mod network;
+mod state;
+mod store;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, Fatal, RaftError};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, watch};
+
+pub use network::{NoTransport, RaftRpcKind, RaftTransport};
+
+use crate::image::MetadataImage;
+use crate::log::METADATA_LOG_DIR;
+use crate::quorum::{BoxFuture, MetadataQuorum, QuorumError};
+use crate::records::MetadataRecord;
+use network::Network;
+use state::{empty_image, StateMachine};
+use store::LogStore;
+
+openraft::declare_raft_types!(
+    /// openraft's types for the metadata log: an entry is a list of records applied atomically.
+    pub(crate) TypeConfig:
+        D = Vec<MetadataRecord>,
+        R = (),
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+        Responder = openraft::impls::OneshotResponder<TypeConfig>,
+);
+
+/// How long `open` waits for a single voter (or a converting one) to lead.
+const LEAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What [`RaftQuorum::open`] needs.
+#[derive(Clone)]
+pub struct RaftQuorumConfig {
+    /// The broker's first log dir; the log lives in `<log_dir>/__cluster_metadata-0/`.
+    pub log_dir: PathBuf,
+    /// This node's id (a voter's id).
+    pub node_id: i32,
+    /// Every voter: node id -> `host:port` of its controller listener.
+    pub voters: BTreeMap<i32, String>,
+    /// How requests reach the other voters.
+    pub network: Arc<dyn RaftTransport>,
+}
+
+/// The metadata quorum as an openraft node.
+pub struct RaftQuorum {
+    node_id: i32,
+    raft: Raft<TypeConfig>,
+    handle: Handle,
+    images: Arc<watch::Sender<Arc<MetadataImage>>>,
+    log: LogStore,
+    stopped: AtomicBool,
+    /// Stops the runtime thread, and the thread to join.
+    thread: Mutex<Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>>,
+    thread_id: ThreadId,
+}
+
+fn storage(e: impl ToString) -> QuorumError {
+    QuorumError::Storage(e.to_string())
+}
+
+/// Raft timings: a lone voter elects itself at once; voters on separate processes (often on a
+/// loaded machine) get timeouts long enough that a busy moment does not depose a live leader.
+fn raft_config(voters: usize) -> Result<Config, QuorumError> {
+    let (heartbeat, election_min, election_max) = if voters <= 1 {
+        (50, 150, 300)
+    } else {
+        (200, 1000, 2000)
+    };
+    Config {
+        cluster_name: "runnel-metadata".into(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election_min,
+        election_timeout_max: election_max,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 100,
+        snapshot_max_chunk_size: 1024 * 1024,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(storage)
+}
+
+fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> QuorumError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotLeader {
+            leader: f.leader_id.map(|id| id as i32),
+        },
+        RaftError::Fatal(Fatal::Stopped) => QuorumError::Stopped,
+        other => storage(other),
+    }
+}
+
+/// Commits `records` as one entry and returns the image that includes it (the state machine
+/// publishes it before openraft answers the write).
+async fn write(
+    raft: Raft<TypeConfig>,
+    images: Arc<watch::Sender<Arc<MetadataImage>>>,
+    records: Vec<MetadataRecord>,
+) -> Result<Arc<MetadataImage>, QuorumError> {
+    let resp = raft.client_write(records).await.map_err(write_error)?;
+    let image = images.borrow().clone();
+    debug_assert!(image.last_offset >= resp.log_id.index as i64);
+    Ok(image)
+}
+
+/// Answers one request from another voter with the serialized `Result` of the local raft.
+async fn serve_rpc(
+    raft: Raft<TypeConfig>,
+    kind: RaftRpcKind,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, QuorumError> {
+    fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, QuorumError> {
+        serde_json::from_slice(body)
+            .map_err(|e| QuorumError::Storage(format!("malformed raft request: {e}")))
+    }
+    let out = match kind {
+        RaftRpcKind::AppendEntries => serde_json::to_vec(&raft.append_entries(parse(&body)?).await),
+        RaftRpcKind::Vote => serde_json::to_vec(&raft.vote(parse(&body)?).await),
+        RaftRpcKind::InstallSnapshot => {
+            serde_json::to_vec(&raft.install_snapshot(parse(&body)?).await)
+        }
+    };
+    out.map_err(storage)
+}
+
+impl RaftQuorum {
+    /// Opens the metadata log under `config.log_dir` and starts the quorum on its own runtime.
+    /// Blocking. A pristine node with the smallest voter id initializes the membership; with a
+    /// single voter this returns once the node leads and has applied its log, otherwise once
+    /// started. A pre-raft metadata log found there is converted first.
+    pub fn open(config: RaftQuorumConfig) -> Result<Arc<RaftQuorum>, QuorumError> {
+        let RaftQuorumConfig {
+            log_dir,
+            node_id,
+            voters,
+            network,
+        } = config;
+        if !voters.contains_key(&node_id) || voters.keys().any(|id| *id < 0) {
+            return Err(storage(format!(
+                "node {node_id} must be one of the voters {:?} (ids >= 0)",
+                voters.keys().collect::<Vec<_>>()
+            )));
+        }
+        let initializer = voters.keys().next() == Some(&node_id);
+        let legacy = legacy::take_legacy(&log_dir, initializer).map_err(storage)?;
+
+        let dir = log_dir.join(METADATA_LOG_DIR);
+        let images = Arc::new(watch::channel(Arc::new(empty_image())).0);
+        let log = LogStore::open(&dir).map_err(storage)?;
+        let sm = StateMachine::open(&dir, images.clone()).map_err(storage)?;
+        let pristine = log.is_pristine() && !sm.has_snapshot();
+        let raft_config = Arc::new(raft_config(voters.len())?);
+
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let id = node_id as u64;
+        let net = Network {
+            id,
+            transport: network,
+        };
+        let store = log.clone();
+        let thread = std::thread::Builder::new()
+            .name("metadata-quorum".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match Raft::new(id, raft_config, net, store, sm).await {
+                        Ok(raft) => {
+                            let _ = ready_tx.send(Ok((Handle::current(), raft)));
+                            let _ = stop_rx.await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                        }
+                    }
+                });
+            })
+            .map_err(storage)?;
+        let (handle, raft) = match ready_rx.recv() {
+            Ok(Ok(started)) => started,
+            failed => {
+                let _ = thread.join();
+                let _ = log.close();
+                return Err(match failed {
+                    Ok(Err(e)) => storage(e),
+                    _ => QuorumError::Stopped,
+                });
+            }
+        };
+        let quorum = Arc::new(RaftQuorum {
+            node_id,
+            raft,
+            handle,
+            images,
+            log,
+            stopped: AtomicBool::new(false),
+            thread_id: thread.thread().id(),
+            thread: Mutex::new(Some((stop_tx, thread))),
+        });
+        quorum.spawn_leader_log();
+        if let Err(e) = quorum.start(pristine, &voters, legacy, &log_dir) {
+            let _ = quorum.shutdown();
+            return Err(e);
+        }
+        Ok(quorum)
+    }
+
+    /// Initializes the membership if this node should, waits for leadership where `open` must,
+    /// and commits a converted pre-raft image.
+    fn start(
+        &self,
+        pristine: bool,
+        voters: &BTreeMap<i32, String>,
+        legacy: Option<MetadataImage>,
+        log_dir: &std::path::Path,
+    ) -> Result<(), QuorumError> {
+        let id = self.node_id as u64;
+        if pristine && voters.keys().next() == Some(&self.node_id) {
+            let members: BTreeMap<u64, BasicNode> = voters
+                .iter()
+                .map(|(id, addr)| (*id as u64, BasicNode { addr: addr.clone() }))
+                .collect();
+            let raft = self.raft.clone();
+            self.run(async move { raft.initialize(members).await })?
+                .map_err(|e| storage(format!("initializing the metadata quorum: {e}")))?;
+        }
+        if voters.len() == 1 || legacy.is_some() {
+            let raft = self.raft.clone();
+            self.run(async move {
+                raft.wait(Some(LEAD_TIMEOUT))
+                    .metrics(|m| m.current_leader == Some(id), "this node leads")
+                    .await
+                    .map_err(storage)?;
+                // Leadership confirmed and everything committed applied.
+                raft.ensure_linearizable().await.map_err(storage)?;
+                Ok::<_, QuorumError>(())
+            })??;
+        }
+        if let Some(image) = legacy {
+            let records = image.to_records();
+            if !records.is_empty() {
+                self.propose_blocking(records)?;
+            }
+            legacy::finish(log_dir).map_err(storage)?;
+            tracing::info!("metadata log: pre-raft log converted");
+        }
+        Ok(())
+    }
+
+    /// Logs every change of leader.
+    fn spawn_leader_log(&self) {
+        let mut metrics = self.raft.metrics();
+        let me = self.node_id;
+        self.handle.spawn(async move {
+            let mut last = None;
+            loop {
+                let (leader, term) = {
+                    let m = metrics.borrow_and_update();
+                    (m.current_leader, m.current_term)
+                };
+                if leader != last {
+                    if let Some(leader) = leader {
+                        tracing::info!(node = me, leader, term, "metadata quorum leader elected");
+                    }
+                    last = leader;
+                }
+                if metrics.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Runs `fut` on the quorum runtime and waits for it from this (any other) thread.
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, QuorumError> {
+        if std::thread::current().id() == self.thread_id {
+            return Err(storage("a blocking quorum call on the quorum's own thread"));
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| QuorumError::Stopped)
+    }
+
+    /// Serves a request another voter sent through its [`RaftTransport`]: `body` is what that
+    /// transport was given, and the bytes returned are its response. Runs on the quorum runtime.
+    pub fn handle_rpc(
+        &self,
+        kind: RaftRpcKind,
+        body: &[u8],
+    ) -> BoxFuture<'static, Result<Vec<u8>, QuorumError>> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Box::pin(async { Err(QuorumError::Stopped) });
+        }
+        let task = self
+            .handle
+            .spawn(serve_rpc(self.raft.clone(), kind, body.to_vec()));
+        Box::pin(async move { task.await.map_err(|_| QuorumError::Stopped)? })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The metadata log's start offset: entries before it were purged behind a snapshot.
+    #[cfg(test)]
+    fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+}
+
+impl MetadataQuorum for RaftQuorum {
+    fn propose(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> BoxFuture<'static, Result<Arc<MetadataImage>, QuorumError>> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Box::pin(async { Err(QuorumError::Stopped) });
+        }
+        if records.is_empty() {
+            let image = self.image();
+            return Box::pin(async move { Ok(image) });
+        }
+        let (tx, rx) = oneshot::channel();
+        let fut = write(self.raft.clone(), self.images.clone(), records);
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        Box::pin(async move { rx.await.unwrap_or(Err(QuorumError::Stopped)) })
+    }
+
+    fn propose_blocking(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<Arc<MetadataImage>, QuorumError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(QuorumError::Stopped);
+        }
+        if records.is_empty() {
+            return Ok(self.image());
+        }
+        self.run(write(self.raft.clone(), self.images.clone(), records))?
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.images.borrow().clone()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.images.subscribe()
+    }
+
+    fn leader_id(&self) -> Option<i32> {
+        if self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .map(|id| id as i32)
+    }
+
+    fn shutdown(&self) -> Result<(), QuorumError> {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let raft = self.raft.clone();
+        let stopped = self.run(async move { raft.shutdown().await });
+        if let Some((stop, thread)) = self.thread.lock().take() {
+            let _ = stop.send(());
+            if std::thread::current().id() != self.thread_id {
+                let _ = thread.join();
+            }
+        }
+        self.log.close().map_err(storage)?;
+        match stopped {
+            Ok(Err(e)) => Err(storage(format!("stopping raft: {e}"))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for RaftQuorum {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests;
