@@ -42,8 +42,6 @@ pub struct Broker {
     pub config: BrokerConfig,
     /// The first log dir (Runnel uses one log dir for now).
     pub log_dir: PathBuf,
-    /// Cluster id.
-    pub cluster_id: String,
     /// The replicated metadata log.
     quorum: Arc<RaftQuorum>,
     /// The newest image published to this broker's parts (what handlers read).
@@ -57,6 +55,12 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// The transaction coordinator.
     pub txns: crate::txn::TxnCoordinator,
+    /// The controller's state on this node (active when this node leads the quorum).
+    pub controller: crate::controller::Controller,
+    /// Random id of this run of the process, sent with the broker registration.
+    pub incarnation_id: uuid::Uuid,
+    /// The broker epoch of this node's current registration, once registered.
+    pub broker_epoch: Mutex<Option<i64>>,
     shutting_down: AtomicBool,
     /// Turns true when shutdown begins: client connections close.
     stopping: watch::Sender<bool>,
@@ -110,8 +114,12 @@ fn open_quorum(config: &BrokerConfig, log_dir: &Path) -> anyhow::Result<Arc<Raft
     .context("opening the metadata quorum")
 }
 
-fn generate_cluster_id() -> String {
-    crate::partition::topic_id_base64(&uuid::Uuid::new_v4())
+/// The cluster id this node proposes when the metadata log has none: `cluster.id`, or a new one.
+pub fn initial_cluster_id(config: &BrokerConfig) -> String {
+    config
+        .cluster_id
+        .clone()
+        .unwrap_or_else(|| crate::partition::topic_id_base64(&uuid::Uuid::new_v4()))
 }
 
 impl Broker {
@@ -147,6 +155,14 @@ impl Broker {
             sockets.push((listener.name.clone(), tcp));
         }
         let broker = Arc::new(broker);
+        if broker.config.cluster.is_single_node(broker.config.node_id) {
+            // A cluster of one registers and unfences itself before serving, so that its first
+            // Metadata answer already lists it.
+            let b = broker.clone();
+            tokio::task::spawn_blocking(move || crate::controller::lifecycle::step(&b, false))
+                .await?
+                .map_err(|e| anyhow::anyhow!("registering with the controller: {}", e.message))?;
+        }
         let mut tasks = Vec::new();
         for (name, tcp) in sockets {
             tasks.push(tokio::spawn(crate::server::accept_loop(
@@ -159,6 +175,7 @@ impl Broker {
         tasks.push(tokio::spawn(flush_loop(broker.clone())));
         tasks.push(tokio::spawn(group_loop(broker.clone())));
         tasks.push(tokio::spawn(publish_loop(broker.clone())));
+        tasks.push(tokio::spawn(lifecycle_loop(broker.clone())));
         Ok(BrokerHandle {
             broker,
             bound,
@@ -175,13 +192,6 @@ impl Broker {
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating log dir {}", log_dir.display()))?;
         check_meta_properties(&log_dir, &config)?;
-        if !config.cluster.is_single_node(config.node_id) {
-            anyhow::bail!(
-                "controller.quorum.voters / process.roles describe a multi-node cluster; this build of Runnel \
-                 runs a cluster of one only (leave process.roles, controller.quorum.voters and \
-                 controller.quorum.bootstrap.servers unset, or name only this node as voter)"
-            );
-        }
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
@@ -191,28 +201,30 @@ impl Broker {
         }
         let quorum = open_quorum(&config, &log_dir)?;
         let mut image = quorum.image();
-        if image.cluster_id.is_none() {
-            let cluster_id = config
-                .cluster_id
-                .clone()
-                .unwrap_or_else(generate_cluster_id);
-            image = quorum.propose_blocking(vec![MetadataRecord::Cluster { cluster_id }])?;
+        if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
+            // A cluster of one leads its quorum already; a multi-node quorum writes its cluster
+            // id once it has a leader (see `lifecycle::step`).
+            image = quorum.propose_blocking(vec![MetadataRecord::Cluster {
+                cluster_id: initial_cluster_id(&config),
+            }])?;
         }
-        let cluster_id = image.cluster_id.clone().unwrap_or_default();
-        write_meta_properties(&log_dir, &cluster_id, config.node_id)?;
-        let next_pid = image.next_producer_id;
+        if let Some(cluster_id) = &image.cluster_id {
+            write_meta_properties(&log_dir, cluster_id, config.node_id)?;
+        }
         let broker = Broker {
             log_dir: log_dir.clone(),
-            cluster_id,
             quorum,
             image: RwLock::new(Arc::new(MetadataImage::default())),
             publish_lock: Mutex::new(()),
             replicas: ReplicaManager::new(&config, log_dir, clean),
-            producer_ids: Mutex::new((next_pid, next_pid)),
+            producer_ids: Mutex::new((0, 0)),
             shutting_down: AtomicBool::new(false),
             stopping: watch::channel(false).0,
             groups: crate::group::GroupCoordinator::new(&config),
             txns: crate::txn::TxnCoordinator::new(&config),
+            controller: Default::default(),
+            incarnation_id: uuid::Uuid::new_v4(),
+            broker_epoch: Mutex::new(None),
             config,
         };
         // Open every partition the metadata places here; remove directories of deleted topics.
@@ -276,19 +288,76 @@ impl Broker {
         }
     }
 
-    /// Allocates a producer id, reserving a new block in the metadata log when needed.
+    /// Allocates a producer id, reserving a new block from the active controller when needed
+    /// (blocks never overlap across brokers).
     pub fn allocate_producer_id(&self) -> anyhow::Result<i64> {
         let mut ids = self.producer_ids.lock();
         if ids.0 >= ids.1 {
-            let next_block_end = ids.0 + PRODUCER_ID_BLOCK;
-            self.propose(vec![MetadataRecord::ProducerIds {
-                next_producer_id: next_block_end,
-            }])?;
-            ids.1 = next_block_end;
+            let first = crate::controller::allocate_producer_ids(self, PRODUCER_ID_BLOCK)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            *ids = (first, first + PRODUCER_ID_BLOCK);
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// The cluster id (empty until a multi-node quorum has written it).
+    pub fn cluster_id(&self) -> String {
+        self.image().cluster_id.clone().unwrap_or_default()
+    }
+
+    /// Once the metadata log has a cluster id: checks it against `meta.properties` and
+    /// `cluster.id` and records it there.
+    pub fn record_cluster_id(&self) -> anyhow::Result<()> {
+        let Some(id) = self.image().cluster_id.clone() else {
+            return Ok(());
+        };
+        if let Some(wanted) = self.config.cluster_id.as_ref().filter(|w| **w != id) {
+            anyhow::bail!(
+                "cluster.id is {wanted}, but the metadata quorum belongs to cluster {id}"
+            );
+        }
+        write_meta_properties(&self.log_dir, &id, self.config.node_id)
+    }
+
+    /// Node id of the active controller (the metadata quorum's leader), if known.
+    pub fn controller_id(&self) -> Option<i32> {
+        self.quorum.leader_id()
+    }
+
+    /// `host:port` of a voter's controller listener.
+    pub fn voter_address(&self, id: i32) -> Option<String> {
+        self.config
+            .cluster
+            .voters
+            .iter()
+            .find(|v| v.id == id)
+            .map(|v| format!("{}:{}", v.host, v.port))
+    }
+
+    /// Waits (blocking, until `deadline`) for the quorum to have applied metadata up to `offset`
+    /// on this node, and publishes it here.
+    pub fn wait_for_metadata(&self, offset: i64, deadline: std::time::Instant) {
+        loop {
+            let image = self.quorum.image();
+            if image.last_offset >= offset || std::time::Instant::now() >= deadline {
+                self.publish(&image);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Answers a raft message from another voter.
+    pub async fn raft_rpc(&self, kind_code: i16, body: &[u8]) -> Result<Vec<u8>, QuorumError> {
+        let kind = u8::try_from(kind_code)
+            .ok()
+            .and_then(runnel_metadata::RaftRpcKind::from_code)
+            .ok_or_else(|| {
+                QuorumError::Storage(format!("unknown raft message kind {kind_code}"))
+            })?;
+        self.quorum.handle_rpc(kind, body).await
     }
 
     /// A receiver that turns true when shutdown begins (connections close on it).
@@ -423,6 +492,27 @@ async fn publish_loop(broker: Arc<Broker>) {
         if images.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// This broker's registration and heartbeats, and (while this node is the active controller)
+/// the fencing of brokers whose sessions expired.
+async fn lifecycle_loop(broker: Arc<Broker>) {
+    let interval = Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms as u64);
+    loop {
+        let b = broker.clone();
+        let fenced = tokio::task::spawn_blocking(move || {
+            let r = crate::controller::lifecycle::step(&b, false);
+            crate::controller::lifecycle::fence_expired_sessions(&b);
+            r
+        })
+        .await;
+        let wait = match fenced {
+            // Not yet registered or unfenced: try again soon.
+            Ok(Ok(true)) | Ok(Err(_)) | Err(_) => interval.min(Duration::from_millis(250)),
+            Ok(Ok(false)) => interval,
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 

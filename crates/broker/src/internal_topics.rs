@@ -1,5 +1,6 @@
 //! The coordinators' internal topics (`__consumer_offsets`, `__transaction_state`): created on
-//! first use (compacted, replication factor 1 on a single node), written with key/value records
+//! first use (compacted, replicated by `offsets.topic.replication.factor` capped at the live
+//! brokers), written with key/value records
 //! in one uncompressed batch per change, and read back whole at start-up.
 
 use std::collections::BTreeMap;
@@ -33,7 +34,12 @@ pub fn ensure(broker: &Broker, name: &str, partitions: i32) -> Result<(), Respon
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    match controller::create_topic(broker, name, partitions, 1, &[], configs, false) {
+    // Replicated like any topic: offsets.topic.replication.factor, capped by the live brokers.
+    let live = controller::placement::placement_order(&broker.image())
+        .len()
+        .max(1);
+    let rf = (broker.config.offsets_topic_replication_factor as usize).min(live) as i16;
+    match controller::create_topic(broker, name, partitions, rf, &[], configs, false) {
         Ok(_) => Ok(()),
         Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
         Err(e) => {

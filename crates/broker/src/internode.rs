@@ -167,3 +167,84 @@ impl RaftTransport for TcpRaftTransport {
         })
     }
 }
+
+/// Blocking connections to other nodes, for synchronous callers (requests forwarded to the
+/// active controller). Each call has a deadline; a failed call drops its connection.
+#[derive(Default)]
+pub struct BlockingNodeClient {
+    conns: parking_lot::Mutex<HashMap<i32, Arc<parking_lot::Mutex<BlockingConn>>>>,
+}
+
+/// One blocking connection to a node.
+#[derive(Default)]
+struct BlockingConn {
+    stream: Option<std::net::TcpStream>,
+    correlation_id: i32,
+}
+
+/// How long a blocking call to another node may take.
+const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl BlockingConn {
+    fn call(
+        &mut self,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        use std::io::{Read, Write};
+        use std::net::ToSocketAddrs;
+        if self.stream.is_none() {
+            let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("{addr} does not resolve"))
+            })?;
+            let s = std::net::TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT)?;
+            s.set_nodelay(true)?;
+            s.set_read_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
+            s.set_write_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
+            self.stream = Some(s);
+        }
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let corr = self.correlation_id;
+        let stream = self.stream.as_mut().expect("connected");
+        let result = (|| {
+            stream.write_all(&encode_request(api_key, api_version, corr, body))?;
+            let mut head = [0u8; 8];
+            stream.read_exact(&mut head)?;
+            let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+            let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+            if size < 4 || size as usize > MAX_RESPONSE_BYTES || got != corr {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "bad response frame (size {size}, correlation id {got}, expected {corr})"
+                    ),
+                ));
+            }
+            let mut out = vec![0u8; size as usize - 4];
+            stream.read_exact(&mut out)?;
+            Ok(out)
+        })();
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+}
+
+impl BlockingNodeClient {
+    /// Sends one request to node `target` at `addr` and waits for the response body.
+    pub fn call(
+        &self,
+        target: i32,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        let conn = self.conns.lock().entry(target).or_default().clone();
+        let mut conn = conn.lock();
+        conn.call(addr, api_key, api_version, body)
+    }
+}

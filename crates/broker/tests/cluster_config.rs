@@ -1,6 +1,5 @@
 //! Start-up checks of a node's place in a cluster: a log dir formatted for another node id or
-//! another cluster is refused with a message naming the key, and so is a multi-node quorum
-//! configuration this build cannot serve yet.
+//! another cluster is refused with a message naming the key; three nodes form one cluster.
 
 mod common;
 
@@ -41,25 +40,141 @@ async fn a_log_dir_of_another_node_or_cluster_is_refused() {
     assert_eq!(image.topic("kept").unwrap().partitions.len(), 2);
 }
 
-#[tokio::test]
-async fn a_multi_node_quorum_is_refused_until_it_is_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = start_error(
-        dir.path(),
-        &[
-            (
-                "listeners",
-                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
-            ),
+/// Free loopback ports (bound and released; fine for a test).
+fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_form_a_cluster_and_place_replicas() {
+    use std::time::{Duration, Instant};
+    let ports = free_ports(6);
+    let voters = format!(
+        "1@127.0.0.1:{},2@127.0.0.1:{},3@127.0.0.1:{}",
+        ports[1], ports[3], ports[5]
+    );
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let starts = (0..3).map(|i| {
+        let listeners = format!(
+            "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+            ports[2 * i],
+            ports[2 * i + 1]
+        );
+        let id = (i + 1).to_string();
+        let extra = pairs(&[
+            ("node.id", &id),
+            ("listeners", &listeners),
             ("controller.listener.names", "CONTROLLER"),
-            (
-                "controller.quorum.voters",
-                "1@127.0.0.1:19093,2@127.0.0.1:19193,3@127.0.0.1:19293",
-            ),
-        ],
-    )
-    .await;
-    assert!(e.contains("multi-node"), "{e}");
+            ("controller.quorum.voters", &voters),
+            ("broker.rack", if i == 2 { "r2" } else { "r1" }),
+        ]);
+        let mut cfg = config(dirs[i].path(), 0, &[]);
+        cfg = runnel_config::BrokerConfig::load(
+            None,
+            &[],
+            &[
+                pairs(&[("log.dirs", &cfg.log_dirs[0].display().to_string())]),
+                extra,
+            ]
+            .concat(),
+        )
+        .unwrap()
+        .config;
+        Broker::start(cfg)
+    });
+    let handles: Vec<_> = futures_join_all(starts).await;
+    let brokers: Vec<_> = handles.iter().map(|h| h.broker.clone()).collect();
+
+    // Formation: every node sees three unfenced brokers and agrees on one controller.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let formed = brokers.iter().all(|b| {
+            let img = b.image();
+            img.brokers.len() == 3 && img.brokers.values().all(|x| !x.fenced)
+        });
+        let controllers: std::collections::HashSet<_> =
+            brokers.iter().map(|b| b.controller_id()).collect();
+        if formed && controllers.len() == 1 && !controllers.contains(&None) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no cluster within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cluster_ids: std::collections::HashSet<_> =
+        brokers.iter().map(|b| b.cluster_id()).collect();
+    assert_eq!(cluster_ids.len(), 1, "one cluster id: {cluster_ids:?}");
+
+    // Admin requests on any node reach the active controller; placement spreads replicas.
+    let controller = brokers[0].controller_id().unwrap();
+    let follower = brokers
+        .iter()
+        .find(|b| b.config.node_id != controller)
+        .unwrap()
+        .clone();
+    let f = follower.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        runnel_broker::controller::create_topic(&f, "rf3", 6, 3, &[], Default::default(), false)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(created.replication_factor, 3);
+    // The node that asked already has the topic in its image when the call returns.
+    let t = follower.image().topic("rf3").unwrap().clone();
+    let mut leaders = std::collections::BTreeMap::new();
+    for p in &t.partitions {
+        assert_eq!(p.replicas.len(), 3);
+        assert_eq!(p.isr.len(), 3);
+        *leaders.entry(p.leader).or_insert(0) += 1;
+    }
+    assert_eq!(leaders.values().copied().collect::<Vec<_>>(), [2, 2, 2]);
+    let f = follower.clone();
+    let too_many = tokio::task::spawn_blocking(move || {
+        runnel_broker::controller::create_topic(&f, "rf4", 1, 4, &[], Default::default(), false)
+    })
+    .await
+    .unwrap()
+    .err()
+    .unwrap();
+    assert!(
+        too_many.message.contains("only 3 broker(s) are registered"),
+        "{}",
+        too_many.message
+    );
+
+    // Every node applies the change and hosts its replicas.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !brokers
+        .iter()
+        .all(|b| b.image().topic("rf3").is_some() && b.replicas.partition("rf3", 5).is_some())
+    {
+        assert!(Instant::now() < deadline, "topic not applied everywhere");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for h in handles {
+        h.shutdown().await.unwrap();
+    }
+}
+
+/// Awaits futures concurrently (the nodes must start together: each waits for a quorum).
+async fn futures_join_all<
+    F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<T> {
+    let tasks: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap().unwrap());
+    }
+    out
 }
 
 #[tokio::test]

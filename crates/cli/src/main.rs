@@ -275,7 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let handle = runnel_broker::Broker::start(config).await?;
-    info!(cluster_id = %handle.broker.cluster_id, "Runnel broker started");
+    info!(cluster_id = %handle.broker.cluster_id(), "Runnel broker started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => info!("SIGINT received: shutting down"),

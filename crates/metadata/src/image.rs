@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::records::{MetadataRecord, RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::records::{BrokerEndpoint, MetadataRecord, RESOURCE_BROKER, RESOURCE_TOPIC};
 
 /// One partition as the metadata knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,32 @@ pub struct PartitionImage {
     pub leader: i32,
     /// Leader epoch.
     pub leader_epoch: i32,
+    /// Partition epoch (bumped by every change of the partition's record).
+    pub partition_epoch: i32,
+}
+
+/// A registered broker as the metadata knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    /// Node id.
+    pub id: i32,
+    /// Run of the broker process this registration belongs to.
+    pub incarnation_id: Uuid,
+    /// Epoch of the registration.
+    pub epoch: i64,
+    /// Advertised listeners.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// Rack, if any.
+    pub rack: Option<String>,
+    /// Fenced brokers lead nothing and are left out of new placements.
+    pub fenced: bool,
+}
+
+impl BrokerImage {
+    /// The endpoint of listener `name`, if the broker has one.
+    pub fn endpoint(&self, name: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
 }
 
 /// One topic as the metadata knows it.
@@ -47,6 +73,8 @@ pub struct MetadataImage {
     pub topic_names: HashMap<Uuid, String>,
     /// Dynamic broker config overrides, by broker id ("" = cluster default).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Registered brokers by id.
+    pub brokers: BTreeMap<i32, BrokerImage>,
     /// The next producer id to hand out.
     pub next_producer_id: i64,
     /// Offset of the last record applied (-1 for an empty log).
@@ -87,6 +115,7 @@ impl MetadataImage {
                 isr,
                 leader,
                 leader_epoch,
+                partition_epoch,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
@@ -99,6 +128,7 @@ impl MetadataImage {
                         isr: isr.clone(),
                         leader: *leader,
                         leader_epoch: *leader_epoch,
+                        partition_epoch: *partition_epoch,
                     };
                     match t.partitions.iter_mut().find(|x| x.partition == *partition) {
                         Some(existing) => *existing = p,
@@ -148,6 +178,40 @@ impl MetadataImage {
                     self.topics.remove(&name);
                 }
             }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                broker_epoch,
+                endpoints,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        epoch: *broker_epoch,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                    },
+                );
+            }
+            MetadataRecord::FenceBroker {
+                broker_id,
+                broker_epoch,
+            }
+            | MetadataRecord::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                let fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+                if let Some(b) = self.brokers.get_mut(broker_id) {
+                    if b.epoch == *broker_epoch {
+                        b.fenced = fenced;
+                    }
+                }
+            }
             MetadataRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id)
             }
@@ -177,6 +241,7 @@ impl MetadataImage {
                 isr: p.isr.clone(),
                 leader: p.leader,
                 leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
             }));
             out.extend(topic.configs.iter().map(|(k, v)| MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,
@@ -192,6 +257,21 @@ impl MetadataImage {
                 name: k.clone(),
                 value: Some(v.clone()),
             }));
+        }
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker {
+                broker_id: b.id,
+                incarnation_id: b.incarnation_id,
+                broker_epoch: b.epoch,
+                endpoints: b.endpoints.clone(),
+                rack: b.rack.clone(),
+            });
+            if !b.fenced {
+                out.push(MetadataRecord::UnfenceBroker {
+                    broker_id: b.id,
+                    broker_epoch: b.epoch,
+                });
+            }
         }
         if self.next_producer_id != 0 {
             out.push(MetadataRecord::ProducerIds {
@@ -222,6 +302,7 @@ mod tests {
                 isr: vec![1],
                 leader: 1,
                 leader_epoch: 0,
+                partition_epoch: 0,
             });
         }
         img.apply(&MetadataRecord::Config {
@@ -265,6 +346,7 @@ mod tests {
                 isr: vec![2],
                 leader: 2,
                 leader_epoch: 3,
+                partition_epoch: 0,
             },
             MetadataRecord::Partition {
                 topic_id: a,
@@ -273,6 +355,7 @@ mod tests {
                 isr: vec![1],
                 leader: 1,
                 leader_epoch: 0,
+                partition_epoch: 0,
             },
             MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,

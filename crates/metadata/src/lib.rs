@@ -10,8 +10,8 @@ pub mod quorum;
 pub mod raft;
 pub mod records;
 
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
 pub use quorum::{MetadataQuorum, QuorumError};
 pub use raft::{NoTransport, RaftQuorum, RaftQuorumConfig, RaftRpcKind, RaftTransport};
-pub use records::MetadataRecord;
+pub use records::{BrokerEndpoint, MetadataRecord};

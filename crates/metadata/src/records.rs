@@ -39,6 +39,10 @@ pub enum MetadataRecord {
         leader: i32,
         /// Leader epoch.
         leader_epoch: i32,
+        /// Partition epoch: bumped by every change of this partition's record, so that a
+        /// change computed from an older state (an ISR update from a leader) can be refused.
+        #[serde(default)]
+        partition_epoch: i32,
     },
     /// A config set (value) or removed (None) on a resource.
     Config {
@@ -56,11 +60,52 @@ pub enum MetadataRecord {
         /// The deleted topic's id.
         topic_id: Uuid,
     },
+    /// A broker registered (or registered again after a restart), fenced until it heartbeats
+    /// having caught up with the metadata log.
+    RegisterBroker {
+        /// Node id.
+        broker_id: i32,
+        /// Random id of this run of the broker process: a restart registers a new one.
+        incarnation_id: Uuid,
+        /// The broker epoch handed out for this registration (grows with each registration).
+        broker_epoch: i64,
+        /// The listeners clients and other brokers reach it on.
+        endpoints: Vec<BrokerEndpoint>,
+        /// `broker.rack`, if set.
+        rack: Option<String>,
+    },
+    /// A broker was fenced (missed heartbeats, or shut down): it may lead nothing.
+    FenceBroker {
+        /// Node id.
+        broker_id: i32,
+        /// The epoch of the registration being fenced.
+        broker_epoch: i64,
+    },
+    /// A fenced broker caught up and heartbeats: it may lead and be in ISRs again.
+    UnfenceBroker {
+        /// Node id.
+        broker_id: i32,
+        /// The epoch of the registration being unfenced.
+        broker_epoch: i64,
+    },
     /// A block of producer ids was handed out; the next block starts at `next_producer_id`.
     ProducerIds {
         /// First producer id not yet handed out.
         next_producer_id: i64,
     },
+}
+
+/// One listener of a registered broker, as advertised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// Listener name (e.g. PLAINTEXT).
+    pub name: String,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: u16,
+    /// Security protocol of the listener.
+    pub security_protocol: String,
 }
 
 impl MetadataRecord {

@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60): this node as the only broker and the controller.
+//! DescribeCluster (key 60): the live brokers of this broker's metadata image, at their
+//! advertised address for the listener the request came on, and the active controller.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -7,16 +8,23 @@ use super::{sb, RequestContext};
 
 /// Handles DescribeCluster.
 pub fn handle(ctx: &RequestContext, _req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let (host, port) = ctx.advertised();
-    let node = ctx.broker.config.node_id;
+    let image = ctx.broker.image();
     DescribeClusterResponse::default()
         .with_error_code(0)
         .with_endpoint_type(1)
-        .with_cluster_id(sb(ctx.broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(node))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(node))
-            .with_host(sb(host))
-            .with_port(port)])
+        .with_cluster_id(sb(ctx.broker.cluster_id()))
+        .with_controller_id(BrokerId(ctx.controller_id()))
+        .with_brokers(
+            ctx.live_brokers(&image)
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(sb(b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.map(sb))
+                })
+                .collect(),
+        )
         .with_cluster_authorized_operations(i32::MIN)
 }

@@ -1,26 +1,46 @@
-//! Metadata (key 3): brokers (this node, at the advertised address of the listener the client
-//! used), topics with stable ids, partitions led by this node, auto-creation when enabled.
+//! Metadata (key 3), answered from this broker's metadata image: the live brokers at their
+//! advertised address for the listener the client used, the active controller, topics with
+//! stable ids, and each partition's leader, leader epoch, replicas, ISR and offline replicas
+//! (a partition whose leader is fenced reports LEADER_NOT_AVAILABLE). Auto-creation when
+//! enabled.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
-use runnel_metadata::TopicImage;
+use runnel_metadata::{MetadataImage, TopicImage};
 use uuid::Uuid;
 
-use super::{sb, RequestContext};
+use super::{is_live, sb, RequestContext};
 use crate::controller;
 
-fn topic_entry(version: i16, t: &TopicImage) -> MetadataResponseTopic {
+fn topic_entry(image: &MetadataImage, version: i16, t: &TopicImage) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
+            let leader = if is_live(image, p.leader) {
+                p.leader
+            } else {
+                -1
+            };
+            let error = if leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|r| !is_live(image, **r))
+                .map(|&r| BrokerId(r))
+                .collect();
             MetadataResponsePartition::default()
-                .with_error_code(0)
+                .with_error_code(error)
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
+                .with_offline_replicas(if version >= 5 { offline } else { vec![] })
                 .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
                 .with_replica_nodes(p.replicas.iter().map(|&r| BrokerId(r)).collect())
                 .with_isr_nodes(p.isr.iter().map(|&r| BrokerId(r)).collect())
@@ -56,7 +76,6 @@ fn error_entry(
 pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
     let v = ctx.api_version;
-    let (host, port) = ctx.advertised();
     let mut image = broker.image();
     let mut topics = Vec::new();
     // v0: an empty list means all topics; v1+: null means all topics.
@@ -65,14 +84,14 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
     if all {
-        topics.extend(image.topics.values().map(|t| topic_entry(v, t)));
+        topics.extend(image.topics.values().map(|t| topic_entry(&image, v, t)));
     } else {
         for requested in req.topics.as_deref().unwrap_or_default() {
             let name = requested.name.as_ref().map(|n| n.0.to_string());
             let Some(name) = name else {
                 // Lookup by topic id (v10+).
                 match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topics.push(topic_entry(v, t)),
+                    Some(t) => topics.push(topic_entry(&image, v, t)),
                     None => topics.push(error_entry(
                         v,
                         None,
@@ -83,7 +102,7 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                 continue;
             };
             if let Some(t) = image.topic(&name) {
-                topics.push(topic_entry(v, t));
+                topics.push(topic_entry(&image, v, t));
                 continue;
             }
             if let Err(e) = controller::validate_topic_name(&name) {
@@ -112,7 +131,7 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
             }
             image = broker.image();
             match image.topic(&name) {
-                Some(t) => topics.push(topic_entry(v, t)),
+                Some(t) => topics.push(topic_entry(&image, v, t)),
                 None => topics.push(error_entry(
                     v,
                     Some(name),
@@ -123,17 +142,24 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
         }
     }
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.config.node_id))
-            .with_host(sb(host))
-            .with_port(port)
-            .with_rack(None)])
+        .with_brokers(
+            ctx.live_brokers(&image)
+                .into_iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(sb(b.host))
+                        .with_port(b.port)
+                        .with_rack(b.rack.map(sb))
+                })
+                .collect(),
+        )
         .with_cluster_id(if v >= 2 {
-            Some(sb(broker.cluster_id.clone()))
+            Some(sb(broker.cluster_id()))
         } else {
             None
         })
-        .with_controller_id(BrokerId(if v >= 1 { broker.config.node_id } else { -1 }))
+        .with_controller_id(BrokerId(if v >= 1 { ctx.controller_id() } else { -1 }))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }

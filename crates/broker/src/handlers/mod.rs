@@ -13,6 +13,8 @@ use runnel_protocol::frame::{
 };
 use runnel_protocol::versions::{check, VersionCheck};
 
+use runnel_metadata::MetadataImage;
+
 use crate::broker::Broker;
 
 pub mod add_offsets_to_txn;
@@ -92,9 +94,110 @@ impl RequestContext {
     }
 }
 
+/// A broker as clients see it through one listener.
+pub struct LiveBroker {
+    /// Node id.
+    pub id: i32,
+    /// Advertised host of the listener.
+    pub host: String,
+    /// Advertised port of the listener.
+    pub port: i32,
+    /// Rack, if any.
+    pub rack: Option<String>,
+}
+
+impl RequestContext {
+    /// The unfenced brokers that have an endpoint for this request's listener, in id order
+    /// (this node alone, at its advertised address, before it has registered).
+    pub fn live_brokers(&self, image: &MetadataImage) -> Vec<LiveBroker> {
+        let live: Vec<LiveBroker> = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let e = b.endpoint(&self.listener).or_else(|| b.endpoints.first())?;
+                Some(LiveBroker {
+                    id: b.id,
+                    host: e.host.clone(),
+                    port: e.port as i32,
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect();
+        if !live.is_empty() {
+            return live;
+        }
+        let (host, port) = self.advertised();
+        vec![LiveBroker {
+            id: self.broker.config.node_id,
+            host,
+            port,
+            rack: self.broker.config.cluster.rack.clone(),
+        }]
+    }
+
+    /// The active controller's id as clients are told it (-1 while none is known).
+    pub fn controller_id(&self) -> i32 {
+        self.broker.controller_id().unwrap_or(-1)
+    }
+}
+
+/// Whether a broker may serve as a partition's leader or replica now: registered, unfenced.
+pub fn is_live(image: &MetadataImage, id: i32) -> bool {
+    image.brokers.get(&id).is_some_and(|b| !b.fenced)
+}
+
 /// Shorthand for building a protocol string.
 pub fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// Serves one of Runnel's own requests between nodes (raft messages, forwarded controller
+/// requests), accepted on controller listeners only.
+async fn internode(
+    broker: &Arc<Broker>,
+    listener: &str,
+    api_key: i16,
+    api_version: i16,
+    correlation_id: i32,
+    frame: Bytes,
+) -> Outcome {
+    use crate::internode::{encode_response, FORWARD_API_KEY, RAFT_API_KEY};
+    let cluster = &broker.config.cluster;
+    if !cluster.controller
+        || !cluster
+            .controller_listener_names
+            .iter()
+            .any(|n| n == listener)
+    {
+        return Outcome::Close(
+            "inter-node request on a listener that is not a controller listener",
+        );
+    }
+    let Ok(head) = parse_request_head(&frame, 1) else {
+        return Outcome::Close("malformed request header");
+    };
+    let body = frame.slice(head.header_len..);
+    let reply = match api_key {
+        RAFT_API_KEY => match broker.raft_rpc(api_version, &body).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::debug!(error = %e, "raft message refused");
+                return Outcome::Close("raft message refused");
+            }
+        },
+        FORWARD_API_KEY => {
+            let b = broker.clone();
+            match tokio::task::spawn_blocking(move || crate::controller::serve_forwarded(&b, &body))
+                .await
+            {
+                Ok(bytes) => bytes,
+                Err(_) => return Outcome::Close("forwarded controller request failed"),
+            }
+        }
+        _ => return Outcome::Close("unknown API key"),
+    };
+    Outcome::Respond(encode_response(correlation_id, &reply))
 }
 
 /// Decodes and handles one request frame.
@@ -107,6 +210,17 @@ pub async fn dispatch(
     let Ok((api_key_raw, api_version, correlation_id)) = peek_prefix(&frame) else {
         return Outcome::Close("request shorter than a header");
     };
+    if crate::internode::is_internode_key(api_key_raw) {
+        return internode(
+            broker,
+            listener,
+            api_key_raw,
+            api_version,
+            correlation_id,
+            frame,
+        )
+        .await;
+    }
     match check(api_key_raw, api_version) {
         VersionCheck::Served => {}
         VersionCheck::Unsupported if api_key_raw == ApiKey::ApiVersions as i16 => {

@@ -159,6 +159,7 @@ fn legacy_log_is_converted() {
                 isr: vec![1],
                 leader: 1,
                 leader_epoch: 4,
+                partition_epoch: 0,
             },
             MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,

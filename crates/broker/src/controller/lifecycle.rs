@@ -1,0 +1,236 @@
+//! Broker lifecycle (KIP-631), both sides. A broker registers with the active controller at
+//! start-up (a new broker epoch, fenced), heartbeats every `broker.heartbeat.interval.ms`, and is
+//! unfenced by the first heartbeat that shows its metadata has caught up with its registration.
+//! The active controller fences a broker whose heartbeats stop for `broker.session.timeout.ms`,
+//! and one that asks to shut down. A fenced broker leads nothing and is left out of placements.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use runnel_metadata::{BrokerEndpoint, MetadataRecord};
+use serde::{Deserialize, Serialize};
+use tracing::info;
+use uuid::Uuid;
+
+use super::{propose, submit, ControllerError, ControllerRequest};
+use crate::broker::Broker;
+
+/// A broker's registration request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registration {
+    /// Node id.
+    pub broker_id: i32,
+    /// Random id of this run of the process.
+    pub incarnation_id: Uuid,
+    /// Advertised listeners.
+    pub endpoints: Vec<BrokerEndpoint>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+}
+
+/// A broker's heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Node id.
+    pub broker_id: i32,
+    /// The epoch its registration was given.
+    pub broker_epoch: i64,
+    /// The offset of the newest metadata the broker has applied.
+    pub metadata_offset: i64,
+    /// The broker is shutting down: fence it (its leaderships move elsewhere).
+    pub want_shutdown: bool,
+}
+
+/// Registers a broker (on the active controller): returns its new broker epoch.
+pub(super) fn register(broker: &Broker, r: Registration) -> Result<i64, ControllerError> {
+    let image = broker.image();
+    let session_ms = broker.config.cluster.broker_session_timeout_ms as u64;
+    let previous = image.brokers.get(&r.broker_id);
+    if let Some(existing) = previous {
+        let alive = broker
+            .controller
+            .sessions
+            .lock()
+            .get(&r.broker_id)
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(session_ms));
+        if existing.incarnation_id != r.incarnation_id && !existing.fenced && alive {
+            return Err(ControllerError::new(
+                ResponseError::DuplicateBrokerRegistration,
+                format!(
+                    "Another broker is registered with node.id {} and is alive; two nodes cannot share one node.id",
+                    r.broker_id
+                ),
+            ));
+        }
+    }
+    let epoch = previous.map_or(0, |b| b.epoch).max(image.last_offset) + 1;
+    propose(
+        broker,
+        vec![MetadataRecord::RegisterBroker {
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id,
+            broker_epoch: epoch,
+            endpoints: r.endpoints,
+            rack: r.rack,
+        }],
+    )?;
+    broker
+        .controller
+        .sessions
+        .lock()
+        .insert(r.broker_id, Instant::now());
+    info!(broker = r.broker_id, epoch, "broker registered");
+    Ok(epoch)
+}
+
+/// Records a heartbeat (on the active controller); returns whether the broker stays fenced.
+pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<bool, ControllerError> {
+    let image = broker.image();
+    let Some(b) = image.brokers.get(&h.broker_id) else {
+        return Err(ControllerError::new(
+            ResponseError::BrokerIdNotRegistered,
+            format!("Broker {} is not registered.", h.broker_id),
+        ));
+    };
+    if b.epoch != h.broker_epoch {
+        return Err(ControllerError::new(
+            ResponseError::StaleBrokerEpoch,
+            format!(
+                "Broker {} heartbeat with epoch {}, but its registration has epoch {}.",
+                h.broker_id, h.broker_epoch, b.epoch
+            ),
+        ));
+    }
+    broker
+        .controller
+        .sessions
+        .lock()
+        .insert(h.broker_id, Instant::now());
+    if h.want_shutdown {
+        if !b.fenced {
+            fence(broker, h.broker_id, b.epoch, "controlled shutdown")?;
+        }
+        return Ok(true);
+    }
+    if b.fenced && h.metadata_offset >= b.epoch {
+        propose(
+            broker,
+            vec![MetadataRecord::UnfenceBroker {
+                broker_id: h.broker_id,
+                broker_epoch: b.epoch,
+            }],
+        )?;
+        info!(broker = h.broker_id, epoch = b.epoch, "broker unfenced");
+        return Ok(false);
+    }
+    Ok(b.fenced)
+}
+
+/// Fences one broker registration.
+fn fence(broker: &Broker, id: i32, epoch: i64, why: &str) -> Result<(), ControllerError> {
+    propose(
+        broker,
+        vec![MetadataRecord::FenceBroker {
+            broker_id: id,
+            broker_epoch: epoch,
+        }],
+    )?;
+    info!(broker = id, epoch, why, "broker fenced");
+    Ok(())
+}
+
+/// On the active controller: fences every unfenced broker whose last heartbeat is older than
+/// `broker.session.timeout.ms`. A controller that has just become active gives every broker a
+/// full session from now.
+pub fn fence_expired_sessions(broker: &Broker) {
+    let _one_at_a_time = broker.controller.lock.lock();
+    if broker.controller_id() != Some(broker.config.node_id) {
+        broker.controller.sessions.lock().clear();
+        return;
+    }
+    let timeout = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms as u64);
+    let image = broker.image();
+    let expired: Vec<(i32, i64)> = {
+        let mut sessions = broker.controller.sessions.lock();
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| sessions.entry(b.id).or_insert_with(Instant::now).elapsed() > timeout)
+            .map(|b| (b.id, b.epoch))
+            .collect()
+    };
+    for (id, epoch) in expired {
+        if let Err(e) = fence(broker, id, epoch, "session timed out") {
+            tracing::warn!(broker = id, error = %e.message, "could not fence a broker");
+        }
+    }
+}
+
+/// This broker's registration request, from its configuration and bound listeners.
+fn registration(broker: &Broker) -> Registration {
+    let cfg = &broker.config;
+    let endpoints = cfg
+        .advertised_listeners
+        .iter()
+        .filter(|l| !cfg.cluster.controller_listener_names.contains(&l.name))
+        .map(|l| BrokerEndpoint {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+            security_protocol: cfg
+                .listener_security_protocol_map
+                .iter()
+                .find(|(n, _)| n == &l.name)
+                .map_or_else(|| "PLAINTEXT".to_string(), |(_, p)| p.clone()),
+        })
+        .collect();
+    Registration {
+        broker_id: cfg.node_id,
+        incarnation_id: broker.incarnation_id,
+        endpoints,
+        rack: cfg.cluster.rack.clone(),
+    }
+}
+
+/// One step of this broker's side of the lifecycle (blocking): registers when it has no epoch,
+/// heartbeats otherwise. Returns whether the broker is fenced after the step.
+pub fn step(broker: &Broker, want_shutdown: bool) -> Result<bool, ControllerError> {
+    if broker.image().cluster_id.is_none() {
+        let cluster_id = crate::broker::initial_cluster_id(&broker.config);
+        submit(broker, ControllerRequest::InitCluster { cluster_id })?;
+        if let Err(e) = broker.record_cluster_id() {
+            return Err(ControllerError::new(
+                ResponseError::InconsistentClusterId,
+                e.to_string(),
+            ));
+        }
+    }
+    let epoch = *broker.broker_epoch.lock();
+    let Some(epoch) = epoch else {
+        let ok = submit(
+            broker,
+            ControllerRequest::RegisterBroker(registration(broker)),
+        )?;
+        *broker.broker_epoch.lock() = Some(ok.value);
+        return step(broker, want_shutdown);
+    };
+    let beat = Heartbeat {
+        broker_id: broker.config.node_id,
+        broker_epoch: epoch,
+        metadata_offset: broker.image().last_offset,
+        want_shutdown,
+    };
+    match submit(broker, ControllerRequest::BrokerHeartbeat(beat)) {
+        Ok(ok) => Ok(ok.fenced),
+        Err(e)
+            if e.error == ResponseError::StaleBrokerEpoch
+                || e.error == ResponseError::BrokerIdNotRegistered =>
+        {
+            // The controller lost or replaced our registration: register again next step.
+            *broker.broker_epoch.lock() = None;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,720 @@
+//! The controller: validates admin changes (topics, partitions, configs), broker registrations
+//! and heartbeats, and turns them into metadata records, its only output. It never touches
+//! partitions or coordinators: each node publishes committed images to its replica manager and
+//! coordinators. The active controller is the metadata quorum's leader; a request made on any
+//! other node is forwarded to it ([`submit`]) and answered once the node's own image has caught
+//! up with the change. Requests are executed one at a time, as by Kafka's controller thread.
+
+pub mod lifecycle;
+pub mod placement;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use parking_lot::Mutex;
+use runnel_config::TopicConfig;
+use runnel_metadata::records::RESOURCE_TOPIC;
+use runnel_metadata::MetadataRecord;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::broker::Broker;
+
+/// A refused change: a Kafka error and a message.
+#[derive(Debug, Clone)]
+pub struct ControllerError {
+    /// The Kafka error.
+    pub error: ResponseError,
+    /// A human-readable message.
+    pub message: String,
+}
+
+impl ControllerError {
+    /// Builds an error.
+    pub fn new(error: ResponseError, message: impl Into<String>) -> Self {
+        ControllerError {
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+/// Commits records through the metadata quorum; the broker applies the resulting image to the
+/// hosted partitions and coordinators before this returns.
+fn propose(broker: &Broker, records: Vec<MetadataRecord>) -> Result<(), ControllerError> {
+    broker.propose(records).map(|_| ()).map_err(|e| match e {
+        runnel_metadata::QuorumError::NotLeader { .. } => {
+            ControllerError::new(ResponseError::NotController, e.to_string())
+        }
+        _ => ControllerError::new(ResponseError::UnknownServerError, e.to_string()),
+    })
+}
+
+/// Partition records for new partitions numbered from `first`, with the given replicas: the
+/// unfenced replicas form the ISR, the first of them leads, epochs start at 0.
+fn new_partitions(
+    image: &runnel_metadata::MetadataImage,
+    topic_id: Uuid,
+    first: i32,
+    replica_lists: Vec<Vec<i32>>,
+) -> impl Iterator<Item = MetadataRecord> + '_ {
+    replica_lists
+        .into_iter()
+        .enumerate()
+        .map(move |(i, replicas)| {
+            let (isr, leader) = placement::initial_isr(image, &replicas);
+            MetadataRecord::Partition {
+                topic_id,
+                partition: first + i as i32,
+                replicas,
+                isr,
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }
+        })
+}
+
+/// Where the placement round of a new topic starts: at random, as in Kafka, so that topics
+/// created one after another do not all lead on the same broker.
+fn random_start() -> usize {
+    uuid::Uuid::new_v4().as_u128() as usize % 1024
+}
+
+/// Whether a topic is one of Kafka's internal topics (owned by a coordinator, not writable by
+/// clients, flagged `is_internal` in Metadata).
+pub fn is_internal_topic(name: &str) -> bool {
+    name == crate::group::OFFSETS_TOPIC || name == "__transaction_state"
+}
+
+/// Kafka's longest legal topic name.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name against Kafka's rules.
+pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
+    let bad = |m: String| {
+        Err(ControllerError::new(
+            ResponseError::InvalidTopicException,
+            m,
+        ))
+    };
+    if name.is_empty() {
+        return bad("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return bad("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return bad(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LEN} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// What a successful (or validate-only) topic creation produced.
+pub struct CreatedTopic {
+    /// The new topic id (nil for validate-only).
+    pub topic_id: Uuid,
+    /// Partition count.
+    pub num_partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i16,
+    /// Config overrides given.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Validates topic config overrides (names and values).
+pub fn validate_topic_configs(
+    broker: &Broker,
+    configs: &BTreeMap<String, String>,
+) -> Result<TopicConfig, ControllerError> {
+    for (k, v) in configs {
+        runnel_config::validate_topic_config(k, v)
+            .map_err(|e| ControllerError::new(ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    TopicConfig::resolve(&broker.config, configs)
+        .map_err(|e| ControllerError::new(ResponseError::InvalidConfig, e.to_string()))
+}
+
+/// Creates a topic (or only validates the request when `validate_only`).
+fn exec_create_topic(
+    broker: &Broker,
+    name: &str,
+    num_partitions: i32,
+    replication_factor: i16,
+    assignments: &[(i32, Vec<i32>)],
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<CreatedTopic, ControllerError> {
+    validate_topic_name(name)?;
+    let image = broker.image();
+    if image.topic(name).is_some() {
+        return Err(ControllerError::new(
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{name}' already exists."),
+        ));
+    }
+    let (num_partitions, replication_factor) = if !assignments.is_empty() {
+        if num_partitions != -1 || replication_factor != -1 {
+            return Err(ControllerError::new(
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, (p, replicas)) in assignments.iter().enumerate() {
+            if *p != i as i32 || !seen.insert(*p) {
+                return Err(ControllerError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    "Partitions in the replica assignment must be numbered 0 to N-1",
+                ));
+            }
+            placement::check_assignment(&image, *p, replicas)?;
+            if replicas.len() != assignments[0].1.len() {
+                return Err(ControllerError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    "All partitions in the manual partition assignment must have the same number of replicas.",
+                ));
+            }
+        }
+        (assignments.len() as i32, assignments[0].1.len() as i16)
+    } else {
+        let np = if num_partitions == -1 {
+            broker.config.num_partitions
+        } else {
+            num_partitions
+        };
+        let rf = if replication_factor == -1 {
+            broker.config.default_replication_factor
+        } else {
+            replication_factor
+        };
+        if np <= 0 {
+            return Err(ControllerError::new(
+                ResponseError::InvalidPartitions,
+                "Number of partitions was set to an invalid non-positive value.",
+            ));
+        }
+        if rf <= 0 {
+            return Err(ControllerError::new(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            ));
+        }
+        let available = placement::placement_order(&image).len();
+        if rf as usize > available {
+            return Err(placement::too_few_brokers(rf, available));
+        }
+        (np, rf)
+    };
+    validate_topic_configs(broker, &configs)?;
+    if validate_only {
+        return Ok(CreatedTopic {
+            topic_id: Uuid::nil(),
+            num_partitions,
+            replication_factor,
+            configs,
+        });
+    }
+    let topic_id = Uuid::new_v4();
+    let replica_lists: Vec<Vec<i32>> = if assignments.is_empty() {
+        placement::place(
+            &image,
+            0,
+            num_partitions,
+            replication_factor,
+            random_start(),
+        )?
+    } else {
+        assignments.iter().map(|(_, r)| r.clone()).collect()
+    };
+    let mut records = vec![MetadataRecord::Topic {
+        name: name.to_string(),
+        topic_id,
+    }];
+    for (k, v) in &configs {
+        records.push(MetadataRecord::Config {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: name.to_string(),
+            name: k.clone(),
+            value: Some(v.clone()),
+        });
+    }
+    records.extend(new_partitions(&image, topic_id, 0, replica_lists));
+    propose(broker, records)?;
+    tracing::info!(topic = name, partitions = num_partitions, "created topic");
+    Ok(CreatedTopic {
+        topic_id,
+        num_partitions,
+        replication_factor,
+        configs,
+    })
+}
+
+/// Deletes a topic: gone from metadata at once, files removed in the background.
+fn exec_delete_topic(broker: &Broker, name: &str) -> Result<Uuid, ControllerError> {
+    let image = broker.image();
+    let Some(topic) = image.topic(name) else {
+        return Err(ControllerError::new(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        ));
+    };
+    if is_internal_topic(name) {
+        return Err(ControllerError::new(
+            ResponseError::InvalidTopicException,
+            format!("Topic {name} is an internal topic and cannot be deleted."),
+        ));
+    }
+    let topic_id = topic.topic_id;
+    propose(broker, vec![MetadataRecord::RemoveTopic { topic_id }])?;
+    tracing::info!(topic = name, "deleted topic");
+    Ok(topic_id)
+}
+
+/// Adds partitions to a topic (increase only).
+fn exec_create_partitions(
+    broker: &Broker,
+    name: &str,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    let image = broker.image();
+    let Some(topic) = image.topic(name).cloned() else {
+        return Err(ControllerError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("The topic '{name}' does not exist."),
+        ));
+    };
+    let current = topic.partitions.len() as i32;
+    if count < current {
+        return Err(ControllerError::new(
+            ResponseError::InvalidPartitions,
+            format!("The topic {name} currently has {current} partition(s); {count} would not be an increase."),
+        ));
+    }
+    if count == current {
+        return Err(ControllerError::new(
+            ResponseError::InvalidPartitions,
+            format!("Topic already has {current} partition(s)."),
+        ));
+    }
+    if let Some(a) = assignments {
+        if a.len() as i32 != count - current {
+            return Err(ControllerError::new(
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "Attempted to add {} additional partition(s), but only {} assignment(s) were specified.",
+                    count - current,
+                    a.len()
+                ),
+            ));
+        }
+        for (i, r) in a.iter().enumerate() {
+            placement::check_assignment(&image, current + i as i32, r)?;
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let replica_lists = match assignments {
+        Some(a) => a.to_vec(),
+        None => {
+            let rf = topic
+                .partitions
+                .first()
+                .map(|p| p.replicas.len() as i16)
+                .unwrap_or(1);
+            placement::place(&image, current, count - current, rf, random_start())?
+        }
+    };
+    let records = new_partitions(&image, topic.topic_id, current, replica_lists).collect();
+    propose(broker, records)?;
+    Ok(())
+}
+
+/// Replaces a topic's config overrides with `new_configs` (validated), and applies them to the
+/// hosted partitions without a restart.
+fn exec_set_topic_configs(
+    broker: &Broker,
+    name: &str,
+    new_configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    let image = broker.image();
+    let Some(topic) = image.topic(name).cloned() else {
+        return Err(ControllerError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist."),
+        ));
+    };
+    validate_topic_configs(broker, &new_configs)?;
+    if validate_only {
+        return Ok(());
+    }
+    let mut records = Vec::new();
+    for (k, v) in &new_configs {
+        if topic.configs.get(k) != Some(v) {
+            records.push(MetadataRecord::Config {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: name.to_string(),
+                name: k.clone(),
+                value: Some(v.clone()),
+            });
+        }
+    }
+    for k in topic.configs.keys() {
+        if !new_configs.contains_key(k) {
+            records.push(MetadataRecord::Config {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: name.to_string(),
+                name: k.clone(),
+                value: None,
+            });
+        }
+    }
+    propose(broker, records)?;
+    Ok(())
+}
+
+/// A request to the active controller: what the admin APIs, the producer-id allocator and
+/// the broker lifecycle ask of it. Serialized when forwarded to the controller on another node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    /// CreateTopics, one topic.
+    CreateTopic {
+        /// Topic name.
+        name: String,
+        /// Partition count, or -1 for the default.
+        num_partitions: i32,
+        /// Replication factor, or -1 for the default.
+        replication_factor: i16,
+        /// Explicit (partition, replicas) assignments.
+        assignments: Vec<(i32, Vec<i32>)>,
+        /// Config overrides.
+        configs: BTreeMap<String, String>,
+        /// Only validate.
+        validate_only: bool,
+    },
+    /// DeleteTopics, one topic.
+    DeleteTopic {
+        /// Topic name.
+        name: String,
+    },
+    /// CreatePartitions, one topic.
+    CreatePartitions {
+        /// Topic name.
+        name: String,
+        /// The new partition count.
+        count: i32,
+        /// Replicas of each new partition, if given.
+        assignments: Option<Vec<Vec<i32>>>,
+        /// Only validate.
+        validate_only: bool,
+    },
+    /// AlterConfigs / IncrementalAlterConfigs on a topic: the complete new set of overrides.
+    SetTopicConfigs {
+        /// Topic name.
+        name: String,
+        /// Every override the topic will have.
+        configs: BTreeMap<String, String>,
+        /// Only validate.
+        validate_only: bool,
+    },
+    /// A block of producer ids for a broker's transaction coordinator and idempotent producers.
+    AllocateProducerIds {
+        /// Size of the block.
+        count: i64,
+    },
+    /// Writes the cluster id when the metadata log has none yet (the first proposal wins).
+    InitCluster {
+        /// The cluster id proposed.
+        cluster_id: String,
+    },
+    /// A broker (re)registers at start-up.
+    RegisterBroker(lifecycle::Registration),
+    /// A registered broker's heartbeat.
+    BrokerHeartbeat(lifecycle::Heartbeat),
+}
+
+/// What a successful request produced.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ControllerOk {
+    /// Offset of the metadata log the change was committed at (the node that asked waits until
+    /// its own image has it).
+    pub offset: i64,
+    /// Id of a created or deleted topic.
+    pub topic_id: Option<Uuid>,
+    /// Partition count of a created topic.
+    pub num_partitions: i32,
+    /// Replication factor of a created topic.
+    pub replication_factor: i16,
+    /// First id of an allocated producer-id block, or the broker epoch of a registration.
+    pub value: i64,
+    /// Whether a heartbeating broker is (still) fenced.
+    pub fenced: bool,
+}
+
+/// A reply as it crosses the wire: the result, with the error as (code, message).
+#[derive(Debug, Serialize, Deserialize)]
+struct WireReply(Result<ControllerOk, (i16, String)>);
+
+/// The controller's state on this node: what only the active controller uses (the lock that
+/// makes requests run one at a time, broker session deadlines) and the connection it forwards
+/// requests through when another node is active.
+#[derive(Default)]
+pub struct Controller {
+    lock: Mutex<()>,
+    /// The last heartbeat of each broker, as seen by this node while it is the active controller.
+    pub(crate) sessions: Mutex<HashMap<i32, Instant>>,
+    forward: crate::internode::BlockingNodeClient,
+}
+
+/// How long a forwarded request waits for the active controller (including leader changes).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a request on the active controller, here or on the node that leads the quorum, and
+/// returns once this node's image includes the change.
+pub fn submit(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, ControllerError> {
+    let deadline = Instant::now() + FORWARD_TIMEOUT;
+    loop {
+        let leader = broker.controller_id();
+        let result = if leader == Some(broker.config.node_id) {
+            execute(broker, req.clone())
+        } else if let Some(addr) = leader.and_then(|id| broker.voter_address(id)) {
+            forward(broker, leader.unwrap_or(-1), &addr, &req)
+        } else {
+            Err(ControllerError::new(
+                ResponseError::NotController,
+                "no active controller is known yet",
+            ))
+        };
+        match result {
+            Err(e) if e.error == ResponseError::NotController && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+            Ok(ok) => {
+                broker.wait_for_metadata(ok.offset, deadline);
+                return Ok(ok);
+            }
+        }
+    }
+}
+
+/// Sends a request to the active controller on another node.
+fn forward(
+    broker: &Broker,
+    target: i32,
+    addr: &str,
+    req: &ControllerRequest,
+) -> Result<ControllerOk, ControllerError> {
+    let body = serde_json::to_vec(req).expect("controller requests serialize");
+    let not_controller = |e: String| ControllerError::new(ResponseError::NotController, e);
+    let bytes = broker
+        .controller
+        .forward
+        .call(target, addr, crate::internode::FORWARD_API_KEY, 0, &body)
+        .map_err(|e| not_controller(format!("controller {target} at {addr}: {e}")))?;
+    let WireReply(result) = serde_json::from_slice(&bytes)
+        .map_err(|e| not_controller(format!("malformed reply from controller {target}: {e}")))?;
+    result.map_err(|(code, message)| {
+        ControllerError::new(
+            ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+            message,
+        )
+    })
+}
+
+/// Serves a request forwarded by another node (blocking: call it off the async workers).
+pub fn serve_forwarded(broker: &Broker, body: &[u8]) -> Vec<u8> {
+    let reply = match serde_json::from_slice::<ControllerRequest>(body) {
+        Ok(req) => execute(broker, req),
+        Err(e) => Err(ControllerError::new(
+            ResponseError::InvalidRequest,
+            format!("malformed controller request: {e}"),
+        )),
+    };
+    let wire = WireReply(reply.map_err(|e| (e.error.code(), e.message)));
+    serde_json::to_vec(&wire).expect("controller replies serialize")
+}
+
+/// Executes a request on this node, which must be the active controller. Requests run one at a
+/// time, each deciding from the newest image.
+fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, ControllerError> {
+    let _one_at_a_time = broker.controller.lock.lock();
+    if broker.controller_id() != Some(broker.config.node_id) {
+        return Err(ControllerError::new(
+            ResponseError::NotController,
+            "this node is not the active controller",
+        ));
+    }
+    let mut ok = ControllerOk::default();
+    match req {
+        ControllerRequest::CreateTopic {
+            name,
+            num_partitions,
+            replication_factor,
+            assignments,
+            configs,
+            validate_only,
+        } => {
+            let created = exec_create_topic(
+                broker,
+                &name,
+                num_partitions,
+                replication_factor,
+                &assignments,
+                configs,
+                validate_only,
+            )?;
+            ok.topic_id = Some(created.topic_id);
+            ok.num_partitions = created.num_partitions;
+            ok.replication_factor = created.replication_factor;
+        }
+        ControllerRequest::DeleteTopic { name } => {
+            ok.topic_id = Some(exec_delete_topic(broker, &name)?);
+        }
+        ControllerRequest::CreatePartitions {
+            name,
+            count,
+            assignments,
+            validate_only,
+        } => exec_create_partitions(broker, &name, count, assignments.as_deref(), validate_only)?,
+        ControllerRequest::SetTopicConfigs {
+            name,
+            configs,
+            validate_only,
+        } => exec_set_topic_configs(broker, &name, configs, validate_only)?,
+        ControllerRequest::AllocateProducerIds { count } => {
+            let first = broker.image().next_producer_id;
+            propose(
+                broker,
+                vec![MetadataRecord::ProducerIds {
+                    next_producer_id: first + count.max(1),
+                }],
+            )?;
+            ok.value = first;
+        }
+        ControllerRequest::InitCluster { cluster_id } => {
+            if broker.image().cluster_id.is_none() {
+                propose(broker, vec![MetadataRecord::Cluster { cluster_id }])?;
+            }
+        }
+        ControllerRequest::RegisterBroker(r) => ok.value = lifecycle::register(broker, r)?,
+        ControllerRequest::BrokerHeartbeat(h) => ok.fenced = lifecycle::heartbeat(broker, h)?,
+    }
+    ok.offset = broker.image().last_offset;
+    Ok(ok)
+}
+
+/// Creates a topic (or only validates the request when `validate_only`) on the active
+/// controller.
+pub fn create_topic(
+    broker: &Broker,
+    name: &str,
+    num_partitions: i32,
+    replication_factor: i16,
+    assignments: &[(i32, Vec<i32>)],
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<CreatedTopic, ControllerError> {
+    let ok = submit(
+        broker,
+        ControllerRequest::CreateTopic {
+            name: name.to_string(),
+            num_partitions,
+            replication_factor,
+            assignments: assignments.to_vec(),
+            configs: configs.clone(),
+            validate_only,
+        },
+    )?;
+    Ok(CreatedTopic {
+        topic_id: ok.topic_id.unwrap_or_default(),
+        num_partitions: ok.num_partitions,
+        replication_factor: ok.replication_factor,
+        configs,
+    })
+}
+
+/// Deletes a topic on the active controller: gone from metadata at once, files removed in the
+/// background on every broker.
+pub fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, ControllerError> {
+    let ok = submit(
+        broker,
+        ControllerRequest::DeleteTopic {
+            name: name.to_string(),
+        },
+    )?;
+    Ok(ok.topic_id.unwrap_or_default())
+}
+
+/// Adds partitions to a topic (increase only) on the active controller.
+pub fn create_partitions(
+    broker: &Broker,
+    name: &str,
+    count: i32,
+    assignments: Option<&[Vec<i32>]>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    submit(
+        broker,
+        ControllerRequest::CreatePartitions {
+            name: name.to_string(),
+            count,
+            assignments: assignments.map(<[Vec<i32>]>::to_vec),
+            validate_only,
+        },
+    )
+    .map(|_| ())
+}
+
+/// Replaces a topic's config overrides with `new_configs` on the active controller; every
+/// broker applies them to its partitions without a restart.
+pub fn set_topic_configs(
+    broker: &Broker,
+    name: &str,
+    new_configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    submit(
+        broker,
+        ControllerRequest::SetTopicConfigs {
+            name: name.to_string(),
+            configs: new_configs,
+            validate_only,
+        },
+    )
+    .map(|_| ())
+}
+
+/// Reserves a block of `count` producer ids; returns its first id.
+pub fn allocate_producer_ids(broker: &Broker, count: i64) -> Result<i64, ControllerError> {
+    submit(broker, ControllerRequest::AllocateProducerIds { count }).map(|ok| ok.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(validate_topic_name("a.b_c-1").is_ok());
+        for bad in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+    }
+}
