@@ -61,6 +61,9 @@ pub struct Broker {
     pub incarnation_id: uuid::Uuid,
     /// The broker epoch of this node's current registration, once registered.
     pub broker_epoch: Mutex<Option<i64>>,
+    /// Whether leftover partition directories were looked for since start-up (done once the
+    /// broker's metadata is known to be caught up).
+    pub strays_checked: AtomicBool,
     shutting_down: AtomicBool,
     /// Turns true when shutdown begins: client connections close.
     stopping: watch::Sender<bool>,
@@ -176,6 +179,8 @@ impl Broker {
         tasks.push(tokio::spawn(group_loop(broker.clone())));
         tasks.push(tokio::spawn(publish_loop(broker.clone())));
         tasks.push(tokio::spawn(lifecycle_loop(broker.clone())));
+        tasks.push(tokio::spawn(isr_loop(broker.clone())));
+        broker.replicas.attach(&broker);
         Ok(BrokerHandle {
             broker,
             bound,
@@ -225,10 +230,14 @@ impl Broker {
             controller: Default::default(),
             incarnation_id: uuid::Uuid::new_v4(),
             broker_epoch: Mutex::new(None),
+            strays_checked: AtomicBool::new(false),
             config,
         };
         // Open every partition the metadata places here; remove directories of deleted topics.
         broker.replicas.apply_image(None, &image)?;
+        if broker.config.cluster.is_single_node(broker.config.node_id) {
+            broker.replicas.remove_stray_dirs(&image)?;
+        }
         *broker.image.write() = image.clone();
         broker
             .groups
@@ -341,7 +350,10 @@ impl Broker {
     pub fn wait_for_metadata(&self, offset: i64, deadline: std::time::Instant) {
         loop {
             let image = self.quorum.image();
-            if image.last_offset >= offset || std::time::Instant::now() >= deadline {
+            if image.last_offset >= offset
+                || std::time::Instant::now() >= deadline
+                || self.is_shutting_down()
+            {
                 self.publish(&image);
                 return;
             }
@@ -513,6 +525,19 @@ async fn lifecycle_loop(broker: Arc<Broker>) {
             Ok(Ok(false)) => interval,
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// The leader's ISR upkeep, every half `replica.lag.time.max.ms` (at most 1 s) or as soon as a
+/// follower has caught up.
+async fn isr_loop(broker: Arc<Broker>) {
+    let period = Duration::from_millis(
+        (broker.config.cluster.replica_lag_time_max_ms / 2).clamp(50, 1000) as u64,
+    );
+    loop {
+        broker.replicas.isr_wait(period).await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.replicas.isr_upkeep(&b)).await;
     }
 }
 

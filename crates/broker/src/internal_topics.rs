@@ -73,7 +73,9 @@ pub fn append(
     let partition = broker
         .replicas
         .partition(topic, index)
+        .filter(|p| p.is_leader())
         .ok_or(ResponseError::NotCoordinator)?;
+    let leader_epoch = partition.leader_epoch();
     let now = now_ms();
     let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let recs: Vec<Record> = records
@@ -83,7 +85,7 @@ pub fn append(
             transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
-            partition_leader_epoch: partition.leader_epoch,
+            partition_leader_epoch: leader_epoch,
             producer_id,
             producer_epoch,
             timestamp_type: TimestampType::Creation,
@@ -105,11 +107,11 @@ pub fn append(
         },
     )
     .map_err(|_| ResponseError::UnknownServerError)?;
-    let result =
-        partition
-            .log
-            .lock()
-            .append_as_leader(&mut buf, partition.leader_epoch, now, false);
+    let result = partition
+        .log
+        .lock()
+        .append_as_leader(&mut buf, leader_epoch, now, false);
+    partition.leader_appended();
     match result {
         Ok(_) => {
             broker.replicas.notify_append();

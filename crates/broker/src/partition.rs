@@ -1,13 +1,63 @@
 //! A partition replica on this broker: its log (one owner, behind a mutex held only for the
-//! duration of an append or a read), its resolved topic configuration, and its leader epoch.
+//! duration of an append or a read), its resolved topic configuration, and its replica state:
+//! leader or follower in which leader epoch, the ISR it was told, the high watermark, and (while
+//! leading) what each follower has fetched.
+//!
+//! Invariants: the high watermark never moves backwards except when the log is truncated below
+//! it; a leader's high watermark is the lowest log end offset in the ISR; a follower's is the
+//! leader's, capped at its own log end.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use parking_lot::{Mutex, RwLock};
 use runnel_config::TopicConfig;
+use runnel_metadata::PartitionImage;
 use runnel_storage::log::{Log, LogConfig};
+use tokio::sync::watch;
 use uuid::Uuid;
+
+/// Where a replica stands, as the newest metadata image says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaState {
+    /// Leader node id (-1: no leader).
+    pub leader: i32,
+    /// Leader epoch.
+    pub leader_epoch: i32,
+    /// Partition epoch of the record this state comes from.
+    pub partition_epoch: i32,
+    /// Replica node ids.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas.
+    pub isr: Vec<i32>,
+}
+
+impl ReplicaState {
+    /// The state a partition image describes.
+    pub fn from_image(p: &PartitionImage) -> ReplicaState {
+        ReplicaState {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            replicas: p.replicas.clone(),
+            isr: p.isr.clone(),
+        }
+    }
+}
+
+/// What a leader knows of one follower.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerProgress {
+    /// The follower's log end offset (its last fetch offset); -1 before its first fetch.
+    pub log_end_offset: i64,
+    /// The last time (ms) the follower was caught up with the leader's log end.
+    pub last_caught_up_ms: i64,
+    /// Time (ms) and leader log end offset of its previous fetch.
+    last_fetch: (i64, i64),
+}
 
 /// One partition hosted by this broker.
 pub struct Partition {
@@ -17,12 +67,19 @@ pub struct Partition {
     pub topic_id: Uuid,
     /// Partition index.
     pub index: i32,
-    /// Current leader epoch.
-    pub leader_epoch: i32,
     /// The partition's log.
     pub log: Mutex<Log>,
     /// Resolved topic configuration (changes with AlterConfigs).
     pub config: RwLock<Arc<TopicConfig>>,
+    /// This node's id.
+    node_id: i32,
+    state: RwLock<ReplicaState>,
+    high_watermark: AtomicI64,
+    /// Watches the high watermark (acks=all produce waits on it).
+    hw_changed: watch::Sender<i64>,
+    /// Bumped whenever data becomes readable by consumers (long-polling fetches wait on it).
+    readable: Arc<watch::Sender<u64>>,
+    followers: Mutex<HashMap<i32, FollowerProgress>>,
 }
 
 /// The storage settings derived from a topic's configuration.
@@ -75,9 +132,237 @@ pub fn topic_id_base64(id: &Uuid) -> String {
 }
 
 impl Partition {
-    /// The high watermark: on a single node every appended record is committed.
+    /// A replica with the given log and state; the high watermark starts at `high_watermark`
+    /// (the checkpointed one), capped at the log end.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        topic: String,
+        topic_id: Uuid,
+        index: i32,
+        node_id: i32,
+        log: Log,
+        config: Arc<TopicConfig>,
+        high_watermark: i64,
+        readable: Arc<watch::Sender<u64>>,
+    ) -> Partition {
+        let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
+        Partition {
+            topic,
+            topic_id,
+            index,
+            log: Mutex::new(log),
+            config: RwLock::new(config),
+            node_id,
+            state: RwLock::new(ReplicaState {
+                leader: -1,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                replicas: vec![],
+                isr: vec![],
+            }),
+            high_watermark: AtomicI64::new(hw),
+            hw_changed: watch::channel(hw).0,
+            readable,
+            followers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The replica state.
+    pub fn state(&self) -> ReplicaState {
+        self.state.read().clone()
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.state.read().leader_epoch
+    }
+
+    /// Whether this node leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.state.read().leader == self.node_id
+    }
+
+    /// Kafka's check of a request's current leader epoch against ours (-1: not checked).
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), ResponseError> {
+        let ours = self.leader_epoch();
+        if requested > ours {
+            Err(ResponseError::UnknownLeaderEpoch)
+        } else if requested >= 0 && requested < ours {
+            Err(ResponseError::FencedLeaderEpoch)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The leader epoch check, then that this node leads: what produce and consumer fetches,
+    /// list-offsets and the like need.
+    pub fn check_leader(&self, requested_epoch: i32) -> Result<(), ResponseError> {
+        self.check_leader_epoch(requested_epoch)?;
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(ResponseError::NotLeaderOrFollower)
+        }
+    }
+
+    /// The high watermark: the offset below which records are committed (in the ISR).
     pub fn high_watermark(&self) -> i64 {
-        self.log.lock().log_end_offset()
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// A receiver of high watermark changes.
+    pub fn subscribe_high_watermark(&self) -> watch::Receiver<i64> {
+        self.hw_changed.subscribe()
+    }
+
+    fn set_high_watermark(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::Release);
+        self.hw_changed.send_replace(hw);
+        self.readable.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Applies a new state from the metadata image. Returns true when this node has just become
+    /// the leader (a new leader epoch that names it): the epoch is recorded at the log end and
+    /// follower progress starts afresh, every follower given a full lag window from `now_ms`.
+    pub fn apply_state(&self, next: ReplicaState, now_ms: i64) -> anyhow::Result<bool> {
+        let mut state = self.state.write();
+        if *state == next {
+            return Ok(false);
+        }
+        let new_leadership = next.leader == self.node_id
+            && (state.leader != next.leader || state.leader_epoch != next.leader_epoch);
+        if new_leadership {
+            let mut log = self.log.lock();
+            let leo = log.log_end_offset();
+            log.assign_epoch(next.leader_epoch, leo)?;
+            let mut followers = self.followers.lock();
+            followers.clear();
+            for r in next.replicas.iter().filter(|r| **r != self.node_id) {
+                followers.insert(
+                    *r,
+                    FollowerProgress {
+                        log_end_offset: -1,
+                        last_caught_up_ms: now_ms,
+                        last_fetch: (now_ms, leo),
+                    },
+                );
+            }
+        }
+        *state = next;
+        drop(state);
+        self.maybe_advance_high_watermark();
+        Ok(new_leadership)
+    }
+
+    /// After a local append as leader: with no follower in the ISR the records are committed at
+    /// once. Wakes waiting fetches either way.
+    pub fn leader_appended(&self) {
+        self.maybe_advance_high_watermark();
+        self.readable.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// The leader's high watermark rule: the lowest log end offset in the ISR (never lower than
+    /// before). Returns whether it moved.
+    pub fn maybe_advance_high_watermark(&self) -> bool {
+        let state = self.state.read();
+        if state.leader != self.node_id {
+            return false;
+        }
+        let mut hw = self.log.lock().log_end_offset();
+        let followers = self.followers.lock();
+        for r in state.isr.iter().filter(|r| **r != self.node_id) {
+            match followers.get(r) {
+                Some(f) if f.log_end_offset >= 0 => hw = hw.min(f.log_end_offset),
+                // A member not heard from since this leadership began holds the mark where it is.
+                _ => hw = hw.min(self.high_watermark()),
+            }
+        }
+        drop(followers);
+        drop(state);
+        if hw > self.high_watermark() {
+            self.set_high_watermark(hw);
+            return true;
+        }
+        false
+    }
+
+    /// Records a follower's fetch at `fetch_offset` (it has everything below it). Returns true
+    /// when the follower is outside the ISR but has caught up to the high watermark, so that the
+    /// ISR may be expanded.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> bool {
+        let leo = self.log.lock().log_end_offset();
+        {
+            let mut followers = self.followers.lock();
+            let Some(f) = followers.get_mut(&replica) else {
+                return false;
+            };
+            f.log_end_offset = fetch_offset;
+            // Caught up now if it has our whole log; caught up at its previous fetch if it has
+            // everything we had then (Kafka's rule).
+            if fetch_offset >= leo {
+                f.last_caught_up_ms = now_ms;
+            } else if fetch_offset >= f.last_fetch.1 {
+                f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch.0);
+            }
+            f.last_fetch = (now_ms, leo);
+        }
+        self.maybe_advance_high_watermark();
+        let state = self.state.read();
+        !state.isr.contains(&replica) && fetch_offset >= self.high_watermark()
+    }
+
+    /// ISR members (other than the leader) whose last catch-up is older than `lag_ms`.
+    pub fn lagging_followers(&self, now_ms: i64, lag_ms: i64) -> Vec<i32> {
+        let state = self.state.read();
+        let followers = self.followers.lock();
+        state
+            .isr
+            .iter()
+            .filter(|r| **r != self.node_id)
+            .filter(|r| {
+                followers
+                    .get(r)
+                    .is_none_or(|f| now_ms - f.last_caught_up_ms > lag_ms)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// Followers outside the ISR that have caught up to the high watermark.
+    pub fn caught_up_outside_isr(&self) -> Vec<i32> {
+        let state = self.state.read();
+        let hw = self.high_watermark();
+        let followers = self.followers.lock();
+        state
+            .replicas
+            .iter()
+            .filter(|r| **r != self.node_id && !state.isr.contains(r))
+            .filter(|r| followers.get(r).is_some_and(|f| f.log_end_offset >= hw))
+            .copied()
+            .collect()
+    }
+
+    /// What the leader knows of each follower (for tests and diagnostics).
+    pub fn follower_progress(&self) -> HashMap<i32, FollowerProgress> {
+        self.followers.lock().clone()
+    }
+
+    /// As a follower: takes the leader's high watermark, capped at the local log end.
+    pub fn follower_update_high_watermark(&self, leader_hw: i64) {
+        let hw = leader_hw.min(self.log.lock().log_end_offset());
+        if hw > self.high_watermark() {
+            self.set_high_watermark(hw);
+        }
+    }
+
+    /// After the local log was truncated: the high watermark comes down to the new log end if it
+    /// was above it.
+    pub fn truncated(&self) {
+        let leo = self.log.lock().log_end_offset();
+        if self.high_watermark() > leo {
+            self.high_watermark.store(leo, Ordering::Release);
+            self.hw_changed.send_replace(leo);
+        }
     }
 }
 

@@ -40,72 +40,12 @@ async fn a_log_dir_of_another_node_or_cluster_is_refused() {
     assert_eq!(image.topic("kept").unwrap().partitions.len(), 2);
 }
 
-/// Free loopback ports (bound and released; fine for a test).
-fn free_ports(n: usize) -> Vec<u16> {
-    let socks: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    socks
-        .iter()
-        .map(|s| s.local_addr().unwrap().port())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_form_a_cluster_and_place_replicas() {
     use std::time::{Duration, Instant};
-    let ports = free_ports(6);
-    let voters = format!(
-        "1@127.0.0.1:{},2@127.0.0.1:{},3@127.0.0.1:{}",
-        ports[1], ports[3], ports[5]
-    );
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let starts = (0..3).map(|i| {
-        let listeners = format!(
-            "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-            ports[2 * i],
-            ports[2 * i + 1]
-        );
-        let id = (i + 1).to_string();
-        let extra = pairs(&[
-            ("node.id", &id),
-            ("listeners", &listeners),
-            ("controller.listener.names", "CONTROLLER"),
-            ("controller.quorum.voters", &voters),
-            ("broker.rack", if i == 2 { "r2" } else { "r1" }),
-        ]);
-        let mut cfg = config(dirs[i].path(), 0, &[]);
-        cfg = runnel_config::BrokerConfig::load(
-            None,
-            &[],
-            &[
-                pairs(&[("log.dirs", &cfg.log_dirs[0].display().to_string())]),
-                extra,
-            ]
-            .concat(),
-        )
-        .unwrap()
-        .config;
-        Broker::start(cfg)
-    });
-    let handles: Vec<_> = futures_join_all(starts).await;
-    let brokers: Vec<_> = handles.iter().map(|h| h.broker.clone()).collect();
-
-    // Formation: every node sees three unfenced brokers and agrees on one controller.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let formed = brokers.iter().all(|b| {
-            let img = b.image();
-            img.brokers.len() == 3 && img.brokers.values().all(|x| !x.fenced)
-        });
-        let controllers: std::collections::HashSet<_> =
-            brokers.iter().map(|b| b.controller_id()).collect();
-        if formed && controllers.len() == 1 && !controllers.contains(&None) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no cluster within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let cluster = common::TestCluster::start(3, &[]).await;
+    cluster.wait_formed().await;
+    let brokers: Vec<_> = (0..3).map(|i| cluster.broker(i)).collect();
     let cluster_ids: std::collections::HashSet<_> =
         brokers.iter().map(|b| b.cluster_id()).collect();
     assert_eq!(cluster_ids.len(), 1, "one cluster id: {cluster_ids:?}");
@@ -157,24 +97,7 @@ async fn three_nodes_form_a_cluster_and_place_replicas() {
         assert!(Instant::now() < deadline, "topic not applied everywhere");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for h in handles {
-        h.shutdown().await.unwrap();
-    }
-}
-
-/// Awaits futures concurrently (the nodes must start together: each waits for a quorum).
-async fn futures_join_all<
-    F: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
-    T: Send + 'static,
->(
-    futs: impl Iterator<Item = F>,
-) -> Vec<T> {
-    let tasks: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap().unwrap());
-    }
-    out
+    cluster.shutdown().await;
 }
 
 #[tokio::test]

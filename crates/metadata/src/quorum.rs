@@ -27,6 +27,9 @@ pub enum QuorumError {
     /// The log could not be written or read.
     #[error("metadata storage: {0}")]
     Storage(String),
+    /// The quorum did not commit in time (no leader, or no majority reachable).
+    #[error("the metadata quorum did not answer in time")]
+    Timeout,
     /// The quorum is shutting down or has stopped.
     #[error("the metadata quorum has stopped")]
     Stopped,

@@ -1,8 +1,9 @@
 //! The partition log: a directory of segments (`%020d.log` with `.index` and `.timeindex`), the
 //! log start offset, the leader-epoch cache (`leader-epoch-checkpoint`) and producer state.
-//! Batches are written as they came (offsets and epoch rewritten in the header) and read back as
-//! bytes. After an unclean shutdown, segments from the recovery point on are CRC-checked and the
-//! tail is truncated at the first invalid byte.
+//! Batches are written as they came (offsets and epoch rewritten in the header by a leader; a
+//! follower writes the leader's batches unchanged) and read back as bytes. A diverged follower
+//! truncates by offset. After an unclean shutdown, segments from the recovery point on are
+//! CRC-checked and the tail is truncated at the first invalid byte.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -80,6 +81,14 @@ pub enum LogError {
     /// On-disk data that cannot be right.
     #[error("corrupt log: {0}")]
     Corrupt(String),
+    /// A leader-epoch entry with a negative epoch or start offset.
+    #[error("invalid leader epoch entry: epoch {epoch} at offset {start_offset}")]
+    InvalidEpochEntry {
+        /// The epoch given.
+        epoch: i32,
+        /// The start offset given.
+        start_offset: i64,
+    },
 }
 
 /// Errors of appends.
@@ -108,6 +117,14 @@ pub enum AppendError {
     /// A log-level failure while appending.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A follower append whose batches do not continue the log (offsets are the leader's).
+    #[error("batch at offset {got} does not follow the log end offset {expected}")]
+    OffsetMismatch {
+        /// The offset the batch had to start at.
+        expected: i64,
+        /// The base offset it had.
+        got: i64,
+    },
 }
 
 /// What an append did.
@@ -122,6 +139,19 @@ pub struct AppendInfo {
     /// The log start offset after the append.
     pub log_start_offset: i64,
     /// Largest timestamp appended.
+    pub max_timestamp: i64,
+}
+
+/// What a follower append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerAppendInfo {
+    /// Base offset of the first batch written (the log end offset before the append).
+    pub first_offset: i64,
+    /// Last offset written; `first_offset - 1` when nothing was.
+    pub last_offset: i64,
+    /// Bytes of whole batches written: 0 for empty input or only a partial batch.
+    pub valid_bytes: usize,
+    /// Largest batch max timestamp written, -1 if none.
     pub max_timestamp: i64,
 }
 
@@ -199,6 +229,8 @@ impl Segment {
             .append(true)
             .open(seg_path(dir, base, "log"))?;
         file.set_len(0)?;
+        // An aborted-transaction index left by a segment that was here before does not apply.
+        remove_if_exists(&seg_path(dir, base, "txnindex"))?;
         let seg = Segment::empty(base, file, 0, now_ms());
         seg.write_indexes(dir)?;
         Ok(seg)
@@ -325,6 +357,58 @@ impl Segment {
             pos += h.size_bytes() as u64;
         }
         None
+    }
+
+    /// Cuts the segment at byte `pos`, a batch boundary where offset `next_offset` would begin
+    /// (the base offset of the first batch cut off, or the segment's end): the file, the
+    /// in-memory indexes (and their files, rewritten if they held more), the largest timestamp
+    /// and what the next index entry waits for. Index entries below the cut are kept as they
+    /// are: offset entries below `pos` and time entries for offsets below `next_offset` (a prefix,
+    /// since time entries ascend in offset) still describe the batches that remain.
+    fn truncate_at(&mut self, dir: &Path, pos: u64, next_offset: i64) -> std::io::Result<()> {
+        assert!(pos <= self.size, "cutting past the end of a segment");
+        let next_offset = if pos == 0 {
+            self.base_offset
+        } else {
+            next_offset
+        };
+        assert!(next_offset >= self.base_offset && next_offset <= self.next_offset);
+        self.file.set_len(pos)?;
+        self.size = pos;
+        self.next_offset = next_offset;
+        let rel_end = next_offset - self.base_offset;
+        self.index.retain(|(_, p)| (*p as u64) < pos);
+        self.time_index.retain(|(_, rel)| (*rel as i64) < rel_end);
+        // The largest timestamp: the last time entry kept covers every batch up to the last
+        // offset index entry; the batches from there to the cut are read.
+        (self.max_timestamp, self.offset_of_max_timestamp) = self
+            .time_index
+            .last()
+            .map_or((-1, -1), |&(t, rel)| (t, self.base_offset + rel as i64));
+        let from = self.index.last().map_or(0, |(_, p)| *p as u64);
+        let mut at = from;
+        while at < pos {
+            let Some(h) = self.read_header(at) else {
+                break;
+            };
+            if h.max_timestamp > self.max_timestamp {
+                self.max_timestamp = h.max_timestamp;
+                self.offset_of_max_timestamp = h.last_offset();
+            }
+            at += h.size_bytes() as u64;
+        }
+        self.bytes_since_index = pos - from;
+        if pos == 0 {
+            self.first_batch_timestamp = -1;
+            self.created_ms = now_ms();
+        }
+        if self.index_on_disk > self.index.len() || self.time_index_on_disk > self.time_index.len()
+        {
+            self.write_indexes(dir)?;
+            self.index_on_disk = self.index.len();
+            self.time_index_on_disk = self.time_index.len();
+        }
+        Ok(())
     }
 
     /// Position to start scanning for the first batch with a timestamp at or after `ts`.
@@ -731,8 +815,14 @@ impl Log {
                 }
             }
         }
+        self.truncate_epochs_from_end(leo)
+    }
+
+    /// Drops epoch entries starting at or after `end_offset` (Kafka's truncateFromEnd) and
+    /// persists the cache if it changed.
+    fn truncate_epochs_from_end(&mut self, end_offset: i64) -> Result<(), LogError> {
         let before = self.epochs.len();
-        self.epochs.retain(|(_, o)| *o < leo);
+        self.epochs.retain(|(_, o)| *o < end_offset);
         if self.epochs.len() != before {
             self.write_epochs()?;
         }
@@ -1062,11 +1152,23 @@ impl Log {
         max_ts: i64,
         now: i64,
     ) -> Result<(), LogError> {
-        let cfg = self.config.clone();
-        let leo = self.log_end_offset();
-        let seg = self.active();
+        if self.should_roll(incoming, last_offset, max_ts, now) {
+            let leo = self.log_end_offset();
+            self.roll_at(leo)?;
+        }
+        Ok(())
+    }
+
+    /// The test of [`Log::maybe_roll`], against the active segment as it is in memory.
+    fn should_roll(&self, incoming: u64, last_offset: i64, max_ts: i64, now: i64) -> bool {
+        let cfg = &self.config;
+        let seg = self
+            .segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment");
         if seg.size == 0 {
-            return Ok(());
+            return false;
         }
         let full = seg.size + incoming > cfg.segment_bytes.min(MAX_SEGMENT_BYTES);
         let waited_ms = if seg.first_batch_timestamp >= 0 {
@@ -1079,10 +1181,7 @@ impl Log {
         let index_full = (seg.index.len() as u64 + new_entries) * 8 > cfg.segment_index_bytes
             || (seg.time_index.len() as u64 + new_entries + 1) * 12 > cfg.segment_index_bytes;
         let rel_overflow = last_offset - seg.base_offset > MAX_RELATIVE_OFFSET;
-        if full || old || index_full || rel_overflow {
-            self.roll_at(leo)?;
-        }
-        Ok(())
+        full || old || index_full || rel_overflow
     }
 
     /// Appends batches as the partition leader: checks producer sequences, assigns offsets,
@@ -1182,13 +1281,7 @@ impl Log {
             }
             pos += h.size_bytes();
         }
-        self.unflushed_messages += (last_offset - first_offset + 1) as u64;
-        if self.unflushed_messages >= self.config.flush_interval_messages
-            || (self.config.flush_interval_ms != i64::MAX
-                && now_ms - self.last_flush_ms >= self.config.flush_interval_ms)
-        {
-            self.flush()?;
-        }
+        self.apply_flush_policy((last_offset - first_offset + 1) as u64, now_ms)?;
         Ok(AppendInfo {
             first_offset,
             last_offset,
@@ -1196,6 +1289,283 @@ impl Log {
             log_start_offset: self.log_start_offset,
             max_timestamp: max_ts,
         })
+    }
+
+    /// The flush policy after an append of `messages` offsets: fsync after
+    /// `flush_interval_messages` of them or `flush_interval_ms` since the last flush.
+    fn apply_flush_policy(&mut self, messages: u64, now_ms: i64) -> Result<(), LogError> {
+        self.unflushed_messages += messages;
+        if self.unflushed_messages >= self.config.flush_interval_messages
+            || (self.config.flush_interval_ms != i64::MAX
+                && now_ms - self.last_flush_ms >= self.config.flush_interval_ms)
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Appends batches as a follower replica: `records` are the leader's batches as a fetch
+    /// returned them, offsets and partition leader epochs set, and are written unchanged.
+    ///
+    /// Every whole batch is checked (length, magic, CRC-32C) and must continue the log: the first
+    /// at the log end offset, each next one where the previous ended
+    /// ([`AppendError::OffsetMismatch`] otherwise); nothing is written unless all pass. A partial
+    /// batch at the end (a fetch cut at its size limit) is ignored; empty input is a no-op. The
+    /// leader-epoch cache takes each batch's epoch as [`Log::assign_epoch`] does; the producer
+    /// state (sequences, producer epochs, open transactions, aborted-transaction index) is
+    /// updated as the leader's append updated it, without its checks, which the leader made.
+    /// Segments roll between batches by the same rules as on the leader, and the flush policy
+    /// applies. After an I/O error a prefix of whole batches may be in the log:
+    /// [`Log::log_end_offset`] says where to continue.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<FollowerAppendInfo, AppendError> {
+        let first_offset = self.log_end_offset();
+        let mut headers = Vec::new();
+        let mut expected = first_offset;
+        let mut pos = 0;
+        while records.len() - pos >= 12 {
+            let rest = &records[pos..];
+            let len = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+            if len < (HEADER_SIZE - 12) as i32 {
+                return Err(BatchError::InvalidLength(len).into());
+            }
+            let size = 12 + len as usize;
+            if rest.len() < size {
+                break; // a partial trailing batch
+            }
+            let h = check_batch(&rest[..size])?;
+            if h.base_offset != expected {
+                return Err(AppendError::OffsetMismatch {
+                    expected,
+                    got: h.base_offset,
+                });
+            }
+            expected = h.next_offset();
+            headers.push(h);
+            pos += size;
+        }
+        let mut info = FollowerAppendInfo {
+            first_offset,
+            last_offset: first_offset - 1,
+            valid_bytes: pos,
+            max_timestamp: -1,
+        };
+        if headers.is_empty() {
+            return Ok(info);
+        }
+        // The epoch cache before the data, as Kafka: an entry past the data is dropped at open,
+        // while data without its entry would answer OffsetsForLeaderEpoch wrongly.
+        let mut changed = false;
+        for h in &headers {
+            if h.partition_leader_epoch >= 0 {
+                changed |= self.assign_epoch_in_memory(h.partition_leader_epoch, h.base_offset);
+            }
+        }
+        if changed {
+            self.write_epochs()?;
+        }
+        if let Err(e) = self.write_follower_batches(&records[..pos], &headers, now_ms) {
+            // Entries for batches that did not make it go again.
+            let leo = self.log_end_offset();
+            if let Err(e2) = self.truncate_epochs_from_end(leo) {
+                tracing::warn!(dir = %self.dir.display(), error = %e2, "could not drop epoch entries after a failed append");
+            }
+            return Err(e);
+        }
+        info.last_offset = expected - 1;
+        info.max_timestamp = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
+        self.apply_flush_policy((expected - first_offset) as u64, now_ms)?;
+        Ok(info)
+    }
+
+    /// Writes a follower's checked batches, rolling the active segment before a batch when
+    /// [`Log::maybe_roll`] would: each run of batches that share a segment is first indexed in
+    /// memory (so the roll test sees it), then written with one call.
+    fn write_follower_batches(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<(), AppendError> {
+        let interval = self.config.index_interval_bytes;
+        let (mut run_first, mut run_pos, mut pos) = (0, 0, 0);
+        for (i, h) in headers.iter().enumerate() {
+            let size = h.size_bytes();
+            if self.should_roll(size as u64, h.last_offset(), h.max_timestamp, now_ms) {
+                self.write_run(&records[run_pos..pos], &headers[run_first..i], now_ms)?;
+                (run_first, run_pos) = (i, pos);
+                self.roll_at(h.base_offset)?;
+            }
+            let seg = self.active();
+            let at = seg.size;
+            seg.index_batch(h, at, interval);
+            seg.size += size as u64;
+            pos += size;
+        }
+        self.write_run(&records[run_pos..pos], &headers[run_first..], now_ms)
+    }
+
+    /// Writes `bytes`, batches already indexed in memory at the end of the active segment, then
+    /// records them in the producer state; a failed write cuts the segment back to before them.
+    fn write_run(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<(), AppendError> {
+        let Some(first) = headers.first() else {
+            return Ok(());
+        };
+        let dir = self.dir.clone();
+        let seg = self.active();
+        let start = seg.size - bytes.len() as u64;
+        if let Err(e) = seg.file.write_all(bytes) {
+            // Leave no partial batch behind: the file must end where the segment says it does.
+            if let Err(e2) = seg.truncate_at(&dir, start, first.base_offset) {
+                tracing::warn!(dir = %dir.display(), error = %e2, "could not cut a failed append");
+            }
+            return Err(e.into());
+        }
+        seg.last_modified_ms = now_ms;
+        let mut pos = 0;
+        for h in headers {
+            self.producers.update(h);
+            if h.is_control() && h.has_producer_id() {
+                let commit = control_type(&bytes[pos..pos + h.size_bytes()]) != Some(CONTROL_ABORT);
+                self.complete_txn(h.producer_id, commit, h.base_offset)?;
+            }
+            pos += h.size_bytes();
+        }
+        Ok(())
+    }
+
+    /// Removes every batch at or above `offset`: what a follower whose log diverged from the
+    /// leader's does (KIP-101/279), and a former leader too. A no-op if `offset` is at or past the
+    /// log end; at or below the log start it is [`Log::truncate_fully_and_start_at`]. Batches are
+    /// never split: if `offset` falls inside a batch, that whole batch goes and the log end
+    /// becomes its base offset (callers pass batch boundaries). Segments above go (newest first:
+    /// a crash leaves a prefix of the log), the segment holding `offset` is cut with its indexes,
+    /// the leader-epoch cache loses the entries starting at or after the new end (persisted),
+    /// aborted transactions whose marker went are forgotten, the producer state is rebuilt from
+    /// the latest snapshot at or below the new end plus the batches after it, and the recovery
+    /// point moves down to the new end. The caller should persist [`Log::recovery_point`] before
+    /// appending again, as Kafka checkpoints it after a truncation. After an I/O error the log
+    /// must be reopened.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: leo,
+            });
+        }
+        if offset >= leo {
+            return Ok(());
+        }
+        if offset <= self.log_start_offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        // A rolled segment's background flush writes a producer snapshot that may describe
+        // offsets about to go: let it finish first.
+        self.reap_background_flush(true)?;
+        let (&base, seg) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .expect("the log start offset is in a segment");
+        let (cut_pos, new_leo) = match seg.find(offset) {
+            Some((0, _)) => (0, base),
+            Some((pos, h)) => (pos, h.base_offset),
+            None => (seg.size, seg.next_offset),
+        };
+        if new_leo < self.log_start_offset {
+            // The batch holding `offset` begins below the log start: nothing above it stays.
+            let start = self.log_start_offset;
+            return self.truncate_fully_and_start_at(start);
+        }
+        tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_leo, "truncating the log");
+        let dir = self.dir.clone();
+        let above: Vec<i64> = self.segments.range(base + 1..).map(|(b, _)| *b).collect();
+        for b in above.into_iter().rev() {
+            self.segments.remove(&b).expect("listed").remove(&dir);
+        }
+        let seg = self.segments.get_mut(&base).expect("kept");
+        seg.truncate_at(&dir, cut_pos, new_leo)?;
+        seg.file.sync_all()?;
+        File::open(&dir)?.sync_all()?;
+        debug_assert_eq!(self.log_end_offset(), new_leo);
+        self.truncate_epochs_from_end(new_leo)?;
+        self.aborted.retain(|a| a.last_offset < new_leo);
+        self.rewrite_txn_index(base)?;
+        // Snapshots past the new end are deleted; the latest one below it is replayed from.
+        self.producers = ProducerState::default();
+        self.load_producer_state()?;
+        self.recovery_point = self.recovery_point.min(new_leo);
+        Ok(())
+    }
+
+    /// Deletes the whole log and starts it again, empty, at `offset` (Kafka's
+    /// truncateFullyAndStartAt): log start = log end = recovery point = `offset`, no epoch
+    /// entries, no producer state or snapshots, no aborted transactions. What a follower does
+    /// when the leader's log starts after its own end. After an I/O error the log must be
+    /// reopened.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset(),
+            });
+        }
+        self.reap_background_flush(true)?;
+        tracing::info!(dir = %self.dir.display(), offset, "deleting the log to start it at a new offset");
+        let dir = self.dir.clone();
+        // Snapshots first: one left at a kept offset would describe the old log.
+        for (_, path) in list_snapshots(&dir)? {
+            remove_if_exists(&path)?;
+        }
+        // Newest first: a crash leaves a prefix of the log.
+        let bases: Vec<i64> = self.segments.keys().rev().copied().collect();
+        for b in bases {
+            self.segments.remove(&b).expect("listed").remove(&dir);
+        }
+        File::open(&dir)?.sync_all()?;
+        self.epochs.clear();
+        self.write_epochs()?;
+        self.producers = ProducerState::default();
+        self.aborted.clear();
+        self.log_start_offset = offset;
+        self.persist_log_start()?;
+        self.segments.insert(offset, Segment::create(&dir, offset)?);
+        self.recovery_point = offset;
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Rewrites the `.txnindex` of the segment at `base` from the aborted list (after a cut).
+    fn rewrite_txn_index(&self, base: i64) -> Result<(), LogError> {
+        let next_base = self
+            .segments
+            .range(base + 1..)
+            .next()
+            .map_or(i64::MAX, |(b, _)| *b);
+        let bytes: Vec<u8> = self
+            .aborted
+            .iter()
+            .filter(|a| a.last_offset >= base && a.last_offset < next_base)
+            .flat_map(|a| a.encode())
+            .collect();
+        let path = seg_path(&self.dir, base, "txnindex");
+        if bytes.is_empty() {
+            remove_if_exists(&path)?;
+        } else {
+            std::fs::write(&path, bytes)?;
+        }
+        Ok(())
     }
 
     /// Reads whole batches from the one containing `start_offset`, up to `max_bytes` (at least
@@ -1346,31 +1716,76 @@ impl Log {
         None
     }
 
-    /// OffsetForLeaderEpoch, as Kafka's LeaderEpochFileCache.endOffsetFor: the largest known
-    /// epoch <= `epoch` and the start offset of the next higher epoch (the log end offset for the
-    /// latest epoch); `epoch` itself with the first start offset if it is older than any known;
-    /// (-1, -1) if nothing is known. Unlike Kafka, an epoch newer than the latest cached one is
-    /// answered as the latest (latest, log end): Kafka caches the leader's epoch when it becomes
-    /// leader, this cache only when that epoch first appends, so a newer epoch is the current one.
+    /// OffsetForLeaderEpoch, as Kafka's LeaderEpochFileCache.endOffsetFor: for the latest cached
+    /// epoch, (it, log end offset); for an older one, the largest cached epoch <= `epoch` and the
+    /// start offset of the next higher one; for one older than every cached epoch (their start
+    /// was deleted), (`epoch`, the first entry's start offset), so a follower replicates from the
+    /// leader's start; (-1, -1) (UNDEFINED) for a negative epoch, an empty cache or an epoch
+    /// newer than the latest. A leader records its epoch with [`Log::assign_epoch`] when it
+    /// becomes leader, so its current epoch is always the latest.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         const UNDEFINED: (i32, i64) = (-1, -1);
         let Some(&(latest, _)) = self.epochs.last() else {
             return UNDEFINED;
         };
-        if epoch < 0 {
+        if epoch < 0 || epoch > latest {
             return UNDEFINED;
         }
-        if epoch >= latest {
+        if epoch == latest {
             return (latest, self.log_end_offset());
         }
-        let Some(higher) = self.epochs.iter().position(|(e, _)| *e > epoch) else {
-            return UNDEFINED;
-        };
+        // The first entry of a higher epoch: there is one, `epoch` is below the latest.
+        let higher = self.epochs.partition_point(|(e, _)| *e <= epoch);
         let end = self.epochs[higher].1;
         match higher.checked_sub(1) {
             Some(floor) => (self.epochs[floor].0, end),
             None => (epoch, end),
         }
+    }
+
+    /// Records that leader epoch `epoch` starts at `start_offset`, as Kafka's
+    /// LeaderEpochFileCache.assign: a new leader calls it with its epoch at its log end offset
+    /// when it becomes leader, before appending (follower appends assign each batch's epoch).
+    /// Nothing changes if `epoch` is the latest epoch and `start_offset` not below its start;
+    /// otherwise the entries from the end with an epoch at or above `epoch` or a start offset at
+    /// or above `start_offset` are dropped (with a warning unless that was one entry at the same
+    /// offset) and the entry is added, persisted. An entry at or past the log end does not
+    /// survive a reopen (Kafka's truncateFromEnd at load): assign again after reopening.
+    pub fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        if epoch < 0 || start_offset < 0 {
+            return Err(LogError::InvalidEpochEntry {
+                epoch,
+                start_offset,
+            });
+        }
+        if self.assign_epoch_in_memory(epoch, start_offset) {
+            self.write_epochs()?;
+        }
+        Ok(())
+    }
+
+    /// [`Log::assign_epoch`] without persisting (and without the argument check); true if the
+    /// cache changed.
+    fn assign_epoch_in_memory(&mut self, epoch: i32, start_offset: i64) -> bool {
+        if self
+            .epochs
+            .last()
+            .is_some_and(|&(e, o)| e == epoch && start_offset >= o)
+        {
+            return false;
+        }
+        // Entries ascend in epoch and offset, so the conflicting ones are a suffix.
+        let keep = self
+            .epochs
+            .iter()
+            .take_while(|&&(e, o)| e < epoch && o < start_offset)
+            .count();
+        let removed: Vec<(i32, i64)> = self.epochs.drain(keep..).collect();
+        if removed.len() > 1 || removed.first().is_some_and(|&(_, o)| o != start_offset) {
+            tracing::warn!(dir = %self.dir.display(), epoch, start_offset, ?removed, "a new leader epoch entry dropped conflicting entries");
+        }
+        self.epochs.push((epoch, start_offset));
+        true
     }
 
     /// The leader-epoch cache: (epoch, start offset) ascending in both.
@@ -1546,6 +1961,14 @@ fn prune_snapshots_in(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes a file; one already gone is fine.
+fn remove_if_exists(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Removes a partition directory and everything in it.
@@ -1897,8 +2320,8 @@ mod tests {
         assert_eq!(log.end_offset_for_epoch(2), (2, 30));
         assert_eq!(
             log.end_offset_for_epoch(9),
-            (2, 30),
-            "newer: the current one"
+            (-1, -1),
+            "newer than any known"
         );
         assert_eq!(log.end_offset_for_epoch(-1), (-1, -1));
         let mut b = batch(2, 5);
@@ -2243,3 +2666,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod replication_tests;

@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use runnel_metadata::{BrokerEndpoint, MetadataRecord};
+use runnel_metadata::{BrokerEndpoint, MetadataImage, MetadataRecord};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use uuid::Uuid;
 
-use super::{propose, submit, ControllerError, ControllerRequest};
+use super::{election, propose, submit, ControllerError, ControllerRequest};
 use crate::broker::Broker;
 
 /// A broker's registration request.
@@ -64,16 +64,18 @@ pub(super) fn register(broker: &Broker, r: Registration) -> Result<i64, Controll
         }
     }
     let epoch = previous.map_or(0, |b| b.epoch).max(image.last_offset) + 1;
-    propose(
-        broker,
-        vec![MetadataRecord::RegisterBroker {
-            broker_id: r.broker_id,
-            incarnation_id: r.incarnation_id,
-            broker_epoch: epoch,
-            endpoints: r.endpoints,
-            rack: r.rack,
-        }],
-    )?;
+    let mut records = vec![MetadataRecord::RegisterBroker {
+        broker_id: r.broker_id,
+        incarnation_id: r.incarnation_id,
+        broker_epoch: epoch,
+        endpoints: r.endpoints,
+        rack: r.rack,
+    }];
+    if previous.is_some_and(|b| !b.fenced) {
+        // A restarted broker registers fenced: what it led moves away until it catches up.
+        records.extend(fenced_changes(broker, &image, r.broker_id));
+    }
+    propose(broker, records)?;
     broker
         .controller
         .sessions
@@ -113,28 +115,37 @@ pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<bool, Controlle
         return Ok(true);
     }
     if b.fenced && h.metadata_offset >= b.epoch {
-        propose(
-            broker,
-            vec![MetadataRecord::UnfenceBroker {
-                broker_id: h.broker_id,
-                broker_epoch: b.epoch,
-            }],
-        )?;
+        let mut records = vec![MetadataRecord::UnfenceBroker {
+            broker_id: h.broker_id,
+            broker_epoch: b.epoch,
+        }];
+        records.extend(election::on_broker_unfenced(&image, h.broker_id));
+        propose(broker, records)?;
         info!(broker = h.broker_id, epoch = b.epoch, "broker unfenced");
         return Ok(false);
     }
     Ok(b.fenced)
 }
 
-/// Fences one broker registration.
+/// The partition changes that fencing broker `id` makes (new leaders, smaller ISRs).
+fn fenced_changes(broker: &Broker, image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    election::on_broker_fenced(
+        image,
+        id,
+        broker.config.cluster.unclean_leader_election_enable,
+        |r| r != id && image.brokers.get(&r).is_some_and(|b| !b.fenced),
+    )
+}
+
+/// Fences one broker registration, moving its leaderships.
 fn fence(broker: &Broker, id: i32, epoch: i64, why: &str) -> Result<(), ControllerError> {
-    propose(
-        broker,
-        vec![MetadataRecord::FenceBroker {
-            broker_id: id,
-            broker_epoch: epoch,
-        }],
-    )?;
+    let image = broker.image();
+    let mut records = vec![MetadataRecord::FenceBroker {
+        broker_id: id,
+        broker_epoch: epoch,
+    }];
+    records.extend(fenced_changes(broker, &image, id));
+    propose(broker, records)?;
     info!(broker = id, epoch, why, "broker fenced");
     Ok(())
 }
@@ -222,7 +233,20 @@ pub fn step(broker: &Broker, want_shutdown: bool) -> Result<bool, ControllerErro
         want_shutdown,
     };
     match submit(broker, ControllerRequest::BrokerHeartbeat(beat)) {
-        Ok(ok) => Ok(ok.fenced),
+        Ok(ok) => {
+            if !ok.fenced
+                && !broker
+                    .strays_checked
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                // Unfenced: this node's metadata has caught up, so a partition directory it
+                // does not know belongs to a deleted topic.
+                if let Err(e) = broker.replicas.remove_stray_dirs(&broker.image()) {
+                    tracing::warn!(error = %e, "looking for leftover partition directories failed");
+                }
+            }
+            Ok(ok.fenced)
+        }
         Err(e)
             if e.error == ResponseError::StaleBrokerEpoch
                 || e.error == ResponseError::BrokerIdNotRegistered =>

@@ -5,6 +5,7 @@
 //! other node is forwarded to it ([`submit`]) and answered once the node's own image has caught
 //! up with the change. Requests are executed one at a time, as by Kafka's controller thread.
 
+pub mod election;
 pub mod lifecycle;
 pub mod placement;
 
@@ -46,6 +47,9 @@ fn propose(broker: &Broker, records: Vec<MetadataRecord>) -> Result<(), Controll
     broker.propose(records).map(|_| ()).map_err(|e| match e {
         runnel_metadata::QuorumError::NotLeader { .. } => {
             ControllerError::new(ResponseError::NotController, e.to_string())
+        }
+        runnel_metadata::QuorumError::Timeout => {
+            ControllerError::new(ResponseError::RequestTimedOut, e.to_string())
         }
         _ => ControllerError::new(ResponseError::UnknownServerError, e.to_string()),
     })
@@ -442,6 +446,21 @@ pub enum ControllerRequest {
         /// The cluster id proposed.
         cluster_id: String,
     },
+    /// AlterPartition: a leader changes its partition's ISR.
+    AlterPartition {
+        /// Topic id.
+        topic_id: Uuid,
+        /// Partition index.
+        partition: i32,
+        /// The leader asking.
+        leader: i32,
+        /// Its leader epoch.
+        leader_epoch: i32,
+        /// The partition epoch the change was computed from.
+        partition_epoch: i32,
+        /// The new ISR.
+        isr: Vec<i32>,
+    },
     /// A broker (re)registers at start-up.
     RegisterBroker(lifecycle::Registration),
     /// A registered broker's heartbeat.
@@ -501,7 +520,11 @@ pub fn submit(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, C
             ))
         };
         match result {
-            Err(e) if e.error == ResponseError::NotController && Instant::now() < deadline => {
+            Err(e)
+                if e.error == ResponseError::NotController
+                    && Instant::now() < deadline
+                    && !broker.is_shutting_down() =>
+            {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(e) => return Err(e),
@@ -612,11 +635,115 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
                 propose(broker, vec![MetadataRecord::Cluster { cluster_id }])?;
             }
         }
+        ControllerRequest::AlterPartition {
+            topic_id,
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        } => exec_alter_partition(
+            broker,
+            topic_id,
+            partition,
+            (leader, leader_epoch, partition_epoch),
+            isr,
+        )?,
         ControllerRequest::RegisterBroker(r) => ok.value = lifecycle::register(broker, r)?,
         ControllerRequest::BrokerHeartbeat(h) => ok.fenced = lifecycle::heartbeat(broker, h)?,
     }
     ok.offset = broker.image().last_offset;
     Ok(ok)
+}
+
+/// Changes a partition's ISR, if the leader asking is the current one and its view (leader
+/// epoch, partition epoch) is current; members joining must be live replicas.
+fn exec_alter_partition(
+    broker: &Broker,
+    topic_id: Uuid,
+    index: i32,
+    (leader, leader_epoch, partition_epoch): (i32, i32, i32),
+    isr: Vec<i32>,
+) -> Result<(), ControllerError> {
+    let image = broker.image();
+    let Some(p) = image
+        .topic_by_id(&topic_id)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
+    else {
+        return Err(ControllerError::new(
+            ResponseError::UnknownTopicOrPartition,
+            "no such partition",
+        ));
+    };
+    if p.leader != leader || p.leader_epoch != leader_epoch {
+        return Err(ControllerError::new(
+            ResponseError::FencedLeaderEpoch,
+            format!(
+                "broker {leader} in epoch {leader_epoch} is not the leader (leader {} in epoch {})",
+                p.leader, p.leader_epoch
+            ),
+        ));
+    }
+    if p.partition_epoch != partition_epoch {
+        return Err(ControllerError::new(
+            ResponseError::InvalidUpdateVersion,
+            format!(
+                "partition epoch {partition_epoch} is stale (now {})",
+                p.partition_epoch
+            ),
+        ));
+    }
+    if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
+        return Err(ControllerError::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "ISR {isr:?} must hold the leader and only replicas of {:?}",
+                p.replicas
+            ),
+        ));
+    }
+    if isr
+        .iter()
+        .any(|r| !p.isr.contains(r) && !crate::handlers::is_live(&image, *r))
+    {
+        return Err(ControllerError::new(
+            ResponseError::IneligibleReplica,
+            "a replica joining the ISR is fenced",
+        ));
+    }
+    propose(
+        broker,
+        vec![MetadataRecord::Partition {
+            topic_id,
+            partition: index,
+            replicas: p.replicas.clone(),
+            isr,
+            leader,
+            leader_epoch,
+            partition_epoch: partition_epoch + 1,
+        }],
+    )
+}
+
+/// A leader's ISR change for its partition, computed from `state`.
+pub fn alter_partition_isr(
+    broker: &Broker,
+    partition: &crate::partition::Partition,
+    state: &crate::partition::ReplicaState,
+    isr: Vec<i32>,
+) -> Result<(), ControllerError> {
+    submit(
+        broker,
+        ControllerRequest::AlterPartition {
+            topic_id: partition.topic_id,
+            partition: partition.index,
+            leader: state.leader,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr,
+        },
+    )
+    .map(|_| ())
 }
 
 /// Creates a topic (or only validates the request when `validate_only`) on the active

@@ -4,6 +4,13 @@
 //! sessions are not created: session id 0 is answered, which clients accept as "no session".
 //! `read_committed` fetches stop at the last stable offset and list the aborted transactions of
 //! the range.
+//!
+//! Only a partition's leader serves fetches. A fetch from a follower replica (a replica id, in
+//! `replica_state` from v15) reads up to the log end, not the high watermark; its fetch offset
+//! tells the leader how far the follower has the log (which may advance the high watermark and
+//! makes it a candidate to rejoin the ISR), and its last fetched epoch is checked against the
+//! leader's epoch history: a follower whose log diverged is told where (`diverging_epoch`,
+//! KIP-320) and gets no records until it has truncated.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +28,16 @@ struct Wanted {
     topic: String,
     topic_id: uuid::Uuid,
     known: bool,
-    partitions: Vec<(i32, i64, i32, i32)>, // (index, offset, max bytes, current leader epoch)
+    partitions: Vec<Wanted1>,
+}
+
+/// One wanted partition.
+struct Wanted1 {
+    index: i32,
+    offset: i64,
+    max_bytes: i32,
+    current_leader_epoch: i32,
+    last_fetched_epoch: i32,
 }
 
 fn read_once(
@@ -29,13 +45,16 @@ fn read_once(
     wanted: &[Wanted],
     max_bytes: i32,
     read_committed: bool,
+    replica_id: i32,
 ) -> (Vec<FetchableTopicResponse>, usize) {
+    let now = crate::broker::now_ms();
     let mut total: usize = 0;
     let mut budget = max_bytes.max(0) as usize;
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let mut parts = Vec::with_capacity(w.partitions.len());
-        for &(index, offset, pmax, leader_epoch) in &w.partitions {
+        for wp in &w.partitions {
+            let (index, offset, pmax) = (wp.index, wp.offset, wp.max_bytes);
             let mut pd = PartitionData::default()
                 .with_partition_index(index)
                 .with_high_watermark(-1)
@@ -57,20 +76,45 @@ fn read_once(
                 parts.push(pd.with_error_code(err.code()));
                 continue;
             };
-            if leader_epoch > partition.leader_epoch {
-                parts.push(pd.with_error_code(ResponseError::UnknownLeaderEpoch.code()));
+            if let Err(e) = partition.check_leader(wp.current_leader_epoch) {
+                parts.push(pd.with_error_code(e.code()));
                 continue;
             }
-            if leader_epoch >= 0 && leader_epoch < partition.leader_epoch {
-                parts.push(pd.with_error_code(ResponseError::FencedLeaderEpoch.code()));
-                continue;
+            if replica_id >= 0 {
+                // A follower: it has the log below its fetch offset.
+                if partition.record_follower_fetch(replica_id, offset, now) {
+                    ctx.broker.replicas.isr_change_wanted();
+                }
             }
+            let hw = partition.high_watermark();
             let log = partition.log.lock();
-            let hw = log.log_end_offset();
-            let lso = log.last_stable_offset();
-            // read_committed stops at the last stable offset and is told which transactions in
-            // the range were aborted; read_uncommitted reads to the high watermark.
-            let upper = if read_committed { lso } else { hw };
+            if replica_id >= 0 && wp.last_fetched_epoch >= 0 {
+                let (epoch, end) = log.end_offset_for_epoch(wp.last_fetched_epoch);
+                if epoch != wp.last_fetched_epoch || end < offset {
+                    parts.push(
+                        pd.with_error_code(0)
+                            .with_high_watermark(hw)
+                            .with_log_start_offset(log.log_start_offset())
+                            .with_diverging_epoch(
+                                kafka_protocol::messages::fetch_response::EpochEndOffset::default()
+                                    .with_epoch(epoch)
+                                    .with_end_offset(end),
+                            ),
+                    );
+                    continue;
+                }
+            }
+            let lso = log.last_stable_offset().min(hw);
+            // Followers read to the log end; read_committed consumers stop at the last stable
+            // offset and are told which transactions in the range were aborted; other consumers
+            // read to the high watermark.
+            let upper = if replica_id >= 0 {
+                log.log_end_offset()
+            } else if read_committed {
+                lso
+            } else {
+                hw
+            };
             if read_committed {
                 pd = pd.with_aborted_transactions(Some(
                     log.aborted_txns(offset, upper)
@@ -162,13 +206,16 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
                 partitions: t
                     .partitions
                     .iter()
-                    .map(|p| {
-                        (
-                            p.partition,
-                            p.fetch_offset,
-                            p.partition_max_bytes,
-                            p.current_leader_epoch,
-                        )
+                    .map(|p| Wanted1 {
+                        index: p.partition,
+                        offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
+                        last_fetched_epoch: if ctx.api_version >= 12 {
+                            p.last_fetched_epoch
+                        } else {
+                            -1
+                        },
                     })
                     .collect(),
             }
@@ -177,10 +224,15 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
+    let replica_id = if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
     let mut rx = ctx.broker.replicas.subscribe_appends();
     loop {
         rx.borrow_and_update();
-        let (responses, total) = read_once(ctx, &wanted, req.max_bytes, read_committed);
+        let (responses, total) = read_once(ctx, &wanted, req.max_bytes, read_committed, replica_id);
         let any_error = responses
             .iter()
             .any(|t| t.partitions.iter().any(|p| p.error_code != 0));

@@ -44,20 +44,20 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                     let Some(partition) = ctx.broker.replicas.partition(&name, p.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch > partition.leader_epoch {
-                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    if let Err(e) = partition.check_leader(p.current_leader_epoch) {
+                        return base.with_error_code(e.code());
                     }
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < partition.leader_epoch {
-                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                    }
+                    let hw = partition.high_watermark();
+                    let epoch = if ctx.api_version >= 4 { partition.leader_epoch() } else { -1 };
                     let log = partition.log.lock();
-                    let epoch = if ctx.api_version >= 4 { partition.leader_epoch } else { -1 };
                     let found = match p.timestamp {
                         // read_committed (isolation level 1) sees up to the last stable offset.
                         LATEST_TIMESTAMP if isolation_level == 1 => {
-                            Ok(Some((log.last_stable_offset(), -1)))
+                            Ok(Some((log.last_stable_offset().min(hw), -1)))
                         }
-                        LATEST_TIMESTAMP => Ok(Some((log.log_end_offset(), -1))),
+                        // Consumers see committed records only: the latest offset is the high
+                        // watermark.
+                        LATEST_TIMESTAMP => Ok(Some((hw, -1))),
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                             Ok(Some((log.log_start_offset(), -1)))
                         }

@@ -255,7 +255,7 @@ pub async fn dispatch(
     let response: Option<ResponseKind> = match request {
         RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
         RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
-        RequestKind::Produce(r) => produce::handle(&ctx, r).map(Into::into),
+        RequestKind::Produce(r) => produce::handle(&ctx, r).await.map(Into::into),
         RequestKind::Fetch(r) => Some(fetch::handle(&ctx, r).await.into()),
         RequestKind::ListOffsets(r) => Some(list_offsets::handle(&ctx, r).into()),
         RequestKind::CreateTopics(r) => Some(create_topics::handle(&ctx, r).into()),

@@ -30,21 +30,17 @@ pub fn handle(
                     let Some(partition) = ctx.broker.replicas.partition(&name, p.partition) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch > partition.leader_epoch {
-                        return base.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    if let Err(e) = partition.check_leader(p.current_leader_epoch) {
+                        return base.with_error_code(e.code());
                     }
-                    if p.current_leader_epoch >= 0
-                        && p.current_leader_epoch < partition.leader_epoch
-                    {
-                        return base.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                    }
+                    let leader_epoch = partition.leader_epoch();
                     let log = partition.log.lock();
                     let (epoch, end) = log.end_offset_for_epoch(p.leader_epoch);
                     let (epoch, end) =
                         if epoch < 0 && log.log_end_offset() == log.log_start_offset() {
                             // An empty log: the current epoch ends at the log end.
-                            if p.leader_epoch >= partition.leader_epoch {
-                                (partition.leader_epoch, log.log_end_offset())
+                            if p.leader_epoch >= leader_epoch {
+                                (leader_epoch, log.log_end_offset())
                             } else {
                                 (epoch, end)
                             }

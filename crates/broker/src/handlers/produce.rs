@@ -1,7 +1,14 @@
 //! Produce (key 0): v2 record batches only, CRC-32C checked, size-limited by the topic's
 //! `max.message.bytes`, producer sequences checked by the log (idempotence), offsets assigned by
 //! rewriting the batch header, timestamps rewritten for `LogAppendTime` topics, and no response
-//! at all for acks=0.
+//! at all for acks=0. Only the partition's leader appends (NOT_LEADER_OR_FOLLOWER elsewhere).
+//! acks=1 is answered at the leader's append; acks=all needs `min.insync.replicas` in the ISR
+//! (NOT_ENOUGH_REPLICAS) and is answered once the high watermark passes the batch, i.e. every
+//! ISR member has it (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
+//! meanwhile, REQUEST_TIMED_OUT after the request's timeout). Waiting holds up only this
+//! request's connection.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
@@ -18,6 +25,7 @@ use crate::broker::now_ms;
 
 struct Appended {
     base_offset: i64,
+    last_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
 }
@@ -61,6 +69,12 @@ fn append(
         ResponseError::UnknownTopicOrPartition,
         "This server does not host this topic-partition.".to_string(),
     ))?;
+    partition.check_leader(-1).map_err(|e| {
+        (
+            e,
+            format!("This broker is not the leader of {topic}-{index}."),
+        )
+    })?;
     let records = records.unwrap_or_default();
     let headers = validate_batches(&records).map_err(|e| match e {
         BatchError::UnsupportedMagic(m) => (
@@ -142,11 +156,24 @@ fn append(
             ));
         }
     }
+    if acks == -1 {
+        let isr = partition.state().isr.len() as i32;
+        if isr < config.min_insync_replicas {
+            return Err((
+                ResponseError::NotEnoughReplicas,
+                format!(
+                    "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {} for partition {topic}-{index}",
+                    config.min_insync_replicas
+                ),
+            ));
+        }
+    }
     let mut buf = records.to_vec();
+    let leader_epoch = partition.leader_epoch();
     let mut log = partition.log.lock();
     let result = log.append_as_leader(
         &mut buf,
-        partition.leader_epoch,
+        leader_epoch,
         now_ms(),
         config.message_timestamp_type_log_append,
     );
@@ -157,17 +184,25 @@ fn append(
             return Err((ResponseError::KafkaStorageError, e.to_string()));
         }
     }
+    let log_start_offset = log.log_start_offset();
+    drop(log);
+    partition.leader_appended();
     match result {
         Ok(info) => Ok(Appended {
             base_offset: info.first_offset,
+            last_offset: info.last_offset,
             log_append_time_ms: info.log_append_time_ms,
             log_start_offset: info.log_start_offset,
         }),
         // A retried batch that was already written: answer with its original offsets, as Kafka does.
-        Err(AppendError::DuplicateSequence { first_offset, .. }) => Ok(Appended {
+        Err(AppendError::DuplicateSequence {
+            first_offset,
+            last_offset,
+        }) => Ok(Appended {
             base_offset: first_offset,
+            last_offset,
             log_append_time_ms: -1,
-            log_start_offset: log.log_start_offset(),
+            log_start_offset,
         }),
         Err(AppendError::OutOfOrderSequence) => Err((
             ResponseError::OutOfOrderSequenceNumber,
@@ -205,12 +240,62 @@ fn check_keys_for_compaction(records: &Bytes) -> Result<Vec<i32>, (ResponseError
         .collect())
 }
 
+/// Waits until the high watermark of `topic`-`index` passes `last_offset` (acks=all): Ok, or
+/// the error the partition's response carries.
+async fn wait_for_isr(
+    ctx: &RequestContext,
+    topic: &str,
+    index: i32,
+    last_offset: i64,
+    deadline: tokio::time::Instant,
+) -> Result<(), (ResponseError, String)> {
+    let Some(partition) = ctx.broker.replicas.partition(topic, index) else {
+        return Err((
+            ResponseError::NotLeaderOrFollower,
+            format!("{topic}-{index} is no longer hosted here"),
+        ));
+    };
+    let mut hw = partition.subscribe_high_watermark();
+    loop {
+        if partition.high_watermark() > last_offset {
+            let min_isr = partition.config.read().min_insync_replicas;
+            let isr = partition.state().isr.len() as i32;
+            if isr < min_isr {
+                return Err((
+                    ResponseError::NotEnoughReplicasAfterAppend,
+                    format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {topic}-{index}"),
+                ));
+            }
+            return Ok(());
+        }
+        if !partition.is_leader() {
+            return Err((
+                ResponseError::NotLeaderOrFollower,
+                format!("Leadership of {topic}-{index} moved before the write was replicated"),
+            ));
+        }
+        // Woken by the high watermark; the short slice notices a lost leadership.
+        let slice = (tokio::time::Instant::now() + Duration::from_millis(200)).min(deadline);
+        let _ = tokio::time::timeout_at(slice, hw.changed()).await;
+        if tokio::time::Instant::now() >= deadline && partition.high_watermark() <= last_offset {
+            return Err((
+                ResponseError::RequestTimedOut,
+                format!("The write to {topic}-{index} was not replicated to the ISR in time"),
+            ));
+        }
+    }
+}
+
 /// Handles Produce; `None` for acks=0.
-pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
     let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     let mut appended_any = false;
+    // (topic response, partition response, topic, partition, last offset) awaiting the ISR.
+    let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for td in req.topic_data {
         let topic = td.name.0.to_string();
@@ -237,6 +322,15 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
             ) {
                 Ok(a) => {
                     appended_any = true;
+                    if acks == -1 {
+                        waits.push((
+                            responses.len(),
+                            partitions.len(),
+                            topic.clone(),
+                            pd.index,
+                            a.last_offset,
+                        ));
+                    }
                     partitions.push(
                         PartitionProduceResponse::default()
                             .with_index(pd.index)
@@ -276,6 +370,11 @@ pub fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceRespon
     }
     if appended_any {
         ctx.broker.replicas.notify_append();
+    }
+    for (t, p, topic, index, last_offset) in waits {
+        if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, last_offset, deadline).await {
+            responses[t].partition_responses[p] = partition_error(ctx.api_version, index, e, msg);
+        }
     }
     if acks == 0 {
         return None;

@@ -31,15 +31,19 @@ pub fn handle(ctx: &RequestContext, req: WriteTxnMarkersRequest) -> WriteTxnMark
                         .map(|p| {
                             let error = match ctx.broker.replicas.partition(&t.name.0, *p) {
                                 None => ResponseError::UnknownTopicOrPartition.code(),
+                                Some(partition) if !partition.is_leader() => {
+                                    ResponseError::NotLeaderOrFollower.code()
+                                }
                                 Some(partition) => {
                                     let r = partition.log.lock().append_marker(
                                         m.producer_id.0,
                                         m.producer_epoch,
                                         commit,
                                         m.coordinator_epoch,
-                                        partition.leader_epoch,
+                                        partition.leader_epoch(),
                                         now,
                                     );
+                                    partition.leader_appended();
                                     match r {
                                         Ok(_) => {
                                             if &*t.name.0 == OFFSETS_TOPIC {

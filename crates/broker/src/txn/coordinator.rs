@@ -539,14 +539,26 @@ impl TxnCoordinator {
                 // Deleted since: nothing to mark.
                 continue;
             };
+            if !partition.is_leader() {
+                // Markers for partitions led by other brokers (WriteTxnMarkers to their leader)
+                // are not sent yet: the transaction stays prepared.
+                warn!(
+                    transactional_id = id,
+                    topic,
+                    partition = index,
+                    "a transaction marker is due on a partition led by another broker; not written"
+                );
+                return false;
+            }
             let result = partition.log.lock().append_marker(
                 m.producer_id,
                 m.producer_epoch,
                 commit,
                 0,
-                partition.leader_epoch,
+                partition.leader_epoch(),
                 now,
             );
+            partition.leader_appended();
             if let Err(e) = result {
                 warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker failed");
                 return false;

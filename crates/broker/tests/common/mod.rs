@@ -156,3 +156,150 @@ pub async fn create_topic(c: &mut Client, name: &str, partitions: i32) {
     ]);
     assert_eq!(c.send(&create, 7).await.topics[0].error_code, 0);
 }
+
+/// Free loopback ports (bound and released; fine for a test).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let socks: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
+}
+
+/// A cluster of combined nodes (broker and controller) in this process, each with its own
+/// directory, client port and controller port; node ids are 1..=n.
+pub struct TestCluster {
+    pub nodes: Vec<Option<BrokerHandle>>,
+    pub dirs: Vec<tempfile::TempDir>,
+    pub ports: Vec<u16>,
+    pub extra: Vec<(String, String)>,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes together (each waits for a quorum) with extra config keys. Logs go to
+    /// the test's output when RUST_LOG is set.
+    pub async fn start(n: usize, extra: &[(&str, &str)]) -> TestCluster {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+        let mut c = TestCluster {
+            nodes: (0..n).map(|_| None).collect(),
+            dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
+            ports: free_ports(2 * n),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let starts: Vec<_> = (0..n)
+            .map(|i| tokio::spawn(Broker::start(c.config(i))))
+            .collect();
+        for (i, s) in starts.into_iter().enumerate() {
+            c.nodes[i] = Some(s.await.unwrap().unwrap());
+        }
+        c
+    }
+
+    /// Node `i`'s configuration (node id i + 1).
+    pub fn config(&self, i: usize) -> BrokerConfig {
+        let n = self.nodes.len();
+        let voters: Vec<String> = (0..n)
+            .map(|j| format!("{}@127.0.0.1:{}", j + 1, self.ports[2 * j + 1]))
+            .collect();
+        let mut o = vec![
+            (
+                "listeners".to_string(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                    self.ports[2 * i],
+                    self.ports[2 * i + 1]
+                ),
+            ),
+            (
+                "log.dirs".to_string(),
+                self.dirs[i].path().join("data").display().to_string(),
+            ),
+            ("node.id".to_string(), (i + 1).to_string()),
+            (
+                "controller.listener.names".to_string(),
+                "CONTROLLER".to_string(),
+            ),
+            ("controller.quorum.voters".to_string(), voters.join(",")),
+        ];
+        o.extend_from_slice(&self.extra);
+        BrokerConfig::load(None, &[], &o)
+            .expect("valid cluster config")
+            .config
+    }
+
+    /// The broker state of a running node.
+    pub fn broker(&self, i: usize) -> std::sync::Arc<Broker> {
+        self.nodes[i].as_ref().expect("node running").broker.clone()
+    }
+
+    /// The client listeners of every node, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        (0..self.nodes.len())
+            .map(|i| format!("127.0.0.1:{}", self.ports[2 * i]))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Waits until every running node sees every node registered and unfenced and agrees on the
+    /// active controller.
+    pub async fn wait_formed(&self) {
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].is_some())
+            .collect();
+        self.wait_until("cluster formed", 30, || {
+            let live = running.iter().all(|i| {
+                let img = self.broker(*i).image();
+                running
+                    .iter()
+                    .all(|j| img.brokers.get(&(*j as i32 + 1)).is_some_and(|b| !b.fenced))
+            });
+            let controllers: std::collections::HashSet<_> = running
+                .iter()
+                .map(|i| self.broker(*i).controller_id())
+                .collect();
+            live && controllers.len() == 1 && !controllers.contains(&None)
+        })
+        .await;
+    }
+
+    /// Polls `cond` every 50 ms; panics after `secs`.
+    pub async fn wait_until(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not within {secs} s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clean shutdown of node `i`.
+    pub async fn stop(&mut self, i: usize) {
+        if let Some(h) = self.nodes[i].take() {
+            h.shutdown().await.unwrap();
+        }
+    }
+
+    /// Starts node `i` again on its directory and ports.
+    pub async fn restart(&mut self, i: usize) {
+        self.nodes[i] = Some(Broker::start(self.config(i)).await.unwrap());
+    }
+
+    /// Shuts every running node down.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i).await;
+        }
+    }
+}

@@ -46,6 +46,9 @@ openraft::declare_raft_types!(
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );
 
+/// How long a blocking call waits for the quorum (a proposal without a quorum fails then).
+const BLOCKING_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long `open` waits for a single voter (or a converting one) to lead.
 const LEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -313,7 +316,10 @@ impl RaftQuorum {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().map_err(|_| QuorumError::Stopped)
+        rx.recv_timeout(BLOCKING_TIMEOUT).map_err(|e| match e {
+            std::sync::mpsc::RecvTimeoutError::Timeout => QuorumError::Timeout,
+            std::sync::mpsc::RecvTimeoutError::Disconnected => QuorumError::Stopped,
+        })
     }
 
     /// Serves a request another voter sent through its [`RaftTransport`]: `body` is what that

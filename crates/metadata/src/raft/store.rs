@@ -27,9 +27,6 @@ use crate::records::MetadataRecord;
 
 /// File (in the metadata log dir) holding the vote and the last purged log id.
 pub const QUORUM_STATE_FILE: &str = "quorum-state";
-/// The storage crate's file recording a log's start offset; written here to start an empty log
-/// at an offset other than 0 (after a snapshot from the leader overtook the whole local log).
-const LOG_START_FILE: &str = "log-start-offset";
 
 const KEY_BLANK: &[u8] = b"blank";
 const KEY_NORMAL: &[u8] = b"normal";
@@ -40,6 +37,10 @@ const KEY_MEMBERSHIP: &[u8] = b"membership";
 struct QuorumState {
     vote: Option<Vote<u64>>,
     last_purged: Option<LogId<u64>>,
+    /// The last log id known committed: a restarted node applies its log up to it at once,
+    /// before it hears from a leader, so its image is not empty meanwhile.
+    #[serde(default)]
+    committed: Option<LogId<u64>>,
 }
 
 fn now_ms() -> i64 {
@@ -171,88 +172,8 @@ fn read_err(e: impl ToString) -> StorageError<u64> {
     StorageIOError::read_logs(AnyError::error(e.to_string())).into()
 }
 
-/// Lists `(base offset, path)` of a log dir's segment files with extension `ext`.
-fn files_with_ext(dir: &Path, ext: &str) -> std::io::Result<Vec<(i64, PathBuf)>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let path = e?.path();
-        if path.extension().and_then(|x| x.to_str()) == Some(ext) {
-            if let Some(base) = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.parse::<i64>().ok())
-            {
-                out.push((base, path));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Removes a segment's files, its `.log` last (a `.log` is what makes a segment exist).
-fn remove_segment(path: &Path) -> std::io::Result<()> {
-    for ext in ["index", "timeindex", "txnindex"] {
-        match std::fs::remove_file(path.with_extension(ext)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-    }
-    std::fs::remove_file(path)
-}
-
-/// Cuts the (closed) log in `dir` so that it ends just before `offset`: later segments go first,
-/// newest first, then the segment holding `offset` is cut at that batch. Every step leaves a
-/// prefix of the log, so a crash in between loses nothing that should stay.
-fn cut_log_files(dir: &Path, offset: i64) -> std::io::Result<()> {
-    let segments = files_with_ext(dir, "log")?;
-    for (base, path) in segments.iter().rev() {
-        if *base >= offset {
-            remove_segment(path)?;
-            continue;
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)?;
-        let len = file.metadata()?.len();
-        let mut pos = 0u64;
-        let mut header = [0u8; 12];
-        while pos + 12 <= len {
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut header, pos)?;
-            let batch_base = i64::from_be_bytes(header[..8].try_into().expect("8 bytes"));
-            if batch_base >= offset {
-                break;
-            }
-            let batch_len = i32::from_be_bytes(header[8..].try_into().expect("4 bytes"));
-            pos += 12 + batch_len.max(0) as u64;
-        }
-        if pos < len {
-            file.set_len(pos)?;
-            file.sync_all()?;
-            for ext in ["index", "timeindex"] {
-                let _ = std::fs::remove_file(path.with_extension(ext));
-            }
-        }
-        break;
-    }
-    Ok(())
-}
-
-/// Empties the (closed) log in `dir` so that it starts, empty, at `offset`.
-fn reset_log_files(dir: &Path, offset: i64) -> std::io::Result<()> {
-    for (_, path) in files_with_ext(dir, "log")?.iter().rev() {
-        remove_segment(path)?;
-    }
-    for (_, path) in files_with_ext(dir, "snapshot")? {
-        std::fs::remove_file(path)?;
-    }
-    let _ = std::fs::remove_file(dir.join("leader-epoch-checkpoint"));
-    runnel_storage::checkpoint::write_atomic(&dir.join(LOG_START_FILE), &format!("{offset}\n"))
-}
-
 fn open_log(dir: &Path) -> Result<Log, String> {
-    // Always scan: the metadata log is small, and a cut tail needs its indexes rebuilt.
+    // Always scan: the metadata log is small.
     Log::open(dir, log_config(), 0, false).map_err(|e| e.to_string())
 }
 
@@ -295,19 +216,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Closes the log, lets `edit` change its files, and opens it again.
-    fn reopen_with(
-        &mut self,
-        edit: impl FnOnce(&Path) -> std::io::Result<()>,
-    ) -> Result<(), String> {
-        if let Some(log) = self.log.take() {
-            log.close().map_err(|e| e.to_string())?;
-        }
-        edit(&self.dir).map_err(|e| e.to_string())?;
-        self.log = Some(open_log(&self.dir)?);
-        self.refresh_last_log_id()
-    }
-
     /// Drops the entries up to the recorded purge point from the log.
     fn apply_purge(&mut self) -> Result<(), String> {
         let Some(purged) = self.state.last_purged else {
@@ -325,7 +233,10 @@ impl Inner {
                 .map_err(|e| e.to_string())?;
         } else {
             // A snapshot overtook the whole local log: start afresh behind it.
-            self.reopen_with(|dir| reset_log_files(dir, next))?;
+            self.log_mut()?
+                .truncate_fully_and_start_at(next)
+                .map_err(|e| e.to_string())?;
+            self.refresh_last_log_id()?;
         }
         Ok(())
     }
@@ -470,6 +381,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().state.vote)
     }
 
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
+        let mut inner = self.inner.lock();
+        if inner.state.committed >= committed {
+            return Ok(());
+        }
+        inner.state.committed = committed;
+        inner
+            .write_state()
+            .map_err(|e| StorageIOError::write_vote(AnyError::error(e)).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        Ok(self.inner.lock().state.committed)
+    }
+
     async fn append<I>(
         &mut self,
         entries: I,
@@ -507,8 +436,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         tracing::info!(index = at, "metadata log: truncating conflicting entries");
         inner
-            .reopen_with(|dir| cut_log_files(dir, at))
-            .map_err(io_err)
+            .log_mut()
+            .and_then(|log| log.truncate_to(at).map_err(|e| e.to_string()))
+            .map_err(io_err)?;
+        inner.refresh_last_log_id().map_err(io_err)
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
@@ -587,5 +518,24 @@ mod tests {
         assert_eq!(store.log_start_offset(), 21);
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_log_id, Some(log_id(5, 21)));
+
+        // Truncating at the log start empties the log; it goes on from there with a new term.
+        store.truncate(log_id(5, 21)).await.unwrap();
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id, Some(log_id(5, 20)));
+        assert_eq!(store.log_start_offset(), 21);
+        append_direct(&store, vec![entry(6, 21, 2), entry(6, 22, 3)]);
+        store.truncate(log_id(6, 22)).await.unwrap();
+        append_direct(&store, vec![entry(7, 22, 4)]);
+        store.close().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        let ids: Vec<_> = store
+            .try_get_log_entries(0..)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.log_id)
+            .collect();
+        assert_eq!(ids, [log_id(6, 21), log_id(7, 22)]);
     }
 }

@@ -1,8 +1,13 @@
 //! The replica manager: sole owner of the partitions hosted on this broker. It opens and closes
 //! their logs as the published metadata image says (a partition is hosted where this node is
-//! one of its replicas), applies topic config changes to them, wakes long-polling fetches after
-//! appends, and runs the per-log background work (flushes, recovery-point checkpoints,
+//! one of its replicas), makes each replica leader or follower as the image says, runs the
+//! follower fetchers (one per leader broker, [`fetcher`]) and the leader's ISR upkeep (shrink
+//! after `replica.lag.time.max.ms`, expand once caught up, both through the controller with the
+//! partition epoch), applies topic config changes, wakes long-polling fetches, and runs the
+//! per-log background work (flushes, recovery-point and high-watermark checkpoints,
 //! retention). Nothing else creates or removes a partition.
+
+pub mod fetcher;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -18,12 +23,16 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::broker::{now_ms, TopicPartition};
-use crate::partition::{log_config, partition_dir, partition_metadata_text, Partition};
+use crate::partition::{
+    log_config, partition_dir, partition_metadata_text, Partition, ReplicaState,
+};
 
 /// Name of the recovery point checkpoint file in the log dir.
 pub const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the log start offset checkpoint file in the log dir.
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Name of the high watermark checkpoint file in the log dir (Kafka's name).
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// The partitions hosted on this broker, and everything done to their logs as a whole.
 pub struct ReplicaManager {
@@ -33,10 +42,20 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Recovery points read at start-up, used once when a partition is first opened.
     recovery_points: Mutex<HashMap<TopicPartition, i64>>,
+    /// High watermarks read at start-up, used once when a partition is first opened.
+    high_watermarks: Mutex<HashMap<TopicPartition, i64>>,
+    /// The follower fetchers, by leader broker id.
+    fetchers: Mutex<HashMap<i32, tokio::task::JoinHandle<()>>>,
+    /// The runtime the fetchers run on.
+    runtime: tokio::runtime::Handle,
+    /// The broker, once started (fetchers need its image and configuration).
+    owner: Mutex<std::sync::Weak<crate::broker::Broker>>,
     /// Whether the last shutdown was clean (logs are then not scanned at open).
     clean_start: bool,
-    /// Bumped after every append; long-polling fetches wait on it.
-    appended: watch::Sender<u64>,
+    /// Bumped whenever data becomes readable; long-polling fetches wait on it.
+    appended: Arc<watch::Sender<u64>>,
+    /// Wakes the ISR upkeep early (a follower caught up).
+    isr_wakeup: tokio::sync::Notify,
 }
 
 impl ReplicaManager {
@@ -44,19 +63,28 @@ impl ReplicaManager {
     pub fn new(config: &BrokerConfig, log_dir: PathBuf, clean_start: bool) -> ReplicaManager {
         // Recovery points (offsets known to be on disk) are checkpointed periodically and at
         // shutdown; after a crash only data above them is CRC-scanned.
-        let recovery_points = read_offset_checkpoint(&log_dir.join(RECOVERY_CHECKPOINT))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(t, p, o)| ((t, p), o))
-            .collect();
+        let read = |name: &str| -> HashMap<TopicPartition, i64> {
+            read_offset_checkpoint(&log_dir.join(name))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, p, o)| ((t, p), o))
+                .collect()
+        };
+        let recovery_points = read(RECOVERY_CHECKPOINT);
+        let high_watermarks = read(HIGH_WATERMARK_CHECKPOINT);
         ReplicaManager {
             node_id: config.node_id,
             log_dir,
             config: config.clone(),
             partitions: RwLock::new(HashMap::new()),
             recovery_points: Mutex::new(recovery_points),
+            high_watermarks: Mutex::new(high_watermarks),
+            fetchers: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+            owner: Mutex::new(std::sync::Weak::new()),
             clean_start,
-            appended: watch::channel(0).0,
+            appended: Arc::new(watch::channel(0).0),
+            isr_wakeup: tokio::sync::Notify::new(),
         }
     }
 
@@ -90,8 +118,7 @@ impl ReplicaManager {
 
     /// Brings the hosted partitions in line with `new`: opens the partitions this node is a
     /// replica of, closes and deletes those of removed topics, applies changed topic configs.
-    /// `old` is the image applied before (`None` at start-up, when leftover directories of
-    /// deleted topics are removed too).
+    /// `old` is the image applied before (`None` at start-up).
     pub fn apply_image(
         &self,
         old: Option<&MetadataImage>,
@@ -117,18 +144,23 @@ impl ReplicaManager {
             let configs_changed = before.is_some_and(|b| b.configs != topic.configs);
             for p in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
+                    // Moved away from this node (reassignment is the next issue's): stop hosting.
                     continue;
                 }
-                if self.partition(&topic.name, p.partition).is_none() {
-                    self.open_partition(topic, p.partition, p.leader_epoch)?;
+                let partition = match self.partition(&topic.name, p.partition) {
+                    Some(existing) => existing,
+                    None => self.open_partition(topic, p.partition)?,
+                };
+                let became_leader = partition.apply_state(ReplicaState::from_image(p), now_ms())?;
+                if became_leader {
+                    info!(topic = %topic.name, partition = p.partition, epoch = p.leader_epoch, "became leader");
+                } else if p.leader >= 0 && p.leader != self.node_id {
+                    self.ensure_fetcher(p.leader);
                 }
             }
             if configs_changed {
                 self.apply_topic_config(topic)?;
             }
-        }
-        if old.is_none() {
-            self.remove_stray_dirs(new)?;
         }
         Ok(())
     }
@@ -146,12 +178,7 @@ impl ReplicaManager {
     }
 
     /// Opens (creating if needed) the log of one partition and registers it.
-    fn open_partition(
-        &self,
-        topic: &TopicImage,
-        index: i32,
-        leader_epoch: i32,
-    ) -> anyhow::Result<Arc<Partition>> {
+    fn open_partition(&self, topic: &TopicImage, index: i32) -> anyhow::Result<Arc<Partition>> {
         let tc = TopicConfig::resolve(&self.config, &topic.configs)?;
         let dir = partition_dir(&self.log_dir, &topic.name, index);
         let meta_file = dir.join("partition.metadata");
@@ -172,14 +199,21 @@ impl ReplicaManager {
         if !meta_file.exists() {
             std::fs::write(&meta_file, meta_text)?;
         }
-        let partition = Arc::new(Partition {
-            topic: topic.name.clone(),
-            topic_id: topic.topic_id,
+        let hw = self
+            .high_watermarks
+            .lock()
+            .remove(&(topic.name.clone(), index))
+            .unwrap_or(0);
+        let partition = Arc::new(Partition::new(
+            topic.name.clone(),
+            topic.topic_id,
             index,
-            leader_epoch,
-            log: Mutex::new(log),
-            config: RwLock::new(Arc::new(tc)),
-        });
+            self.node_id,
+            log,
+            Arc::new(tc),
+            hw,
+            self.appended.clone(),
+        ));
         self.partitions
             .write()
             .insert((topic.name.clone(), index), partition.clone());
@@ -187,8 +221,10 @@ impl ReplicaManager {
     }
 
     /// Removes directories of partitions the image no longer knows (topics deleted while the
-    /// broker was down, or whose deletion did not finish).
-    fn remove_stray_dirs(&self, image: &MetadataImage) -> anyhow::Result<()> {
+    /// broker was down, or whose deletion did not finish). Only with an image known to be
+    /// caught up with the metadata log: at start-up on a single node, once registered and
+    /// unfenced in a cluster.
+    pub fn remove_stray_dirs(&self, image: &MetadataImage) -> anyhow::Result<()> {
         let mut expected = HashSet::new();
         for topic in image.topics.values() {
             for p in &topic.partitions {
@@ -249,13 +285,17 @@ impl ReplicaManager {
     pub fn write_checkpoints(&self) -> anyhow::Result<()> {
         let mut recovery = Vec::new();
         let mut starts = Vec::new();
+        let mut hws = Vec::new();
         for p in self.all_partitions() {
+            let hw = p.high_watermark();
             let log = p.log.lock();
             recovery.push((p.topic.clone(), p.index, log.recovery_point()));
             starts.push((p.topic.clone(), p.index, log.log_start_offset()));
+            hws.push((p.topic.clone(), p.index, hw));
         }
         write_offset_checkpoint(&self.log_dir.join(RECOVERY_CHECKPOINT), &recovery)?;
         write_offset_checkpoint(&self.log_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        write_offset_checkpoint(&self.log_dir.join(HIGH_WATERMARK_CHECKPOINT), &hws)?;
         Ok(())
     }
 
@@ -291,9 +331,107 @@ impl ReplicaManager {
         }
     }
 
+    /// Asks the ISR upkeep to run soon (a follower outside the ISR caught up).
+    pub fn isr_change_wanted(&self) {
+        self.isr_wakeup.notify_one();
+    }
+
+    /// Waits until an ISR change is wanted or `period` passes.
+    pub async fn isr_wait(&self, period: std::time::Duration) {
+        let _ = tokio::time::timeout(period, self.isr_wakeup.notified()).await;
+    }
+
+    /// The leader's ISR upkeep (blocking: it asks the controller): followers that have not
+    /// caught up for `replica.lag.time.max.ms` leave the ISR, followers caught up to the high
+    /// watermark join it. Each change names the partition epoch it was computed from, so a
+    /// stale one is refused.
+    pub fn isr_upkeep(&self, broker: &crate::broker::Broker) {
+        let lag_ms = broker.config.cluster.replica_lag_time_max_ms;
+        let now = now_ms();
+        for p in self.led() {
+            let shrink = p.lagging_followers(now, lag_ms);
+            let expand = p.caught_up_outside_isr();
+            if shrink.is_empty() && expand.is_empty() {
+                continue;
+            }
+            let state = p.state();
+            let mut isr: Vec<i32> = state
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !shrink.contains(r))
+                .collect();
+            for r in &expand {
+                if !isr.contains(r) {
+                    isr.push(*r);
+                }
+            }
+            // Keep the replica order of the assignment.
+            isr.sort_by_key(|r| state.replicas.iter().position(|x| x == r));
+            match crate::controller::alter_partition_isr(broker, &p, &state, isr.clone()) {
+                Ok(()) => {
+                    info!(topic = %p.topic, partition = p.index, old = ?state.isr, new = ?isr, "ISR changed")
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %p.topic, partition = p.index, error = %e.message, "ISR change refused")
+                }
+            }
+        }
+    }
+
+    /// Starts the fetcher for `leader` unless one runs.
+    fn ensure_fetcher(&self, leader: i32) {
+        let mut fetchers = self.fetchers.lock();
+        if fetchers.get(&leader).is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let owner = self.owner.lock().clone();
+        if owner.strong_count() == 0 {
+            return;
+        }
+        fetchers.insert(leader, self.runtime.spawn(fetcher::run(owner, leader)));
+    }
+
+    /// Called once the broker runs: from now on follower fetchers start, for the partitions
+    /// already followed too.
+    pub fn attach(&self, broker: &Arc<crate::broker::Broker>) {
+        *self.owner.lock() = Arc::downgrade(broker);
+        let leaders: HashSet<i32> = self
+            .all_partitions()
+            .iter()
+            .map(|p| p.state().leader)
+            .filter(|l| *l >= 0 && *l != self.node_id)
+            .collect();
+        for l in leaders {
+            self.ensure_fetcher(l);
+        }
+    }
+
+    /// The partitions this node follows whose leader is `leader`.
+    pub fn followed_from(&self, leader: i32) -> Vec<Arc<Partition>> {
+        self.all_partitions()
+            .into_iter()
+            .filter(|p| {
+                let s = p.state();
+                s.leader == leader && leader != self.node_id
+            })
+            .collect()
+    }
+
+    /// The partitions this node leads.
+    pub fn led(&self) -> Vec<Arc<Partition>> {
+        self.all_partitions()
+            .into_iter()
+            .filter(|p| p.is_leader())
+            .collect()
+    }
+
     /// Flushes every log with its producer snapshot, writes the checkpoints and unregisters
     /// every partition. Returns how many were closed.
     pub fn close(&self) -> anyhow::Result<usize> {
+        for (_, t) in self.fetchers.lock().drain() {
+            t.abort();
+        }
         let parts = self.all_partitions();
         for p in &parts {
             p.log.lock().flush_and_snapshot()?;
