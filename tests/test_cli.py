@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import RUNNEL, kafka_tool
+from helpers import ROOT, RUNNEL, kafka_tool
 
 
 def run(broker, *args, input=None, env=None, timeout=60, bootstrap=True):
@@ -350,7 +350,7 @@ def test_cli_against_apache_kafka(tmp_path):
 
 def test_client_examples(broker):
     """The client crate's example per role runs against a real broker (built by `cargo test`)."""
-    examples = RUNNEL.parent / "examples"
+    examples = ROOT / "target" / "debug" / "examples"
     for name in ("admin", "produce", "consume"):
         assert (examples / name).exists(), f"{name} example missing: cargo test builds the examples"
 

@@ -248,3 +248,53 @@ impl BlockingNodeClient {
         conn.call(addr, api_key, api_version, body)
     }
 }
+
+/// Sends one Kafka request to a broker and waits for its response, on a new blocking
+/// connection: for the rare calls a coordinator makes to other brokers from synchronous code
+/// (transaction markers to partition leaders).
+pub fn blocking_kafka_request<R>(addr: &str, req: &R, version: i16) -> io::Result<R::Response>
+where
+    R: kafka_protocol::protocol::Request,
+{
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("runnel-broker")));
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    header
+        .encode(&mut buf, R::header_version(version))
+        .map_err(|e| bad(e.to_string()))?;
+    req.encode(&mut buf, version)
+        .map_err(|e| bad(e.to_string()))?;
+    let n = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&n.to_be_bytes());
+    let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("{addr} does not resolve"))
+    })?;
+    let mut s = std::net::TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT)?;
+    s.set_read_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
+    s.set_write_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
+    s.write_all(&buf)?;
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    if size < 4 || size as usize > MAX_RESPONSE_BYTES {
+        return Err(bad(format!("response size {size} out of range")));
+    }
+    let mut body = vec![0u8; size as usize];
+    s.read_exact(&mut body)?;
+    let mut body = Bytes::from(body);
+    let _header = kafka_protocol::messages::ResponseHeader::decode(
+        &mut body,
+        R::Response::header_version(version),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    R::Response::decode(&mut body, version).map_err(|e| bad(e.to_string()))
+}

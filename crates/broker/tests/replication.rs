@@ -280,3 +280,69 @@ async fn fewer_in_sync_replicas_than_min_isr_refuse_acks_all_only() {
     wait_replicas_agree(&cluster, "m", 1).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_group_works_through_its_coordinator_in_a_cluster() {
+    let cluster = TestCluster::start(3, FAST).await;
+    cluster.wait_formed().await;
+    create(&cluster, 2, "g", 3, &[]).await;
+    let producer = producer(&cluster).await;
+    let mut acks = Vec::new();
+    for i in 0..90 {
+        acks.push(
+            producer
+                .send(
+                    ProducerRecord::new("g")
+                        .key(format!("k{i}"))
+                        .value(format!("{i}")),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    producer.close().await.unwrap();
+
+    let consume = |group: &'static str| {
+        let bootstrap = cluster.bootstrap();
+        async move {
+            let mut cfg = ConsumerConfig::new(ClientConfig::new(&bootstrap));
+            cfg.set("group.id", group).unwrap();
+            cfg.set("auto.offset.reset", "earliest").unwrap();
+            cfg.set("enable.auto.commit", "false").unwrap();
+            let c = Consumer::new(cfg).await.unwrap();
+            c.subscribe(&["g"]).unwrap();
+            c
+        }
+    };
+    let c = consume("grp").await;
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen < 90 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumed {seen} of 90"
+        );
+        seen += c.poll(Duration::from_millis(500)).await.unwrap().len();
+    }
+    c.commit_sync().await.unwrap();
+    c.close().await.unwrap();
+
+    // The coordinator is the leader of the group's __consumer_offsets partition, which is
+    // replicated like any topic (offsets.topic.replication.factor 3 with three brokers).
+    let image = cluster.broker(0).image();
+    let offsets = image.topic("__consumer_offsets").unwrap();
+    assert!(offsets.partitions.iter().all(|p| p.replicas.len() == 3));
+
+    // A new member of the group resumes after the committed offsets: nothing left to read.
+    let c = consume("grp").await;
+    let mut again = 0;
+    for _ in 0..6 {
+        again += c.poll(Duration::from_millis(500)).await.unwrap().len();
+    }
+    assert_eq!(again, 0, "records re-delivered after a commit");
+    c.close().await.unwrap();
+    cluster.shutdown().await;
+}

@@ -1,12 +1,15 @@
-//! FindCoordinator (key 10): every group's coordinator is this broker (it leads every
-//! `__consumer_offsets` partition on a single node), and so is every transactional id's
-//! (`__transaction_state`). The topics are created on first use.
+//! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets`
+//! partition, a transactional id's the leader of its `__transaction_state` partition (Java's
+//! string hash modulo the partition count, as in Kafka), at its address for the listener the
+//! request came on. The topics are created on first use; a partition without a live leader
+//! answers COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
+use crate::group::records::partition_for;
 
 /// Key type of consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -22,8 +25,6 @@ pub fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordina
     } else {
         vec![req.key.to_string()]
     };
-    let (host, port) = ctx.advertised();
-    let node = ctx.broker.config.node_id;
     let outcome = match key_type {
         KEY_TYPE_GROUP => ctx
             .broker
@@ -40,12 +41,35 @@ pub fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordina
             "Unknown coordinator key type.",
         )),
     };
-    let entry = |key: &str| match outcome {
-        Ok(()) => Coordinator::default()
+    let topic = if key_type == KEY_TYPE_TRANSACTION {
+        crate::txn::coordinator::TRANSACTION_STATE_TOPIC
+    } else {
+        crate::group::OFFSETS_TOPIC
+    };
+    let image = ctx.broker.image();
+    let live = ctx.live_brokers(&image);
+    let coordinator_of = |key: &str| -> Result<&super::LiveBroker, (ResponseError, &'static str)> {
+        let t = image.topic(topic).ok_or((
+            ResponseError::CoordinatorNotAvailable,
+            "The coordinator is not available.",
+        ))?;
+        let p = partition_for(key, t.partitions.len() as i32);
+        let leader = t
+            .partitions
+            .iter()
+            .find(|x| x.partition == p)
+            .map_or(-1, |x| x.leader);
+        live.iter().find(|b| b.id == leader).ok_or((
+            ResponseError::CoordinatorNotAvailable,
+            "The coordinator is not available.",
+        ))
+    };
+    let entry = |key: &str| match outcome.and_then(|()| coordinator_of(key)) {
+        Ok(b) => Coordinator::default()
             .with_key(sb(key))
-            .with_node_id(BrokerId(node))
-            .with_host(sb(host.clone()))
-            .with_port(port),
+            .with_node_id(BrokerId(b.id))
+            .with_host(sb(b.host.clone()))
+            .with_port(b.port),
         Err((e, msg)) => Coordinator::default()
             .with_key(sb(key))
             .with_node_id(BrokerId(-1))

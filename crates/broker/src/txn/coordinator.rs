@@ -390,6 +390,18 @@ impl TxnCoordinator {
         topic: &str,
         partition: i32,
     ) -> Result<(), ResponseError> {
+        if let Some(addr) = coordinator_elsewhere(broker, id) {
+            // The partition leader is not the transaction's coordinator: it asks the coordinator
+            // to add the partition (AddPartitionsToTxn), as a Kafka leader verifies with it.
+            return add_partition_remotely(
+                &addr,
+                id,
+                producer_id,
+                producer_epoch,
+                topic,
+                partition,
+            );
+        }
         {
             let txns = self.txns.lock();
             if let Some(m) = txns.get(id) {
@@ -522,7 +534,8 @@ impl TxnCoordinator {
         }
     }
 
-    /// Writes the markers of `m`'s transaction to its partitions, then stores the Complete
+    /// Writes the markers of `m`'s transaction to its partitions (WriteTxnMarkers to the leader
+    /// of a partition hosted here only as a follower, or not at all), then stores the Complete
     /// state. Returns false if a marker could not be written (the Prepare state stays, and the
     /// next start finishes it).
     fn write_markers_and_complete(
@@ -535,21 +548,23 @@ impl TxnCoordinator {
         let now = now_ms();
         let mut touched_offsets = false;
         for (topic, index) in &m.partitions {
-            let Some(partition) = broker.replicas.partition(topic, *index) else {
+            if broker.image().topic(topic).is_none() {
                 // Deleted since: nothing to mark.
                 continue;
-            };
-            if !partition.is_leader() {
-                // Markers for partitions led by other brokers (WriteTxnMarkers to their leader)
-                // are not sent yet: the transaction stays prepared.
-                warn!(
-                    transactional_id = id,
-                    topic,
-                    partition = index,
-                    "a transaction marker is due on a partition led by another broker; not written"
-                );
-                return false;
             }
+            let local = broker
+                .replicas
+                .partition(topic, *index)
+                .filter(|p| p.is_leader());
+            let Some(partition) = local else {
+                // Led by another broker: WriteTxnMarkers to it, as Kafka's coordinator does.
+                if let Err(e) = send_marker(broker, topic, *index, m, commit) {
+                    warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker on its leader failed");
+                    return false;
+                }
+                // The leader's group coordinator completes any offsets of the transaction.
+                continue;
+            };
             let result = partition.log.lock().append_marker(
                 m.producer_id,
                 m.producer_epoch,
@@ -657,5 +672,110 @@ impl TxnCoordinator {
             .collect();
         out.sort();
         out
+    }
+}
+
+/// Sends a transaction marker for one partition to its leader (WriteTxnMarkers v1).
+fn send_marker(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    m: &TxnMeta,
+    commit: bool,
+) -> Result<(), String> {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+    let image = broker.image();
+    let leader = image
+        .topic(topic)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
+        .map_or(-1, |p| p.leader);
+    let listener = &broker.config.cluster.inter_broker_listener_name;
+    let addr = image
+        .brokers
+        .get(&leader)
+        .filter(|b| !b.fenced)
+        .and_then(|b| b.endpoint(listener))
+        .map(|e| format!("{}:{}", e.host, e.port))
+        .ok_or_else(|| format!("{topic}-{index} has no live leader"))?;
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(m.producer_id))
+        .with_producer_epoch(m.producer_epoch)
+        .with_transaction_result(commit)
+        .with_coordinator_epoch(0)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                topic.to_string(),
+            )))
+            .with_partition_indexes(vec![index])])]);
+    let resp =
+        crate::internode::blocking_kafka_request(&addr, &req, 1).map_err(|e| e.to_string())?;
+    let code = resp
+        .markers
+        .first()
+        .and_then(|mk| mk.topics.first())
+        .and_then(|t| t.partitions.first())
+        .map_or(-1, |p| p.error_code);
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!("leader {leader} answered error {code}"))
+    }
+}
+
+/// The inter-broker address of a transactional id's coordinator when it is another broker.
+fn coordinator_elsewhere(broker: &Broker, id: &str) -> Option<String> {
+    let image = broker.image();
+    let t = image.topic(TRANSACTION_STATE_TOPIC)?;
+    let index = partition_for(id, t.partitions.len() as i32);
+    let leader = t.partitions.iter().find(|p| p.partition == index)?.leader;
+    if leader == broker.config.node_id {
+        return None;
+    }
+    let listener = &broker.config.cluster.inter_broker_listener_name;
+    image
+        .brokers
+        .get(&leader)
+        .and_then(|b| b.endpoint(listener))
+        .map(|e| format!("{}:{}", e.host, e.port))
+}
+
+/// Adds a partition to a transaction on its coordinator at `addr` (AddPartitionsToTxn v3).
+fn add_partition_remotely(
+    addr: &str,
+    id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    topic: &str,
+    partition: i32,
+) -> Result<(), ResponseError> {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+        .with_v3_and_below_producer_id(ProducerId(producer_id))
+        .with_v3_and_below_producer_epoch(producer_epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![partition])]);
+    let resp = crate::internode::blocking_kafka_request(addr, &req, 3).map_err(|e| {
+        warn!(transactional_id = id, error = %e, "asking the transaction coordinator failed");
+        ResponseError::CoordinatorNotAvailable
+    })?;
+    let code = resp
+        .results_by_topic_v3_and_below
+        .first()
+        .and_then(|t| t.results_by_partition.first())
+        .map_or(0, |p| p.partition_error_code);
+    match code {
+        0 => Ok(()),
+        // A fenced producer, as the leader reports it in Transactions v2.
+        c if c == ResponseError::ProducerFenced.code() => Err(ResponseError::InvalidProducerEpoch),
+        c => Err(ResponseError::try_from_code(c).unwrap_or(ResponseError::UnknownServerError)),
     }
 }
