@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNEL = ROOT / "target" / "debug" / "runnel"
+RUNNEL = Path(os.environ.get("RUNNEL_BIN", ROOT / "target" / "debug" / "runnel"))
 RESULTS = ROOT / "target" / "peer-results"
 
 
@@ -60,6 +60,81 @@ class Broker:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.tmp.cleanup()
+
+
+class Cluster:
+    """A fresh 3-node cluster (broker and controller in each process) for one suite run, each
+    node configured only through server settings; `bootstrap` lists every node."""
+
+    def __init__(self, overrides, nodes=3):
+        self.tmp = tempfile.TemporaryDirectory(prefix="runnel-peer-cluster-")
+        ports = [free_port() for _ in range(2 * nodes)]
+        self.client_ports = ports[0::2]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{ports[2 * i + 1]}" for i in range(nodes))
+        self.procs, self.logs = [], []
+        for i in range(nodes):
+            args = [str(RUNNEL), "serve",
+                    "--override", f"node.id={i + 1}",
+                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{ports[2 * i]},CONTROLLER://127.0.0.1:{ports[2 * i + 1]}",
+                    "--override", "controller.listener.names=CONTROLLER",
+                    "--override", f"controller.quorum.voters={voters}",
+                    "--override", f"log.dirs={self.tmp.name}/data{i + 1}"]
+            for k, v in overrides.items():
+                args += ["--override", f"{k}={v}"]
+            log = open(Path(self.tmp.name) / f"node{i + 1}.log", "wb")
+            self.logs.append(log)
+            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+        deadline = time.time() + 60
+        for port in self.client_ports:
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if time.time() > deadline:
+                        raise SystemExit("the runnel cluster did not start")
+                    time.sleep(0.1)
+        # Every node registered and unfenced: wait until a metadata answer lists all of them.
+        self.wait_brokers(nodes, deadline)
+
+    def wait_brokers(self, nodes, deadline):
+        import struct
+        # A Metadata v1 request (no topics) on the first node, read with the raw encoding.
+        req = struct.pack(">hhih", 3, 1, 1, -1) + struct.pack(">i", 0)
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.client_ports[0]), timeout=2) as s:
+                    s.sendall(struct.pack(">i", len(req)) + req)
+                    size = struct.unpack(">i", s.recv(4))[0]
+                    body = b""
+                    while len(body) < size:
+                        body += s.recv(size - len(body))
+                    count = struct.unpack(">i", body[4:8])[0]
+                    if count >= nodes:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("the runnel cluster did not form")
+
+    @property
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.client_ports)
+
+    def stop(self):
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                self.logs[i].flush()
+                tail = (Path(self.tmp.name) / f"node{i + 1}.log").read_text(errors="replace")[-3000:]
+                print(f"NODE {i + 1} EXITED DURING THE SUITE with code {proc.returncode}; log tail:\n{tail}")
+            else:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         self.tmp.cleanup()
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, Broker, report  # noqa: E402
+from common import ROOT, Broker, Cluster, report  # noqa: E402
 
 VERSION = "v1.22.3"
 MODULE = "github.com/twmb/franz-go"
@@ -70,14 +70,18 @@ def isolated_names():
 
 
 def main():
+    # --rf3: against a 3-node cluster with KGO_TEST_RF=3 (its own allowlist).
+    rf3 = "--rf3" in sys.argv
     DEPS.mkdir(exist_ok=True)
     build()
-    broker = Broker({"auto.create.topics.enable": "false"})
+    settings = {"auto.create.topics.enable": "false"}
+    broker = Cluster(settings) if rf3 else Broker(settings)
     cwd = DEPS / f"franz-go-{VERSION}" / "pkg" / "kgo"
     isolated = isolated_names()
     logs = []
     try:
-        env = dict(os.environ, KGO_SEEDS=broker.bootstrap, KGO_TEST_RF="1", KGO_TEST_RECORDS="5000")
+        env = dict(os.environ, KGO_SEEDS=broker.bootstrap, KGO_TEST_RF="3" if rf3 else "1",
+                   KGO_TEST_RECORDS="5000")
         args = [str(BINARY), "-test.v", "-test.timeout", "600s"]
         if isolated:
             args += ["-test.skip", "^(" + "|".join(isolated) + ")$"]
@@ -97,8 +101,9 @@ def main():
     finally:
         broker.stop()
     (ROOT / "target").mkdir(exist_ok=True)
-    (ROOT / "target" / "franz-go.log").write_text("\n".join(logs))
-    return report("franz-go", results, ROOT / "tests" / "peer" / "franz-go.allowlist")
+    suite = "franz-go-rf3" if rf3 else "franz-go"
+    (ROOT / "target" / f"{suite}.log").write_text("\n".join(logs))
+    return report(suite, results, ROOT / "tests" / "peer" / f"{suite}.allowlist")
 
 
 if __name__ == "__main__":

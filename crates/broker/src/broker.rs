@@ -158,7 +158,9 @@ impl Broker {
             sockets.push((listener.name.clone(), tcp));
         }
         let broker = Arc::new(broker);
-        if broker.config.cluster.is_single_node(broker.config.node_id) {
+        if broker.config.cluster.is_single_node(broker.config.node_id)
+            && broker.config.cluster.broker
+        {
             // A cluster of one registers and unfences itself before serving, so that its first
             // Metadata answer already lists it.
             let b = broker.clone();
@@ -197,6 +199,13 @@ impl Broker {
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating log dir {}", log_dir.display()))?;
         check_meta_properties(&log_dir, &config)?;
+        if !config.cluster.controller {
+            anyhow::bail!(
+                "process.roles=broker: a broker that is not one of the controller.quorum.voters is not \
+                 served yet (it would follow the metadata log as a raft learner); give every node the \
+                 controller role (process.roles=broker,controller)"
+            );
+        }
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
@@ -514,7 +523,12 @@ async fn lifecycle_loop(broker: Arc<Broker>) {
     loop {
         let b = broker.clone();
         let fenced = tokio::task::spawn_blocking(move || {
-            let r = crate::controller::lifecycle::step(&b, false);
+            // A controller-only node registers no broker: it hosts and leads nothing.
+            let r = if b.config.cluster.broker {
+                crate::controller::lifecycle::step(&b, false)
+            } else {
+                Ok(false)
+            };
             crate::controller::lifecycle::fence_expired_sessions(&b);
             r
         })
