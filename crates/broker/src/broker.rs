@@ -339,6 +339,17 @@ impl Broker {
         write_meta_properties(&self.log_dir, &id, self.config.node_id)
     }
 
+    /// Whether this broker serves as a leader: registered in the metadata with its current
+    /// epoch and unfenced (a restarted broker does not lead on stale metadata).
+    pub fn is_serving(&self) -> bool {
+        let epoch = *self.broker_epoch.lock();
+        let image = self.image();
+        image
+            .brokers
+            .get(&self.config.node_id)
+            .is_some_and(|b| !b.fenced && Some(b.epoch) == epoch)
+    }
+
     /// Node id of the active controller (the metadata quorum's leader), if known.
     pub fn controller_id(&self) -> Option<i32> {
         self.quorum.leader_id()

@@ -656,25 +656,15 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
     Ok(ok)
 }
 
-/// Changes a partition's ISR, if the leader asking is the current one and its view (leader
-/// epoch, partition epoch) is current; members joining must be live replicas.
-fn exec_alter_partition(
-    broker: &Broker,
-    topic_id: Uuid,
-    index: i32,
+/// The AlterPartition rules for partition `p` of `image`: the asking (leader, leader epoch,
+/// partition epoch) must be the current ones, the new ISR must hold the leader and only replicas,
+/// and replicas joining it must be live.
+pub fn check_alter_partition(
+    image: &runnel_metadata::MetadataImage,
+    p: &runnel_metadata::PartitionImage,
     (leader, leader_epoch, partition_epoch): (i32, i32, i32),
-    isr: Vec<i32>,
+    isr: &[i32],
 ) -> Result<(), ControllerError> {
-    let image = broker.image();
-    let Some(p) = image
-        .topic_by_id(&topic_id)
-        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
-    else {
-        return Err(ControllerError::new(
-            ResponseError::UnknownTopicOrPartition,
-            "no such partition",
-        ));
-    };
     if p.leader != leader || p.leader_epoch != leader_epoch {
         return Err(ControllerError::new(
             ResponseError::FencedLeaderEpoch,
@@ -704,13 +694,36 @@ fn exec_alter_partition(
     }
     if isr
         .iter()
-        .any(|r| !p.isr.contains(r) && !crate::handlers::is_live(&image, *r))
+        .any(|r| !p.isr.contains(r) && !crate::handlers::is_live(image, *r))
     {
         return Err(ControllerError::new(
             ResponseError::IneligibleReplica,
             "a replica joining the ISR is fenced",
         ));
     }
+    Ok(())
+}
+
+/// Changes a partition's ISR, if the leader asking is the current one and its view (leader
+/// epoch, partition epoch) is current; members joining must be live replicas.
+fn exec_alter_partition(
+    broker: &Broker,
+    topic_id: Uuid,
+    index: i32,
+    (leader, leader_epoch, partition_epoch): (i32, i32, i32),
+    isr: Vec<i32>,
+) -> Result<(), ControllerError> {
+    let image = broker.image();
+    let Some(p) = image
+        .topic_by_id(&topic_id)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
+    else {
+        return Err(ControllerError::new(
+            ResponseError::UnknownTopicOrPartition,
+            "no such partition",
+        ));
+    };
+    check_alter_partition(&image, p, (leader, leader_epoch, partition_epoch), &isr)?;
     propose(
         broker,
         vec![MetadataRecord::Partition {

@@ -28,8 +28,12 @@ pub fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsR
                     else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
+                    if let Err(e) = partition.check_leader(-1) {
+                        return base.with_error_code(e.code());
+                    }
+                    // Up to the high watermark, as Kafka; followers follow the leader's log start.
+                    let hw = partition.high_watermark();
                     let mut log = partition.log.lock();
-                    let hw = log.log_end_offset();
                     let target = if p.offset == -1 { hw } else { p.offset };
                     if target < 0 || target > hw {
                         return base.with_error_code(ResponseError::OffsetOutOfRange.code());

@@ -88,9 +88,10 @@ fn read_once(
             }
             let hw = partition.high_watermark();
             let log = partition.log.lock();
-            if replica_id >= 0 && wp.last_fetched_epoch >= 0 {
-                let (epoch, end) = log.end_offset_for_epoch(wp.last_fetched_epoch);
-                if epoch != wp.last_fetched_epoch || end < offset {
+            if replica_id >= 0 {
+                if let Some((epoch, end)) =
+                    crate::replica::logic::diverging_epoch(&log, wp.last_fetched_epoch, offset)
+                {
                     parts.push(
                         pd.with_error_code(0)
                             .with_high_watermark(hw)

@@ -69,6 +69,12 @@ fn append(
         ResponseError::UnknownTopicOrPartition,
         "This server does not host this topic-partition.".to_string(),
     ))?;
+    if !ctx.broker.is_serving() {
+        return Err((
+            ResponseError::NotLeaderOrFollower,
+            "This broker is fenced or not yet caught up with the cluster metadata.".to_string(),
+        ));
+    }
     partition.check_leader(-1).map_err(|e| {
         (
             e,

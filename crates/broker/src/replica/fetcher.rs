@@ -231,14 +231,11 @@ fn apply(broker: &Broker, p: &Partition, pd: &PartitionData) -> Result<(), Strin
     }
     if pd.diverging_epoch.epoch >= 0 || pd.diverging_epoch.end_offset >= 0 {
         let mut log = p.log.lock();
-        let (epoch, end) = log.end_offset_for_epoch(pd.diverging_epoch.epoch);
-        let leader_end = pd.diverging_epoch.end_offset;
-        let target = if epoch < 0 {
-            leader_end
-        } else {
-            end.min(leader_end)
-        };
-        let target = target.min(log.log_end_offset()).max(log.log_start_offset());
+        let target = super::logic::truncation_target(
+            &log,
+            pd.diverging_epoch.epoch,
+            pd.diverging_epoch.end_offset,
+        );
         info!(
             topic = %p.topic,
             partition = p.index,

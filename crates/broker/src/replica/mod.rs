@@ -8,6 +8,7 @@
 //! retention). Nothing else creates or removes a partition.
 
 pub mod fetcher;
+pub mod logic;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
