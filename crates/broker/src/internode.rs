@@ -26,6 +26,19 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// How long a connection attempt to another node may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Runs a blocking call (a request to another node, a wait for the metadata quorum) from code
+/// that may be on an async worker thread: on a multi-threaded runtime the worker first hands its
+/// other tasks over (`block_in_place`), so that a node waiting on the network never starves the
+/// tasks that must answer (its own raft messages included).
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Whether a frame's api key is one of Runnel's private inter-node keys.
 pub fn is_internode_key(api_key: i16) -> bool {
     api_key == RAFT_API_KEY || api_key == FORWARD_API_KEY
@@ -67,51 +80,54 @@ impl Conn {
         api_version: i16,
         body: &[u8],
     ) -> io::Result<Vec<u8>> {
-        if self.stream.is_none() {
-            let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            s.set_nodelay(true)?;
-            self.stream = Some(s);
-        }
-        let result = self.exchange(api_key, api_version, body).await;
-        if result.is_err() {
-            // A failed exchange leaves the stream in an unknown state: start afresh next time.
-            self.stream = None;
-        }
-        result
-    }
-
-    async fn exchange(
-        &mut self,
-        api_key: i16,
-        api_version: i16,
-        body: &[u8],
-    ) -> io::Result<Vec<u8>> {
+        // The stream is taken out for the exchange and put back only after a whole one: a call
+        // cancelled half-way (openraft drops a request at its timeout) leaves no stream with a
+        // stale response in it.
+        let mut stream = match self.stream.take() {
+            Some(s) => s,
+            None => {
+                let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+                s.set_nodelay(true)?;
+                s
+            }
+        };
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let corr = self.correlation_id;
-        let stream = self.stream.as_mut().expect("connected");
-        stream
-            .write_all(&encode_request(api_key, api_version, corr, body))
-            .await?;
-        let size = stream.read_i32().await?;
-        if size < 4 || size as usize > MAX_RESPONSE_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("response size {size} out of range"),
-            ));
-        }
-        let got = stream.read_i32().await?;
-        if got != corr {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("correlation id {got}, expected {corr}"),
-            ));
-        }
-        let mut out = vec![0u8; size as usize - 4];
-        stream.read_exact(&mut out).await?;
+        let out = exchange(&mut stream, self.correlation_id, api_key, api_version, body).await?;
+        self.stream = Some(stream);
         Ok(out)
     }
+}
+
+/// Writes one request and reads its response on `stream`.
+async fn exchange(
+    stream: &mut TcpStream,
+    corr: i32,
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> io::Result<Vec<u8>> {
+    stream
+        .write_all(&encode_request(api_key, api_version, corr, body))
+        .await?;
+    let size = stream.read_i32().await?;
+    if size < 4 || size as usize > MAX_RESPONSE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("response size {size} out of range"),
+        ));
+    }
+    let got = stream.read_i32().await?;
+    if got != corr {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("correlation id {got}, expected {corr}"),
+        ));
+    }
+    let mut out = vec![0u8; size as usize - 4];
+    stream.read_exact(&mut out).await?;
+    Ok(out)
 }
 
 /// A connection shared by the callers that reach one node for one purpose.

@@ -506,6 +506,10 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs a request on the active controller, here or on the node that leads the quorum, and
 /// returns once this node's image includes the change.
 pub fn submit(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, ControllerError> {
+    crate::internode::blocking(|| submit_now(broker, req))
+}
+
+fn submit_now(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, ControllerError> {
     let deadline = Instant::now() + FORWARD_TIMEOUT;
     loop {
         let leader = broker.controller_id();

@@ -711,7 +711,8 @@ fn send_marker(
             )))
             .with_partition_indexes(vec![index])])]);
     let resp =
-        crate::internode::blocking_kafka_request(&addr, &req, 1).map_err(|e| e.to_string())?;
+        crate::internode::blocking(|| crate::internode::blocking_kafka_request(&addr, &req, 1))
+            .map_err(|e| e.to_string())?;
     let code = resp
         .markers
         .first()
@@ -763,7 +764,10 @@ fn add_partition_remotely(
         .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(vec![partition])]);
-    let resp = crate::internode::blocking_kafka_request(addr, &req, 3).map_err(|e| {
+    let resp = crate::internode::blocking(|| {
+        crate::internode::blocking_kafka_request(addr, &req, 3)
+    })
+    .map_err(|e| {
         warn!(transactional_id = id, error = %e, "asking the transaction coordinator failed");
         ResponseError::CoordinatorNotAvailable
     })?;

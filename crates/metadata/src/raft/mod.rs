@@ -88,7 +88,7 @@ fn raft_config(voters: usize) -> Result<Config, QuorumError> {
     let (heartbeat, election_min, election_max) = if voters <= 1 {
         (50, 150, 300)
     } else {
-        (200, 1000, 2000)
+        (300, 1500, 3000)
     };
     Config {
         cluster_name: "runnel-metadata".into(),
