@@ -28,5 +28,6 @@ python3 scripts/peer/franz_go.py || status=1
 python3 scripts/peer/librdkafka.py || status=1
 # The same suites against a 3-node cluster (replication factor 3), with their own allowlists.
 python3 scripts/peer/franz_go.py --rf3 || status=1
+python3 scripts/peer/librdkafka.py --rf3 || status=1
 python3 scripts/peer/compat_page.py || true
 exit "$status"
