@@ -88,7 +88,7 @@ fn raft_config(voters: usize) -> Result<Config, QuorumError> {
     let (heartbeat, election_min, election_max) = if voters <= 1 {
         (50, 150, 300)
     } else {
-        (300, 1500, 3000)
+        (500, 2500, 5000)
     };
     Config {
         cluster_name: "runnel-metadata".into(),
@@ -186,7 +186,11 @@ impl RaftQuorum {
         let thread = std::thread::Builder::new()
             .name("metadata-quorum".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
+                // Two workers: raft messages to and from the other voters keep moving while one
+                // worker waits on the metadata log's fsync.
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("metadata-quorum-worker")
                     .enable_all()
                     .build()
                 {
