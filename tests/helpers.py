@@ -220,3 +220,362 @@ class ApacheKafka:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def free_ports(n):
+    """n distinct free ports, all held open until every one is picked."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class ClusterNode:
+    """One `runnel serve --config <file>` process of a Cluster: its own directory, config file and log."""
+
+    def __init__(self, node_id, directory: Path, port, controller_port, settings: dict):
+        self.node_id = node_id
+        self.dir = directory
+        self.port = port
+        self.controller_port = controller_port
+        self.config_path = directory / "server.properties"
+        self.data_dir = directory / "data"
+        self.log_path = directory / "node.log"
+        self.settings = settings
+        self.proc = None
+        self.paused = False
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def write_config(self):
+        lines = [f"# node {self.node_id} of a test cluster, written as a user would write it"]
+        lines += [f"{k}={v}" for k, v in self.settings.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def spawn(self):
+        assert not self.alive(), f"node {self.node_id} is already running"
+        self.write_config()
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== test harness: starting node {self.node_id} at {time.time():.3f} =====\n".encode())
+        log.flush()
+        # RUNNEL_* variables are settings to runnel serve; the harness's own RUNNEL_BIN is not one.
+        env = {k: v for k, v in os.environ.items() if k != "RUNNEL_BIN"}
+        env["NO_COLOR"] = "1"
+        env.setdefault("RUST_LOG", "info")
+        self.proc = subprocess.Popen([str(RUNNEL), "serve", "--config", str(self.config_path)],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        log.close()
+        self.paused = False
+
+    def wait_listening(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"node {self.node_id} did not listen within {timeout} s:\n{self.log_tail()}")
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # Raft chatter that would crowd the interesting lines out of a failure message.
+    NOISE = ("openraft", "RPCError", "error replication to", "update progress error", "heartbeat error",
+             "Vote", "vote", "INFO   ")
+
+    def log_tail(self, n=60):
+        lines = [x for x in self.log_text().splitlines() if not any(s in x for s in self.NOISE)]
+        return "\n".join(lines[-n:])
+
+
+class Cluster:
+    """n combined broker+controller nodes on 127.0.0.1, each `runnel serve --config <its file>` in
+    its own directory; every port is picked up front so restarts keep their addresses.
+
+    `settings` go into every node's config file, `node_settings[i]` into node i's only."""
+
+    def __init__(self, tmp: Path, n=3, settings=None, node_settings=None):
+        if not RUNNEL.exists():
+            raise AssertionError(f"{RUNNEL} is missing: run `cargo build --bins` first")
+        ports = free_ports(2 * n)
+        client_ports, controller_ports = ports[:n], ports[n:]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{controller_ports[i]}" for i in range(n))
+        self.nodes = []
+        for i in range(n):
+            d = tmp / f"node{i + 1}"
+            d.mkdir(parents=True, exist_ok=True)
+            conf = {
+                "process.roles": "broker,controller",
+                "node.id": str(i + 1),
+                "controller.quorum.voters": voters,
+                "listeners": f"PLAINTEXT://127.0.0.1:{client_ports[i]},CONTROLLER://127.0.0.1:{controller_ports[i]}",
+                "controller.listener.names": "CONTROLLER",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "log.dirs": str(d / "data"),
+                "default.replication.factor": str(min(3, n)),
+                "offsets.topic.replication.factor": str(min(3, n)),
+                "group.initial.rebalance.delay.ms": "0",
+            }
+            conf.update({k: str(v) for k, v in (settings or {}).items()})
+            conf.update({k: str(v) for k, v in ((node_settings or {}).get(i, {})).items()})
+            self.nodes.append(ClusterNode(i + 1, d, client_ports[i], controller_ports[i], conf))
+
+    # Nodes are addressed by index 0..n-1; node ids are index + 1.
+    def __getitem__(self, i):
+        return self.nodes[i]
+
+    def __len__(self):
+        return len(self.nodes)
+
+    def index_of(self, node_id):
+        return node_id - 1
+
+    @property
+    def bootstrap(self):
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def live_bootstrap(self):
+        return ",".join(n.bootstrap for n in self.nodes if n.alive() and not n.paused)
+
+    def start_all(self, timeout=30):
+        """Starts every stopped node first (each waits for the quorum), then waits for all to listen."""
+        for n in self.nodes:
+            if not n.alive():
+                n.spawn()
+        for n in self.nodes:
+            n.wait_listening(timeout)
+        return self
+
+    def wait_formed(self, timeout=30):
+        """Every live node's Metadata lists every live broker and the same controller."""
+        live = self.live_indexes()
+        want = sorted(self.nodes[i].node_id for i in live)
+
+        def formed():
+            views = [self.metadata(i) for i in live]
+            return all(sorted(v.brokers) == want for v in views) and len({v.controller for v in views}) == 1 \
+                and views[0].controller in want
+
+        self.wait_for(f"nodes {want} formed a cluster", formed, timeout)
+        return self
+
+    def start(self, i, timeout=30):
+        self.nodes[i].spawn()
+        return self.nodes[i].wait_listening(timeout)
+
+    def stop(self, i, timeout=30):
+        n = self.nodes[i]
+        if n.alive():
+            if n.paused:
+                self.resume(i)
+            n.proc.send_signal(signal.SIGTERM)
+            rc = n.proc.wait(timeout)
+            assert rc == 0, f"node {n.node_id} exited with {rc} on SIGTERM:\n{n.log_tail()}"
+
+    def kill9(self, i):
+        n = self.nodes[i]
+        if n.alive():
+            n.proc.kill()
+            n.proc.wait(10)
+        n.paused = False
+
+    def pause(self, i):
+        n = self.nodes[i]
+        n.proc.send_signal(signal.SIGSTOP)
+        n.paused = True
+
+    def resume(self, i):
+        n = self.nodes[i]
+        n.proc.send_signal(signal.SIGCONT)
+        n.paused = False
+
+    def restart(self, i, timeout=30):
+        self.stop(i)
+        return self.start(i, timeout)
+
+    def kill_all(self):
+        for i in range(len(self.nodes)):
+            self.kill9(i)
+
+    def logs(self):
+        """{node id: log text}."""
+        return {n.node_id: n.log_text() for n in self.nodes}
+
+    def log_tails(self, n=40):
+        return "\n".join(f"--- node {x.node_id} ({x.log_path}) ---\n{x.log_tail(n)}" for x in self.nodes)
+
+    # ---- metadata ----
+
+    def metadata(self, i, timeout=5):
+        """Metadata v7 asked of node i alone: a ClusterView."""
+        return metadata_v7(self.nodes[i].bootstrap, timeout=timeout)
+
+    def describe(self, topic=None, timeout=10):
+        """The cluster's view through confluent-kafka's AdminClient (bootstrap: every live node):
+        {"brokers": [ids], "controller": id, "topics": {name: {partition: (leader, replicas, isr)}}}."""
+        from confluent_kafka.admin import AdminClient
+        a = AdminClient({"bootstrap.servers": self.live_bootstrap(), "socket.timeout.ms": 3000})
+        md = a.list_topics(topic=topic, timeout=timeout)
+        topics = {}
+        for name, t in md.topics.items():
+            if t.error is not None:
+                continue
+            topics[name] = {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}
+        return {"brokers": sorted(md.brokers), "controller": md.controller_id, "topics": topics}
+
+    def wait_for(self, what, predicate, timeout=30, interval=0.25):
+        """Polls predicate() until it returns a true value (returned); an exception counts as not yet."""
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            try:
+                v = predicate()
+                if v:
+                    return v
+                last = v
+            except Exception as e:  # noqa: BLE001 - a node may be down or not elected yet
+                last = e
+            time.sleep(interval)
+        raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})\n{self.log_tails()}")
+
+    def leader_of(self, topic, partition, via=None):
+        """The partition's leader id as the given (or any live) node reports it; -1 for none."""
+        for i in ([via] if via is not None else self.live_indexes()):
+            try:
+                return self.metadata(i).partition(topic, partition).leader
+            except (OSError, AssertionError):
+                continue
+        raise AssertionError("no live node answered Metadata")
+
+    def log_bytes(self, i, topic, partition):
+        """The bytes of node i's replica of topic-partition: its segment files in offset order."""
+        d = self.nodes[i].data_dir / f"{topic}-{partition}"
+        return b"".join(f.read_bytes() for f in sorted(d.glob("*.log")))
+
+    def wait_replicas_identical(self, topic, partition, timeout=20):
+        """Waits until every node's replica holds the same bytes (followers append the leader's
+        batches verbatim, so once caught up the segment files are equal)."""
+        def same():
+            logs = [self.log_bytes(i, topic, partition) for i in range(len(self.nodes))]
+            return all(x == logs[0] for x in logs) and len(logs[0]) > 0
+
+        try:
+            self.wait_for(f"{topic}-{partition}: identical replicas", same, timeout, interval=0.5)
+        except AssertionError:
+            logs = [self.log_bytes(i, topic, partition) for i in range(len(self.nodes))]
+            first = next((k for k in range(min(map(len, logs))) if len({x[k] for x in logs}) > 1), None)
+            raise AssertionError(f"{topic}-{partition}: replicas differ: sizes {[len(x) for x in logs]}, "
+                                 f"first differing byte {first}\n{self.log_tails()}") from None
+
+    def live_indexes(self):
+        return [i for i, n in enumerate(self.nodes) if n.alive() and not n.paused]
+
+
+class PartitionView:
+    def __init__(self, error, index, leader, leader_epoch, replicas, isr, offline):
+        self.error, self.index, self.leader, self.leader_epoch = error, index, leader, leader_epoch
+        self.replicas, self.isr, self.offline = replicas, isr, offline
+
+    def __repr__(self):
+        return (f"P{self.index}(err={self.error} leader={self.leader} epoch={self.leader_epoch} "
+                f"replicas={self.replicas} isr={self.isr})")
+
+
+class ClusterView:
+    """A decoded Metadata response: brokers {id: (host, port, rack)}, controller, cluster_id, topics
+    {name: (error, {partition: PartitionView})}."""
+
+    def __init__(self, brokers, cluster_id, controller, topics):
+        self.brokers, self.cluster_id, self.controller, self.topics = brokers, cluster_id, controller, topics
+
+    def partition(self, topic, p):
+        err, parts = self.topics[topic]
+        assert err == 0, f"topic {topic}: error {err}"
+        return parts[p]
+
+    def __repr__(self):
+        return f"ClusterView(brokers={sorted(self.brokers)} controller={self.controller} topics={self.topics})"
+
+
+def metadata_v7(bootstrap, topics=None, timeout=5):
+    """Metadata v7 (non-flexible) over one connection to exactly this address, so the answer is this
+    node's own view (a client library would spread requests over the cluster)."""
+    host, port = bootstrap.rsplit(":", 1)
+    if topics is None:
+        body = struct.pack(">i", -1)
+    else:
+        body = struct.pack(">i", len(topics))
+        for t in topics:
+            body += struct.pack(">h", len(t)) + t.encode()
+    body += b"\x00"  # allow_auto_topic_creation = false
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(raw_frame(3, 7, 1, body, client_id=b"cluster-test"))
+        frame = read_frame(s, timeout)
+    if frame is None:
+        raise OSError(f"{bootstrap} closed the connection")
+    r = _Reader(frame)
+    assert r.i32() == 1, "correlation id"
+    r.i32()  # throttle
+    brokers = {}
+    for _ in range(r.i32()):
+        nid, host, port, rack = r.i32(), r.string(), r.i32(), r.string()
+        brokers[nid] = (host, port, rack)
+    cluster_id = r.string()
+    controller = r.i32()
+    topics = {}
+    for _ in range(r.i32()):
+        err, name, _internal = r.i16(), r.string(), r.i8()
+        parts = {}
+        for _ in range(r.i32()):
+            perr, idx, leader, epoch = r.i16(), r.i32(), r.i32(), r.i32()
+            replicas, isr, offline = r.ints(), r.ints(), r.ints()
+            parts[idx] = PartitionView(perr, idx, leader, epoch, replicas, isr, offline)
+        topics[name] = (err, parts)
+    return ClusterView(brokers, cluster_id, controller, topics)
+
+
+class _Reader:
+    def __init__(self, b):
+        self.b, self.o = b, 0
+
+    def _take(self, fmt):
+        v = struct.unpack_from(fmt, self.b, self.o)[0]
+        self.o += struct.calcsize(fmt)
+        return v
+
+    def i8(self):
+        return self._take(">b")
+
+    def i16(self):
+        return self._take(">h")
+
+    def i32(self):
+        return self._take(">i")
+
+    def string(self):
+        n = self.i16()
+        if n < 0:
+            return None
+        s = self.b[self.o:self.o + n].decode()
+        self.o += n
+        return s
+
+    def ints(self):
+        return [self.i32() for _ in range(self.i32())]

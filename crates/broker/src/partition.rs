@@ -80,6 +80,10 @@ pub struct Partition {
     /// Bumped whenever data becomes readable by consumers (long-polling fetches wait on it).
     readable: Arc<watch::Sender<u64>>,
     followers: Mutex<HashMap<i32, FollowerProgress>>,
+    /// Replicas an ISR change asked for but not yet applied (Kafka's "maximal ISR"): counted in
+    /// the high watermark until the change is applied or refused, so that a replica the
+    /// controller has already put in the ISR is never left behind by acknowledged records.
+    pending_isr: Mutex<Vec<i32>>,
 }
 
 /// The storage settings derived from a topic's configuration.
@@ -164,6 +168,7 @@ impl Partition {
             hw_changed: watch::channel(hw).0,
             readable,
             followers: Mutex::new(HashMap::new()),
+            pending_isr: Mutex::new(Vec::new()),
         }
     }
 
@@ -248,6 +253,9 @@ impl Partition {
                 );
             }
         }
+        if state.partition_epoch != next.partition_epoch {
+            self.pending_isr.lock().clear();
+        }
         *state = next;
         drop(state);
         self.maybe_advance_high_watermark();
@@ -270,7 +278,12 @@ impl Partition {
         }
         let mut hw = self.log.lock().log_end_offset();
         let followers = self.followers.lock();
-        for r in state.isr.iter().filter(|r| **r != self.node_id) {
+        let pending = self.pending_isr.lock().clone();
+        let members = state
+            .isr
+            .iter()
+            .chain(pending.iter().filter(|r| !state.isr.contains(r)));
+        for r in members.filter(|r| **r != self.node_id) {
             match followers.get(r) {
                 Some(f) if f.log_end_offset >= 0 => hw = hw.min(f.log_end_offset),
                 // A member not heard from since this leadership began holds the mark where it is.
@@ -340,6 +353,17 @@ impl Partition {
             .filter(|r| followers.get(r).is_some_and(|f| f.log_end_offset >= hw))
             .copied()
             .collect()
+    }
+
+    /// Before asking for an ISR change: its members count in the high watermark (with the
+    /// current ISR's) until the change is applied or refused.
+    pub fn isr_change_pending(&self, requested: &[i32]) {
+        *self.pending_isr.lock() = requested.to_vec();
+    }
+
+    /// The ISR change was refused: only the applied ISR counts again.
+    pub fn isr_change_refused(&self) {
+        self.pending_isr.lock().clear();
     }
 
     /// What the leader knows of each follower (for tests and diagnostics).

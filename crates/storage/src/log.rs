@@ -1464,6 +1464,12 @@ impl Log {
             });
         }
         if offset >= leo {
+            // Nothing to cut, but an epoch that starts at the log end holds no record: a deposed
+            // leader that wrote nothing in its epoch drops it here, or it would ask its new
+            // leader about that epoch for ever.
+            if offset == leo && self.epochs.last().is_some_and(|(_, o)| *o >= leo) {
+                self.truncate_epochs_from_end(leo)?;
+            }
             return Ok(());
         }
         if offset <= self.log_start_offset {

@@ -81,21 +81,19 @@ fn read_once(
                 continue;
             }
             if replica_id >= 0 {
-                // A follower: it has the log below its fetch offset.
-                if partition.record_follower_fetch(replica_id, offset, now) {
-                    ctx.broker.replicas.isr_change_wanted();
-                }
-            }
-            let hw = partition.high_watermark();
-            let log = partition.log.lock();
-            if replica_id >= 0 {
-                if let Some((epoch, end)) =
+                // A follower whose log diverged from ours is told where (KIP-320) and nothing
+                // else: its fetch offset is not where it has our log, so, as Kafka, its progress
+                // is not recorded (that would count it towards the high watermark and the ISR).
+                let diverging = {
+                    let log = partition.log.lock();
                     crate::replica::logic::diverging_epoch(&log, wp.last_fetched_epoch, offset)
-                {
+                        .map(|d| (d, log.log_start_offset()))
+                };
+                if let Some(((epoch, end), log_start)) = diverging {
                     parts.push(
                         pd.with_error_code(0)
-                            .with_high_watermark(hw)
-                            .with_log_start_offset(log.log_start_offset())
+                            .with_high_watermark(partition.high_watermark())
+                            .with_log_start_offset(log_start)
                             .with_diverging_epoch(
                                 kafka_protocol::messages::fetch_response::EpochEndOffset::default()
                                     .with_epoch(epoch)
@@ -104,7 +102,13 @@ fn read_once(
                     );
                     continue;
                 }
+                // Otherwise it has our log below its fetch offset.
+                if partition.record_follower_fetch(replica_id, offset, now) {
+                    ctx.broker.replicas.isr_change_wanted();
+                }
             }
+            let hw = partition.high_watermark();
+            let log = partition.log.lock();
             let lso = log.last_stable_offset().min(hw);
             // Followers read to the log end; read_committed consumers stop at the last stable
             // offset and are told which transactions in the range were aborted; other consumers

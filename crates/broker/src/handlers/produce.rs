@@ -26,6 +26,8 @@ use crate::broker::now_ms;
 struct Appended {
     base_offset: i64,
     last_offset: i64,
+    /// The leader epoch the batch was appended in.
+    leader_epoch: i32,
     log_append_time_ms: i64,
     log_start_offset: i64,
 }
@@ -197,6 +199,7 @@ fn append(
         Ok(info) => Ok(Appended {
             base_offset: info.first_offset,
             last_offset: info.last_offset,
+            leader_epoch,
             log_append_time_ms: info.log_append_time_ms,
             log_start_offset: info.log_start_offset,
         }),
@@ -207,6 +210,7 @@ fn append(
         }) => Ok(Appended {
             base_offset: first_offset,
             last_offset,
+            leader_epoch,
             log_append_time_ms: -1,
             log_start_offset,
         }),
@@ -252,7 +256,7 @@ async fn wait_for_isr(
     ctx: &RequestContext,
     topic: &str,
     index: i32,
-    last_offset: i64,
+    (last_offset, leader_epoch): (i64, i32),
     deadline: tokio::time::Instant,
 ) -> Result<(), (ResponseError, String)> {
     let Some(partition) = ctx.broker.replicas.partition(topic, index) else {
@@ -263,6 +267,14 @@ async fn wait_for_isr(
     };
     let mut hw = partition.subscribe_high_watermark();
     loop {
+        // Leadership first: a deposed leader may have truncated the batch away and later see
+        // its high watermark pass the offsets that now hold other records.
+        if !partition.is_leader() || partition.leader_epoch() != leader_epoch {
+            return Err((
+                ResponseError::NotLeaderOrFollower,
+                format!("Leadership of {topic}-{index} moved before the write was replicated"),
+            ));
+        }
         if partition.high_watermark() > last_offset {
             let min_isr = partition.config.read().min_insync_replicas;
             let isr = partition.state().isr.len() as i32;
@@ -273,12 +285,6 @@ async fn wait_for_isr(
                 ));
             }
             return Ok(());
-        }
-        if !partition.is_leader() {
-            return Err((
-                ResponseError::NotLeaderOrFollower,
-                format!("Leadership of {topic}-{index} moved before the write was replicated"),
-            ));
         }
         // Woken by the high watermark; the short slice notices a lost leadership.
         let slice = (tokio::time::Instant::now() + Duration::from_millis(200)).min(deadline);
@@ -334,7 +340,7 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                             partitions.len(),
                             topic.clone(),
                             pd.index,
-                            a.last_offset,
+                            (a.last_offset, a.leader_epoch),
                         ));
                     }
                     partitions.push(
@@ -377,8 +383,8 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
     if appended_any {
         ctx.broker.replicas.notify_append();
     }
-    for (t, p, topic, index, last_offset) in waits {
-        if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, last_offset, deadline).await {
+    for (t, p, topic, index, appended) in waits {
+        if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, appended, deadline).await {
             responses[t].partition_responses[p] = partition_error(ctx.api_version, index, e, msg);
         }
     }

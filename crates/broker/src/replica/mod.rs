@@ -369,11 +369,19 @@ impl ReplicaManager {
             }
             // Keep the replica order of the assignment.
             isr.sort_by_key(|r| state.replicas.iter().position(|x| x == r));
+            // Shrinks take effect once applied; members being added count at once.
+            let maximal: Vec<i32> = state.isr.iter().chain(expand.iter()).copied().collect();
+            p.isr_change_pending(&maximal);
             match crate::controller::alter_partition_isr(broker, &p, &state, isr.clone()) {
                 Ok(()) => {
                     info!(topic = %p.topic, partition = p.index, old = ?state.isr, new = ?isr, "ISR changed")
                 }
                 Err(e) => {
+                    // A stale view (the controller has a newer partition epoch) keeps the
+                    // pending members counted until the newer state arrives: it may hold them.
+                    if e.error != kafka_protocol::ResponseError::InvalidUpdateVersion {
+                        p.isr_change_refused();
+                    }
                     tracing::debug!(topic = %p.topic, partition = p.index, error = %e.message, "ISR change refused")
                 }
             }
