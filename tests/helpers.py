@@ -65,7 +65,8 @@ class Broker:
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
         log = open(self.log_path, "ab")
-        env = dict(os.environ, NO_COLOR="1")
+        env = {k: v for k, v in os.environ.items() if k != "RUNNEL_BIN"}
+        env["NO_COLOR"] = "1"
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:

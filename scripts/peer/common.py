@@ -16,6 +16,11 @@ RUNNEL = Path(os.environ.get("RUNNEL_BIN", ROOT / "target" / "debug" / "runnel")
 RESULTS = ROOT / "target" / "peer-results"
 
 
+def node_env():
+    """The environment of a node: RUNNEL_* variables are settings, RUNNEL_BIN is the harness's."""
+    return {k: v for k, v in os.environ.items() if k != "RUNNEL_BIN"}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -34,7 +39,7 @@ class Broker:
         for k, v in overrides.items():
             args += ["--override", f"{k}={v}"]
         self.log = open(Path(self.tmp.name) / "broker.log", "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=node_env())
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -84,7 +89,7 @@ class Cluster:
                 args += ["--override", f"{k}={v}"]
             log = open(Path(self.tmp.name) / f"node{i + 1}.log", "wb")
             self.logs.append(log)
-            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=node_env()))
         deadline = time.time() + 60
         for port in self.client_ports:
             while True:
