@@ -84,11 +84,15 @@ fn storage(e: impl ToString) -> QuorumError {
 
 /// Raft timings: a lone voter elects itself at once; voters on separate processes (often on a
 /// loaded machine) get timeouts long enough that a busy moment does not depose a live leader.
-fn raft_config(voters: usize) -> Result<Config, QuorumError> {
+/// Each voter's election window is shifted by its rank among the voters: openraft waits out the
+/// leader lease (the window's upper end) before electing, so followers that heard the last
+/// heartbeat together would otherwise stand together and split the vote, again and again.
+fn raft_config(voters: usize, rank: usize) -> Result<Config, QuorumError> {
     let (heartbeat, election_min, election_max) = if voters <= 1 {
         (50, 150, 300)
     } else {
-        (500, 2500, 5000)
+        let min = 1500 + 600 * rank as u64;
+        (500, min, min + 500)
     };
     Config {
         cluster_name: "runnel-metadata".into(),
@@ -173,7 +177,8 @@ impl RaftQuorum {
         let log = LogStore::open(&dir).map_err(storage)?;
         let sm = StateMachine::open(&dir, images.clone()).map_err(storage)?;
         let pristine = log.is_pristine() && !sm.has_snapshot();
-        let raft_config = Arc::new(raft_config(voters.len())?);
+        let rank = voters.keys().position(|id| *id == node_id).unwrap_or(0);
+        let raft_config = Arc::new(raft_config(voters.len(), rank)?);
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
