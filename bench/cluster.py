@@ -11,7 +11,7 @@ acks=all. Rounds alternate Kafka / Runnel; only one cluster runs at a time. Figu
 - a latency run at a fixed rate (half of Kafka's 1 KiB acks=all throughput): p50/p99/p99.9;
 - the summed peak RSS of the three processes.
 
-Usage: bench/cluster.py [--rounds N] [--seconds S]. Writes bench/results/<date>-cluster.md."""
+Usage: bench/cluster.py [--rounds N] [--seconds S] [--no-build]. Writes bench/results/<date>-cluster.md."""
 
 import argparse
 import datetime
@@ -129,8 +129,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--no-build", action="store_true", help="use target/release/runnel as it is")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
     runs = {"Kafka": [], "Runnel": []}
     for rnd in range(args.rounds):
         for cluster in (KafkaCluster(), RunnelCluster()):
