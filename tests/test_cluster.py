@@ -5,7 +5,9 @@ Apache Kafka's tools through a node that is not the leader, and a leader elected
 writing anything in its epoch. The checkers: every record a producer saw acknowledged is read back
 exactly once, in order per partition; once caught up, every replica's segment files hold the same bytes.
 
-RUNNEL_BOUNCE_CYCLES sets the number of leader kill/restart cycles (default 5) for a longer run."""
+RUNNEL_BOUNCE_CYCLES sets the number of leader kill/restart cycles (default 5) and
+RUNNEL_CONTROLLER_CYCLES the number of active-controller kills (default 3), for a longer run
+(scripts/cluster-soak.sh)."""
 
 import os
 import re
@@ -22,6 +24,7 @@ from kafka.errors import NotEnoughReplicasError
 from helpers import kafka_tool
 
 BOUNCE_CYCLES = int(os.environ.get("RUNNEL_BOUNCE_CYCLES", "5"))
+CONTROLLER_CYCLES = int(os.environ.get("RUNNEL_CONTROLLER_CYCLES", "3"))
 
 
 # ---------------------------------------------------------------- helpers
@@ -379,7 +382,7 @@ def test_min_insync_replicas_refuses_acks_all_while_a_follower_is_down(cluster):
 
 def test_killing_the_active_controller_elects_another(cluster):
     created = []
-    for cycle in range(3):
+    for cycle in range(CONTROLLER_CYCLES):
         def agreed():
             cs = {cluster.metadata(i).controller for i in range(3)}
             return cs.pop() if len(cs) == 1 and -1 not in cs and None not in cs else None
