@@ -176,6 +176,15 @@ impl ClusterConfig {
                 item,
             )?);
         }
+        if voters.is_empty() && !bootstrap_servers.is_empty() {
+            // A dynamic quorum (KIP-853) learns its voters from the bootstrap servers; Runnel's
+            // quorum is static for now.
+            return Err(invalid(
+                "controller.quorum.bootstrap.servers",
+                &bootstrap_text,
+                "a dynamic quorum is not served yet: list the voters in controller.quorum.voters",
+            ));
+        }
         let in_voters = voters.iter().any(|v| v.id == k.node_id);
         if controller && !voters.is_empty() && !in_voters {
             return Err(invalid(
@@ -400,6 +409,10 @@ mod tests {
         assert_eq!(
             with(&[("controller.quorum.voters", "2@a:1,3@b:1")]),
             "controller.quorum.voters"
+        );
+        assert_eq!(
+            with(&[("controller.quorum.bootstrap.servers", "localhost:9093")]),
+            "controller.quorum.bootstrap.servers"
         );
         // A broker alone with nowhere to find a controller.
         assert_eq!(
