@@ -50,7 +50,7 @@ impl ClusterConfig {
     pub fn is_single_node(&self, node_id: i32) -> bool {
         self.broker
             && self.controller
-            && self.bootstrap_servers.is_empty()
+            && self.bootstrap_servers.len() <= 1
             && self.voters.iter().all(|v| v.id == node_id)
     }
 }
@@ -176,9 +176,12 @@ impl ClusterConfig {
                 item,
             )?);
         }
-        if voters.is_empty() && !bootstrap_servers.is_empty() {
+        if voters.is_empty()
+            && (bootstrap_servers.len() > 1 || (!bootstrap_servers.is_empty() && !controller))
+        {
             // A dynamic quorum (KIP-853) learns its voters from the bootstrap servers; Runnel's
-            // quorum is static for now.
+            // quorum is static for now. One bootstrap server on a controller is Kafka's shipped
+            // single-node setup (a standalone quorum), which is a cluster of one here too.
             return Err(invalid(
                 "controller.quorum.bootstrap.servers",
                 &bootstrap_text,
@@ -358,6 +361,18 @@ mod tests {
     }
 
     #[test]
+    fn kafkas_shipped_standalone_config_is_a_cluster_of_one() {
+        let c = load(&[
+            ("process.roles", "broker,controller"),
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.bootstrap.servers", "localhost:9093"),
+        ])
+        .unwrap();
+        assert!(c.cluster.is_single_node(c.node_id));
+    }
+
+    #[test]
     fn a_combined_node_of_three() {
         let c = load(&[
             ("node.id", "2"),
@@ -411,7 +426,7 @@ mod tests {
             "controller.quorum.voters"
         );
         assert_eq!(
-            with(&[("controller.quorum.bootstrap.servers", "localhost:9093")]),
+            with(&[("controller.quorum.bootstrap.servers", "a:9093,b:9093")]),
             "controller.quorum.bootstrap.servers"
         );
         // A broker alone with nowhere to find a controller.
