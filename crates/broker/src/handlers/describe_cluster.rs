@@ -13,7 +13,7 @@ pub fn handle(ctx: &RequestContext, _req: DescribeClusterRequest) -> DescribeClu
         .with_error_code(0)
         .with_endpoint_type(1)
         .with_cluster_id(sb(ctx.broker.cluster_id()))
-        .with_controller_id(BrokerId(ctx.controller_id()))
+        .with_controller_id(BrokerId(ctx.controller_id(&image)))
         .with_brokers(
             ctx.live_brokers(&image)
                 .into_iter()

@@ -159,7 +159,11 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
         } else {
             None
         })
-        .with_controller_id(BrokerId(if v >= 1 { ctx.controller_id() } else { -1 }))
+        .with_controller_id(BrokerId(if v >= 1 {
+            ctx.controller_id(&image)
+        } else {
+            -1
+        }))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }

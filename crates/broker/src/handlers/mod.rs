@@ -136,9 +136,20 @@ impl RequestContext {
         }]
     }
 
-    /// The active controller's id as clients are told it (-1 while none is known).
-    pub fn controller_id(&self) -> i32 {
-        self.broker.controller_id().unwrap_or(-1)
+    /// The controller id clients are told: the active controller when it is a live broker,
+    /// else a live broker (this one if it is), as Kafka names a live broker in KRaft mode;
+    /// any broker forwards admin requests to the active controller. -1 with none live.
+    pub fn controller_id(&self, image: &MetadataImage) -> i32 {
+        let node = self.broker.config.node_id;
+        match self.broker.controller_id() {
+            Some(id) if is_live(image, id) => id,
+            _ if is_live(image, node) => node,
+            _ => image
+                .brokers
+                .values()
+                .find(|b| !b.fenced)
+                .map_or(-1, |b| b.id),
+        }
     }
 }
 
