@@ -355,6 +355,33 @@ impl Partition {
             .collect()
     }
 
+    /// The ISR change this leader should ask for now, if any: followers not caught up for
+    /// `lag_ms` leave, followers caught up to the high watermark join (in replica order).
+    /// Returns the state it was computed from, the new ISR, and the maximal ISR (current members
+    /// and joining ones) to count in the high watermark until the change is applied.
+    pub fn isr_change(
+        &self,
+        now_ms: i64,
+        lag_ms: i64,
+    ) -> Option<(ReplicaState, Vec<i32>, Vec<i32>)> {
+        let shrink = self.lagging_followers(now_ms, lag_ms);
+        let expand = self.caught_up_outside_isr();
+        if shrink.is_empty() && expand.is_empty() {
+            return None;
+        }
+        let state = self.state();
+        let mut isr: Vec<i32> = state
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| !shrink.contains(r))
+            .chain(expand.iter().copied())
+            .collect();
+        isr.sort_by_key(|r| state.replicas.iter().position(|x| x == r));
+        let maximal = state.isr.iter().chain(expand.iter()).copied().collect();
+        Some((state, isr, maximal))
+    }
+
     /// Before asking for an ISR change: its members count in the high watermark (with the
     /// current ISR's) until the change is applied or refused.
     pub fn isr_change_pending(&self, requested: &[i32]) {

@@ -929,26 +929,9 @@ impl Sim {
             return false;
         };
         let part = self.part(id).unwrap();
-        let shrink = part.lagging_followers(self.now, LAG_MS);
-        let expand = part.caught_up_outside_isr();
-        if shrink.is_empty() && expand.is_empty() {
+        let Some((state, isr, maximal)) = part.isr_change(self.now, LAG_MS) else {
             return false;
-        }
-        let state = part.state();
-        let mut isr: Vec<i32> = state
-            .isr
-            .iter()
-            .copied()
-            .filter(|r| !shrink.contains(r))
-            .collect();
-        for r in &expand {
-            if !isr.contains(r) {
-                isr.push(*r);
-            }
-        }
-        isr.sort_by_key(|r| state.replicas.iter().position(|x| x == r));
-        // As the broker: members being added count in the high watermark at once (maximal ISR).
-        let maximal: Vec<i32> = state.isr.iter().chain(expand.iter()).copied().collect();
+        };
         part.isr_change_pending(&maximal);
         let current = self.ctl.partition();
         match check_alter_partition(

@@ -51,6 +51,7 @@ fn partition_error(
         })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn append(
     ctx: &RequestContext,
     topic: &str,
@@ -58,6 +59,7 @@ fn append(
     records: Option<Bytes>,
     transactional_id: Option<&str>,
     acks: i16,
+    serving: bool,
     record_errors: &mut Vec<i32>,
 ) -> Result<Appended, (ResponseError, String)> {
     let transactional = transactional_id.is_some();
@@ -71,7 +73,7 @@ fn append(
         ResponseError::UnknownTopicOrPartition,
         "This server does not host this topic-partition.".to_string(),
     ))?;
-    if !ctx.broker.is_serving() {
+    if !serving {
         return Err((
             ResponseError::NotLeaderOrFollower,
             "This broker is fenced or not yet caught up with the cluster metadata.".to_string(),
@@ -305,6 +307,8 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
     let acks = req.acks;
     let valid_acks = (-1..=1).contains(&acks);
     let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
+    // Once per request: whether this broker is registered, unfenced and caught up.
+    let serving = ctx.broker.is_serving();
     let mut appended_any = false;
     // (topic response, partition response, topic, partition, last offset) awaiting the ISR.
     let mut waits = Vec::new();
@@ -330,6 +334,7 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                 pd.records,
                 transactional_id.as_deref(),
                 acks,
+                serving,
                 &mut record_errors,
             ) {
                 Ok(a) => {

@@ -350,27 +350,9 @@ impl ReplicaManager {
         let lag_ms = broker.config.cluster.replica_lag_time_max_ms;
         let now = now_ms();
         for p in self.led() {
-            let shrink = p.lagging_followers(now, lag_ms);
-            let expand = p.caught_up_outside_isr();
-            if shrink.is_empty() && expand.is_empty() {
+            let Some((state, isr, maximal)) = p.isr_change(now, lag_ms) else {
                 continue;
-            }
-            let state = p.state();
-            let mut isr: Vec<i32> = state
-                .isr
-                .iter()
-                .copied()
-                .filter(|r| !shrink.contains(r))
-                .collect();
-            for r in &expand {
-                if !isr.contains(r) {
-                    isr.push(*r);
-                }
-            }
-            // Keep the replica order of the assignment.
-            isr.sort_by_key(|r| state.replicas.iter().position(|x| x == r));
-            // Shrinks take effect once applied; members being added count at once.
-            let maximal: Vec<i32> = state.isr.iter().chain(expand.iter()).copied().collect();
+            };
             p.isr_change_pending(&maximal);
             match crate::controller::alter_partition_isr(broker, &p, &state, isr.clone()) {
                 Ok(()) => {
