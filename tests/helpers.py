@@ -33,6 +33,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(proc, port, name, log, timeout=30):
+    """Waits until `proc` accepts connections on `port`; fails with `log()` if it exits or not."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{name} did not listen within {timeout} s:\n{log()}")
+
+
 class Broker:
     """A runnel serve process; start()/stop()/kill9()/restart() keep the port and data dir."""
 
@@ -68,16 +82,8 @@ class Broker:
         env = {k: v for k, v in os.environ.items() if k != "RUNNEL_BIN"}
         env["NO_COLOR"] = "1"
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"runnel exited with {self.proc.returncode}:\n{self.log_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"runnel did not listen within 30 s:\n{self.log_text()}")
+        wait_listening(self.proc, self.port, "runnel", self.log_text)
+        return self
 
     def stop(self, timeout=30):
         if self.proc and self.proc.poll() is None:
@@ -277,16 +283,8 @@ class ClusterNode:
         self.paused = False
 
     def wait_listening(self, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"node {self.node_id} did not listen within {timeout} s:\n{self.log_tail()}")
+        wait_listening(self.proc, self.port, f"node {self.node_id}", self.log_tail, timeout)
+        return self
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
