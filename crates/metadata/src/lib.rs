@@ -12,6 +12,6 @@ pub mod records;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
-pub use quorum::{MetadataQuorum, QuorumError};
+pub use quorum::{MetadataQuorum, QuorumError, QuorumStatus, VoterStatus};
 pub use raft::{NoTransport, RaftQuorum, RaftQuorumConfig, RaftRpcKind, RaftTransport};
 pub use records::{BrokerEndpoint, MetadataRecord};

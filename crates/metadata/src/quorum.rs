@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::image::MetadataImage;
@@ -16,7 +17,7 @@ use crate::records::MetadataRecord;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a proposal or a quorum operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum QuorumError {
     /// This node is not the quorum leader (the active controller); `leader` is the one it knows.
     #[error("not the active controller (leader: {leader:?})")]
@@ -33,6 +34,38 @@ pub enum QuorumError {
     /// The quorum is shutting down or has stopped.
     #[error("the metadata quorum has stopped")]
     Stopped,
+}
+
+/// What the quorum leader knows of the metadata log's replication: what DescribeQuorum reports.
+///
+/// Offsets are Kafka's: the metadata log's offset of an entry is its raft index, so a log end
+/// offset is one past the last entry and the high watermark one past the last committed entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    /// Node id of the leader (the node that answered).
+    pub leader_id: i32,
+    /// The leader's epoch: the raft term it leads in.
+    pub leader_epoch: i32,
+    /// One past the last entry the leader has committed and applied.
+    pub high_watermark: i64,
+    /// Every voter, the leader included, in id order.
+    pub voters: Vec<VoterStatus>,
+}
+
+/// One voter as the leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoterStatus {
+    /// Node id.
+    pub node_id: i32,
+    /// One past the last entry known to be in its log (-1: not known yet in this term).
+    pub log_end_offset: i64,
+    /// Wall-clock time (ms) of its last successful exchange with the leader in this term: the
+    /// answer to an AppendEntries (entries or a heartbeat); -1 if none yet. The leader's own is
+    /// the time of the answer.
+    pub last_fetch_timestamp_ms: i64,
+    /// Wall-clock time (ms) of the last AppendEntries it acknowledged that held every entry the
+    /// leader had when sending it; -1 if none yet. The leader's own is the time of the answer.
+    pub last_caught_up_timestamp_ms: i64,
 }
 
 /// The replicated metadata log and the image it builds.
@@ -59,6 +92,10 @@ pub trait MetadataQuorum: Send + Sync + 'static {
 
     /// Node id of the quorum leader (the active controller), if one is known.
     fn leader_id(&self) -> Option<i32>;
+
+    /// The replication status of the metadata log, as only the leader knows it (what Kafka's
+    /// DescribeQuorum reports); `NotLeader` with the leader it knows on any other node.
+    fn describe(&self) -> Result<QuorumStatus, QuorumError>;
 
     /// Stops the quorum and flushes what it holds; later proposals fail with `Stopped`.
     fn shutdown(&self) -> Result<(), QuorumError>;

@@ -1,10 +1,12 @@
 //! The metadata log replicated by openraft among the controllers: [`RaftQuorum`] implements
 //! [`MetadataQuorum`] on its own tokio runtime (thread `metadata-quorum`), over the log store in
-//! `store`, the image state machine in `state`, and a pluggable [`RaftTransport`].
+//! `store`, the image state machine in `state`, and a pluggable [`RaftTransport`]; `status`
+//! builds what DescribeQuorum reports.
 
 mod legacy;
 mod network;
 mod state;
+mod status;
 mod store;
 
 use std::collections::BTreeMap;
@@ -27,10 +29,11 @@ pub use network::{NoTransport, RaftRpcKind, RaftTransport};
 
 use crate::image::MetadataImage;
 use crate::log::METADATA_LOG_DIR;
-use crate::quorum::{BoxFuture, MetadataQuorum, QuorumError};
+use crate::quorum::{BoxFuture, MetadataQuorum, QuorumError, QuorumStatus};
 use crate::records::MetadataRecord;
 use network::Network;
 use state::{empty_image, StateMachine};
+use status::FollowerContacts;
 use store::LogStore;
 
 openraft::declare_raft_types!(
@@ -72,6 +75,8 @@ pub struct RaftQuorum {
     handle: Handle,
     images: Arc<watch::Sender<Arc<MetadataImage>>>,
     log: LogStore,
+    /// What this node hears from followers while it leads (for DescribeQuorum).
+    contacts: Arc<FollowerContacts>,
     stopped: AtomicBool,
     /// Stops the runtime thread, and the thread to join.
     thread: Mutex<Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>>,
@@ -147,6 +152,8 @@ async fn serve_rpc(
         RaftRpcKind::InstallSnapshot => {
             serde_json::to_vec(&raft.install_snapshot(parse(&body)?).await)
         }
+        // Answered by `handle_rpc` without openraft.
+        RaftRpcKind::Describe => return Err(storage("a status query is not a raft message")),
     };
     out.map_err(storage)
 }
@@ -183,9 +190,11 @@ impl RaftQuorum {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let id = node_id as u64;
+        let contacts = Arc::new(FollowerContacts::default());
         let net = Network {
             id,
             transport: network,
+            contacts: contacts.clone(),
         };
         let store = log.clone();
         let thread = std::thread::Builder::new()
@@ -235,6 +244,7 @@ impl RaftQuorum {
             handle,
             images,
             log,
+            contacts,
             stopped: AtomicBool::new(false),
             thread_id: thread.thread().id(),
             thread: Mutex::new(Some((stop_tx, thread))),
@@ -289,15 +299,18 @@ impl RaftQuorum {
         Ok(())
     }
 
-    /// Logs every change of leader.
+    /// Logs every change of leader, and keeps the log end the follower contacts compare with
+    /// current.
     fn spawn_leader_log(&self) {
         let mut metrics = self.raft.metrics();
         let me = self.node_id;
+        let contacts = self.contacts.clone();
         self.handle.spawn(async move {
             let mut last = None;
             loop {
                 let (leader, term) = {
                     let m = metrics.borrow_and_update();
+                    contacts.set_log_end(m.last_log_index.map_or(0, |i| i + 1));
                     (m.current_leader, m.current_term)
                 };
                 if leader != last {
@@ -333,6 +346,8 @@ impl RaftQuorum {
 
     /// Serves a request another voter sent through its [`RaftTransport`]: `body` is what that
     /// transport was given, and the bytes returned are its response. Runs on the quorum runtime.
+    /// A [`RaftRpcKind::Describe`] query is answered with the JSON of this node's
+    /// [`MetadataQuorum::describe`] result (an error included), from any node.
     pub fn handle_rpc(
         &self,
         kind: RaftRpcKind,
@@ -340,6 +355,10 @@ impl RaftQuorum {
     ) -> BoxFuture<'static, Result<Vec<u8>, QuorumError>> {
         if self.stopped.load(Ordering::Acquire) {
             return Box::pin(async { Err(QuorumError::Stopped) });
+        }
+        if kind == RaftRpcKind::Describe {
+            let answer = serde_json::to_vec(&self.describe()).map_err(storage);
+            return Box::pin(async move { answer });
         }
         let task = self
             .handle
@@ -409,6 +428,14 @@ impl MetadataQuorum for RaftQuorum {
             .borrow()
             .current_leader
             .map(|id| id as i32)
+    }
+
+    fn describe(&self) -> Result<QuorumStatus, QuorumError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(QuorumError::Stopped);
+        }
+        let metrics = self.raft.metrics().borrow().clone();
+        status::describe(self.node_id as u64, &metrics, &self.contacts)
     }
 
     fn shutdown(&self) -> Result<(), QuorumError> {

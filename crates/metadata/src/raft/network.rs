@@ -1,5 +1,7 @@
 //! The quorum's transport seam: [`RaftTransport`] carries openraft's requests (as JSON bytes) to
-//! other voters, and [`Network`] adapts it to openraft's `RaftNetworkFactory`/`RaftNetwork`.
+//! other voters, and [`Network`] adapts it to openraft's `RaftNetworkFactory`/`RaftNetwork`,
+//! noting each AppendEntries answer for DescribeQuorum (`status`). The same transport carries
+//! a quorum-status query (`RaftRpcKind::Describe`) to the leader.
 
 use std::io;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::status::{now_ms, FollowerContacts};
 use super::TypeConfig;
 use crate::quorum::BoxFuture;
 
@@ -30,6 +33,10 @@ pub enum RaftRpcKind {
     Vote,
     /// InstallSnapshot: one chunk of a snapshot from the leader.
     InstallSnapshot,
+    /// Not a raft message: asks a voter for the quorum status it knows as leader (an empty body;
+    /// the answer is the JSON of `Result<QuorumStatus, QuorumError>`). What a node that does
+    /// not lead sends the leader for DescribeQuorum.
+    Describe,
 }
 
 impl RaftRpcKind {
@@ -39,6 +46,7 @@ impl RaftRpcKind {
             RaftRpcKind::AppendEntries => 0,
             RaftRpcKind::Vote => 1,
             RaftRpcKind::InstallSnapshot => 2,
+            RaftRpcKind::Describe => 3,
         }
     }
 
@@ -48,15 +56,8 @@ impl RaftRpcKind {
             0 => Some(RaftRpcKind::AppendEntries),
             1 => Some(RaftRpcKind::Vote),
             2 => Some(RaftRpcKind::InstallSnapshot),
+            3 => Some(RaftRpcKind::Describe),
             _ => None,
-        }
-    }
-
-    fn rpc_type(self) -> RPCTypes {
-        match self {
-            RaftRpcKind::AppendEntries => RPCTypes::AppendEntries,
-            RaftRpcKind::Vote => RPCTypes::Vote,
-            RaftRpcKind::InstallSnapshot => RPCTypes::InstallSnapshot,
         }
     }
 }
@@ -103,6 +104,8 @@ pub(crate) struct Network {
     pub(crate) id: u64,
     /// The transport requests go through.
     pub(crate) transport: Arc<dyn RaftTransport>,
+    /// Where AppendEntries answers are noted.
+    pub(crate) contacts: Arc<FollowerContacts>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -114,6 +117,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             transport: self.transport.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -124,6 +128,7 @@ pub(crate) struct Peer {
     target: u64,
     addr: String,
     transport: Arc<dyn RaftTransport>,
+    contacts: Arc<FollowerContacts>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
@@ -133,6 +138,7 @@ impl Peer {
     async fn call<Req, Resp, E>(
         &self,
         kind: RaftRpcKind,
+        action: RPCTypes,
         req: &Req,
         option: &RPCOption,
     ) -> RpcResult<Resp, E>
@@ -148,7 +154,7 @@ impl Peer {
         let bytes = match tokio::time::timeout(option.hard_ttl(), send).await {
             Err(_) => {
                 return Err(RPCError::Timeout(Timeout {
-                    action: kind.rpc_type(),
+                    action,
                     id: self.id,
                     target: self.target,
                     timeout: option.hard_ttl(),
@@ -169,7 +175,35 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<u64>, Infallible> {
-        self.call(RaftRpcKind::AppendEntries, &rpc, &option).await
+        // What the follower holds after a success: the last entry sent, or the one before them.
+        let sent_end = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index + 1)
+            .or(rpc.prev_log_id.map(|l| l.index + 1))
+            .unwrap_or(0);
+        let (term, sent_ms, leader_end) =
+            (rpc.vote.leader_id().term, now_ms(), self.contacts.log_end());
+        let answer = self
+            .call(
+                RaftRpcKind::AppendEntries,
+                RPCTypes::AppendEntries,
+                &rpc,
+                &option,
+            )
+            .await;
+        let follower_end = match &answer {
+            Ok(AppendEntriesResponse::Success) => Some(sent_end),
+            Ok(AppendEntriesResponse::PartialSuccess(matched)) => {
+                Some(matched.map_or(0, |l| l.index + 1))
+            }
+            _ => None,
+        };
+        if let Some(follower_end) = follower_end {
+            self.contacts
+                .record(self.target, term, sent_ms, leader_end, follower_end);
+        }
+        answer
     }
 
     async fn install_snapshot(
@@ -177,7 +211,13 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<u64>, InstallSnapshotError> {
-        self.call(RaftRpcKind::InstallSnapshot, &rpc, &option).await
+        self.call(
+            RaftRpcKind::InstallSnapshot,
+            RPCTypes::InstallSnapshot,
+            &rpc,
+            &option,
+        )
+        .await
     }
 
     async fn vote(
@@ -185,7 +225,8 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<u64>, Infallible> {
-        self.call(RaftRpcKind::Vote, &rpc, &option).await
+        self.call(RaftRpcKind::Vote, RPCTypes::Vote, &rpc, &option)
+            .await
     }
 
     /// Retries an unreachable voter well within an election timeout, so that a voter coming

@@ -320,3 +320,88 @@ fn three_voters_elect_replicate_and_fail_over() {
         q.shutdown().unwrap();
     }
 }
+
+#[test]
+fn single_voter_describes_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = RaftQuorum::open(single(dir.path())).unwrap();
+    let img = q.propose_blocking(vec![topic("a")]).unwrap();
+    let s = q.describe().unwrap();
+    assert_eq!(s.leader_id, 1);
+    assert!(s.leader_epoch >= 1, "{s:?}");
+    assert_eq!(s.high_watermark, img.last_offset + 1);
+    assert_eq!(s.voters.len(), 1);
+    let me = &s.voters[0];
+    assert_eq!(me.node_id, 1);
+    assert_eq!(me.log_end_offset, s.high_watermark);
+    assert!(me.last_fetch_timestamp_ms > 0 && me.last_caught_up_timestamp_ms > 0);
+    q.shutdown().unwrap();
+    assert!(matches!(q.describe(), Err(QuorumError::Stopped)));
+}
+
+#[test]
+fn three_voters_describe_the_quorum_from_the_leader() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = Arc::new(MemTransport::default());
+    let voters: BTreeMap<i32, String> = (1..=3).map(|i| (i, format!("mem-{i}"))).collect();
+    let mut nodes = BTreeMap::new();
+    for (i, dir) in (1..=3).zip(&dirs) {
+        let q = RaftQuorum::open(RaftQuorumConfig {
+            log_dir: dir.path().to_path_buf(),
+            node_id: i,
+            voters: voters.clone(),
+            network: net.clone(),
+        })
+        .unwrap();
+        net.nodes.lock().insert(i, Arc::downgrade(&q));
+        nodes.insert(i, q);
+    }
+    wait_for("a leader", || {
+        let l = nodes[&1].leader_id();
+        l.is_some() && nodes.values().all(|q| q.leader_id() == l)
+    });
+    let leader = nodes[&1].leader_id().unwrap();
+    let img = nodes[&leader]
+        .propose_blocking(vec![topic("described")])
+        .unwrap();
+    let end = img.last_offset + 1;
+    // Every follower acknowledges the entry and a heartbeat after it: caught up.
+    wait_for("followers caught up", || {
+        let s = nodes[&leader].describe().unwrap();
+        s.voters
+            .iter()
+            .all(|v| v.log_end_offset >= end && v.last_caught_up_timestamp_ms > 0)
+    });
+    let s = nodes[&leader].describe().unwrap();
+    assert_eq!(s.leader_id, leader);
+    assert!(s.leader_epoch >= 1);
+    assert!(s.high_watermark >= end, "{s:?}");
+    assert_eq!(
+        s.voters.iter().map(|v| v.node_id).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    for v in &s.voters {
+        assert!(
+            v.last_fetch_timestamp_ms >= v.last_caught_up_timestamp_ms,
+            "{v:?}"
+        );
+    }
+    // A follower names the leader; the status query travels to the leader as a raft message.
+    let follower = *nodes.keys().find(|id| **id != leader).unwrap();
+    match nodes[&follower].describe() {
+        Err(QuorumError::NotLeader { leader: l }) => assert_eq!(l, Some(leader)),
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bytes = rt
+        .block_on(net.send(leader, "", RaftRpcKind::Describe, vec![]))
+        .unwrap();
+    let remote: Result<QuorumStatus, QuorumError> = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(remote.unwrap().leader_id, leader);
+    for q in nodes.values() {
+        q.shutdown().unwrap();
+    }
+}
