@@ -77,6 +77,9 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerImage>,
     /// The next producer id to hand out.
     pub next_producer_id: i64,
+    /// Finalized feature levels set through UpdateFeatures, by feature name; a feature not
+    /// here has the level the broker finalizes by default.
+    pub features: BTreeMap<String, i16>,
     /// Offset of the last record applied (-1 for an empty log).
     pub last_offset: i64,
 }
@@ -215,6 +218,9 @@ impl MetadataImage {
             MetadataRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id)
             }
+            MetadataRecord::FeatureLevel { name, level } => {
+                self.features.insert(name.clone(), *level);
+            }
         }
     }
 }
@@ -278,6 +284,14 @@ impl MetadataImage {
                 next_producer_id: self.next_producer_id,
             });
         }
+        out.extend(
+            self.features
+                .iter()
+                .map(|(name, level)| MetadataRecord::FeatureLevel {
+                    name: name.clone(),
+                    level: *level,
+                }),
+        );
         out
     }
 }
@@ -385,6 +399,10 @@ mod tests {
                 next_producer_id: 5000,
             },
             MetadataRecord::RemoveTopic { topic_id: b },
+            MetadataRecord::FeatureLevel {
+                name: "group.version".into(),
+                level: 0,
+            },
         ];
         for r in &records {
             img.apply(r);
@@ -394,6 +412,7 @@ mod tests {
             rebuilt.apply(&r);
         }
         assert_eq!(rebuilt, img);
+        assert_eq!(rebuilt.features["group.version"], 0);
         assert!(!img.broker_configs.contains_key("1"));
         assert_eq!(MetadataImage::default().to_records(), vec![]);
     }

@@ -93,6 +93,13 @@ pub enum MetadataRecord {
         /// First producer id not yet handed out.
         next_producer_id: i64,
     },
+    /// A finalized feature level was set (UpdateFeatures), as Kafka's FeatureLevelRecord.
+    FeatureLevel {
+        /// Feature name (`group.version`, `transaction.version`, ...).
+        name: String,
+        /// The finalized level; 0 turns the feature off.
+        level: i16,
+    },
 }
 
 /// One listener of a registered broker, as advertised.
