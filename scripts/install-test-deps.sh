@@ -2,7 +2,8 @@
 # Installs what the test suite needs, skipping whatever is already there:
 #   - kcat (Debian package)
 #   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python and codecs
-#   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs
+#   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
+#     and .deps/kafka-libs-4.4.0 (the newest 4.x)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +24,21 @@ if [ ! -f "$MARK" ] || ! cmp -s "$REQ" "$MARK"; then
 fi
 
 POM=tests/java/pom.xml
-JMARK=.deps/kafka-libs/.pom
-if [ ! -f "$JMARK" ] || ! cmp -s "$POM" "$JMARK"; then
-  echo "== fetching Apache Kafka tools (Maven)"
-  rm -rf .deps/kafka-libs
-  mkdir -p .deps/kafka-libs
-  mvn -q -B -f "$POM" dependency:copy-dependencies -DoutputDirectory="$PWD/.deps/kafka-libs"
-  cp "$POM" "$JMARK"
-fi
+# Apache Kafka's tools and Java client, one directory per version: the pinned one (the pom's
+# kafka.version) in .deps/kafka-libs, and the newest 4.x in .deps/kafka-libs-<version> (the
+# cluster tool tests run both; tests/helpers.py `kafka_tool(..., version=)` picks one).
+KAFKA_NEWEST=4.4.0
+fetch_kafka_libs() {  # <directory> [kafka version, else the pom's]
+  local dir=$1 version=${2:-} mark=$1/.pom
+  if [ ! -f "$mark" ] || ! cmp -s "$POM" "$mark"; then
+    echo "== fetching Apache Kafka ${version:-(pom version)} tools (Maven) into $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    mvn -q -B -f "$POM" ${version:+-Dkafka.version=$version} dependency:copy-dependencies \
+      -DoutputDirectory="$PWD/$dir"
+    cp "$POM" "$mark"
+  fi
+}
+fetch_kafka_libs .deps/kafka-libs
+fetch_kafka_libs ".deps/kafka-libs-$KAFKA_NEWEST" "$KAFKA_NEWEST"
 echo "== test dependencies ready"
