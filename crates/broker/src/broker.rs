@@ -248,14 +248,9 @@ impl Broker {
             broker.replicas.remove_stray_dirs(&image)?;
         }
         *broker.image.write() = image.clone();
-        broker
-            .groups
-            .load(&broker)
-            .context("replaying __consumer_offsets")?;
-        broker
-            .txns
-            .load(&broker)
-            .context("replaying __transaction_state")?;
+        // The coordinators load the partitions of their topics that this broker leads.
+        broker.groups.sync_leadership(&broker);
+        broker.txns.sync_leadership(&broker);
         info!(
             topics = image.topics.len(),
             partitions = broker.replicas.partition_count(),
@@ -283,7 +278,8 @@ impl Broker {
     }
 
     /// Publishes an image newer than the last one: the replica manager opens and removes
-    /// partitions, then handlers see the image, then coordinators drop what deleted topics held.
+    /// partitions, then handlers see the image, then coordinators follow the leadership of
+    /// their internal partitions and drop what deleted topics held.
     pub fn publish(&self, image: &Arc<MetadataImage>) {
         let removed: Vec<String> = {
             let _order = self.publish_lock.lock();
@@ -301,6 +297,8 @@ impl Broker {
                 .map(|t| t.name.clone())
                 .collect()
         };
+        self.groups.sync_leadership(self);
+        self.txns.sync_leadership(self);
         for name in removed {
             self.groups.remove_topic_offsets(self, &name);
         }
@@ -508,6 +506,9 @@ async fn group_loop(broker: Arc<Broker>) {
     let mut tick = tokio::time::interval(crate::group::coordinator::TICK);
     loop {
         tick.tick().await;
+        // Also retries a coordinator partition whose load failed.
+        broker.groups.sync_leadership(&broker);
+        broker.txns.sync_leadership(&broker);
         broker.groups.tick(&broker);
         broker.txns.tick(&broker);
     }

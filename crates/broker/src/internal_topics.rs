@@ -1,16 +1,21 @@
 //! The coordinators' internal topics (`__consumer_offsets`, `__transaction_state`): created on
-//! first use (compacted, replicated by `offsets.topic.replication.factor` capped at the live
-//! brokers), written with key/value records
-//! in one uncompressed batch per change, and read back whole at start-up.
+//! first use (compacted, replicated by `offsets.topic.replication.factor` /
+//! `transaction.state.log.replication.factor` capped at the live brokers), written with
+//! key/value records in one uncompressed batch per change, acknowledged once the in-sync replicas
+//! hold them ([`committed`]), and read back one partition at a time when this broker becomes its
+//! leader. [`Shards`] tracks which partitions a coordinator serves: those it leads and has
+//! loaded; every other partition's keys get NOT_COORDINATOR.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_protocol::ResponseError;
-use tracing::warn;
+use parking_lot::{Mutex, MutexGuard};
+use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker};
 use crate::controller;
@@ -26,7 +31,7 @@ pub fn ensure(broker: &Broker, name: &str, partitions: i32) -> Result<(), Respon
     if broker.image().topic(name).is_some() {
         return Ok(());
     }
-    let configs: BTreeMap<String, String> = [
+    let mut configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),
         ("compression.type", "producer"),
         ("segment.bytes", SEGMENT_BYTES),
@@ -34,11 +39,21 @@ pub fn ensure(broker: &Broker, name: &str, partitions: i32) -> Result<(), Respon
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    // Replicated like any topic: offsets.topic.replication.factor, capped by the live brokers.
+    // Replicated like any topic, capped by the live brokers (so that a single node works with
+    // Kafka's defaults); __transaction_state's min.insync.replicas is capped the same way.
     let live = controller::placement::placement_order(&broker.image())
         .len()
         .max(1);
-    let rf = (broker.config.offsets_topic_replication_factor as usize).min(live) as i16;
+    let wanted_rf = if name == crate::txn::TRANSACTION_STATE_TOPIC {
+        broker.config.transaction_state_log_replication_factor
+    } else {
+        broker.config.offsets_topic_replication_factor
+    };
+    let rf = (wanted_rf as usize).min(live) as i16;
+    if name == crate::txn::TRANSACTION_STATE_TOPIC {
+        let min_isr = broker.config.transaction_state_log_min_isr.min(rf as i32);
+        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+    }
     match controller::create_topic(broker, name, partitions, rf, &[], configs, false) {
         Ok(_) => Ok(()),
         Err(e) if e.error == ResponseError::TopicAlreadyExists => Ok(()),
@@ -75,6 +90,11 @@ pub fn append(
         .partition(topic, index)
         .filter(|p| p.is_leader())
         .ok_or(ResponseError::NotCoordinator)?;
+    // Kafka's coordinators write with acks=all: too few in-sync replicas refuse the write.
+    let min_isr = partition.config.read().min_insync_replicas;
+    if (partition.state().isr.len() as i32) < min_isr {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
     let leader_epoch = partition.leader_epoch();
     let now = now_ms();
     let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
@@ -119,20 +139,100 @@ pub fn append(
         }
         Err(e) => {
             warn!(topic, partition = index, error = %e, "writing to an internal topic failed");
-            Err(ResponseError::KafkaStorageError)
+            // As Kafka's coordinators map a storage error: another broker may serve the key.
+            Err(ResponseError::NotCoordinator)
         }
     }
 }
 
-/// Every record of every partition of an internal topic, in log order per partition, with
-/// control records (transaction markers) included: the caller sees `record.control`.
-pub fn replay(broker: &Broker, name: &str, mut f: impl FnMut(&Record)) -> anyhow::Result<()> {
-    let Some(topic) = broker.image().topic(name).cloned() else {
+/// Waits until everything this leader has appended to `topic`-`index` so far is committed in
+/// the in-sync replicas (the high watermark reaches the log end), at most
+/// `offsets.commit.timeout.ms`: a coordinator's acknowledgement. NOT_COORDINATOR when the
+/// leadership moves first; COORDINATOR_NOT_AVAILABLE on a timeout or too small an ISR.
+pub async fn committed(broker: &Broker, topic: &str, index: i32) -> Result<(), ResponseError> {
+    let timeout = Duration::from_millis(broker.config.offsets_commit_timeout_ms as u64);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let Some((partition, target, epoch)) = commit_target(broker, topic, index) else {
         return Ok(());
     };
-    for p in &topic.partitions {
-        let Some(partition) = broker.replicas.partition(name, p.partition) else {
-            continue;
+    let mut hw = partition.subscribe_high_watermark();
+    loop {
+        if let Some(done) = commit_reached(&partition, target, epoch) {
+            return done;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        // Woken by the high watermark; the short slice notices a lost leadership.
+        let slice = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+        let _ = tokio::time::timeout_at(slice, hw.changed()).await;
+    }
+}
+
+/// [`committed`] for code that cannot await (the transaction coordinator between a Prepare
+/// state and its markers): polls the high watermark.
+pub fn committed_blocking(broker: &Broker, topic: &str, index: i32) -> Result<(), ResponseError> {
+    let timeout = Duration::from_millis(broker.config.offsets_commit_timeout_ms as u64);
+    let deadline = std::time::Instant::now() + timeout;
+    let Some((partition, target, epoch)) = commit_target(broker, topic, index) else {
+        return Ok(());
+    };
+    crate::internode::blocking(|| loop {
+        if let Some(done) = commit_reached(&partition, target, epoch) {
+            return done;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    })
+}
+
+/// The partition, its log end offset and leader epoch when this broker leads it (None: there
+/// is nothing of ours to wait for, e.g. the topic does not exist yet).
+fn commit_target(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+) -> Option<(std::sync::Arc<crate::partition::Partition>, i64, i32)> {
+    let partition = broker.replicas.partition(topic, index)?;
+    let epoch = partition.leader_epoch();
+    let target = partition.log.lock().log_end_offset();
+    Some((partition, target, epoch))
+}
+
+/// Whether the wait for `target` is over: Some(Ok) once committed, Some(Err) when it never
+/// will be here, None to keep waiting.
+fn commit_reached(
+    partition: &crate::partition::Partition,
+    target: i64,
+    epoch: i32,
+) -> Option<Result<(), ResponseError>> {
+    // Leadership first: a deposed leader may truncate the write away.
+    if !partition.is_leader() || partition.leader_epoch() != epoch {
+        return Some(Err(ResponseError::NotCoordinator));
+    }
+    if partition.high_watermark() < target {
+        return None;
+    }
+    let min_isr = partition.config.read().min_insync_replicas;
+    if (partition.state().isr.len() as i32) < min_isr {
+        return Some(Err(ResponseError::CoordinatorNotAvailable));
+    }
+    Some(Ok(()))
+}
+
+/// Every record of one partition of an internal topic hosted here, in log order up to its log
+/// end, with control records (transaction markers) included: the caller sees `record.control`.
+pub fn replay(
+    broker: &Broker,
+    name: &str,
+    index: i32,
+    mut f: impl FnMut(&Record),
+) -> anyhow::Result<()> {
+    {
+        let Some(partition) = broker.replicas.partition(name, index) else {
+            return Ok(());
         };
         let log = partition.log.lock();
         let mut offset = log.log_start_offset();
@@ -165,4 +265,121 @@ pub fn replay(broker: &Broker, name: &str, mut f: impl FnMut(&Record)) -> anyhow
 pub fn control_type(r: &Record) -> Option<i16> {
     let k = r.key.as_deref()?;
     (k.len() >= 4).then(|| i16::from_be_bytes([k[2], k[3]]))
+}
+
+/// A coordinator's hold on one partition of its internal topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shard {
+    /// Being read back from the log as leader of this epoch.
+    Loading(i32),
+    /// Loaded; served while this broker leads in this epoch.
+    Active(i32),
+}
+
+/// What changed in a coordinator's partitions since the last [`Shards::begin`]: partitions to
+/// drop (no longer led here, or led in a new epoch) and partitions to load, with their epoch.
+#[derive(Debug, Default)]
+pub struct Transitions {
+    /// Partitions whose state must be dropped.
+    pub unload: Vec<i32>,
+    /// Partitions to read back from the log: (partition, leader epoch).
+    pub load: Vec<(i32, i32)>,
+}
+
+/// Which partitions of an internal topic a coordinator serves: those this broker leads, once
+/// loaded. Lock order for coordinators: their own state lock, then this one's.
+pub struct Shards {
+    topic: &'static str,
+    held: Mutex<HashMap<i32, Shard>>,
+    /// Serializes transitions (publishes may run concurrently).
+    transitions: Mutex<()>,
+}
+
+impl Shards {
+    /// No partition served yet.
+    pub fn new(topic: &'static str) -> Shards {
+        Shards {
+            topic,
+            held: Mutex::new(HashMap::new()),
+            transitions: Mutex::new(()),
+        }
+    }
+
+    /// Ok when this broker serves keys of `index`; NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS otherwise.
+    pub fn check(&self, index: i32) -> Result<(), ResponseError> {
+        match self.held.lock().get(&index) {
+            Some(Shard::Active(_)) => Ok(()),
+            Some(Shard::Loading(_)) => Err(ResponseError::CoordinatorLoadInProgress),
+            None => Err(ResponseError::NotCoordinator),
+        }
+    }
+
+    /// Whether `index` is served here.
+    pub fn serves(&self, index: i32) -> bool {
+        self.check(index).is_ok()
+    }
+
+    /// Compares the partitions held with those this broker leads now: the lost ones are
+    /// forgotten (requests get NOT_COORDINATOR at once) and the new ones marked loading. The
+    /// guard must be held until the caller has unloaded and loaded what it was told.
+    pub fn begin(&self, broker: &Broker) -> (MutexGuard<'_, ()>, Transitions) {
+        let guard = self.transitions.lock();
+        let mut led: HashMap<i32, i32> = HashMap::new();
+        if let Some(topic) = broker.image().topic(self.topic) {
+            for p in &topic.partitions {
+                if let Some(part) = broker.replicas.partition(self.topic, p.partition) {
+                    if part.is_leader() && !broker.is_shutting_down() {
+                        led.insert(p.partition, part.leader_epoch());
+                    }
+                }
+            }
+        }
+        let mut held = self.held.lock();
+        let mut t = Transitions::default();
+        held.retain(|index, shard| {
+            let epoch = match shard {
+                Shard::Loading(e) | Shard::Active(e) => *e,
+            };
+            let keep = led.get(index) == Some(&epoch);
+            if !keep {
+                t.unload.push(*index);
+            }
+            keep
+        });
+        for (index, epoch) in led {
+            if let std::collections::hash_map::Entry::Vacant(v) = held.entry(index) {
+                v.insert(Shard::Loading(epoch));
+                t.load.push((index, epoch));
+            }
+        }
+        t.unload.sort_unstable();
+        t.load.sort_unstable();
+        if !t.unload.is_empty() || !t.load.is_empty() {
+            info!(topic = self.topic, unload = ?t.unload, load = ?t.load, "coordinator partitions changed");
+        }
+        (guard, t)
+    }
+
+    /// Marks `index` served once loaded, unless it was dropped or reloaded meanwhile. Call with
+    /// the coordinator's state lock held, after inserting the loaded state.
+    pub fn activate(&self, index: i32, epoch: i32) {
+        let mut held = self.held.lock();
+        if held.get(&index) == Some(&Shard::Loading(epoch)) {
+            held.insert(index, Shard::Active(epoch));
+        }
+    }
+
+    /// Gives up a partition whose load failed: the next [`Shards::begin`] tries again.
+    pub fn abandon(&self, index: i32) {
+        let mut held = self.held.lock();
+        if matches!(held.get(&index), Some(Shard::Loading(_))) {
+            held.remove(&index);
+        }
+    }
+
+    /// Forgets every partition (the broker is stopping).
+    pub fn clear(&self) {
+        self.held.lock().clear();
+    }
 }

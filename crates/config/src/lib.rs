@@ -160,6 +160,12 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i16,
     /// `transaction.state.log.num.partitions`.
     pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor`.
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr`.
+    pub transaction_state_log_min_isr: i32,
+    /// `offsets.commit.timeout.ms`.
+    pub offsets_commit_timeout_ms: i32,
     /// `log.index.interval.bytes`.
     pub log_index_interval_bytes: i32,
     /// `log.index.size.max.bytes`.
@@ -537,6 +543,21 @@ impl BrokerConfig {
             transaction_state_log_num_partitions: at_least(
                 "transaction.state.log.num.partitions",
                 raw.parse("transaction.state.log.num.partitions")?,
+                1,
+            )?,
+            transaction_state_log_replication_factor: at_least(
+                "transaction.state.log.replication.factor",
+                raw.parse("transaction.state.log.replication.factor")?,
+                1,
+            )?,
+            transaction_state_log_min_isr: at_least(
+                "transaction.state.log.min.isr",
+                raw.parse("transaction.state.log.min.isr")?,
+                1,
+            )?,
+            offsets_commit_timeout_ms: at_least(
+                "offsets.commit.timeout.ms",
+                raw.parse("offsets.commit.timeout.ms")?,
                 1,
             )?,
             log_index_interval_bytes: at_least(

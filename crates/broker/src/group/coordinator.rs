@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -22,7 +22,7 @@ use super::records::{
     partition_for, GroupValue, OffsetValue, RecordKey, StoredMember,
 };
 use crate::broker::{now_ms, Broker};
-use crate::internal_topics;
+use crate::internal_topics::{self, Shards};
 
 /// Name of the internal topic holding groups and committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -118,7 +118,8 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(error: ResponseError) -> SyncResult {
+    /// An answer carrying only an error.
+    pub fn error(error: ResponseError) -> SyncResult {
         SyncResult {
             error: error.code(),
             ..Default::default()
@@ -168,6 +169,9 @@ pub struct OffsetCommitEntry {
     pub metadata: Option<String>,
 }
 
+/// Committed offsets by topic, then partition.
+pub type OffsetsByTopic = Vec<(String, Vec<(i32, CommittedOffset)>)>;
+
 /// A committed offset as OffsetFetch returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
@@ -179,6 +183,18 @@ pub struct CommittedOffset {
     pub metadata: String,
     /// An open transaction holds a newer offset for this partition.
     pub pending: bool,
+}
+
+impl CommittedOffset {
+    /// No offset committed.
+    pub fn none() -> CommittedOffset {
+        CommittedOffset {
+            offset: -1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            pending: false,
+        }
+    }
 }
 
 /// A member as DescribeGroups shows it.
@@ -548,6 +564,8 @@ pub struct GroupCoordinator {
     settings: Settings,
     groups: Mutex<HashMap<String, Group>>,
     last_expiry_check: Mutex<i64>,
+    /// The `__consumer_offsets` partitions this broker leads and has loaded.
+    shards: Shards,
 }
 
 /// Checked offsets of a commit: per-entry error codes, the records to append, and the values to
@@ -583,12 +601,71 @@ impl GroupCoordinator {
             },
             groups: Mutex::new(HashMap::new()),
             last_expiry_check: Mutex::new(now_ms()),
+            shards: Shards::new(OFFSETS_TOPIC),
         }
     }
 
     /// The `__consumer_offsets` partition count (from the topic when it exists).
     fn partitions(&self, broker: &Broker) -> i32 {
         internal_topics::partition_count(broker, OFFSETS_TOPIC, self.settings.partitions)
+    }
+
+    /// The groups, locked, once this broker is checked to coordinate `group_id`: leader of its
+    /// `__consumer_offsets` partition, loaded (else NOT_COORDINATOR or
+    /// COORDINATOR_LOAD_IN_PROGRESS). Checked under the lock, so that no request changes a
+    /// group that an unload has just dropped.
+    fn locked_for(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> Result<MutexGuard<'_, HashMap<String, Group>>, ResponseError> {
+        let groups = self.groups.lock();
+        self.shards.check(self.partition_of(broker, group_id))?;
+        Ok(groups)
+    }
+
+    /// Waits until this broker's writes to the group's `__consumer_offsets` partition are
+    /// committed in the in-sync replicas: what a handler awaits before acknowledging a change.
+    pub async fn committed(&self, broker: &Broker, group_id: &str) -> Result<(), ResponseError> {
+        internal_topics::committed(broker, OFFSETS_TOPIC, self.partition_of(broker, group_id)).await
+    }
+
+    /// Follows the leadership of `__consumer_offsets` partitions: groups of partitions no
+    /// longer led here are dropped (their waiting members answered NOT_COORDINATOR); partitions
+    /// newly led are read back from the log and served once loaded.
+    pub fn sync_leadership(&self, broker: &Broker) {
+        let (_transition, t) = self.shards.begin(broker);
+        let n = self.partitions(broker);
+        if !t.unload.is_empty() {
+            let mut groups = self.groups.lock();
+            groups.retain(|id, g| {
+                if !t.unload.contains(&partition_for(id, n)) {
+                    return true;
+                }
+                for m in g.members.values_mut() {
+                    m.fail_waiters(ResponseError::NotCoordinator);
+                }
+                false
+            });
+        }
+        for (index, epoch) in t.load {
+            match self.read_partition(broker, index) {
+                Ok(loaded) => {
+                    let count = loaded.len();
+                    let mut groups = self.groups.lock();
+                    groups.retain(|id, _| partition_for(id, n) != index);
+                    groups.extend(loaded);
+                    self.shards.activate(index, epoch);
+                    if count > 0 {
+                        info!(partition = index, groups = count, "loaded consumer groups");
+                    }
+                }
+                Err(e) => {
+                    warn!(partition = index, error = %e, "loading consumer groups failed");
+                    self.shards.abandon(index);
+                }
+            }
+        }
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
@@ -618,14 +695,14 @@ impl GroupCoordinator {
         self.store(broker, &g.id, &[(key, Some(encode_group(&g.to_value())))])
     }
 
-    /// Rebuilds every group from `__consumer_offsets` (called once at start-up).
-    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+    /// Rebuilds the groups of one `__consumer_offsets` partition from its log.
+    fn read_partition(&self, broker: &Broker, index: i32) -> anyhow::Result<HashMap<String, Group>> {
         let mut stored_groups: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), Option<OffsetValue>>> =
             HashMap::new();
         // Offsets committed in a transaction wait for its marker: (producer id) -> records.
         let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
-        internal_topics::replay(broker, OFFSETS_TOPIC, |r| {
+        internal_topics::replay(broker, OFFSETS_TOPIC, index, |r| {
             if r.control {
                 let records = pending.remove(&r.producer_id).unwrap_or_default();
                 if internal_topics::control_type(r) == Some(1) {
@@ -666,7 +743,7 @@ impl GroupCoordinator {
             }
         })?;
         let now = Instant::now();
-        let mut groups = self.groups.lock();
+        let mut groups: HashMap<String, Group> = HashMap::new();
         for (id, value) in stored_groups {
             let Some(v) = value else { continue };
             let mut g = Group::new(&id);
@@ -741,13 +818,7 @@ impl GroupCoordinator {
                 && g.generation == 0
                 && g.protocol_type.is_none())
         });
-        if !groups.is_empty() {
-            info!(
-                groups = groups.len(),
-                "loaded consumer groups from __consumer_offsets"
-            );
-        }
-        Ok(())
+        Ok(groups)
     }
 
     /// Handles a JoinGroup; the receiver yields the response once the rebalance completes.
@@ -778,7 +849,10 @@ impl GroupCoordinator {
         if let Err(e) = self.ensure_offsets_topic(broker) {
             return Err((e, tx));
         }
-        let mut groups = self.groups.lock();
+        let mut groups = match self.locked_for(broker, &p.group_id) {
+            Ok(g) => g,
+            Err(e) => return Err((e, tx)),
+        };
         if !groups.contains_key(&p.group_id) {
             if !p.member_id.is_empty() {
                 return Err((ResponseError::UnknownMemberId, tx));
@@ -1117,7 +1191,13 @@ impl GroupCoordinator {
         assignments: Vec<(String, Bytes)>,
     ) -> oneshot::Receiver<SyncResult> {
         let (tx, rx) = oneshot::channel();
-        let mut groups = self.groups.lock();
+        let mut groups = match self.locked_for(broker, group_id) {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = tx.send(SyncResult::error(e));
+                return rx;
+            }
+        };
         let Some(g) = groups.get_mut(group_id) else {
             let _ = tx.send(SyncResult::error(ResponseError::UnknownMemberId));
             return rx;
@@ -1197,12 +1277,16 @@ impl GroupCoordinator {
     /// Handles a Heartbeat: `None` when the member is in good standing.
     pub fn heartbeat(
         &self,
+        broker: &Broker,
         group_id: &str,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Option<ResponseError> {
-        let mut groups = self.groups.lock();
+        let mut groups = match self.locked_for(broker, group_id) {
+            Ok(g) => g,
+            Err(e) => return Some(e),
+        };
         let Some(g) = groups.get_mut(group_id) else {
             return Some(ResponseError::UnknownMemberId);
         };
@@ -1240,7 +1324,7 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<i16>, ResponseError> {
-        let mut groups = self.groups.lock();
+        let mut groups = self.locked_for(broker, group_id)?;
         let Some(g) = groups.get_mut(group_id) else {
             return Ok(members
                 .iter()
@@ -1318,7 +1402,7 @@ impl GroupCoordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         self.ensure_offsets_topic(broker)?;
-        let mut groups = self.groups.lock();
+        let mut groups = self.locked_for(broker, group_id)?;
         if !groups.contains_key(group_id) {
             if generation >= 0 {
                 return Err(if api_version >= 9 {
@@ -1436,10 +1520,11 @@ impl GroupCoordinator {
     /// Committed offsets of a group: for the given partitions, or all when `None`.
     pub fn fetch_offsets(
         &self,
+        broker: &Broker,
         group_id: &str,
         partitions: Option<&[(String, Vec<i32>)]>,
-    ) -> Vec<(String, Vec<(i32, CommittedOffset)>)> {
-        let groups = self.groups.lock();
+    ) -> Result<OffsetsByTopic, ResponseError> {
+        let groups = self.locked_for(broker, group_id)?;
         let offsets = groups.get(group_id).map(|g| &g.offsets);
         let pending = |t: &str, p: i32| {
             groups.get(group_id).is_some_and(|g| {
@@ -1464,7 +1549,7 @@ impl GroupCoordinator {
                 },
             }
         };
-        match partitions {
+        Ok(match partitions {
             Some(list) => list
                 .iter()
                 .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (*p, get(t, *p))).collect()))
@@ -1479,7 +1564,7 @@ impl GroupCoordinator {
                 }
                 out
             }
-        }
+        })
     }
 
     /// Handles an OffsetDelete: a group-level error, or one error per partition.
@@ -1489,7 +1574,7 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<i16>, ResponseError> {
-        let mut groups = self.groups.lock();
+        let mut groups = self.locked_for(broker, group_id)?;
         let Some(g) = groups.get_mut(group_id) else {
             return Err(ResponseError::GroupIdNotFound);
         };
@@ -1562,9 +1647,15 @@ impl GroupCoordinator {
     }
 
     /// A group for DescribeGroups; `None` when it does not exist.
-    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let groups = self.groups.lock();
-        let g = groups.get(group_id).filter(|g| g.next_gen.is_none())?;
+    pub fn describe(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+    ) -> Result<Option<GroupDescription>, ResponseError> {
+        let groups = self.locked_for(broker, group_id)?;
+        let Some(g) = groups.get(group_id).filter(|g| g.next_gen.is_none()) else {
+            return Ok(None);
+        };
         let protocol = g.protocol.clone().unwrap_or_default();
         let show = matches!(
             g.state,
@@ -1572,7 +1663,7 @@ impl GroupCoordinator {
         );
         let mut members: Vec<&Member> = g.members.values().collect();
         members.sort_by_key(|m| m.join_order);
-        Some(GroupDescription {
+        Ok(Some(GroupDescription {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if show {
@@ -1599,12 +1690,15 @@ impl GroupCoordinator {
                     },
                 })
                 .collect(),
-        })
+        }))
     }
 
     /// Handles one group of DeleteGroups: `None` when it was deleted.
     pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Option<ResponseError> {
-        let mut groups = self.groups.lock();
+        let mut groups = match self.locked_for(broker, group_id) {
+            Ok(g) => g,
+            Err(e) => return Some(e),
+        };
         let Some(g) = groups.get_mut(group_id) else {
             return Some(ResponseError::GroupIdNotFound);
         };
@@ -1834,7 +1928,10 @@ impl GroupCoordinator {
         }
         let now = Instant::now();
         let topics = topic_infos(broker);
-        let mut groups = self.groups.lock();
+        let mut groups = match self.locked_for(broker, &p.group_id) {
+            Ok(g) => g,
+            Err(e) => return fail(e, "This broker does not coordinate the group."),
+        };
         if !groups.contains_key(&p.group_id) {
             if p.member_epoch != 0 {
                 return fail(
@@ -2023,9 +2120,11 @@ impl GroupCoordinator {
         &self,
         broker: &Broker,
         group_id: &str,
-    ) -> Option<ConsumerGroupDescription> {
-        let groups = self.groups.lock();
-        let ng = groups.get(group_id)?.next_gen.as_ref()?;
+    ) -> Result<Option<ConsumerGroupDescription>, ResponseError> {
+        let groups = self.locked_for(broker, group_id)?;
+        let Some(ng) = groups.get(group_id).and_then(|g| g.next_gen.as_ref()) else {
+            return Ok(None);
+        };
         let names: HashMap<uuid::Uuid, String> = broker
             .image()
             .topics
@@ -2043,7 +2142,7 @@ impl GroupCoordinator {
                 })
                 .collect()
         };
-        Some(ConsumerGroupDescription {
+        Ok(Some(ConsumerGroupDescription {
             state: ng.state_name(),
             group_epoch: ng.group_epoch,
             assignment_epoch: ng.assignment_epoch,
@@ -2068,7 +2167,7 @@ impl GroupCoordinator {
                     target_assignment: named(&ng.target.get(&m.id).cloned().unwrap_or_default()),
                 })
                 .collect(),
-        })
+        }))
     }
 
     /// Drops every group's committed offsets of a deleted topic (Kafka does the same when a
@@ -2129,7 +2228,7 @@ impl GroupCoordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         self.ensure_offsets_topic(broker)?;
-        let mut groups = self.groups.lock();
+        let mut groups = self.locked_for(broker, group_id)?;
         let g = groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));

@@ -7,7 +7,8 @@ use super::add_partitions_to_txn::fenced_error;
 use super::RequestContext;
 
 /// Handles AddOffsetsToTxn.
-pub fn handle(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+pub async fn handle(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    let id = &req.transactional_id.0;
     let result = ctx.broker.txns.add_offsets(
         &ctx.broker,
         &req.transactional_id.0,
@@ -16,5 +17,10 @@ pub fn handle(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> AddOffsetsTo
         &req.group_id.0,
         fenced_error(ctx.api_version, 2),
     );
+    // Acknowledged once the transaction's new state is in the in-sync replicas.
+    let result = match result {
+        Ok(()) => ctx.broker.txns.committed(&ctx.broker, id).await,
+        Err(e) => Err(e),
+    };
     AddOffsetsToTxnResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
 }

@@ -20,7 +20,10 @@ pub fn fenced_error(api_version: i16, fenced_since: i16) -> ResponseError {
 }
 
 /// Handles AddPartitionsToTxn.
-pub fn handle(ctx: &RequestContext, req: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
+pub async fn handle(
+    ctx: &RequestContext,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
     let partitions: Vec<(String, i32)> = req
         .v3_and_below_topics
         .iter()
@@ -34,6 +37,20 @@ pub fn handle(ctx: &RequestContext, req: AddPartitionsToTxnRequest) -> AddPartit
         &partitions,
         fenced_error(ctx.api_version, 2),
     );
+    // Acknowledged once the transaction's new state is in the in-sync replicas.
+    let errors = if errors.iter().all(|c| *c == 0) {
+        match ctx
+            .broker
+            .txns
+            .committed(&ctx.broker, &req.v3_and_below_transactional_id.0)
+            .await
+        {
+            Ok(()) => errors,
+            Err(e) => vec![e.code(); errors.len()],
+        }
+    } else {
+        errors
+    };
     let mut errors = errors.into_iter();
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(
         req.v3_and_below_topics

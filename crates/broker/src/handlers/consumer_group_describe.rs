@@ -42,13 +42,14 @@ pub fn handle(
                 .groups
                 .describe_consumer_group(&ctx.broker, &id.0)
             {
-                None => base
+                Err(e) => base.with_error_code(e.code()),
+                Ok(None) => base
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(sb(format!(
                         "Group {} not found or not a consumer group.",
                         &*id.0
                     )))),
-                Some(d) => base
+                Ok(Some(d)) => base
                     .with_group_state(sb(d.state))
                     .with_group_epoch(d.group_epoch)
                     .with_assignment_epoch(d.assignment_epoch)

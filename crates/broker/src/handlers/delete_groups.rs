@@ -7,16 +7,19 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use super::RequestContext;
 
 /// Handles DeleteGroups.
-pub fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    DeleteGroupsResponse::default().with_results(
-        req.groups_names
-            .into_iter()
-            .map(|g| {
-                let error = ctx.broker.groups.delete_group(&ctx.broker, &g.0);
-                DeletableGroupResult::default()
-                    .with_group_id(g)
-                    .with_error_code(error.map_or(0, |e| e.code()))
-            })
-            .collect(),
-    )
+pub async fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in req.groups_names {
+        let mut error = ctx.broker.groups.delete_group(&ctx.broker, &g.0);
+        if error.is_none() {
+            // Acknowledged once the tombstones are in the in-sync replicas.
+            error = ctx.broker.groups.committed(&ctx.broker, &g.0).await.err();
+        }
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(error.map_or(0, |e| e.code())),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
 }

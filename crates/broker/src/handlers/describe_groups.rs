@@ -14,12 +14,13 @@ pub fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroup
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default().with_group_id(id.clone());
-            match ctx.broker.groups.describe(&id.0) {
-                None => base
+            match ctx.broker.groups.describe(&ctx.broker, &id.0) {
+                Err(e) => base.with_error_code(e.code()),
+                Ok(None) => base
                     .with_group_state(sb("Dead"))
                     .with_protocol_type(sb(""))
                     .with_protocol_data(sb("")),
-                Some(d) => base
+                Ok(Some(d)) => base
                     .with_group_state(sb(d.state.name()))
                     .with_protocol_type(sb(d.protocol_type))
                     .with_protocol_data(sb(d.protocol))

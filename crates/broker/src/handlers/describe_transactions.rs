@@ -18,13 +18,18 @@ pub fn handle(
             .into_iter()
             .map(|id| {
                 let base = TransactionState::default().with_transactional_id(id.clone());
-                match ctx.broker.txns.describe(&id.0) {
-                    None => base
+                match ctx.broker.txns.describe(&ctx.broker, &id.0) {
+                    Err(e) => base
+                        .with_error_code(e.code())
+                        .with_transaction_state(sb(""))
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1),
+                    Ok(None) => base
                         .with_error_code(ResponseError::TransactionalIdNotFound.code())
                         .with_transaction_state(sb(""))
                         .with_producer_id(ProducerId(-1))
                         .with_producer_epoch(-1),
-                    Some(d) => base
+                    Ok(Some(d)) => base
                         .with_transaction_state(sb(d.state))
                         .with_transaction_timeout_ms(d.timeout_ms)
                         .with_transaction_start_time_ms(d.start_ms)

@@ -7,6 +7,7 @@ use super::RequestContext;
 /// Handles Heartbeat.
 pub fn handle(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
     let error = ctx.broker.groups.heartbeat(
+        &ctx.broker,
         &req.group_id.0,
         req.generation_id,
         &req.member_id,

@@ -9,7 +9,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 
 /// Handles InitProducerId.
-pub fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let base = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
@@ -22,12 +22,18 @@ pub fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerI
     }
     if let Some(id) = &req.transactional_id {
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
-        return match ctx.broker.txns.init_producer_id(
+        let result = ctx.broker.txns.init_producer_id(
             &ctx.broker,
             &id.0,
             req.transaction_timeout_ms,
             expected,
-        ) {
+        );
+        // Acknowledged once the new epoch is in the in-sync replicas.
+        let result = match result {
+            Ok(ok) => ctx.broker.txns.committed(&ctx.broker, &id.0).await.map(|()| ok),
+            Err(e) => Err(e),
+        };
+        return match result {
             Ok((pid, epoch)) => base
                 .with_error_code(0)
                 .with_producer_id(ProducerId(pid))

@@ -273,7 +273,7 @@ pub async fn dispatch(
         RequestKind::DeleteTopics(r) => Some(delete_topics::handle(&ctx, r).into()),
         RequestKind::CreatePartitions(r) => Some(create_partitions::handle(&ctx, r).into()),
         RequestKind::DeleteRecords(r) => Some(delete_records::handle(&ctx, r).into()),
-        RequestKind::InitProducerId(r) => Some(init_producer_id::handle(&ctx, r).into()),
+        RequestKind::InitProducerId(r) => Some(init_producer_id::handle(&ctx, r).await.into()),
         RequestKind::OffsetForLeaderEpoch(r) => {
             Some(offset_for_leader_epoch::handle(&ctx, r).into())
         }
@@ -288,16 +288,18 @@ pub async fn dispatch(
         RequestKind::SyncGroup(r) => Some(sync_group::handle(&ctx, r).await.into()),
         RequestKind::Heartbeat(r) => Some(heartbeat::handle(&ctx, r).into()),
         RequestKind::LeaveGroup(r) => Some(leave_group::handle(&ctx, r).into()),
-        RequestKind::OffsetCommit(r) => Some(offset_commit::handle(&ctx, r).into()),
+        RequestKind::OffsetCommit(r) => Some(offset_commit::handle(&ctx, r).await.into()),
         RequestKind::OffsetFetch(r) => Some(offset_fetch::handle(&ctx, r).into()),
-        RequestKind::OffsetDelete(r) => Some(offset_delete::handle(&ctx, r).into()),
+        RequestKind::OffsetDelete(r) => Some(offset_delete::handle(&ctx, r).await.into()),
         RequestKind::ListGroups(r) => Some(list_groups::handle(&ctx, r).into()),
         RequestKind::DescribeGroups(r) => Some(describe_groups::handle(&ctx, r).into()),
-        RequestKind::DeleteGroups(r) => Some(delete_groups::handle(&ctx, r).into()),
-        RequestKind::AddPartitionsToTxn(r) => Some(add_partitions_to_txn::handle(&ctx, r).into()),
-        RequestKind::AddOffsetsToTxn(r) => Some(add_offsets_to_txn::handle(&ctx, r).into()),
+        RequestKind::DeleteGroups(r) => Some(delete_groups::handle(&ctx, r).await.into()),
+        RequestKind::AddPartitionsToTxn(r) => {
+            Some(add_partitions_to_txn::handle(&ctx, r).await.into())
+        }
+        RequestKind::AddOffsetsToTxn(r) => Some(add_offsets_to_txn::handle(&ctx, r).await.into()),
         RequestKind::EndTxn(r) => Some(end_txn::handle(&ctx, r).into()),
-        RequestKind::TxnOffsetCommit(r) => Some(txn_offset_commit::handle(&ctx, r).into()),
+        RequestKind::TxnOffsetCommit(r) => Some(txn_offset_commit::handle(&ctx, r).await.into()),
         RequestKind::WriteTxnMarkers(r) => Some(write_txn_markers::handle(&ctx, r).into()),
         RequestKind::DescribeTransactions(r) => Some(describe_transactions::handle(&ctx, r).into()),
         RequestKind::ListTransactions(r) => Some(list_transactions::handle(&ctx, r).into()),

@@ -9,8 +9,23 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use super::RequestContext;
 use crate::group::coordinator::OffsetCommitEntry;
 
+/// Per-entry results of a commit once its wait for the in-sync replicas is over: the entries
+/// that succeeded take the wait's error, if any.
+pub(crate) async fn acknowledged(ctx: &RequestContext, group_id: &str, errors: Vec<i16>) -> Vec<i16> {
+    if !errors.contains(&0) {
+        return errors;
+    }
+    match ctx.broker.groups.committed(&ctx.broker, group_id).await {
+        Ok(()) => errors,
+        Err(e) => errors
+            .into_iter()
+            .map(|c| if c == 0 { e.code() } else { c })
+            .collect(),
+    }
+}
+
 /// Handles OffsetCommit.
-pub fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let v = ctx.api_version;
     let entries: Vec<OffsetCommitEntry> = req
         .topics
@@ -45,7 +60,7 @@ pub fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitRes
         &entries,
     );
     let errors: Vec<i16> = match result {
-        Ok(e) => e,
+        Ok(e) => acknowledged(ctx, &req.group_id.0, e).await,
         Err(e) => vec![e.code(); entries.len()],
     };
     let mut errors = errors.into_iter();

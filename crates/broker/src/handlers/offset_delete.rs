@@ -9,7 +9,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 
 /// Handles OffsetDelete.
-pub fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let image = ctx.broker.image();
     // Partitions of unknown topics are answered here; the rest go to the coordinator.
     let mut known = Vec::new();
@@ -35,7 +35,7 @@ pub fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteRes
         .groups
         .delete_offsets(&ctx.broker, &req.group_id.0, &known)
     {
-        Ok(e) => e,
+        Ok(e) => super::offset_commit::acknowledged(ctx, &req.group_id.0, e).await,
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
     };
     let mut errors = errors.into_iter();

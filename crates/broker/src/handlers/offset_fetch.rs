@@ -12,10 +12,23 @@ use kafka_protocol::ResponseError;
 use super::{sb, RequestContext};
 use crate::group::coordinator::CommittedOffset;
 
-type Fetched = Vec<(String, Vec<(i32, CommittedOffset)>)>;
+use crate::group::coordinator::OffsetsByTopic as Fetched;
 
-fn fetch(ctx: &RequestContext, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
-    ctx.broker.groups.fetch_offsets(group, topics.as_deref())
+/// The offsets of one group, or the error of the whole group, with the requested partitions
+/// (each answered with the error where the version has no group-level error).
+fn fetch(
+    ctx: &RequestContext,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> (Fetched, i16) {
+    match ctx
+        .broker
+        .groups
+        .fetch_offsets(&ctx.broker, group, topics.as_deref())
+    {
+        Ok(f) => (f, 0),
+        Err(e) => (Vec::new(), e.code()),
+    }
 }
 
 /// Handles OffsetFetch.
@@ -36,8 +49,31 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let fetched = fetch(ctx, &req.group_id.0, topics);
-        return OffsetFetchResponse::default().with_topics(
+        let requested: Vec<(String, Vec<i32>)> = topics.clone().unwrap_or_default();
+        let (mut fetched, error) = fetch(ctx, &req.group_id.0, topics);
+        if error != 0 && v < 2 {
+            // No group-level error before v2: every requested partition carries it.
+            fetched = requested
+                .into_iter()
+                .map(|(t, ps)| {
+                    let parts = ps
+                        .into_iter()
+                        .map(|p| (p, CommittedOffset::none()))
+                        .collect();
+                    (t, parts)
+                })
+                .collect();
+        }
+        let partition_error = |c: &CommittedOffset| {
+            if error != 0 && v < 2 {
+                error
+            } else {
+                unstable(c)
+            }
+        };
+        return OffsetFetchResponse::default()
+            .with_error_code(if v >= 2 { error } else { 0 })
+            .with_topics(
             fetched
                 .into_iter()
                 .map(|(t, parts)| {
@@ -48,7 +84,7 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                                 .into_iter()
                                 .map(|(p, c)| {
                                     OffsetFetchResponsePartition::default()
-                                        .with_error_code(unstable(&c))
+                                        .with_error_code(partition_error(&c))
                                         .with_partition_index(p)
                                         .with_committed_offset(c.offset)
                                         .with_committed_leader_epoch(if v >= 5 {
@@ -73,9 +109,10 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            let fetched = fetch(ctx, &g.group_id.0, topics);
+            let (fetched, error) = fetch(ctx, &g.group_id.0, topics);
             OffsetFetchResponseGroup::default()
                 .with_group_id(GroupId(g.group_id.0))
+                .with_error_code(error)
                 .with_topics(
                     fetched
                         .into_iter()

@@ -24,7 +24,17 @@ pub async fn handle(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupRes
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     );
-    match rx.await {
+    let group_id = req.group_id.0.clone();
+    let mut result = rx.await;
+    if let Ok(r) = &mut result {
+        // The group's new generation is acknowledged once it is in the in-sync replicas.
+        if r.error == 0 {
+            if let Err(e) = ctx.broker.groups.committed(&ctx.broker, &group_id).await {
+                *r = crate::group::coordinator::SyncResult::error(e);
+            }
+        }
+    }
+    match result {
         Ok(r) => SyncGroupResponse::default()
             .with_error_code(r.error)
             .with_protocol_type(if v >= 5 {

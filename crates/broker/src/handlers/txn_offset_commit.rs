@@ -11,7 +11,7 @@ use super::RequestContext;
 use crate::group::coordinator::OffsetCommitEntry;
 
 /// Handles TxnOffsetCommit.
-pub fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let v = ctx.api_version;
     let entries: Vec<OffsetCommitEntry> = req
         .topics
@@ -61,7 +61,7 @@ pub fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCom
         )
     });
     let errors = match result {
-        Ok(e) => e,
+        Ok(e) => super::offset_commit::acknowledged(ctx, &req.group_id.0, e).await,
         Err(e) => vec![e.code(); entries.len()],
     };
     let mut errors = errors.into_iter();

@@ -1,23 +1,26 @@
 //! The transaction coordinator: transactional ids, their producer id and epoch (fencing older
-//! instances), the partitions of the open transaction, and its end. On a single node every
-//! partition is local, so EndTxn writes the markers itself, synchronously: a transaction goes
-//! Ongoing → PrepareCommit/PrepareAbort → CompleteCommit/CompleteAbort within one request, each
-//! state appended to `__transaction_state` before the next step (a restart in the middle finds
-//! the Prepare state and finishes it). Transactions open longer than their timeout are aborted
-//! with a bumped epoch, which fences the producer that let them expire; transactional ids unused
-//! for `transactional.id.expiration.ms` are forgotten.
+//! instances), the partitions of the open transaction, and its end. A transactional id is
+//! coordinated by the leader of its `__transaction_state` partition, which loads the partition's
+//! state when it becomes leader and drops it when it stops; elsewhere the id gets
+//! NOT_COORDINATOR. EndTxn goes Ongoing → PrepareCommit/PrepareAbort, waits until the Prepare
+//! state is committed in the in-sync replicas, then writes the markers (WriteTxnMarkers to the
+//! leaders of partitions led elsewhere) and stores CompleteCommit/CompleteAbort; a Prepare state
+//! whose markers could not all be written (or that a new coordinator loaded) is finished by the
+//! timer. Transactions open longer than their timeout are aborted with a bumped epoch, which
+//! fences the producer that let them expire; transactional ids unused for
+//! `transactional.id.expiration.ms` are forgotten.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafka_protocol::ResponseError;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tracing::{info, warn};
 
 use super::records::{decode_key, decode_value, encode_key, encode_value, TxnStatus, TxnValue};
 use crate::broker::{now_ms, Broker};
 use crate::group::records::partition_for;
 use crate::group::OFFSETS_TOPIC;
-use crate::internal_topics;
+use crate::internal_topics::{self, Shards};
 
 /// Name of the internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -34,6 +37,9 @@ struct TxnMeta {
     start_ms: i64,
     /// The producer id before an epoch overflow replaced it (transactions v2 retries).
     prev_producer_id: i64,
+    /// In a Prepare state whose markers could not all be written: when to try again (not
+    /// stored).
+    retry_at_ms: i64,
 }
 
 impl TxnMeta {
@@ -77,6 +83,8 @@ pub struct TxnCoordinator {
     max_timeout_ms: i32,
     id_expiration_ms: i64,
     txns: Mutex<HashMap<String, TxnMeta>>,
+    /// The `__transaction_state` partitions this broker leads and has loaded.
+    shards: Shards,
 }
 
 /// The epoch past which a producer id is replaced rather than bumped.
@@ -90,6 +98,61 @@ impl TxnCoordinator {
             max_timeout_ms: config.transaction_max_timeout_ms,
             id_expiration_ms: config.transactional_id_expiration_ms as i64,
             txns: Mutex::new(HashMap::new()),
+            shards: Shards::new(TRANSACTION_STATE_TOPIC),
+        }
+    }
+
+    /// The `__transaction_state` partition of a transactional id.
+    fn partition_of(&self, broker: &Broker, id: &str) -> i32 {
+        let n = internal_topics::partition_count(broker, TRANSACTION_STATE_TOPIC, self.partitions);
+        partition_for(id, n)
+    }
+
+    /// The transactions, locked, once this broker is checked to coordinate `id` (else
+    /// NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS), under the lock.
+    fn locked_for(
+        &self,
+        broker: &Broker,
+        id: &str,
+    ) -> Result<MutexGuard<'_, HashMap<String, TxnMeta>>, ResponseError> {
+        let txns = self.txns.lock();
+        self.shards.check(self.partition_of(broker, id))?;
+        Ok(txns)
+    }
+
+    /// Waits until this broker's writes to the id's `__transaction_state` partition are
+    /// committed in the in-sync replicas: what a handler awaits before acknowledging a change.
+    pub async fn committed(&self, broker: &Broker, id: &str) -> Result<(), ResponseError> {
+        internal_topics::committed(broker, TRANSACTION_STATE_TOPIC, self.partition_of(broker, id))
+            .await
+    }
+
+    /// Follows the leadership of `__transaction_state` partitions: the ids of partitions no
+    /// longer led here are dropped, partitions newly led are read back from the log (the timer
+    /// then finishes the transactions they left in a Prepare state).
+    pub fn sync_leadership(&self, broker: &Broker) {
+        let (_transition, t) = self.shards.begin(broker);
+        if !t.unload.is_empty() {
+            let mut txns = self.txns.lock();
+            txns.retain(|id, _| !t.unload.contains(&self.partition_of(broker, id)));
+        }
+        for (index, epoch) in t.load {
+            match self.read_partition(broker, index) {
+                Ok(loaded) => {
+                    let count = loaded.len();
+                    let mut txns = self.txns.lock();
+                    txns.retain(|id, _| self.partition_of(broker, id) != index);
+                    txns.extend(loaded);
+                    self.shards.activate(index, epoch);
+                    if count > 0 {
+                        info!(partition = index, transactional_ids = count, "loaded transactions");
+                    }
+                }
+                Err(e) => {
+                    warn!(partition = index, error = %e, "loading transactions failed");
+                    self.shards.abandon(index);
+                }
+            }
         }
     }
 
@@ -100,26 +163,28 @@ impl TxnCoordinator {
 
     fn store(&self, broker: &Broker, id: &str, m: &TxnMeta) -> Result<(), ResponseError> {
         self.ensure_topic(broker)?;
-        let n = internal_topics::partition_count(broker, TRANSACTION_STATE_TOPIC, self.partitions);
         internal_topics::append(
             broker,
             TRANSACTION_STATE_TOPIC,
-            partition_for(id, n),
+            self.partition_of(broker, id),
             &[(encode_key(id), Some(encode_value(&m.to_value())))],
             None,
         )
     }
 
-    /// Rebuilds every transactional id from `__transaction_state`, then finishes transactions a
-    /// restart interrupted between their Prepare and Complete states.
-    pub fn load(&self, broker: &Broker) -> anyhow::Result<()> {
+    /// Rebuilds the transactional ids of one `__transaction_state` partition from its log.
+    fn read_partition(
+        &self,
+        broker: &Broker,
+        index: i32,
+    ) -> anyhow::Result<HashMap<String, TxnMeta>> {
         let mut loaded: HashMap<String, Option<TxnValue>> = HashMap::new();
-        internal_topics::replay(broker, TRANSACTION_STATE_TOPIC, |r| {
+        internal_topics::replay(broker, TRANSACTION_STATE_TOPIC, index, |r| {
             if let Some(id) = r.key.as_deref().and_then(decode_key) {
                 loaded.insert(id, r.value.as_deref().and_then(decode_value));
             }
         })?;
-        let mut txns = self.txns.lock();
+        let mut txns = HashMap::new();
         for (id, v) in loaded {
             let Some(v) = v else { continue };
             txns.insert(
@@ -137,27 +202,11 @@ impl TxnCoordinator {
                     last_update_ms: v.last_update_ms,
                     start_ms: v.start_ms,
                     prev_producer_id: -1,
+                    retry_at_ms: 0,
                 },
             );
         }
-        let unfinished: Vec<String> = txns
-            .iter()
-            .filter(|(_, m)| matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in unfinished {
-            let m = txns.get_mut(&id).expect("listed");
-            let commit = m.status == TxnStatus::PrepareCommit;
-            info!(transactional_id = %id, commit, "finishing a transaction interrupted by a restart");
-            self.write_markers_and_complete(broker, &id, m, commit);
-        }
-        if !txns.is_empty() {
-            info!(
-                transactional_ids = txns.len(),
-                "loaded transactions from __transaction_state"
-            );
-        }
-        Ok(())
+        Ok(txns)
     }
 
     /// InitProducerId with a transactional id: a producer id (new, or the id's own) with its
@@ -173,7 +222,7 @@ impl TxnCoordinator {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         self.ensure_topic(broker)?;
-        let mut txns = self.txns.lock();
+        let mut txns = self.locked_for(broker, id)?;
         let now = now_ms();
         let Some(m) = txns.get_mut(id) else {
             let producer_id = broker
@@ -188,6 +237,7 @@ impl TxnCoordinator {
                 last_update_ms: now,
                 start_ms: -1,
                 prev_producer_id: -1,
+                retry_at_ms: 0,
             };
             self.store(broker, id, &m)?;
             txns.insert(id.to_string(), m);
@@ -200,6 +250,13 @@ impl TxnCoordinator {
             }
         }
         let before = m.clone();
+        if matches!(
+            m.status,
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence
+        ) {
+            // Markers still being written: the producer retries.
+            return Err(ResponseError::ConcurrentTransactions);
+        }
         if m.status == TxnStatus::Ongoing {
             // Fence the previous instance: abort its transaction with a bumped epoch.
             m.producer_epoch = m.producer_epoch.saturating_add(1).min(MAX_EPOCH);
@@ -208,7 +265,7 @@ impl TxnCoordinator {
                 transactional_id = id,
                 "aborting the transaction of a fenced producer"
             );
-            if !self.write_markers_and_complete(broker, id, m, false) {
+            if self.write_markers_and_complete(broker, id, m, false) != Ok(true) {
                 *m = before;
                 return Err(ResponseError::ConcurrentTransactions);
             }
@@ -277,6 +334,10 @@ impl TxnCoordinator {
                     .is_some_and(|tt| *p >= 0 && (*p as usize) < tt.partitions.len())
             })
             .collect();
+        let mut txns = match self.locked_for(broker, id) {
+            Ok(t) => t,
+            Err(e) => return vec![e.code(); partitions.len()],
+        };
         if missing.iter().any(|m| *m) {
             return missing
                 .iter()
@@ -289,7 +350,6 @@ impl TxnCoordinator {
                 })
                 .collect();
         }
-        let mut txns = self.txns.lock();
         let result = Self::validate(&mut txns, id, producer_id, producer_epoch, fenced_error)
             .and_then(|m| {
                 let before = m.clone();
@@ -350,7 +410,7 @@ impl TxnCoordinator {
         commit: bool,
         fenced_error: ResponseError,
     ) -> Result<(), ResponseError> {
-        let mut txns = self.txns.lock();
+        let mut txns = self.locked_for(broker, id)?;
         let m = Self::validate(&mut txns, id, producer_id, producer_epoch, fenced_error)?;
         match (m.status, commit) {
             (TxnStatus::Ongoing, _) => {
@@ -366,11 +426,11 @@ impl TxnCoordinator {
                     *m = before;
                     return Err(e);
                 }
-                if self.write_markers_and_complete(broker, id, m, commit) {
-                    Ok(())
-                } else {
-                    Err(ResponseError::KafkaStorageError)
-                }
+                // Answered once the Prepare state is committed; markers that could not be
+                // written yet are retried by the timer (the producer sees
+                // CONCURRENT_TRANSACTIONS until then).
+                self.write_markers_and_complete(broker, id, m, commit)
+                    .map(|_| ())
             }
             // A retried EndTxn after its transaction completed the same way.
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(()),
@@ -403,7 +463,7 @@ impl TxnCoordinator {
             );
         }
         {
-            let txns = self.txns.lock();
+            let txns = self.locked_for(broker, id)?;
             if let Some(m) = txns.get(id) {
                 if m.status == TxnStatus::Ongoing
                     && m.producer_id == producer_id
@@ -442,7 +502,7 @@ impl TxnCoordinator {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<(i64, i16), ResponseError> {
-        let mut txns = self.txns.lock();
+        let mut txns = self.locked_for(broker, id)?;
         let m = txns
             .get_mut(id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
@@ -480,11 +540,15 @@ impl TxnCoordinator {
                     *m = before;
                     return Err(e);
                 }
-                if !self.write_markers_and_complete(broker, id, m, commit) {
-                    return Err(ResponseError::KafkaStorageError);
+                let answer = if m.producer_epoch == i16::MAX {
+                    (m.prev_producer_id, 0)
+                } else {
+                    (m.producer_id, m.producer_epoch)
+                };
+                if self.write_markers_and_complete(broker, id, m, commit)? {
+                    self.finish_overflow(broker, id, m);
                 }
-                self.finish_overflow(broker, id, m);
-                Ok((m.producer_id, m.producer_epoch))
+                Ok(answer)
             }
             // Nothing open: an abort just moves to a new epoch; a commit is an error.
             _ if !commit => {
@@ -534,17 +598,23 @@ impl TxnCoordinator {
         }
     }
 
-    /// Writes the markers of `m`'s transaction to its partitions (WriteTxnMarkers to the leader
-    /// of a partition hosted here only as a follower, or not at all), then stores the Complete
-    /// state. Returns false if a marker could not be written (the Prepare state stays, and the
-    /// next start finishes it).
+    /// Once the transaction's state so far is committed in the in-sync replicas (else the
+    /// error, the Prepare state kept): writes the markers of `m`'s transaction to its
+    /// partitions (WriteTxnMarkers to the leader of a partition hosted here only as a follower,
+    /// or not at all), then stores the Complete state. Ok(false) if a marker could not be
+    /// written: the Prepare state stays and the timer tries again.
     fn write_markers_and_complete(
         &self,
         broker: &Broker,
         id: &str,
         m: &mut TxnMeta,
         commit: bool,
-    ) -> bool {
+    ) -> Result<bool, ResponseError> {
+        internal_topics::committed_blocking(
+            broker,
+            TRANSACTION_STATE_TOPIC,
+            self.partition_of(broker, id),
+        )?;
         let now = now_ms();
         let mut touched_offsets = false;
         for (topic, index) in &m.partitions {
@@ -560,7 +630,7 @@ impl TxnCoordinator {
                 // Led by another broker: WriteTxnMarkers to it, as Kafka's coordinator does.
                 if let Err(e) = send_marker(broker, topic, *index, m, commit) {
                     warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker on its leader failed");
-                    return false;
+                    return Ok(false);
                 }
                 // The leader's group coordinator completes any offsets of the transaction.
                 continue;
@@ -576,7 +646,7 @@ impl TxnCoordinator {
             partition.leader_appended();
             if let Err(e) = result {
                 warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker failed");
-                return false;
+                return Ok(false);
             }
             touched_offsets |= topic == OFFSETS_TOPIC;
         }
@@ -596,7 +666,7 @@ impl TxnCoordinator {
         if let Err(e) = self.store(broker, id, &snapshot) {
             warn!(transactional_id = id, error = ?e, "storing a completed transaction failed");
         }
-        true
+        Ok(true)
     }
 
     /// Aborts transactions open longer than their timeout, bumping the epoch so that the
@@ -632,6 +702,24 @@ impl TxnCoordinator {
                 info!(transactional_id = %id, "expired an unused transactional id");
             }
         }
+        // Transactions left in a Prepare state (markers not all written, or loaded from the
+        // log by a new coordinator) are finished, every half second at most.
+        for (id, m) in txns.iter_mut() {
+            let commit = match m.status {
+                TxnStatus::PrepareCommit => true,
+                TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence => false,
+                _ => continue,
+            };
+            if now < m.retry_at_ms {
+                continue;
+            }
+            info!(transactional_id = %id, commit, "finishing a transaction left in its Prepare state");
+            if self.write_markers_and_complete(broker, id, m, commit) == Ok(true) {
+                self.finish_overflow(broker, id, m);
+            } else {
+                m.retry_at_ms = now + 500;
+            }
+        }
         for (id, m) in txns.iter_mut() {
             if m.status != TxnStatus::Ongoing || m.start_ms < 0 {
                 continue;
@@ -643,24 +731,32 @@ impl TxnCoordinator {
             m.producer_epoch = m.producer_epoch.saturating_add(1).min(MAX_EPOCH);
             m.status = TxnStatus::PrepareAbort;
             let snapshot = m.clone();
-            if self.store(broker, id, &snapshot).is_ok() {
-                self.write_markers_and_complete(broker, id, m, false);
+            if self.store(broker, id, &snapshot).is_ok()
+                && self.write_markers_and_complete(broker, id, m, false) != Ok(true)
+            {
+                m.retry_at_ms = now + 500;
             }
         }
     }
 
     /// DescribeTransactions: `None` for an unknown transactional id.
-    pub fn describe(&self, id: &str) -> Option<TxnDescription> {
-        let txns = self.txns.lock();
-        let m = txns.get(id)?;
-        Some(TxnDescription {
+    pub fn describe(
+        &self,
+        broker: &Broker,
+        id: &str,
+    ) -> Result<Option<TxnDescription>, ResponseError> {
+        let txns = self.locked_for(broker, id)?;
+        let Some(m) = txns.get(id) else {
+            return Ok(None);
+        };
+        Ok(Some(TxnDescription {
             state: m.status.name(),
             timeout_ms: m.timeout_ms,
             start_ms: m.start_ms,
             producer_id: m.producer_id,
             producer_epoch: m.producer_epoch,
             partitions: m.to_value().partitions,
-        })
+        }))
     }
 
     /// ListTransactions: (transactional id, producer id, state name), sorted by id.
