@@ -9,8 +9,8 @@
 //! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
 //! Trailing bytes after the message are accepted; the decoder decides what to do with them.
 //!
-//! The table covers 43 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
-//! SASL, quota and describe APIs) at every version `kafka-protocol` 0.18 decodes (each message's
+//! The table covers 46 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
+//! SASL, quota, feature, quorum and describe APIs) at every version `kafka-protocol` 0.18 decodes (each message's
 //! `VERSIONS`), plus older Kafka versions where the layout is known; anything else is
 //! [`LengthError::UnknownSchema`]. Contents of tagged fields are not inspected: no request tagged
 //! field in the table holds an array. [`check_request_header`] does the same for the request
@@ -249,6 +249,13 @@ fn walk_kind(
             }
             Ok(())
         }
+        Kind::OptStruct(fields) => {
+            // An int8 marker: negative for null, else the struct follows.
+            if (r.byte()? as i8) >= 0 {
+                walk_struct(r, fields, version, flexible)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -275,6 +282,9 @@ enum Kind {
     Arr(&'static [Field]),
     /// Array of a primitive type.
     ArrOf(&'static Kind),
+    /// A nullable struct: an int8 marker (-1 null), then the struct (with its tagged section in
+    /// flexible versions).
+    OptStruct(&'static [Field]),
 }
 
 /// A positional field present in versions `min..=max`.
@@ -759,6 +769,31 @@ const DELETE_ACLS: &[Field] = &[f(0, Arr(ACL_FILTER))]; // Filters
 // DescribeLogDirs (35)
 const DESCRIBE_LOG_DIRS: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, INT32S)]))]; // Topics: Topic, Partitions
 
+// DescribeQuorum (55): Topics: TopicName, Partitions: PartitionIndex
+const DESCRIBE_QUORUM: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, Arr(&[f(0, I32)]))]))];
+
+// UpdateFeatures (57)
+const UPDATE_FEATURES: &[Field] = &[
+    f(0, I32), // timeoutMs
+    f(
+        0,
+        Arr(&[
+            f(0, Str),      // Feature
+            f(0, I16),      // MaxVersionLevel
+            fr(0, 0, Bool), // AllowDowngrade
+            f(1, I8),       // UpgradeType
+        ]),
+    ),
+    f(1, Bool), // ValidateOnly
+];
+
+// DescribeTopicPartitions (75)
+const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
+    f(0, Arr(&[f(0, Str)])),                  // Topics: Name
+    f(0, I32),                                // ResponsePartitionLimit
+    f(0, OptStruct(&[f(0, Str), f(0, I32)])), // Cursor: TopicName, PartitionIndex
+];
+
 // DescribeClientQuotas (48)
 const DESCRIBE_CLIENT_QUOTAS: &[Field] = &[
     f(0, Arr(&[f(0, Str), f(0, I8), f(0, Str)])), // Components: EntityType, MatchType, Match
@@ -822,12 +857,15 @@ const APIS: &[Api] = &[
     api(47, 0, 0, NONE, OFFSET_DELETE),
     api(48, 0, 1, 1, DESCRIBE_CLIENT_QUOTAS),
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS),
+    api(55, 0, 2, 0, DESCRIBE_QUORUM),
+    api(57, 0, 2, 0, UPDATE_FEATURES),
     api(60, 0, 2, 0, DESCRIBE_CLUSTER),
     api(61, 0, 0, 0, DESCRIBE_PRODUCERS),
     api(65, 0, 0, 0, DESCRIBE_TRANSACTIONS),
     api(66, 0, 2, 0, LIST_TRANSACTIONS),
     api(68, 0, 1, 0, CONSUMER_GROUP_HEARTBEAT),
     api(69, 0, 1, 0, CONSUMER_GROUP_DESCRIBE),
+    api(75, 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS),
 ];
 
 fn schema(api_key: i16, api_version: i16) -> Option<&'static Api> {
@@ -885,7 +923,7 @@ mod tests {
                     .with_include_fenced_brokers(v >= 2),
                 v,
             ),
-            29 | 30 | 31 | 35 | 48 | 50 | 61 | 65 | 66 => build_admin(key, v),
+            29 | 30 | 31 | 35 | 48 | 50 | 55 | 57 | 61 | 65 | 66 | 75 => build_admin(key, v),
             _ => build_group(key, v),
         }
     }
@@ -953,10 +991,13 @@ mod tests {
             r::<IncrementalAlterConfigsRequest>(44),
             r::<DescribeClientQuotasRequest>(48),
             r::<DescribeUserScramCredentialsRequest>(50),
+            r::<DescribeQuorumRequest>(55),
+            r::<UpdateFeaturesRequest>(57),
             r::<DescribeClusterRequest>(60),
             r::<DescribeProducersRequest>(61),
             r::<DescribeTransactionsRequest>(65),
             r::<ListTransactionsRequest>(66),
+            r::<DescribeTopicPartitionsRequest>(75),
         ];
         all.extend(group_apis());
         all.sort_unstable();
@@ -1019,6 +1060,51 @@ mod tests {
                             .with_partitions(vec![0, 1, 2]),
                         DescribableLogDirTopic::default().with_topic(tn("u")),
                     ])),
+                    v,
+                )
+            }
+            55 => {
+                use kafka_protocol::messages::describe_quorum_request::*;
+                enc(
+                    &DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                        .with_topic_name(tn("__cluster_metadata"))
+                        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]),
+                    v,
+                )
+            }
+            57 => {
+                use kafka_protocol::messages::update_features_request::*;
+                enc(
+                    &UpdateFeaturesRequest::default()
+                        .with_timeout_ms(60_000)
+                        .with_feature_updates(vec![
+                            FeatureUpdateKey::default()
+                                .with_feature(s("group.version"))
+                                .with_max_version_level(1)
+                                .with_allow_downgrade(v == 0)
+                                .with_upgrade_type(if v >= 1 { 2 } else { 1 }),
+                            FeatureUpdateKey::default()
+                                .with_feature(s("transaction.version"))
+                                .with_max_version_level(2),
+                        ])
+                        .with_validate_only(v >= 1),
+                    v,
+                )
+            }
+            75 => {
+                use kafka_protocol::messages::describe_topic_partitions_request::*;
+                enc(
+                    &DescribeTopicPartitionsRequest::default()
+                        .with_topics(vec![
+                            TopicRequest::default().with_name(tn("t")),
+                            TopicRequest::default().with_name(tn("uvw")),
+                        ])
+                        .with_response_partition_limit(2000)
+                        .with_cursor(Some(
+                            Cursor::default()
+                                .with_topic_name(tn("t"))
+                                .with_partition_index(3),
+                        )),
                     v,
                 )
             }
@@ -1756,6 +1842,9 @@ mod tests {
             35 => d::<DescribeLogDirsRequest>(body, v),
             48 => d::<DescribeClientQuotasRequest>(body, v),
             50 => d::<DescribeUserScramCredentialsRequest>(body, v),
+            55 => d::<DescribeQuorumRequest>(body, v),
+            57 => d::<UpdateFeaturesRequest>(body, v),
+            75 => d::<DescribeTopicPartitionsRequest>(body, v),
             61 => d::<DescribeProducersRequest>(body, v),
             65 => d::<DescribeTransactionsRequest>(body, v),
             66 => d::<ListTransactionsRequest>(body, v),
@@ -1806,7 +1895,7 @@ mod tests {
     #[test]
     fn every_version_kafka_protocol_decodes_is_in_the_table() {
         let all = all_apis();
-        assert_eq!(all.len(), 43);
+        assert_eq!(all.len(), 46);
         for (key, min, max) in all {
             for v in min..=max {
                 assert!(has_schema(key, v), "api {key} v{v} missing from the table");
@@ -1835,6 +1924,18 @@ mod tests {
         assert_eq!(
             check_request_body(66, 0, &body),
             Err(LengthError::BadLength)
+        );
+        // DescribeTopicPartitions v0: no topics, a limit, and a cursor whose topic name claims
+        // more bytes than remain.
+        let body = [0x01, 0, 0, 0x07, 0xd0, 0x01, 0x7f, b't', 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            check_request_body(75, 0, &body),
+            Err(LengthError::BadLength)
+        );
+        // The same with a null cursor is whole.
+        assert_eq!(
+            check_request_body(75, 0, &[0x01, 0, 0, 0x07, 0xd0, 0xff, 0]),
+            Ok(())
         );
         // DescribeLogDirs v2: a six-byte varint for the topics length.
         let body = [0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0];

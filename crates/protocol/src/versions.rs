@@ -57,16 +57,20 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::TxnOffsetCommit, 0, 0, 5),
     r(ApiKey::DescribeConfigs, 0, 1, 4),
     r(ApiKey::AlterConfigs, 0, 0, 2),
+    r(ApiKey::DescribeLogDirs, 1, 1, 4),
     r(ApiKey::CreatePartitions, 0, 0, 3),
     r(ApiKey::DeleteGroups, 0, 0, 2),
     r(ApiKey::IncrementalAlterConfigs, 0, 0, 1),
     r(ApiKey::OffsetDelete, 0, 0, 0),
+    r(ApiKey::DescribeQuorum, 0, 0, 2),
+    r(ApiKey::UpdateFeatures, 0, 0, 2),
     r(ApiKey::DescribeCluster, 0, 0, 1),
     r(ApiKey::DescribeProducers, 0, 0, 0),
     r(ApiKey::DescribeTransactions, 0, 0, 0),
     r(ApiKey::ListTransactions, 0, 0, 1),
     r(ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
     r(ApiKey::ConsumerGroupDescribe, 0, 0, 1),
+    r(ApiKey::DescribeTopicPartitions, 0, 0, 0),
 ];
 
 /// Looks up the served range of an API key, if Runnel serves it.
@@ -141,6 +145,10 @@ mod tests {
                 ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
                 ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
                 ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeRequest::VERSIONS,
+                ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+                ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
+                ApiKey::UpdateFeatures => UpdateFeaturesRequest::VERSIONS,
+                ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
                 other => panic!("no codec check for {other:?}"),
             };
             assert!(r.min >= codec.min && r.max <= codec.max, "{:?}", r.api_key);

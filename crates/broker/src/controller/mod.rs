@@ -6,6 +6,7 @@
 //! up with the change. Requests are executed one at a time, as by Kafka's controller thread.
 
 pub mod election;
+pub mod features;
 pub mod lifecycle;
 pub mod placement;
 
@@ -465,6 +466,13 @@ pub enum ControllerRequest {
     RegisterBroker(lifecycle::Registration),
     /// A registered broker's heartbeat.
     BrokerHeartbeat(lifecycle::Heartbeat),
+    /// UpdateFeatures: finalized feature levels to set, all or none.
+    UpdateFeatures {
+        /// The changes asked for.
+        updates: Vec<features::FeatureUpdate>,
+        /// Only validate.
+        validate_only: bool,
+    },
 }
 
 /// What a successful request produced.
@@ -655,6 +663,15 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
         )?,
         ControllerRequest::RegisterBroker(r) => ok.value = lifecycle::register(broker, r)?,
         ControllerRequest::BrokerHeartbeat(h) => ok.fenced = lifecycle::heartbeat(broker, h)?,
+        ControllerRequest::UpdateFeatures {
+            updates,
+            validate_only,
+        } => {
+            let records = features::plan_updates(&broker.image(), broker.config.node_id, &updates)?;
+            if !validate_only {
+                propose(broker, records)?;
+            }
+        }
     }
     ok.offset = broker.image().last_offset;
     Ok(ok)
@@ -842,6 +859,65 @@ pub fn set_topic_configs(
         },
     )
     .map(|_| ())
+}
+
+/// Sets finalized feature levels on the active controller (all or none; only checked when
+/// `validate_only`).
+pub fn update_features(
+    broker: &Broker,
+    updates: Vec<features::FeatureUpdate>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    submit(
+        broker,
+        ControllerRequest::UpdateFeatures {
+            updates,
+            validate_only,
+        },
+    )
+    .map(|_| ())
+}
+
+/// How long a node waits for the quorum leader's answer to a status query.
+const QUORUM_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The metadata quorum's status as its leader (the active controller) reports it: asked of the
+/// local quorum, and when another node leads, of that node over the controller listener (as
+/// Kafka's brokers forward DescribeQuorum to the active controller). `NotLeader` when no
+/// leader is known, it cannot be reached, or the one asked no longer leads.
+pub async fn quorum_status(
+    broker: &Broker,
+) -> Result<runnel_metadata::QuorumStatus, runnel_metadata::QuorumError> {
+    use runnel_metadata::{QuorumError, QuorumStatus, RaftRpcKind};
+    type Answer = Result<QuorumStatus, QuorumError>;
+    let parse = |bytes: &[u8]| -> Answer {
+        serde_json::from_slice::<Answer>(bytes)
+            .map_err(|e| QuorumError::Storage(format!("malformed quorum status: {e}")))?
+    };
+    let describe = RaftRpcKind::Describe.code() as i16;
+    let local = parse(&broker.raft_rpc(describe, &[]).await?);
+    let leader = match local {
+        Err(QuorumError::NotLeader {
+            leader: Some(leader),
+        }) if leader != broker.config.node_id => leader,
+        other => return other,
+    };
+    let Some(addr) = broker.voter_address(leader) else {
+        return Err(QuorumError::NotLeader { leader: None });
+    };
+    // A connection of its own: a rare admin request, not worth a pooled one.
+    let client = crate::internode::NodeClient::default();
+    let call = client.call(leader, &addr, crate::internode::RAFT_API_KEY, describe, &[]);
+    match tokio::time::timeout(QUORUM_STATUS_TIMEOUT, call).await {
+        Ok(Ok(bytes)) => parse(&bytes),
+        Ok(Err(e)) => {
+            // The leader this node knows is unreachable (it may have just failed): as good as
+            // no leader, which the client retries.
+            tracing::debug!(leader, %addr, error = %e, "quorum status: leader unreachable");
+            Err(QuorumError::NotLeader { leader: None })
+        }
+        Err(_) => Err(QuorumError::Timeout),
+    }
 }
 
 /// Reserves a block of `count` producer ids; returns its first id.

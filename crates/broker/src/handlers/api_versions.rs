@@ -1,6 +1,8 @@
-//! ApiVersions (key 18): the served version ranges and Kafka 4.x's feature levels. An unknown
-//! request version never reaches this handler: the dispatcher answers it with error 35 and a v0
-//! body (KIP-511).
+//! ApiVersions (key 18): the served version ranges and Kafka 4.x's feature levels (v3+: each
+//! feature's supported range and its finalized level, what Kafka's DescribeFeatures and
+//! `kafka-features describe` read; the table is `controller::features`). An unknown request
+//! version never reaches this handler: the dispatcher answers it with error 35 and a v0 body
+//! (KIP-511).
 
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
@@ -9,6 +11,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use runnel_protocol::versions::SUPPORTED_APIS;
 
 use super::{sb, RequestContext};
+use crate::controller::features::{finalized_level, FEATURES};
 
 /// `metadata.version` feature level Runnel reports (Kafka 4.0's 4.0-IV3).
 pub const METADATA_VERSION_LEVEL: i16 = 25;
@@ -36,36 +39,30 @@ pub fn handle(ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResp
         .with_api_keys(api_keys);
     if ctx.api_version >= 3 {
         // group.version 1 is the consumer protocol (KIP-848); transaction.version 2 is KIP-890
-        // (Produce 12, EndTxn 5 and TxnOffsetCommit 5 are served with its meaning).
-        resp.supported_features = vec![
-            SupportedFeatureKey::default()
-                .with_name(sb("group.version"))
-                .with_min_version(0)
-                .with_max_version(GROUP_VERSION_LEVEL),
-            SupportedFeatureKey::default()
-                .with_name(sb("metadata.version"))
-                .with_min_version(METADATA_VERSION_MIN)
-                .with_max_version(METADATA_VERSION_LEVEL),
-            SupportedFeatureKey::default()
-                .with_name(sb("transaction.version"))
-                .with_min_version(0)
-                .with_max_version(TRANSACTION_VERSION_LEVEL),
-        ];
-        resp.finalized_features_epoch = ctx.broker.image().last_offset.max(0);
-        resp.finalized_features = vec![
-            FinalizedFeatureKey::default()
-                .with_name(sb("group.version"))
-                .with_min_version_level(GROUP_VERSION_LEVEL)
-                .with_max_version_level(GROUP_VERSION_LEVEL),
-            FinalizedFeatureKey::default()
-                .with_name(sb("metadata.version"))
-                .with_min_version_level(METADATA_VERSION_LEVEL)
-                .with_max_version_level(METADATA_VERSION_LEVEL),
-            FinalizedFeatureKey::default()
-                .with_name(sb("transaction.version"))
-                .with_min_version_level(TRANSACTION_VERSION_LEVEL)
-                .with_max_version_level(TRANSACTION_VERSION_LEVEL),
-        ];
+        // (Produce 12, EndTxn 5 and TxnOffsetCommit 5 are served with its meaning). Levels set
+        // by UpdateFeatures come from the image; a level of 0 is not finalized, as in Kafka.
+        let image = ctx.broker.image();
+        resp.supported_features = FEATURES
+            .iter()
+            .map(|f| {
+                SupportedFeatureKey::default()
+                    .with_name(sb(f.name))
+                    .with_min_version(f.min)
+                    .with_max_version(f.max)
+            })
+            .collect();
+        resp.finalized_features_epoch = image.last_offset.max(0);
+        resp.finalized_features = FEATURES
+            .iter()
+            .map(|f| (f, finalized_level(&image, f)))
+            .filter(|(_, level)| *level > 0)
+            .map(|(f, level)| {
+                FinalizedFeatureKey::default()
+                    .with_name(sb(f.name))
+                    .with_min_version_level(level)
+                    .with_max_version_level(level)
+            })
+            .collect();
     }
     resp
 }

@@ -31,7 +31,10 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -52,6 +55,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod write_txn_markers;
 
 /// What the connection should do after a request.
@@ -310,6 +314,12 @@ pub async fn dispatch(
         RequestKind::ConsumerGroupDescribe(r) => {
             Some(consumer_group_describe::handle(&ctx, r).into())
         }
+        RequestKind::DescribeQuorum(r) => Some(describe_quorum::handle(&ctx, r).await.into()),
+        RequestKind::DescribeTopicPartitions(r) => {
+            Some(describe_topic_partitions::handle(&ctx, r).into())
+        }
+        RequestKind::DescribeLogDirs(r) => Some(describe_log_dirs::handle(&ctx, r).into()),
+        RequestKind::UpdateFeatures(r) => Some(update_features::handle(&ctx, r).into()),
         _ => return Outcome::Close("API not served"),
     };
     match response {
