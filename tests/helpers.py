@@ -14,6 +14,21 @@ ROOT = Path(__file__).resolve().parent.parent
 # RUNNEL_BIN runs the suite against another build (e.g. a copy, while the tree is rebuilt).
 RUNNEL = Path(os.environ.get("RUNNEL_BIN", ROOT / "target" / "debug" / "runnel"))
 KAFKA_LIBS = ROOT / ".deps" / "kafka-libs"
+# Apache Kafka's tools come in two versions (scripts/install-test-deps.sh): the pinned one in
+# .deps/kafka-libs and the newest 4.x in .deps/kafka-libs-<version>. KAFKA_TOOLS_VERSION picks the
+# default for kafka_tool (not a RUNNEL_* name: those are broker settings).
+KAFKA_VERSION = "4.1.1"
+KAFKA_NEWEST = "4.4.0"
+KAFKA_TOOLS_VERSIONS = (KAFKA_VERSION, KAFKA_NEWEST)
+
+
+def kafka_libs(version=None):
+    """The directory of Apache Kafka `version`'s jars (default: KAFKA_TOOLS_VERSION, else 4.1.1)."""
+    version = version or os.environ.get("KAFKA_TOOLS_VERSION") or KAFKA_VERSION
+    libs = KAFKA_LIBS if version == KAFKA_VERSION else ROOT / ".deps" / f"kafka-libs-{version}"
+    assert libs.exists(), f"{libs} is missing: run scripts/install-test-deps.sh first"
+    return libs
+
 
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
@@ -24,6 +39,9 @@ TOOLS = {
     "kafka-configs": "kafka.admin.ConfigCommand",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
     "kafka-transactions": "org.apache.kafka.tools.TransactionsCommand",
+    "kafka-metadata-quorum": "org.apache.kafka.tools.MetadataQuorumCommand",
+    "kafka-log-dirs": "org.apache.kafka.tools.LogDirsCommand",
+    "kafka-features": "org.apache.kafka.tools.FeatureCommand",
 }
 
 
@@ -116,10 +134,10 @@ class Broker:
             return ""
 
 
-def kafka_tool(name, *args, timeout=120, input=None):
-    """Runs one of Apache Kafka's tools from the Maven jars; returns (rc, stdout, stderr)."""
-    assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
-    cmd = ["java", "-Xss4m", "-cp", f"{KAFKA_LIBS}/*", TOOLS[name], *args]
+def kafka_tool(name, *args, timeout=120, input=None, version=None):
+    """Runs one of Apache Kafka's tools from the Maven jars (Kafka `version`, see kafka_libs);
+    returns (rc, stdout, stderr)."""
+    cmd = ["java", "-Xss4m", "-cp", f"{kafka_libs(version)}/*", TOOLS[name], *args]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
     return p.returncode, p.stdout, p.stderr
 
