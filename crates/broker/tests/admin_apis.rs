@@ -92,11 +92,20 @@ async fn produce(c: &mut Client, topic: &str, partition: i32, n: usize) {
                     .with_index(partition)
                     .with_records(Some(Bytes::from(build_batch(0, &recs, -1, -1, -1)))),
             ])]);
-    let resp = c.send(&req, 9).await;
-    assert_eq!(
-        resp.responses[0].partition_responses[0].error_code, 0,
-        "produce to {topic}-{partition}"
-    );
+    // The leader may not have applied the new topic yet (UNKNOWN_TOPIC_OR_PARTITION,
+    // NOT_LEADER_OR_FOLLOWER): retried, as a client would.
+    for _ in 0..100 {
+        let error = c.send(&req, 9).await.responses[0].partition_responses[0].error_code;
+        if error == 0 {
+            return;
+        }
+        assert!(
+            [3, 6].contains(&error),
+            "produce to {topic}-{partition}: error {error}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("produce to {topic}-{partition}: no leader in 10 s");
 }
 
 /// The finalized level of a feature in an ApiVersions v3 answer (None: not finalized).
@@ -530,4 +539,31 @@ async fn a_cluster_describes_its_quorum_log_dirs_and_features_from_any_node() {
     }
     drop(clients);
     cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn unserved_versions_and_impossible_lengths_close_the_connection() {
+    let b = TestBroker::start(&[]).await;
+    // DescribeLogDirs v0 (removed in Kafka 4.0), DescribeQuorum v3, DescribeTopicPartitions v1,
+    // UpdateFeatures v3: versions not served, as for every other API.
+    for (key, version) in [(35i16, 0i16), (55, 3), (75, 1), (57, 3)] {
+        let mut c = b.client().await;
+        let mut frame = vec![0, 0, 0, 10];
+        frame.extend_from_slice(&key.to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 1, 0xff, 0xff]);
+        c.send_raw(&frame).await;
+        assert!(c.closed().await, "api {key} v{version}");
+    }
+    // DescribeTopicPartitions v0 whose topics array claims 2^32-2 entries.
+    let mut c = b.client().await;
+    c.send_raw(&[
+        0, 0, 0, 16, 0, 75, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+    ])
+    .await;
+    assert!(c.closed().await);
+    // The broker still answers.
+    let mut c = b.client().await;
+    let resp = c.send(&dtp_request(&[], 10, None), 0).await;
+    assert!(resp.topics.is_empty() && resp.next_cursor.is_none());
 }
