@@ -255,6 +255,21 @@ async fn single_node_answers_every_version() {
         ResponseError::InvalidTopicException.code()
     );
     // A cursor on a topic not asked for is an invalid request.
+    // Metadata reports the same operations when asked for them.
+    for (asked, want) in [(true, 3576), (false, i32::MIN)] {
+        let md = c
+            .send(
+                &MetadataRequest::default()
+                    .with_topics(None)
+                    .with_include_topic_authorized_operations(asked),
+                12,
+            )
+            .await;
+        assert!(md
+            .topics
+            .iter()
+            .all(|t| t.topic_authorized_operations == want));
+    }
     let refused = c.send(&dtp_request(&["u"], 10, Some(("t", 0))), v).await;
     assert_eq!(
         refused.topics[0].error_code,

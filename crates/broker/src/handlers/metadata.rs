@@ -2,7 +2,8 @@
 //! advertised address for the listener the client used, the active controller, topics with
 //! stable ids, and each partition's leader, leader epoch, replicas, ISR and offline replicas
 //! (a partition whose leader is fenced reports LEADER_NOT_AVAILABLE). Auto-creation when
-//! enabled.
+//! enabled. Topic authorized operations, when asked for (v8+), are all of them: there is no
+//! authorizer.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -139,6 +140,13 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                     ResponseError::LeaderNotAvailable,
                 )),
             }
+        }
+    }
+    if v >= 8 && req.include_topic_authorized_operations {
+        // No authorizer: every topic operation is allowed, as Kafka reports it.
+        for t in topics.iter_mut().filter(|t| t.name.is_some()) {
+            t.topic_authorized_operations =
+                super::describe_topic_partitions::TOPIC_AUTHORIZED_OPERATIONS;
         }
     }
     MetadataResponse::default()
