@@ -43,6 +43,14 @@ pub struct ClusterConfig {
     pub broker_session_timeout_ms: i64,
     /// `unclean.leader.election.enable`.
     pub unclean_leader_election_enable: bool,
+    /// `controlled.shutdown.enable`: on SIGTERM the broker first asks the active controller to
+    /// move its leaderships away.
+    pub controlled_shutdown_enable: bool,
+    /// `auto.leader.rebalance.enable`: the active controller moves leaderships back to the
+    /// preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often it looks.
+    pub leader_imbalance_check_interval_seconds: i64,
 }
 
 impl ClusterConfig {
@@ -298,16 +306,12 @@ impl ClusterConfig {
                 "must be less than broker.session.timeout.ms",
             ));
         }
-        let unclean_text = get("unclean.leader.election.enable");
-        let unclean_leader_election_enable = match unclean_text.trim() {
-            "true" => true,
-            "false" => false,
-            _ => {
-                return Err(invalid(
-                    "unclean.leader.election.enable",
-                    &unclean_text,
-                    "must be true or false",
-                ))
+        let boolean = |key: &str| -> Result<bool, ConfigError> {
+            let v = get(key);
+            match v.trim() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(invalid(key, &v, "must be true or false")),
             }
         };
         let rack = Some(get("broker.rack")).filter(|r| !r.is_empty());
@@ -322,7 +326,13 @@ impl ClusterConfig {
             replica_lag_time_max_ms: int("replica.lag.time.max.ms", 1)?,
             broker_heartbeat_interval_ms: heartbeat,
             broker_session_timeout_ms: session,
-            unclean_leader_election_enable,
+            unclean_leader_election_enable: boolean("unclean.leader.election.enable")?,
+            controlled_shutdown_enable: boolean("controlled.shutdown.enable")?,
+            auto_leader_rebalance_enable: boolean("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_seconds: int(
+                "leader.imbalance.check.interval.seconds",
+                1,
+            )?,
         })
     }
 }
@@ -358,6 +368,9 @@ mod tests {
         assert_eq!(c.cluster.broker_heartbeat_interval_ms, 2_000);
         assert_eq!(c.cluster.broker_session_timeout_ms, 9_000);
         assert!(!c.cluster.unclean_leader_election_enable);
+        assert!(c.cluster.controlled_shutdown_enable);
+        assert!(c.cluster.auto_leader_rebalance_enable);
+        assert_eq!(c.cluster.leader_imbalance_check_interval_seconds, 300);
     }
 
     #[test]
@@ -463,6 +476,18 @@ mod tests {
         assert_eq!(
             with(&[("unclean.leader.election.enable", "maybe")]),
             "unclean.leader.election.enable"
+        );
+        assert_eq!(
+            with(&[("controlled.shutdown.enable", "yes")]),
+            "controlled.shutdown.enable"
+        );
+        assert_eq!(
+            with(&[("auto.leader.rebalance.enable", "1")]),
+            "auto.leader.rebalance.enable"
+        );
+        assert_eq!(
+            with(&[("leader.imbalance.check.interval.seconds", "0")]),
+            "leader.imbalance.check.interval.seconds"
         );
     }
 }

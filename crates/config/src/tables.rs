@@ -81,11 +81,13 @@ const fn b(
 const BROKER: &[ConfigEntry] = &[
     b("advertised.listeners", None, List, "Listeners to publish to clients, if different from listeners."),
     b("auto.create.topics.enable", Some("false"), Boolean, "Create a topic when a client asks for metadata of an unknown one (Runnel's default is false)."),
+    b("auto.leader.rebalance.enable", Some("true"), Boolean, "The active controller moves leaderships back to the preferred replicas (checked every leader.imbalance.check.interval.seconds)."),
     b("broker.heartbeat.interval.ms", Some("2000"), Int, "How often a broker heartbeats to the active controller."),
     b("broker.rack", None, String, "Rack of this broker; replicas of a partition are spread over racks."),
     b("broker.session.timeout.ms", Some("9000"), Int, "A broker that has not heartbeaten for this long is fenced."),
     b("cluster.id", None, String, "Cluster id used when the metadata log is first created (generated when unset)."),
     b("compression.type", Some("producer"), String, "Final compression type for topics; 'producer' keeps the producer's codec."),
+    b("controlled.shutdown.enable", Some("true"), Boolean, "On SIGTERM the broker first has the active controller move its leaderships away (waiting at most broker.session.timeout.ms)."),
     b("controller.listener.names", None, List, "Listeners the controller serves the quorum on (the first is used to reach other controllers)."),
     b("controller.quorum.bootstrap.servers", None, List, "Controllers to contact first (host:port), when the voters are not listed."),
     b("controller.quorum.voters", None, List, "The voters of the metadata quorum as id@host:port; unset: this node alone."),
@@ -97,6 +99,7 @@ const BROKER: &[ConfigEntry] = &[
     b("group.max.size", Some("2147483647"), Int, "Largest number of members a classic group may have."),
     b("group.min.session.timeout.ms", Some("6000"), Int, "Smallest session timeout a consumer may ask for."),
     b("inter.broker.listener.name", None, String, "Listener brokers use to reach each other (default: the first listener that is not a controller listener)."),
+    b("leader.imbalance.check.interval.seconds", Some("300"), Long, "How often the active controller checks for partitions not led by their preferred replica."),
     b("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"), String, "Security protocol of each listener name."),
     b("listeners", Some("PLAINTEXT://localhost:9092"), List, "Addresses to listen on, as NAME://host:port."),
     b("log.cleanup.policy", Some("delete"), List, "Default cleanup policy of topics."),
@@ -153,6 +156,9 @@ const ACCEPTED_KAFKA_KEYS: &[&str] = &[
     "queued.max.requests",
     "num.replica.fetchers",
     "metadata.log.dir",
+    // ZooKeeper-era; Kafka 4.0 removed it (KAFKA-18743): its controller, like Runnel's, moves
+    // every partition whose preferred replica can lead.
+    "leader.imbalance.per.broker.percentage",
 ];
 
 const fn t(
