@@ -79,8 +79,13 @@ pub struct BrokerHandle {
 }
 
 impl BrokerHandle {
-    /// Stops accepting, flushes every log, writes the checkpoints and the clean-shutdown marker.
+    /// Moves this broker's leaderships away first (a controlled shutdown, while everything still
+    /// runs), then stops accepting, flushes every log, writes the checkpoints and the
+    /// clean-shutdown marker.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        let b = self.broker.clone();
+        tokio::task::spawn_blocking(move || crate::controller::lifecycle::controlled_shutdown(&b))
+            .await?;
         for t in &self.tasks {
             t.abort();
         }

@@ -3,6 +3,15 @@
 //! unfenced by the first heartbeat that shows its metadata has caught up with its registration.
 //! The active controller fences a broker whose heartbeats stop for `broker.session.timeout.ms`,
 //! and one that asks to shut down. A fenced broker leads nothing and is left out of placements.
+//!
+//! Controlled shutdown (`controlled.shutdown.enable`, Kafka's `want_shut_down` heartbeat): on
+//! SIGTERM a broker heartbeats asking to shut down; the controller elects a new leader from the
+//! ISR (without it) for every partition it leads, takes it out of every ISR and fences it, all in
+//! one commit. As Kafka's controller, it answers `should_shut_down` once every other live broker
+//! has heartbeaten with metadata that new. The broker heartbeats until then and until its own
+//! image shows it leading nothing (at most `broker.session.timeout.ms`, after which the
+//! controller would have fenced it anyway), then stops; it is not elected again before it
+//! restarts and registers anew.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 use uuid::Uuid;
 
-use super::{election, propose, submit, ControllerError, ControllerRequest};
+use super::{election, propose, submit, submit_until, ControllerError, ControllerRequest};
 use crate::broker::Broker;
 
 /// A broker's registration request.
@@ -85,8 +94,9 @@ pub(super) fn register(broker: &Broker, r: Registration) -> Result<i64, Controll
     Ok(epoch)
 }
 
-/// Records a heartbeat (on the active controller); returns whether the broker stays fenced.
-pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<bool, ControllerError> {
+/// Records a heartbeat (on the active controller); returns whether the broker stays fenced and,
+/// for one in controlled shutdown, whether it may stop now.
+pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<(bool, bool), ControllerError> {
     let image = broker.image();
     let Some(b) = image.brokers.get(&h.broker_id) else {
         return Err(ControllerError::new(
@@ -108,11 +118,24 @@ pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<bool, Controlle
         .sessions
         .lock()
         .insert(h.broker_id, Instant::now());
+    broker
+        .controller
+        .metadata_offsets
+        .lock()
+        .insert(h.broker_id, h.metadata_offset);
     if h.want_shutdown {
         if !b.fenced {
+            // Its leaderships move (new leaders from the ISR), it leaves every ISR, and it is
+            // not elected again before it registers anew.
             fence(broker, h.broker_id, b.epoch, "controlled shutdown")?;
+            let at = broker.image().last_offset;
+            broker
+                .controller
+                .shutdown_offsets
+                .lock()
+                .insert(h.broker_id, at);
         }
-        return Ok(true);
+        return Ok((true, may_shut_down(broker, h.broker_id)));
     }
     if b.fenced && h.metadata_offset >= b.epoch {
         let mut records = vec![MetadataRecord::UnfenceBroker {
@@ -122,9 +145,30 @@ pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<bool, Controlle
         records.extend(election::on_broker_unfenced(&image, h.broker_id));
         propose(broker, records)?;
         info!(broker = h.broker_id, epoch = b.epoch, "broker unfenced");
-        return Ok(false);
+        return Ok((false, false));
     }
-    Ok(b.fenced)
+    Ok((b.fenced, false))
+}
+
+/// Kafka's grant of a controlled shutdown: every other live broker has heartbeaten with
+/// metadata at least as new as the fencing (its new leaderships known where they went), so
+/// the stopping broker leaves no partition without a leader that knows it leads.
+fn may_shut_down(broker: &Broker, id: i32) -> bool {
+    let image = broker.image();
+    let at = broker
+        .controller
+        .shutdown_offsets
+        .lock()
+        .get(&id)
+        .copied()
+        // Fenced under an earlier controller: the newest metadata stands in for the fencing.
+        .unwrap_or(image.last_offset);
+    let offsets = broker.controller.metadata_offsets.lock();
+    image
+        .brokers
+        .values()
+        .filter(|b| b.id != id && !b.fenced)
+        .all(|b| offsets.get(&b.id).is_some_and(|o| *o >= at))
 }
 
 /// The partition changes that fencing broker `id` makes (new leaders, smaller ISRs).
@@ -157,6 +201,8 @@ pub fn fence_expired_sessions(broker: &Broker) {
     let _one_at_a_time = broker.controller.lock.lock();
     if broker.controller_id() != Some(broker.config.node_id) {
         broker.controller.sessions.lock().clear();
+        broker.controller.metadata_offsets.lock().clear();
+        broker.controller.shutdown_offsets.lock().clear();
         return;
     }
     let timeout = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms as u64);
@@ -230,7 +276,12 @@ pub fn step(broker: &Broker, want_shutdown: bool) -> Result<bool, ControllerErro
         broker_id: broker.config.node_id,
         broker_epoch: epoch,
         metadata_offset: broker.image().last_offset,
-        want_shutdown,
+        // Once a controlled shutdown began, every heartbeat asks for it (none unfences).
+        want_shutdown: want_shutdown
+            || broker
+                .controller
+                .shutdown_requested
+                .load(std::sync::atomic::Ordering::Acquire),
     };
     match submit(broker, ControllerRequest::BrokerHeartbeat(beat)) {
         Ok(ok) => {
@@ -256,5 +307,101 @@ pub fn step(broker: &Broker, want_shutdown: bool) -> Result<bool, ControllerErro
             Err(e)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// How a controlled shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlledShutdown {
+    /// Not attempted: disabled, a cluster of one, a broker not registered and unfenced, or no
+    /// other live broker to take the leaderships.
+    Skipped,
+    /// The controller fenced this broker and its image shows it leading nothing.
+    Done {
+        /// Partitions it led when the shutdown began.
+        moved: usize,
+    },
+    /// The wait ended (at `broker.session.timeout.ms`) before that.
+    TimedOut,
+}
+
+/// Partitions `id` leads in `image`.
+fn led_by(image: &MetadataImage, id: i32) -> usize {
+    image
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.leader == id)
+        .count()
+}
+
+/// This broker's controlled shutdown (blocking; call it before anything stops): heartbeats
+/// asking to shut down until the active controller has moved its leaderships away and fenced
+/// it, as this node's image shows, or until `broker.session.timeout.ms` passes.
+pub fn controlled_shutdown(broker: &Broker) -> ControlledShutdown {
+    let cfg = &broker.config;
+    let me = cfg.node_id;
+    if !cfg.cluster.controlled_shutdown_enable
+        || !cfg.cluster.broker
+        || cfg.cluster.is_single_node(me)
+    {
+        return ControlledShutdown::Skipped;
+    }
+    let image = broker.image();
+    let epoch = *broker.broker_epoch.lock();
+    let registered = image
+        .brokers
+        .get(&me)
+        .is_some_and(|b| !b.fenced && Some(b.epoch) == epoch);
+    let others = image.brokers.values().any(|b| b.id != me && !b.fenced);
+    if !registered || !others {
+        info!(
+            registered,
+            other_live_brokers = others,
+            "controlled shutdown skipped: no leadership can move"
+        );
+        return ControlledShutdown::Skipped;
+    }
+    let Some(epoch) = epoch else {
+        return ControlledShutdown::Skipped;
+    };
+    let moved = led_by(&image, me);
+    broker
+        .controller
+        .shutdown_requested
+        .store(true, std::sync::atomic::Ordering::Release);
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(cfg.cluster.broker_session_timeout_ms as u64);
+    info!(
+        partitions = moved,
+        "controlled shutdown: asking the active controller to move this broker's leaderships"
+    );
+    loop {
+        let beat = Heartbeat {
+            broker_id: me,
+            broker_epoch: epoch,
+            metadata_offset: broker.image().last_offset,
+            want_shutdown: true,
+        };
+        match submit_until(broker, ControllerRequest::BrokerHeartbeat(beat), deadline) {
+            Ok(ok) if ok.should_shut_down && led_by(&broker.image(), me) == 0 => {
+                info!(
+                    partitions = moved,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown complete: gave up the leadership of every partition; fenced until restarted"
+                );
+                return ControlledShutdown::Done { moved };
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e.message, "controlled shutdown heartbeat failed"),
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                still_led = led_by(&broker.image(), me),
+                "controlled shutdown timed out (broker.session.timeout.ms): stopping anyway"
+            );
+            return ControlledShutdown::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

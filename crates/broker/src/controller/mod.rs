@@ -491,6 +491,10 @@ pub struct ControllerOk {
     pub value: i64,
     /// Whether a heartbeating broker is (still) fenced.
     pub fenced: bool,
+    /// Kafka's `should_shut_down`: a broker in controlled shutdown may stop (it leads nothing
+    /// and every other live broker has heartbeaten with metadata that says so).
+    #[serde(default)]
+    pub should_shut_down: bool,
 }
 
 /// A reply as it crosses the wire: the result, with the error as (code, message).
@@ -498,14 +502,21 @@ pub struct ControllerOk {
 struct WireReply(Result<ControllerOk, (i16, String)>);
 
 /// The controller's state on this node: what only the active controller uses (the lock that
-/// makes requests run one at a time, broker session deadlines) and the connection it forwards
-/// requests through when another node is active.
+/// makes requests run one at a time, broker session deadlines), the connection it forwards
+/// requests through when another node is active, and whether this broker asked to shut down.
 #[derive(Default)]
 pub struct Controller {
     lock: Mutex<()>,
     /// The last heartbeat of each broker, as seen by this node while it is the active controller.
     pub(crate) sessions: Mutex<HashMap<i32, Instant>>,
+    /// The metadata offset each broker's last heartbeat reported (active controller only).
+    pub(crate) metadata_offsets: Mutex<HashMap<i32, i64>>,
+    /// The offset of each controlled shutdown's fencing, by broker (active controller only).
+    pub(crate) shutdown_offsets: Mutex<HashMap<i32, i64>>,
     forward: crate::internode::BlockingNodeClient,
+    /// This broker has begun a controlled shutdown: every heartbeat from now on asks to shut
+    /// down, so that it is never unfenced again before it restarts.
+    pub(crate) shutdown_requested: std::sync::atomic::AtomicBool,
 }
 
 /// How long a forwarded request waits for the active controller (including leader changes).
@@ -514,11 +525,24 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs a request on the active controller, here or on the node that leads the quorum, and
 /// returns once this node's image includes the change.
 pub fn submit(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, ControllerError> {
-    crate::internode::blocking(|| submit_now(broker, req))
+    submit_until(broker, req, Instant::now() + FORWARD_TIMEOUT)
 }
 
-fn submit_now(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, ControllerError> {
-    let deadline = Instant::now() + FORWARD_TIMEOUT;
+/// [`submit`], giving up looking for an active controller (and waiting for this node's image)
+/// at `deadline`.
+pub fn submit_until(
+    broker: &Broker,
+    req: ControllerRequest,
+    deadline: Instant,
+) -> Result<ControllerOk, ControllerError> {
+    crate::internode::blocking(|| submit_now(broker, req, deadline))
+}
+
+fn submit_now(
+    broker: &Broker,
+    req: ControllerRequest,
+    deadline: Instant,
+) -> Result<ControllerOk, ControllerError> {
     loop {
         let leader = broker.controller_id();
         let result = if leader == Some(broker.config.node_id) {
@@ -662,7 +686,9 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
             isr,
         )?,
         ControllerRequest::RegisterBroker(r) => ok.value = lifecycle::register(broker, r)?,
-        ControllerRequest::BrokerHeartbeat(h) => ok.fenced = lifecycle::heartbeat(broker, h)?,
+        ControllerRequest::BrokerHeartbeat(h) => {
+            (ok.fenced, ok.should_shut_down) = lifecycle::heartbeat(broker, h)?;
+        }
         ControllerRequest::UpdateFeatures {
             updates,
             validate_only,
