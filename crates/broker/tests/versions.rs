@@ -268,6 +268,20 @@ async fn every_served_version_is_answered() {
             "DescribeCluster v{v}"
         );
     }
+    for v in range_of(ApiKey::ElectLeaders) {
+        // A cluster of one: the preferred replica leads already.
+        let req = ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+            elect_leaders_request::TopicPartitions::default()
+                .with_topic(TopicName(s("t")))
+                .with_partitions(vec![0]),
+        ]));
+        let resp = c.send(&req, v).await;
+        assert_eq!(
+            resp.replica_election_results[0].partition_result[0].error_code,
+            kafka_protocol::ResponseError::ElectionNotNeeded.code(),
+            "ElectLeaders v{v}"
+        );
+    }
 }
 
 /// The version of `key` to use in round `i`: `i` clamped into the served range.

@@ -9,7 +9,7 @@
 //! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
 //! Trailing bytes after the message are accepted; the decoder decides what to do with them.
 //!
-//! The table covers 46 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
+//! The table covers 47 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
 //! SASL, quota, feature, quorum and describe APIs) at every version `kafka-protocol` 0.18 decodes (each message's
 //! `VERSIONS`), plus older Kafka versions where the layout is known; anything else is
 //! [`LengthError::UnknownSchema`]. Contents of tagged fields are not inspected: no request tagged
@@ -769,6 +769,13 @@ const DELETE_ACLS: &[Field] = &[f(0, Arr(ACL_FILTER))]; // Filters
 // DescribeLogDirs (35)
 const DESCRIBE_LOG_DIRS: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, INT32S)]))]; // Topics: Topic, Partitions
 
+// ElectLeaders (43)
+const ELECT_LEADERS: &[Field] = &[
+    f(1, I8),                              // ElectionType
+    f(0, Arr(&[f(0, Str), f(0, INT32S)])), // TopicPartitions (nullable): Topic, Partitions
+    f(0, I32),                             // TimeoutMs
+];
+
 // DescribeQuorum (55): Topics: TopicName, Partitions: PartitionIndex
 const DESCRIBE_QUORUM: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, Arr(&[f(0, I32)]))]))];
 
@@ -853,6 +860,7 @@ const APIS: &[Api] = &[
     api(36, 0, 2, 2, SASL_AUTHENTICATE),
     api(37, 0, 3, 2, CREATE_PARTITIONS),
     api(42, 0, 2, 2, DELETE_GROUPS),
+    api(43, 0, 2, 2, ELECT_LEADERS),
     api(44, 0, 1, 1, INCREMENTAL_ALTER_CONFIGS),
     api(47, 0, 0, NONE, OFFSET_DELETE),
     api(48, 0, 1, 1, DESCRIBE_CLIENT_QUOTAS),
@@ -923,7 +931,7 @@ mod tests {
                     .with_include_fenced_brokers(v >= 2),
                 v,
             ),
-            29 | 30 | 31 | 35 | 48 | 50 | 55 | 57 | 61 | 65 | 66 | 75 => build_admin(key, v),
+            29 | 30 | 31 | 35 | 43 | 48 | 50 | 55 | 57 | 61 | 65 | 66 | 75 => build_admin(key, v),
             _ => build_group(key, v),
         }
     }
@@ -988,6 +996,7 @@ mod tests {
             r::<AlterConfigsRequest>(33),
             r::<DescribeLogDirsRequest>(35),
             r::<CreatePartitionsRequest>(37),
+            r::<ElectLeadersRequest>(43),
             r::<IncrementalAlterConfigsRequest>(44),
             r::<DescribeClientQuotasRequest>(48),
             r::<DescribeUserScramCredentialsRequest>(50),
@@ -1060,6 +1069,21 @@ mod tests {
                             .with_partitions(vec![0, 1, 2]),
                         DescribableLogDirTopic::default().with_topic(tn("u")),
                     ])),
+                    v,
+                )
+            }
+            43 => {
+                use kafka_protocol::messages::elect_leaders_request::*;
+                enc(
+                    &ElectLeadersRequest::default()
+                        .with_election_type(if v >= 1 { 1 } else { 0 })
+                        .with_topic_partitions(Some(vec![
+                            TopicPartitions::default()
+                                .with_topic(tn("t"))
+                                .with_partitions(vec![0, 2]),
+                            TopicPartitions::default().with_topic(tn("uvw")),
+                        ]))
+                        .with_timeout_ms(60_000),
                     v,
                 )
             }
@@ -1840,6 +1864,7 @@ mod tests {
             30 => d::<CreateAclsRequest>(body, v),
             31 => d::<DeleteAclsRequest>(body, v),
             35 => d::<DescribeLogDirsRequest>(body, v),
+            43 => d::<ElectLeadersRequest>(body, v),
             48 => d::<DescribeClientQuotasRequest>(body, v),
             50 => d::<DescribeUserScramCredentialsRequest>(body, v),
             55 => d::<DescribeQuorumRequest>(body, v),
@@ -1895,7 +1920,7 @@ mod tests {
     #[test]
     fn every_version_kafka_protocol_decodes_is_in_the_table() {
         let all = all_apis();
-        assert_eq!(all.len(), 46);
+        assert_eq!(all.len(), 47);
         for (key, min, max) in all {
             for v in min..=max {
                 assert!(has_schema(key, v), "api {key} v{v} missing from the table");

@@ -2,10 +2,14 @@
 //! to the first live ISR member in replica order, and it leaves the ISRs it shares with others;
 //! with no live ISR member left the partition goes offline, unless unclean election is enabled
 //! for the topic) and when it is unfenced (offline partitions whose last ISR member it was get
-//! it back as leader). Every change bumps the partition epoch, a leader change the leader epoch:
-//! no two brokers ever lead one partition in the same epoch.
+//! it back as leader); and the elections asked for by ElectLeaders and the leader balancer
+//! (`auto.leader.rebalance.enable`), decided as Kafka's controller decides them. Every change
+//! bumps the partition epoch, a leader change the leader epoch: no two brokers ever lead one
+//! partition in the same epoch.
 
+use kafka_protocol::ResponseError;
 use runnel_metadata::{MetadataImage, MetadataRecord, PartitionImage, TopicImage};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The record for partition `p` with a new ISR and leader.
@@ -89,6 +93,104 @@ pub fn on_broker_unfenced(image: &MetadataImage, back: i32) -> Vec<MetadataRecor
     out
 }
 
+/// ElectLeaders' election types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionType {
+    /// 0: the first replica (the preferred one) leads, if it is live and in the ISR.
+    Preferred,
+    /// 1: a partition without a leader gets one: a live ISR member, else any live replica (an
+    /// unclean election: what it lacks of the old leader's log is lost).
+    Unclean,
+}
+
+impl ElectionType {
+    /// The type of ElectLeaders' `election_type` code, if it is one.
+    pub fn from_code(code: i8) -> Option<ElectionType> {
+        match code {
+            0 => Some(ElectionType::Preferred),
+            1 => Some(ElectionType::Unclean),
+            _ => None,
+        }
+    }
+
+    /// The name Kafka's tools print (`PREFERRED`, `UNCLEAN`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ElectionType::Preferred => "PREFERRED",
+            ElectionType::Unclean => "UNCLEAN",
+        }
+    }
+}
+
+/// One election asked for on partition `p`, decided as Kafka's controller does: the record
+/// with its new leader, or why there is none: ELECTION_NOT_NEEDED (the preferred replica leads
+/// already; for an unclean election, there is a leader), PREFERRED_LEADER_NOT_AVAILABLE (the
+/// preferred replica is fenced or out of the ISR, and no other change is due), or
+/// ELIGIBLE_LEADERS_NOT_AVAILABLE (no replica is live). `live` says which brokers may lead.
+pub fn elect(
+    topic_id: Uuid,
+    p: &PartitionImage,
+    kind: ElectionType,
+    live: impl Fn(i32) -> bool,
+) -> Result<MetadataRecord, ResponseError> {
+    let valid = |r: i32| r >= 0 && p.isr.contains(&r) && live(r);
+    match kind {
+        ElectionType::Preferred => {
+            let preferred = p.replicas.first().copied().unwrap_or(-1);
+            if p.leader == preferred {
+                return Err(ResponseError::ElectionNotNeeded);
+            }
+            let leader = if valid(preferred) {
+                preferred
+            } else if valid(p.leader) {
+                p.leader
+            } else {
+                p.replicas
+                    .iter()
+                    .skip(1)
+                    .copied()
+                    .find(|r| valid(*r))
+                    .unwrap_or(-1)
+            };
+            if leader == p.leader {
+                return Err(ResponseError::PreferredLeaderNotAvailable);
+            }
+            Ok(changed(topic_id, p, p.isr.clone(), leader))
+        }
+        ElectionType::Unclean => {
+            if p.leader >= 0 {
+                return Err(ResponseError::ElectionNotNeeded);
+            }
+            if let Some(r) = p.replicas.iter().copied().find(|r| valid(*r)) {
+                return Ok(changed(topic_id, p, p.isr.clone(), r));
+            }
+            match p.replicas.iter().copied().find(|r| live(*r)) {
+                // The new leader's log is the partition's from now on: it alone is in sync.
+                Some(r) => Ok(changed(topic_id, p, vec![r], r)),
+                None => Err(ResponseError::EligibleLeadersNotAvailable),
+            }
+        }
+    }
+}
+
+/// The leader balancer's elections: a preferred election for every partition not led by its
+/// first replica where it changes the leader (the preferred replica is live and in the ISR), at
+/// most `max` of them, as Kafka 4's controller balances (it has no per-broker threshold).
+pub fn balance_leaders(
+    image: &MetadataImage,
+    live: impl Fn(i32) -> bool,
+    max: usize,
+) -> Vec<MetadataRecord> {
+    image
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p)))
+        .filter(|(_, p)| p.replicas.first() != Some(&p.leader))
+        .filter_map(|(id, p)| elect(id, p, ElectionType::Preferred, &live).ok())
+        .take(max)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +271,63 @@ mod tests {
         let offline = image(vec![1], -1, false);
         assert_eq!(one(on_broker_unfenced(&offline, 1)), (vec![1], 1, 5, 10));
         assert!(on_broker_unfenced(&offline, 2).is_empty());
+    }
+
+    #[test]
+    fn preferred_elections_as_kafka_decides_them() {
+        // Led by 2 after 1 was away; 1 is back in the ISR: it leads again, a new leader epoch.
+        let img = image(vec![1, 2, 3], 2, false);
+        let p = &img.topics["t"].partitions[0];
+        let rec = elect(Uuid::nil(), p, ElectionType::Preferred, |_| true).unwrap();
+        assert_eq!(one(vec![rec]), (vec![1, 2, 3], 1, 5, 10));
+        // 1 is not in the ISR, or fenced: the current leader stays.
+        let out = image(vec![2, 3], 2, false);
+        let p = &out.topics["t"].partitions[0];
+        assert_eq!(
+            elect(Uuid::nil(), p, ElectionType::Preferred, |_| true).unwrap_err(),
+            ResponseError::PreferredLeaderNotAvailable
+        );
+        let p = &img.topics["t"].partitions[0];
+        assert_eq!(
+            elect(Uuid::nil(), p, ElectionType::Preferred, |r| r != 1).unwrap_err(),
+            ResponseError::PreferredLeaderNotAvailable
+        );
+        // Already led by the preferred replica.
+        let led = image(vec![1, 2, 3], 1, false);
+        let p = &led.topics["t"].partitions[0];
+        assert_eq!(
+            elect(Uuid::nil(), p, ElectionType::Preferred, |_| true).unwrap_err(),
+            ResponseError::ElectionNotNeeded
+        );
+        // The balancer moves exactly the partitions a preferred election would.
+        assert_eq!(balance_leaders(&img, |_| true, 10).len(), 1);
+        assert!(balance_leaders(&img, |r| r != 1, 10).is_empty());
+        assert!(balance_leaders(&led, |_| true, 10).is_empty());
+        assert!(balance_leaders(&img, |_| true, 0).is_empty());
+    }
+
+    #[test]
+    fn unclean_elections_only_for_leaderless_partitions() {
+        let led = image(vec![1, 2, 3], 1, false);
+        let p = &led.topics["t"].partitions[0];
+        assert_eq!(
+            elect(Uuid::nil(), p, ElectionType::Unclean, |_| true).unwrap_err(),
+            ResponseError::ElectionNotNeeded
+        );
+        // The last ISR member is down: a live replica outside the ISR leads, alone in the ISR.
+        let offline = image(vec![1], -1, false);
+        let p = &offline.topics["t"].partitions[0];
+        let rec = elect(Uuid::nil(), p, ElectionType::Unclean, |r| r != 1).unwrap();
+        assert_eq!(one(vec![rec]), (vec![2], 2, 5, 10));
+        // A live ISR member is elected cleanly first.
+        let rec = elect(Uuid::nil(), p, ElectionType::Unclean, |_| true).unwrap();
+        assert_eq!(one(vec![rec]), (vec![1], 1, 5, 10));
+        // Nobody live.
+        assert_eq!(
+            elect(Uuid::nil(), p, ElectionType::Unclean, |_| false).unwrap_err(),
+            ResponseError::EligibleLeadersNotAvailable
+        );
+        assert_eq!(ElectionType::from_code(1), Some(ElectionType::Unclean));
+        assert_eq!(ElectionType::from_code(2), None);
     }
 }

@@ -473,6 +473,26 @@ pub enum ControllerRequest {
         /// Only validate.
         validate_only: bool,
     },
+    /// ElectLeaders: an election of the given type for each partition listed, or for every
+    /// partition when `None`.
+    ElectLeaders {
+        /// Preferred or unclean.
+        kind: election::ElectionType,
+        /// (topic, partitions) asked for; `None` for all.
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
+}
+
+/// ElectLeaders' outcome for one partition: Kafka's error code (0: a leader was elected) and
+/// message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionElection {
+    /// Partition index.
+    pub partition: i32,
+    /// Error code.
+    pub error_code: i16,
+    /// Error message (none on success).
+    pub message: Option<String>,
 }
 
 /// What a successful request produced.
@@ -495,6 +515,9 @@ pub struct ControllerOk {
     /// and every other live broker has heartbeaten with metadata that says so).
     #[serde(default)]
     pub should_shut_down: bool,
+    /// ElectLeaders' results, by topic.
+    #[serde(default)]
+    pub elections: Vec<(String, Vec<PartitionElection>)>,
 }
 
 /// A reply as it crosses the wire: the result, with the error as (code, message).
@@ -698,9 +721,94 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
                 propose(broker, records)?;
             }
         }
+        ControllerRequest::ElectLeaders { kind, partitions } => {
+            ok.elections = exec_elect_leaders(broker, kind, partitions)?;
+        }
     }
     ok.offset = broker.image().last_offset;
     Ok(ok)
+}
+
+/// Kafka's message for an election that changed nothing (its errors' default messages).
+fn election_message(error: ResponseError) -> &'static str {
+    match error {
+        ResponseError::ElectionNotNeeded => "Leader election not needed for topic partition.",
+        ResponseError::PreferredLeaderNotAvailable => "The preferred leader was not available.",
+        ResponseError::EligibleLeadersNotAvailable => {
+            "Eligible topic partition leaders are not available."
+        }
+        _ => "",
+    }
+}
+
+/// Runs ElectLeaders: every election decided from the newest image, all committed together.
+/// With no partitions listed every partition is tried and those that needed no election are
+/// left out of the answer, as Kafka's controller answers.
+fn exec_elect_leaders(
+    broker: &Broker,
+    kind: election::ElectionType,
+    partitions: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
+    let image = broker.image();
+    let all = partitions.is_none();
+    let asked: Vec<(String, Vec<i32>)> = partitions.unwrap_or_else(|| {
+        image
+            .topics
+            .values()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.partitions.iter().map(|p| p.partition).collect(),
+                )
+            })
+            .collect()
+    });
+    let live = |r: i32| crate::handlers::is_live(&image, r);
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(asked.len());
+    for (name, indexes) in asked {
+        let topic = image.topic(&name);
+        let mut out = Vec::with_capacity(indexes.len());
+        for index in indexes {
+            let outcome = match topic {
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("No such topic as {name}"),
+                )),
+                Some(t) => match t.partitions.iter().find(|p| p.partition == index) {
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("No such partition as {name}-{index}"),
+                    )),
+                    Some(p) => election::elect(t.topic_id, p, kind, live)
+                        .map_err(|e| (e, election_message(e).to_string())),
+                },
+            };
+            match outcome {
+                Ok(record) => {
+                    records.push(record);
+                    out.push(PartitionElection {
+                        partition: index,
+                        error_code: 0,
+                        message: None,
+                    });
+                }
+                Err((ResponseError::ElectionNotNeeded, _)) if all => {}
+                Err((error, message)) => out.push(PartitionElection {
+                    partition: index,
+                    error_code: error.code(),
+                    message: Some(message),
+                }),
+            }
+        }
+        results.push((name, out));
+    }
+    if !records.is_empty() {
+        let n = records.len();
+        propose(broker, records)?;
+        tracing::info!(elections = n, kind = kind.name(), "leaders elected");
+    }
+    Ok(results)
 }
 
 /// The AlterPartition rules for partition `p` of `image`: the asking (leader, leader epoch,
@@ -944,6 +1052,16 @@ pub async fn quorum_status(
         }
         Err(_) => Err(QuorumError::Timeout),
     }
+}
+
+/// Runs ElectLeaders on the active controller: an election of type `kind` for each partition
+/// listed (every partition when `None`); returns the outcome of each, by topic.
+pub fn elect_leaders(
+    broker: &Broker,
+    kind: election::ElectionType,
+    partitions: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
+    submit(broker, ControllerRequest::ElectLeaders { kind, partitions }).map(|ok| ok.elections)
 }
 
 /// Reserves a block of `count` producer ids; returns its first id.

@@ -36,6 +36,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
@@ -320,6 +321,7 @@ pub async fn dispatch(
         }
         RequestKind::DescribeLogDirs(r) => Some(describe_log_dirs::handle(&ctx, r).into()),
         RequestKind::UpdateFeatures(r) => Some(update_features::handle(&ctx, r).into()),
+        RequestKind::ElectLeaders(r) => Some(elect_leaders::handle(&ctx, r).into()),
         _ => return Outcome::Close("API not served"),
     };
     match response {
