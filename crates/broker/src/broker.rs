@@ -187,6 +187,9 @@ impl Broker {
         tasks.push(tokio::spawn(publish_loop(broker.clone())));
         tasks.push(tokio::spawn(lifecycle_loop(broker.clone())));
         tasks.push(tokio::spawn(isr_loop(broker.clone())));
+        tasks.push(tokio::spawn(crate::controller::balance::run(
+            broker.clone(),
+        )));
         broker.replicas.attach(&broker);
         Ok(BrokerHandle {
             broker,

@@ -5,6 +5,7 @@
 //! other node is forwarded to it ([`submit`]) and answered once the node's own image has caught
 //! up with the change. Requests are executed one at a time, as by Kafka's controller thread.
 
+pub mod balance;
 pub mod election;
 pub mod features;
 pub mod lifecycle;
