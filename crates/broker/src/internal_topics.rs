@@ -326,10 +326,13 @@ impl Shards {
     pub fn begin(&self, broker: &Broker) -> (MutexGuard<'_, ()>, Transitions) {
         let guard = self.transitions.lock();
         let mut led: HashMap<i32, i32> = HashMap::new();
-        if let Some(topic) = broker.image().topic(self.topic) {
+        // A broker that has not caught up with the metadata log (just started, or fenced) may
+        // hold a stale leadership: it coordinates nothing until it serves.
+        let serving = broker.is_serving() && !broker.is_shutting_down();
+        if let Some(topic) = broker.image().topic(self.topic).filter(|_| serving) {
             for p in &topic.partitions {
                 if let Some(part) = broker.replicas.partition(self.topic, p.partition) {
-                    if part.is_leader() && !broker.is_shutting_down() {
+                    if part.is_leader() {
                         led.insert(p.partition, part.leader_epoch());
                     }
                 }

@@ -373,6 +373,8 @@ struct Group {
     next_gen: Option<ConsumerGroup>,
     /// Offsets committed in open transactions, by producer id: visible once committed.
     pending_txn: HashMap<i64, BTreeMap<(String, i32), OffsetValue>>,
+    /// The consumer group's records as last written to `__consumer_offsets` (key → value).
+    stored: BTreeMap<Bytes, Bytes>,
 }
 
 impl Group {
@@ -394,6 +396,7 @@ impl Group {
             next_join_order: 0,
             next_gen: None,
             pending_txn: HashMap::new(),
+            stored: BTreeMap::new(),
         }
     }
 
@@ -688,6 +691,32 @@ impl GroupCoordinator {
         internal_topics::append(broker, OFFSETS_TOPIC, index, records, None)
     }
 
+    /// Appends what changed in a consumer group's state since its last write (tombstones for
+    /// what is gone), so that a new coordinator finds its members and epochs.
+    fn persist_consumer_group(&self, broker: &Broker, g: &mut Group) -> Result<(), ResponseError> {
+        let Some(ng) = &g.next_gen else {
+            return Ok(());
+        };
+        let now = super::consumer_records::records_of(&g.id, ng);
+        let mut records: Vec<StoreRecord> = now
+            .iter()
+            .filter(|(k, v)| g.stored.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        records.extend(
+            g.stored
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(|k| (k.clone(), None)),
+        );
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.store(broker, &g.id, &records)?;
+        g.stored = now;
+        Ok(())
+    }
+
     fn store_group(&self, broker: &Broker, g: &Group) -> Result<(), ResponseError> {
         let key = encode_key(&RecordKey::Group {
             group: g.id.clone(),
@@ -696,12 +725,17 @@ impl GroupCoordinator {
     }
 
     /// Rebuilds the groups of one `__consumer_offsets` partition from its log.
-    fn read_partition(&self, broker: &Broker, index: i32) -> anyhow::Result<HashMap<String, Group>> {
+    fn read_partition(
+        &self,
+        broker: &Broker,
+        index: i32,
+    ) -> anyhow::Result<HashMap<String, Group>> {
         let mut stored_groups: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), Option<OffsetValue>>> =
             HashMap::new();
         // Offsets committed in a transaction wait for its marker: (producer id) -> records.
         let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
+        let mut consumer_groups = super::consumer_records::GroupBuilder::default();
         internal_topics::replay(broker, OFFSETS_TOPIC, index, |r| {
             if r.control {
                 let records = pending.remove(&r.producer_id).unwrap_or_default();
@@ -715,6 +749,9 @@ impl GroupCoordinator {
             let Some(key) = r.key.as_deref().and_then(decode_key) else {
                 return;
             };
+            if consumer_groups.apply(&key, r.value.as_deref()) {
+                return;
+            }
             match key {
                 RecordKey::Offset {
                     group,
@@ -740,6 +777,7 @@ impl GroupCoordinator {
                     let v = r.value.as_deref().and_then(decode_group);
                     stored_groups.insert(group, v);
                 }
+                _ => {}
             }
         })?;
         let now = Instant::now();
@@ -789,6 +827,15 @@ impl GroupCoordinator {
                 GroupState::Stable
             };
             groups.insert(id, g);
+        }
+        let topics = topic_infos(broker);
+        for (id, mut ng) in consumer_groups.build(now, self.settings.consumer_session_ms) {
+            // Subscribed topics as they are now: no epoch bump for nothing after a failover.
+            ng.subscription_metadata = ng.subscribed_topics(&topics);
+            let g = groups.entry(id.clone()).or_insert_with(|| Group::new(&id));
+            g.protocol_type = Some("consumer".to_string());
+            g.stored = super::consumer_records::records_of(&id, &ng);
+            g.next_gen = Some(ng);
         }
         for (id, offs) in offsets {
             let g = groups.entry(id.clone()).or_insert_with(|| Group::new(&id));
@@ -1730,6 +1777,8 @@ impl GroupCoordinator {
             }),
             None,
         ));
+        // A consumer group's own records go too.
+        records.extend(g.stored.keys().map(|k| (k.clone(), None)));
         if let Err(e) = self.store(broker, group_id, &records) {
             return Some(e);
         }
@@ -1746,6 +1795,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         let mut topics = None;
         for g in groups.values_mut() {
+            let mut fenced_members = false;
             if let Some(ng) = g.next_gen.as_mut() {
                 let gone: Vec<String> = ng
                     .members
@@ -1756,6 +1806,7 @@ impl GroupCoordinator {
                     .map(|m| m.id.clone())
                     .collect();
                 if !gone.is_empty() {
+                    fenced_members = true;
                     for id in &gone {
                         info!(group = %g.id, member = %id, "consumer group member fenced: session or revocation timeout");
                         ng.members.remove(id);
@@ -1765,6 +1816,11 @@ impl GroupCoordinator {
                     let topics = topics.get_or_insert_with(|| topic_infos(broker));
                     ng.subscription_metadata = ng.subscribed_topics(topics);
                     ng.maybe_update_target(topics);
+                }
+            }
+            if fenced_members {
+                if let Err(e) = self.persist_consumer_group(broker, g) {
+                    warn!(group = %g.id, error = ?e, "storing a consumer group failed");
                 }
             }
             g.pending.retain(|_, deadline| *deadline > now);
@@ -1878,6 +1934,21 @@ impl GroupCoordinator {
     /// Handles a ConsumerGroupHeartbeat (KIP-848): joins, leaves, subscription changes and the
     /// member's next step toward its target assignment.
     pub fn consumer_heartbeat(&self, broker: &Broker, p: HeartbeatParams) -> HeartbeatOutcome {
+        let group_id = p.group_id.clone();
+        let mut outcome = self.consumer_heartbeat_inner(broker, p);
+        if outcome.error.is_none() {
+            let mut groups = self.groups.lock();
+            if let Some(g) = groups.get_mut(&group_id) {
+                if let Err(e) = self.persist_consumer_group(broker, g) {
+                    outcome.error = Some((e, "The group's state could not be stored.".to_string()));
+                }
+            }
+        }
+        outcome
+    }
+
+    /// ConsumerGroupHeartbeat on the group's state, before it is stored.
+    fn consumer_heartbeat_inner(&self, broker: &Broker, p: HeartbeatParams) -> HeartbeatOutcome {
         let fail = |e: ResponseError, msg: &str| HeartbeatOutcome {
             error: Some((e, msg.to_string())),
             member_id: p.member_id.clone(),

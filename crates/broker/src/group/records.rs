@@ -1,7 +1,8 @@
 //! The records of `__consumer_offsets`, in Apache Kafka's layout so that its tools can read them:
 //! keys of version 0/1 are offset commits (group, topic, partition) and keys of version 2 are
-//! group metadata (group); a record with a null value is a tombstone. Values written here are
-//! OffsetCommitValue v3 and GroupMetadataValue v3.
+//! group metadata (group); versions 3 to 8 are KIP-848 consumer groups (their values in
+//! [`super::consumer_records`]); a record with a null value is a tombstone. Values written here
+//! are OffsetCommitValue v3 and GroupMetadataValue v3.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -30,6 +31,42 @@ pub enum RecordKey {
     Group {
         /// Group id.
         group: String,
+    },
+    /// A consumer group's epoch (key version 3).
+    ConsumerGroup {
+        /// Group id.
+        group: String,
+    },
+    /// A consumer group's subscription metadata (key version 4; read and ignored).
+    ConsumerPartitionMetadata {
+        /// Group id.
+        group: String,
+    },
+    /// A consumer group member's metadata (key version 5).
+    ConsumerMember {
+        /// Group id.
+        group: String,
+        /// Member id.
+        member: String,
+    },
+    /// A consumer group's target assignment epoch (key version 6).
+    ConsumerTarget {
+        /// Group id.
+        group: String,
+    },
+    /// A member's target assignment (key version 7).
+    ConsumerTargetMember {
+        /// Group id.
+        group: String,
+        /// Member id.
+        member: String,
+    },
+    /// A member's current assignment and epochs (key version 8).
+    ConsumerAssignment {
+        /// Group id.
+        group: String,
+        /// Member id.
+        member: String,
     },
 }
 
@@ -120,6 +157,33 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
         RecordKey::Group { group } => {
             b.put_i16(GROUP_KEY_VERSION);
             put_str(&mut b, group);
+        }
+        RecordKey::ConsumerGroup { group } => {
+            b.put_i16(3);
+            put_str(&mut b, group);
+        }
+        RecordKey::ConsumerPartitionMetadata { group } => {
+            b.put_i16(4);
+            put_str(&mut b, group);
+        }
+        RecordKey::ConsumerMember { group, member } => {
+            b.put_i16(5);
+            put_str(&mut b, group);
+            put_str(&mut b, member);
+        }
+        RecordKey::ConsumerTarget { group } => {
+            b.put_i16(6);
+            put_str(&mut b, group);
+        }
+        RecordKey::ConsumerTargetMember { group, member } => {
+            b.put_i16(7);
+            put_str(&mut b, group);
+            put_str(&mut b, member);
+        }
+        RecordKey::ConsumerAssignment { group, member } => {
+            b.put_i16(8);
+            put_str(&mut b, group);
+            put_str(&mut b, member);
         }
     }
     b.freeze()
@@ -221,6 +285,21 @@ pub fn decode_key(buf: &[u8]) -> Option<RecordKey> {
             partition: r.i32()?,
         }),
         2 => Some(RecordKey::Group { group: r.str()? }),
+        3 => Some(RecordKey::ConsumerGroup { group: r.str()? }),
+        4 => Some(RecordKey::ConsumerPartitionMetadata { group: r.str()? }),
+        5 => Some(RecordKey::ConsumerMember {
+            group: r.str()?,
+            member: r.str()?,
+        }),
+        6 => Some(RecordKey::ConsumerTarget { group: r.str()? }),
+        7 => Some(RecordKey::ConsumerTargetMember {
+            group: r.str()?,
+            member: r.str()?,
+        }),
+        8 => Some(RecordKey::ConsumerAssignment {
+            group: r.str()?,
+            member: r.str()?,
+        }),
         _ => None,
     }
 }

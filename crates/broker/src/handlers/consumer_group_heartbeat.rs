@@ -9,7 +9,7 @@ use crate::group::consumer::Assignment as Owned;
 use crate::group::coordinator::HeartbeatParams;
 
 /// Handles ConsumerGroupHeartbeat.
-pub fn handle(
+pub async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
@@ -46,7 +46,14 @@ pub fn handle(
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: ctx.client_host.clone(),
     };
-    let out = ctx.broker.groups.consumer_heartbeat(&ctx.broker, params);
+    let group_id = params.group_id.clone();
+    let mut out = ctx.broker.groups.consumer_heartbeat(&ctx.broker, params);
+    if out.error.is_none() {
+        // The member's new epoch and assignment are answered once in the in-sync replicas.
+        if let Err(e) = ctx.broker.groups.committed(&ctx.broker, &group_id).await {
+            out.error = Some((e, "The group's state is not replicated yet.".to_string()));
+        }
+    }
     let (error_code, error_message) = match out.error {
         Some((e, m)) => (e.code(), Some(sb(m))),
         None => (0, None),

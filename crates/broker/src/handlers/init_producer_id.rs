@@ -30,7 +30,12 @@ pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitPro
         );
         // Acknowledged once the new epoch is in the in-sync replicas.
         let result = match result {
-            Ok(ok) => ctx.broker.txns.committed(&ctx.broker, &id.0).await.map(|()| ok),
+            Ok(ok) => ctx
+                .broker
+                .txns
+                .committed(&ctx.broker, &id.0)
+                .await
+                .map(|()| ok),
             Err(e) => Err(e),
         };
         return match result {

@@ -310,7 +310,7 @@ pub async fn dispatch(
         RequestKind::ListTransactions(r) => Some(list_transactions::handle(&ctx, r).into()),
         RequestKind::DescribeProducers(r) => Some(describe_producers::handle(&ctx, r).into()),
         RequestKind::ConsumerGroupHeartbeat(r) => {
-            Some(consumer_group_heartbeat::handle(&ctx, r).into())
+            Some(consumer_group_heartbeat::handle(&ctx, r).await.into())
         }
         RequestKind::ConsumerGroupDescribe(r) => {
             Some(consumer_group_describe::handle(&ctx, r).into())

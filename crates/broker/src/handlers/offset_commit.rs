@@ -11,7 +11,11 @@ use crate::group::coordinator::OffsetCommitEntry;
 
 /// Per-entry results of a commit once its wait for the in-sync replicas is over: the entries
 /// that succeeded take the wait's error, if any.
-pub(crate) async fn acknowledged(ctx: &RequestContext, group_id: &str, errors: Vec<i16>) -> Vec<i16> {
+pub(crate) async fn acknowledged(
+    ctx: &RequestContext,
+    group_id: &str,
+    errors: Vec<i16>,
+) -> Vec<i16> {
     if !errors.contains(&0) {
         return errors;
     }

@@ -74,31 +74,31 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
         return OffsetFetchResponse::default()
             .with_error_code(if v >= 2 { error } else { 0 })
             .with_topics(
-            fetched
-                .into_iter()
-                .map(|(t, parts)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(sb(t)))
-                        .with_partitions(
-                            parts
-                                .into_iter()
-                                .map(|(p, c)| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_error_code(partition_error(&c))
-                                        .with_partition_index(p)
-                                        .with_committed_offset(c.offset)
-                                        .with_committed_leader_epoch(if v >= 5 {
-                                            c.leader_epoch
-                                        } else {
-                                            -1
-                                        })
-                                        .with_metadata(Some(sb(c.metadata)))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
+                fetched
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(sb(t)))
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_error_code(partition_error(&c))
+                                            .with_partition_index(p)
+                                            .with_committed_offset(c.offset)
+                                            .with_committed_leader_epoch(if v >= 5 {
+                                                c.leader_epoch
+                                            } else {
+                                                -1
+                                            })
+                                            .with_metadata(Some(sb(c.metadata)))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
     }
     let groups = req
         .groups

@@ -123,8 +123,12 @@ impl TxnCoordinator {
     /// Waits until this broker's writes to the id's `__transaction_state` partition are
     /// committed in the in-sync replicas: what a handler awaits before acknowledging a change.
     pub async fn committed(&self, broker: &Broker, id: &str) -> Result<(), ResponseError> {
-        internal_topics::committed(broker, TRANSACTION_STATE_TOPIC, self.partition_of(broker, id))
-            .await
+        internal_topics::committed(
+            broker,
+            TRANSACTION_STATE_TOPIC,
+            self.partition_of(broker, id),
+        )
+        .await
     }
 
     /// Follows the leadership of `__transaction_state` partitions: the ids of partitions no
@@ -145,7 +149,11 @@ impl TxnCoordinator {
                     txns.extend(loaded);
                     self.shards.activate(index, epoch);
                     if count > 0 {
-                        info!(partition = index, transactional_ids = count, "loaded transactions");
+                        info!(
+                            partition = index,
+                            transactional_ids = count,
+                            "loaded transactions"
+                        );
                     }
                 }
                 Err(e) => {
