@@ -341,7 +341,8 @@ impl Partition {
             .collect()
     }
 
-    /// Followers outside the ISR that have caught up to the high watermark.
+    /// Followers outside the ISR that have caught up to the high watermark (fenced ones too:
+    /// [`Partition::isr_change`] leaves out those not eligible).
     pub fn caught_up_outside_isr(&self) -> Vec<i32> {
         let state = self.state.read();
         let hw = self.high_watermark();
@@ -356,16 +357,21 @@ impl Partition {
     }
 
     /// The ISR change this leader should ask for now, if any: followers not caught up for
-    /// `lag_ms` leave, followers caught up to the high watermark join (in replica order).
-    /// Returns the state it was computed from, the new ISR, and the maximal ISR (current members
-    /// and joining ones) to count in the high watermark until the change is applied.
+    /// `lag_ms` leave, followers caught up to the high watermark join (in replica order) if
+    /// `eligible` (as Kafka's leader, it does not propose a fenced broker or one shutting down:
+    /// the controller would refuse it, and meanwhile the maximal ISR would hold the high
+    /// watermark at that broker's log end). Returns the state it was computed from, the new ISR,
+    /// and the maximal ISR (current members and joining ones) to count in the high watermark
+    /// until the change is applied.
     pub fn isr_change(
         &self,
         now_ms: i64,
         lag_ms: i64,
+        eligible: impl Fn(i32) -> bool,
     ) -> Option<(ReplicaState, Vec<i32>, Vec<i32>)> {
         let shrink = self.lagging_followers(now_ms, lag_ms);
-        let expand = self.caught_up_outside_isr();
+        let mut expand = self.caught_up_outside_isr();
+        expand.retain(|r| eligible(*r));
         if shrink.is_empty() && expand.is_empty() {
             return None;
         }

@@ -929,7 +929,10 @@ impl Sim {
             return false;
         };
         let part = self.part(id).unwrap();
-        let Some((state, isr, maximal)) = part.isr_change(self.now, LAG_MS) else {
+        // Only replicas live in the leader's own (possibly late) metadata are proposed.
+        let image = &self.node(id).image;
+        let eligible = |r: i32| image.brokers.get(&r).is_some_and(|b| !b.fenced);
+        let Some((state, isr, maximal)) = part.isr_change(self.now, LAG_MS, eligible) else {
             return false;
         };
         part.isr_change_pending(&maximal);

@@ -344,13 +344,15 @@ impl ReplicaManager {
 
     /// The leader's ISR upkeep (blocking: it asks the controller): followers that have not
     /// caught up for `replica.lag.time.max.ms` leave the ISR, followers caught up to the high
-    /// watermark join it. Each change names the partition epoch it was computed from, so a
-    /// stale one is refused.
+    /// watermark join it if they are live (registered, unfenced) in this broker's image. Each
+    /// change names the partition epoch it was computed from, so a stale one is refused.
     pub fn isr_upkeep(&self, broker: &crate::broker::Broker) {
         let lag_ms = broker.config.cluster.replica_lag_time_max_ms;
         let now = now_ms();
+        let image = broker.image();
+        let eligible = |r: i32| crate::handlers::is_live(&image, r);
         for p in self.led() {
-            let Some((state, isr, maximal)) = p.isr_change(now, lag_ms) else {
+            let Some((state, isr, maximal)) = p.isr_change(now, lag_ms, eligible) else {
                 continue;
             };
             p.isr_change_pending(&maximal);
