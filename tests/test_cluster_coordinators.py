@@ -418,8 +418,8 @@ def test_transaction_coordinator_killed_while_a_copier_copies(cluster_factory, t
         cluster.wait_for("the copier copied everything", finished, 180)
     finally:
         if client == "librdkafka":
-            print(f"copier phase {copier.phase} (now {time.time():.1f}), errors ({len(copier.errors)}): "
-                  f"{copier.errors[:10]}, position {copier.consumer.position(copier.consumer.assignment())}")
+            print(f"copier phase {copier.phase} (now {time.time():.1f}), {copier.copied} copied, "
+                  f"errors ({len(copier.errors)}): {copier.errors[-10:]}")
             copier.stop()
         else:
             if proc.poll() is None:

@@ -169,23 +169,15 @@ pub async fn committed(broker: &Broker, topic: &str, index: i32) -> Result<(), R
     }
 }
 
-/// [`committed`] for code that cannot await (the transaction coordinator between a Prepare
-/// state and its markers): polls the high watermark.
-pub fn committed_blocking(broker: &Broker, topic: &str, index: i32) -> Result<(), ResponseError> {
-    let timeout = Duration::from_millis(broker.config.offsets_commit_timeout_ms as u64);
-    let deadline = std::time::Instant::now() + timeout;
-    let Some((partition, target, epoch)) = commit_target(broker, topic, index) else {
-        return Ok(());
-    };
-    crate::internode::blocking(|| loop {
-        if let Some(done) = commit_reached(&partition, target, epoch) {
-            return done;
+/// Whether everything this leader has appended to `topic`-`index` is committed in the in-sync
+/// replicas right now (true when the partition is not led here: nothing of ours to wait for).
+pub fn is_committed(broker: &Broker, topic: &str, index: i32) -> bool {
+    match commit_target(broker, topic, index) {
+        Some((partition, target, epoch)) => {
+            commit_reached(&partition, target, epoch) == Some(Ok(()))
         }
-        if std::time::Instant::now() >= deadline {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    })
+        None => true,
+    }
 }
 
 /// The partition, its log end offset and leader epoch when this broker leads it (None: there

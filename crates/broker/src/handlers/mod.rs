@@ -303,7 +303,7 @@ pub async fn dispatch(
             Some(add_partitions_to_txn::handle(&ctx, r).await.into())
         }
         RequestKind::AddOffsetsToTxn(r) => Some(add_offsets_to_txn::handle(&ctx, r).await.into()),
-        RequestKind::EndTxn(r) => Some(end_txn::handle(&ctx, r).into()),
+        RequestKind::EndTxn(r) => Some(end_txn::handle(&ctx, r).await.into()),
         RequestKind::TxnOffsetCommit(r) => Some(txn_offset_commit::handle(&ctx, r).await.into()),
         RequestKind::WriteTxnMarkers(r) => Some(write_txn_markers::handle(&ctx, r).into()),
         RequestKind::DescribeTransactions(r) => Some(describe_transactions::handle(&ctx, r).into()),

@@ -253,7 +253,11 @@ impl TxnCoordinator {
         };
         if let Some((pid, epoch)) = expected {
             // KIP-360: a producer that knows its id may only bump from its own epoch.
-            if pid != m.producer_id || epoch != m.producer_epoch {
+            // After an abort that bumped the epoch (a fence or a timeout), the producer still
+            // knows the epoch before it.
+            let bumped_abort =
+                m.status == TxnStatus::CompleteAbort && epoch == m.producer_epoch - 1;
+            if pid != m.producer_id || (epoch != m.producer_epoch && !bumped_abort) {
                 return Err(ResponseError::ProducerFenced);
             }
         }
@@ -273,10 +277,14 @@ impl TxnCoordinator {
                 transactional_id = id,
                 "aborting the transaction of a fenced producer"
             );
-            if self.write_markers_and_complete(broker, id, m, false) != Ok(true) {
+            // Stored, then aborted by the timer once committed; the producer retries meanwhile.
+            m.last_update_ms = now;
+            let snapshot = m.clone();
+            if let Err(e) = self.store(broker, id, &snapshot) {
                 *m = before;
-                return Err(ResponseError::ConcurrentTransactions);
+                return Err(e);
             }
+            return Err(ResponseError::ConcurrentTransactions);
         } else if m.producer_epoch >= MAX_EPOCH {
             m.producer_id = broker
                 .allocate_producer_id()
@@ -434,11 +442,10 @@ impl TxnCoordinator {
                     *m = before;
                     return Err(e);
                 }
-                // Answered once the Prepare state is committed; markers that could not be
-                // written yet are retried by the timer (the producer sees
-                // CONCURRENT_TRANSACTIONS until then).
-                self.write_markers_and_complete(broker, id, m, commit)
-                    .map(|_| ())
+                // The handler waits until the Prepare state is committed, then calls
+                // `complete`; markers that cannot be written then are retried by the timer
+                // (the producer sees CONCURRENT_TRANSACTIONS until then).
+                Ok(())
             }
             // A retried EndTxn after its transaction completed the same way.
             (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => Ok(()),
@@ -548,15 +555,12 @@ impl TxnCoordinator {
                     *m = before;
                     return Err(e);
                 }
-                let answer = if m.producer_epoch == i16::MAX {
+                // Completed by `complete` once the Prepare state is committed.
+                Ok(if m.producer_epoch == i16::MAX {
                     (m.prev_producer_id, 0)
                 } else {
                     (m.producer_id, m.producer_epoch)
-                };
-                if self.write_markers_and_complete(broker, id, m, commit)? {
-                    self.finish_overflow(broker, id, m);
-                }
-                Ok(answer)
+                })
             }
             // Nothing open: an abort just moves to a new epoch; a commit is an error.
             _ if !commit => {
@@ -606,75 +610,86 @@ impl TxnCoordinator {
         }
     }
 
-    /// Once the transaction's state so far is committed in the in-sync replicas (else the
-    /// error, the Prepare state kept): writes the markers of `m`'s transaction to its
-    /// partitions (WriteTxnMarkers to the leader of a partition hosted here only as a follower,
-    /// or not at all), then stores the Complete state. Ok(false) if a marker could not be
-    /// written: the Prepare state stays and the timer tries again.
-    fn write_markers_and_complete(
-        &self,
-        broker: &Broker,
-        id: &str,
-        m: &mut TxnMeta,
-        commit: bool,
-    ) -> Result<bool, ResponseError> {
-        internal_topics::committed_blocking(
-            broker,
-            TRANSACTION_STATE_TOPIC,
-            self.partition_of(broker, id),
-        )?;
-        let now = now_ms();
-        let mut touched_offsets = false;
-        for (topic, index) in &m.partitions {
-            if broker.image().topic(topic).is_none() {
-                // Deleted since: nothing to mark.
-                continue;
-            }
-            let local = broker
-                .replicas
-                .partition(topic, *index)
-                .filter(|p| p.is_leader());
-            let Some(partition) = local else {
-                // Led by another broker: WriteTxnMarkers to it, as Kafka's coordinator does.
-                if let Err(e) = send_marker(broker, topic, *index, m, commit) {
-                    warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker on its leader failed");
-                    return Ok(false);
-                }
-                // The leader's group coordinator completes any offsets of the transaction.
-                continue;
-            };
-            let result = partition.log.lock().append_marker(
-                m.producer_id,
-                m.producer_epoch,
-                commit,
-                0,
-                partition.leader_epoch(),
-                now,
-            );
-            partition.leader_appended();
-            if let Err(e) = result {
-                warn!(transactional_id = id, topic, partition = index, error = %e, "writing a transaction marker failed");
-                return Ok(false);
-            }
-            touched_offsets |= topic == OFFSETS_TOPIC;
+    /// After EndTxn's Prepare state is committed (the handler has waited for it): writes the
+    /// markers and stores the Complete state, unless that is done already. A marker that
+    /// cannot be written leaves the Prepare state to the timer.
+    pub fn complete(&self, broker: &Broker, id: &str) {
+        let job = match self.locked_for(broker, id) {
+            Ok(mut txns) => txns
+                .get_mut(id)
+                .and_then(|m| self.take_job(broker, id, m, now_ms())),
+            Err(_) => None,
+        };
+        if let Some(job) = job {
+            self.run_job(broker, job);
         }
-        if touched_offsets {
-            broker.groups.complete_txn_offsets(m.producer_id, commit);
+    }
+
+    /// The markers a transaction in a Prepare state needs, once that state is committed in the
+    /// in-sync replicas (checked, never waited for: this runs under the coordinator's lock) and
+    /// no other writer is on it; the transaction is marked in flight.
+    fn take_job(&self, broker: &Broker, id: &str, m: &mut TxnMeta, now: i64) -> Option<MarkerJob> {
+        let commit = match m.status {
+            TxnStatus::PrepareCommit => true,
+            TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence => false,
+            _ => return None,
+        };
+        if now < m.retry_at_ms
+            || !internal_topics::is_committed(
+                broker,
+                TRANSACTION_STATE_TOPIC,
+                self.partition_of(broker, id),
+            )
+        {
+            return None;
         }
-        broker.replicas.notify_append();
-        m.status = if commit {
+        // In flight: nobody else writes these markers for a while.
+        m.retry_at_ms = now + 30_000;
+        Some(MarkerJob {
+            id: id.to_string(),
+            producer_id: m.producer_id,
+            producer_epoch: m.producer_epoch,
+            commit,
+            partitions: m.partitions.iter().cloned().collect(),
+        })
+    }
+
+    /// Writes a job's markers without holding the coordinator's lock (some go over the network,
+    /// and the broker on the other end may be waiting for this one), then stores the Complete
+    /// state if the transaction is still the one the job was taken from.
+    fn run_job(&self, broker: &Broker, job: MarkerJob) {
+        let written = write_markers(broker, &job);
+        let Ok(mut txns) = self.locked_for(broker, &job.id) else {
+            return;
+        };
+        let Some(m) = txns.get_mut(&job.id) else {
+            return;
+        };
+        let prepared = matches!(
+            m.status,
+            TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence
+        );
+        if !prepared || m.producer_id != job.producer_id || m.producer_epoch != job.producer_epoch {
+            return;
+        }
+        if !written {
+            m.retry_at_ms = now_ms() + 500;
+            return;
+        }
+        m.status = if job.commit {
             TxnStatus::CompleteCommit
         } else {
             TxnStatus::CompleteAbort
         };
         m.partitions.clear();
         m.start_ms = -1;
-        m.last_update_ms = now;
+        m.last_update_ms = now_ms();
+        m.retry_at_ms = 0;
         let snapshot = m.clone();
-        if let Err(e) = self.store(broker, id, &snapshot) {
-            warn!(transactional_id = id, error = ?e, "storing a completed transaction failed");
+        if let Err(e) = self.store(broker, &job.id, &snapshot) {
+            warn!(transactional_id = %job.id, error = ?e, "storing a completed transaction failed");
         }
-        Ok(true)
+        self.finish_overflow(broker, &job.id, m);
     }
 
     /// Aborts transactions open longer than their timeout, bumping the epoch so that the
@@ -710,24 +725,6 @@ impl TxnCoordinator {
                 info!(transactional_id = %id, "expired an unused transactional id");
             }
         }
-        // Transactions left in a Prepare state (markers not all written, or loaded from the
-        // log by a new coordinator) are finished, every half second at most.
-        for (id, m) in txns.iter_mut() {
-            let commit = match m.status {
-                TxnStatus::PrepareCommit => true,
-                TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence => false,
-                _ => continue,
-            };
-            if now < m.retry_at_ms {
-                continue;
-            }
-            info!(transactional_id = %id, commit, "finishing a transaction left in its Prepare state");
-            if self.write_markers_and_complete(broker, id, m, commit) == Ok(true) {
-                self.finish_overflow(broker, id, m);
-            } else {
-                m.retry_at_ms = now + 500;
-            }
-        }
         for (id, m) in txns.iter_mut() {
             if m.status != TxnStatus::Ongoing || m.start_ms < 0 {
                 continue;
@@ -739,11 +736,20 @@ impl TxnCoordinator {
             m.producer_epoch = m.producer_epoch.saturating_add(1).min(MAX_EPOCH);
             m.status = TxnStatus::PrepareAbort;
             let snapshot = m.clone();
-            if self.store(broker, id, &snapshot).is_ok()
-                && self.write_markers_and_complete(broker, id, m, false) != Ok(true)
-            {
-                m.retry_at_ms = now + 500;
+            if let Err(e) = self.store(broker, id, &snapshot) {
+                warn!(transactional_id = %id, error = ?e, "storing an aborted transaction failed");
             }
+        }
+        // Transactions in a Prepare state (an expired one above, markers not all written, or
+        // loaded by a new coordinator) are finished once it is committed, outside the lock.
+        let jobs: Vec<MarkerJob> = txns
+            .iter_mut()
+            .filter_map(|(id, m)| self.take_job(broker, id, m, now))
+            .collect();
+        drop(txns);
+        for job in jobs {
+            info!(transactional_id = %job.id, commit = job.commit, "writing the markers of a prepared transaction");
+            self.run_job(broker, job);
         }
     }
 
@@ -779,14 +785,64 @@ impl TxnCoordinator {
     }
 }
 
-/// Sends a transaction marker for one partition to its leader (WriteTxnMarkers v1).
-fn send_marker(
-    broker: &Broker,
-    topic: &str,
-    index: i32,
-    m: &TxnMeta,
+/// The markers of one transaction, as taken from its Prepare state.
+struct MarkerJob {
+    id: String,
+    producer_id: i64,
+    producer_epoch: i16,
     commit: bool,
-) -> Result<(), String> {
+    partitions: Vec<(String, i32)>,
+}
+
+/// Writes a job's markers: appended to the partitions led here, WriteTxnMarkers to the leaders
+/// of the others. False if one could not be written.
+fn write_markers(broker: &Broker, job: &MarkerJob) -> bool {
+    let now = now_ms();
+    let mut touched_offsets = false;
+    for (topic, index) in &job.partitions {
+        if broker.image().topic(topic).is_none() {
+            // Deleted since: nothing to mark.
+            continue;
+        }
+        let local = broker
+            .replicas
+            .partition(topic, *index)
+            .filter(|p| p.is_leader());
+        let Some(partition) = local else {
+            // Led by another broker: WriteTxnMarkers to it, as Kafka's coordinator does. Its
+            // group coordinator completes any offsets of the transaction.
+            if let Err(e) = send_marker(broker, topic, *index, job) {
+                warn!(transactional_id = %job.id, topic, partition = index, error = %e, "writing a transaction marker on its leader failed");
+                return false;
+            }
+            continue;
+        };
+        let result = partition.log.lock().append_marker(
+            job.producer_id,
+            job.producer_epoch,
+            job.commit,
+            0,
+            partition.leader_epoch(),
+            now,
+        );
+        partition.leader_appended();
+        if let Err(e) = result {
+            warn!(transactional_id = %job.id, topic, partition = index, error = %e, "writing a transaction marker failed");
+            return false;
+        }
+        touched_offsets |= topic == OFFSETS_TOPIC;
+    }
+    if touched_offsets {
+        broker
+            .groups
+            .complete_txn_offsets(job.producer_id, job.commit);
+    }
+    broker.replicas.notify_append();
+    true
+}
+
+/// Sends a transaction marker for one partition to its leader (WriteTxnMarkers v1).
+fn send_marker(broker: &Broker, topic: &str, index: i32, job: &MarkerJob) -> Result<(), String> {
     use kafka_protocol::messages::write_txn_markers_request::{
         WritableTxnMarker, WritableTxnMarkerTopic,
     };
@@ -805,9 +861,9 @@ fn send_marker(
         .map(|e| format!("{}:{}", e.host, e.port))
         .ok_or_else(|| format!("{topic}-{index} has no live leader"))?;
     let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-        .with_producer_id(ProducerId(m.producer_id))
-        .with_producer_epoch(m.producer_epoch)
-        .with_transaction_result(commit)
+        .with_producer_id(ProducerId(job.producer_id))
+        .with_producer_epoch(job.producer_epoch)
+        .with_transaction_result(job.commit)
         .with_coordinator_epoch(0)
         .with_topics(vec![WritableTxnMarkerTopic::default()
             .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
