@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
 use super::consumer::{Assignment, ConsumerGroup, ConsumerMember, MemberState, ASSIGNORS};
-use super::records::{encode_key, RecordKey};
+use super::records::{encode_key, Reader, RecordKey};
 
 /// A member's metadata (ConsumerGroupMemberMetadataValue v0).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,27 +116,10 @@ fn value(fields: impl FnOnce(&mut BytesMut)) -> Bytes {
     b.freeze()
 }
 
-/// A bounds-checked reader of flexible values.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
+/// The flexible encoding's reads, on the records' reader.
+impl Reader<'_> {
     fn i8(&mut self) -> Option<i8> {
         Some(self.take(1)?[0] as i8)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
     }
     fn uvarint(&mut self) -> Option<u64> {
         let mut v = 0u64;
@@ -154,14 +137,14 @@ impl<'a> Reader<'a> {
         let n = self.uvarint()?;
         Some(if n == 0 { None } else { Some((n - 1) as usize) })
     }
-    fn nullable_str(&mut self) -> Option<Option<String>> {
+    fn compact_nullable_str(&mut self) -> Option<Option<String>> {
         match self.compact_len()? {
             None => Some(None),
             Some(n) => Some(Some(String::from_utf8_lossy(self.take(n)?).into_owned())),
         }
     }
-    fn str(&mut self) -> Option<String> {
-        self.nullable_str().map(Option::unwrap_or_default)
+    fn compact_str(&mut self) -> Option<String> {
+        self.compact_nullable_str().map(Option::unwrap_or_default)
     }
     fn skip_tags(&mut self) -> Option<()> {
         for _ in 0..self.uvarint()? {
@@ -251,21 +234,21 @@ pub fn records_of(group: &str, ng: &ConsumerGroup) -> BTreeMap<Bytes, Bytes> {
 }
 
 fn decode_epoch(buf: &[u8]) -> Option<i32> {
-    let mut r = Reader { buf, pos: 0 };
+    let mut r = Reader::new(buf);
     r.version_zero()?;
     r.i32()
 }
 
 fn decode_member(buf: &[u8]) -> Option<MemberMetadata> {
-    let mut r = Reader { buf, pos: 0 };
+    let mut r = Reader::new(buf);
     r.version_zero()?;
-    let instance_id = r.nullable_str()?;
-    let rack_id = r.nullable_str()?;
-    let client_id = r.str()?;
-    let client_host = r.str()?;
+    let instance_id = r.compact_nullable_str()?;
+    let rack_id = r.compact_nullable_str()?;
+    let client_id = r.compact_str()?;
+    let client_host = r.compact_str()?;
     let mut subscribed_names = Vec::new();
     for _ in 0..r.compact_len()?.unwrap_or(0) {
-        subscribed_names.push(r.str()?);
+        subscribed_names.push(r.compact_str()?);
     }
     Some(MemberMetadata {
         instance_id,
@@ -273,20 +256,20 @@ fn decode_member(buf: &[u8]) -> Option<MemberMetadata> {
         client_id,
         client_host,
         subscribed_names,
-        subscribed_regex: r.nullable_str()?,
+        subscribed_regex: r.compact_nullable_str()?,
         rebalance_timeout_ms: r.i32()?,
-        server_assignor: r.nullable_str()?,
+        server_assignor: r.compact_nullable_str()?,
     })
 }
 
 fn decode_target(buf: &[u8]) -> Option<Assignment> {
-    let mut r = Reader { buf, pos: 0 };
+    let mut r = Reader::new(buf);
     r.version_zero()?;
     r.assignment()
 }
 
 fn decode_current(buf: &[u8]) -> Option<CurrentAssignment> {
-    let mut r = Reader { buf, pos: 0 };
+    let mut r = Reader::new(buf);
     r.version_zero()?;
     Some(CurrentAssignment {
         member_epoch: r.i32()?,
