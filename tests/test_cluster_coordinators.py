@@ -207,7 +207,8 @@ def consumer_group_epochs(bootstrap, group):
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_group_coordinator_killed_while_the_group_consumes(cluster_factory, protocol):
     cluster = cluster_factory(**SETTINGS)
-    topic, group, parts, n = "fo-group-in", f"fo-group-{protocol}", 3, 6000
+    # Enough records for every cycle to kill the coordinator mid-consumption.
+    topic, group, parts, n = "fo-group-in", f"fo-group-{protocol}", 3, 3000 + 2000 * CYCLES
     create_topic(cluster.bootstrap, topic, parts)
     produce_numbered(cluster.bootstrap, topic, n, parts)
     commit_start(cluster.bootstrap, group, topic, parts)
@@ -215,7 +216,9 @@ def test_group_coordinator_killed_while_the_group_consumes(cluster_factory, prot
     try:
         for cycle in range(CYCLES):
             before = sum(member.seen.values())
-            cluster.wait_for(f"cycle {cycle}: the group consumes", lambda: sum(member.seen.values()) >= before + 300, 60)
+            cluster.wait_for(f"cycle {cycle}: the group consumes",
+                             lambda: sum(member.seen.values()) >= before + 300 or len(member.seen) == n, 60)
+            assert len(member.seen) < n, f"the group consumed everything before kill {cycle + 1} of {CYCLES}"
             i = coordinator_index(cluster, "__consumer_offsets", group)
             acked_before = dict(member.acked)
             if protocol == "consumer":
