@@ -2,11 +2,13 @@
 directory, Apache Kafka's tools run from the Maven jars, kcat, and a tiny raw Kafka encoder for
 the bad-input tests."""
 
+import json
 import os
 import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -149,6 +151,30 @@ def java_main(main_class, *args, stdout=subprocess.PIPE, stderr=None):
     assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
     cmd = ["java", "-Xss4m", "-cp", f"{KAFKA_LIBS}/*", main_class, *args]
     return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+
+
+def transactional_copier(bootstrap, src, dst, tid, group, stderr_path, *extra):
+    """Starts Apache Kafka's TransactionalMessageCopier (partition 0 of `src` to `dst`, 50 records a
+    transaction, offsets sent with the group's metadata) with its stderr appended to stderr_path;
+    returns (process, its JSON progress lines as they arrive, the thread reading them)."""
+    err = open(stderr_path, "a")
+    proc = java_main("org.apache.kafka.tools.TransactionalMessageCopier",
+                     "--broker-list", bootstrap, "--input-topic", src, "--input-partition", "0",
+                     "--output-topic", dst, "--transactional-id", tid, "--consumer-group", group,
+                     "--transaction-size", "50", "--use-group-metadata", *extra, stderr=err)
+    seen = []
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("{"):
+                try:
+                    seen.append(json.loads(line))
+                except ValueError:
+                    pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return proc, seen, reader
 
 
 def kcat(*args, input=None, timeout=60):

@@ -9,7 +9,6 @@ for read_committed.
 
 RUNNEL_COORDINATOR_CYCLES sets the number of coordinator kills per test (default 3)."""
 
-import json
 import os
 import threading
 import time
@@ -18,7 +17,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from helpers import java_main, kafka_tool
+from helpers import kafka_tool, transactional_copier
 from test_cluster import create_topic, partitions_of
 
 CYCLES = int(os.environ.get("RUNNEL_COORDINATOR_CYCLES", "3"))
@@ -385,22 +384,7 @@ def test_transaction_coordinator_killed_while_a_copier_copies(cluster_factory, t
         progress = lambda: copier.copied  # noqa: E731
         finished = lambda: copier.copied >= n  # noqa: E731
     else:
-        seen = []
-        err = open(tmp_path / "copier.stderr", "a")
-        proc = java_main("org.apache.kafka.tools.TransactionalMessageCopier",
-                         "--broker-list", cluster.bootstrap, "--input-topic", src, "--input-partition", "0",
-                         "--output-topic", dst, "--transactional-id", tid, "--consumer-group", group,
-                         "--transaction-size", "50", "--use-group-metadata", stderr=err)
-
-        def read_progress():
-            for line in proc.stdout:
-                if line.startswith("{"):
-                    try:
-                        seen.append(json.loads(line))
-                    except ValueError:
-                        pass
-
-        threading.Thread(target=read_progress, daemon=True).start()
+        proc, seen, _ = transactional_copier(cluster.bootstrap, src, dst, tid, group, tmp_path / "copier.stderr")
         progress = lambda: seen[-1].get("totalProcessed", 0) if seen else 0  # noqa: E731
         finished = lambda: bool(seen) and seen[-1].get("remaining") == 0  # noqa: E731
 

@@ -4,9 +4,7 @@ transactional producer (the classic protocol) with read_committed and read_uncom
 consumers, fencing, a broker restart in the middle of a transaction, transaction timeouts, and
 kafka-transactions."""
 
-import json
 import subprocess
-import threading
 import time
 from collections import Counter
 
@@ -15,7 +13,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KTP
 
-from helpers import java_main, kafka_tool
+from helpers import kafka_tool, transactional_copier
 from test_clients import create
 
 FAST = {
@@ -66,31 +64,14 @@ def test_copier_copies_exactly_once_across_kill9(broker_factory, tmp_path):
     values = [f"v-{i}" for i in range(3000)]
     produce_values(broker.bootstrap, "copy-in", values)
 
-    def copier():
-        err = open(tmp_path / "copier.stderr", "a")
-        return java_main("org.apache.kafka.tools.TransactionalMessageCopier",
-                         "--broker-list", broker.bootstrap, "--input-topic", "copy-in",
-                         "--input-partition", "0", "--output-topic", "copy-out",
-                         "--transactional-id", "copier-0", "--consumer-group", "copier-group",
-                         "--transaction-size", "50", "--use-group-metadata",
-                         # A restarted copier reads its position before initTransactions() fences
-                         # the killed one: offsets in that one's open transaction keep the position
-                         # unstable until the transaction times out (as on Kafka), so a short one.
-                         "--transaction-timeout", "10000", stderr=err)
-
-    def progress(proc, seen):
-        for line in proc.stdout:
-            if line.startswith("{"):
-                try:
-                    seen.append(json.loads(line))
-                except ValueError:
-                    pass
-
     kills = 0
     for attempt in range(12):
-        proc, seen = copier(), []
-        reader = threading.Thread(target=progress, args=(proc, seen), daemon=True)
-        reader.start()
+        # A restarted copier reads its position before initTransactions() fences the killed one:
+        # offsets in that one's open transaction keep the position unstable until the transaction
+        # times out (as on Kafka), so a short one.
+        proc, seen, reader = transactional_copier(broker.bootstrap, "copy-in", "copy-out", "copier-0",
+                                                  "copier-group", tmp_path / "copier.stderr",
+                                                  "--transaction-timeout", "10000")
         if kills < 3:
             # Let it commit a few transactions, then kill it without warning.
             deadline = time.time() + 60

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker};
 use crate::controller;
+use crate::partition::Replication;
 
 /// Segment size of internal topics (Kafka's `offsets.topic.segment.bytes` default).
 const SEGMENT_BYTES: &str = "104857600";
@@ -91,8 +92,7 @@ pub fn append(
         .filter(|p| p.is_leader())
         .ok_or(ResponseError::NotCoordinator)?;
     // Kafka's coordinators write with acks=all: too few in-sync replicas refuse the write.
-    let min_isr = partition.config.read().min_insync_replicas;
-    if (partition.state().isr.len() as i32) < min_isr {
+    if partition.isr_shortfall().is_some() {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
     let leader_epoch = partition.leader_epoch();
@@ -193,25 +193,19 @@ fn commit_target(
     Some((partition, target, epoch))
 }
 
-/// Whether the wait for `target` is over: Some(Ok) once committed, Some(Err) when it never
-/// will be here, None to keep waiting.
+/// Whether the wait for `target` is over, in a coordinator's errors: Some(Ok) once committed,
+/// Some(Err) when it never will be here, None to keep waiting.
 fn commit_reached(
     partition: &crate::partition::Partition,
     target: i64,
     epoch: i32,
 ) -> Option<Result<(), ResponseError>> {
-    // Leadership first: a deposed leader may truncate the write away.
-    if !partition.is_leader() || partition.leader_epoch() != epoch {
-        return Some(Err(ResponseError::NotCoordinator));
+    match partition.replication(target, epoch) {
+        Replication::Pending => None,
+        Replication::Committed => Some(Ok(())),
+        Replication::LeadershipLost => Some(Err(ResponseError::NotCoordinator)),
+        Replication::TooFewInSync { .. } => Some(Err(ResponseError::CoordinatorNotAvailable)),
     }
-    if partition.high_watermark() < target {
-        return None;
-    }
-    let min_isr = partition.config.read().min_insync_replicas;
-    if (partition.state().isr.len() as i32) < min_isr {
-        return Some(Err(ResponseError::CoordinatorNotAvailable));
-    }
-    Some(Ok(()))
 }
 
 /// Every record of one partition of an internal topic hosted here, in log order up to its log
@@ -307,11 +301,6 @@ impl Shards {
         }
     }
 
-    /// Whether `index` is served here.
-    pub fn serves(&self, index: i32) -> bool {
-        self.check(index).is_ok()
-    }
-
     /// Compares the partitions held with those this broker leads now: the lost ones are
     /// forgotten (requests get NOT_COORDINATOR at once) and the new ones marked loading. The
     /// guard must be held until the caller has unloaded and loaded what it was told.
@@ -371,10 +360,5 @@ impl Shards {
         if matches!(held.get(&index), Some(Shard::Loading(_))) {
             held.remove(&index);
         }
-    }
-
-    /// Forgets every partition (the broker is stopping).
-    pub fn clear(&self) {
-        self.held.lock().clear();
     }
 }

@@ -59,6 +59,24 @@ pub struct FollowerProgress {
     last_fetch: (i64, i64),
 }
 
+/// How far an acks=all write has got ([`Partition::replication`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replication {
+    /// Not in every ISR member yet.
+    Pending,
+    /// In the ISR, and the ISR is large enough.
+    Committed,
+    /// This broker no longer leads in the write's epoch: it may have been truncated away.
+    LeadershipLost,
+    /// Replicated, but the ISR shrank below `min.insync.replicas`.
+    TooFewInSync {
+        /// ISR size.
+        isr: i32,
+        /// `min.insync.replicas`.
+        min: i32,
+    },
+}
+
 /// One partition hosted by this broker.
 pub struct Partition {
     /// Topic name.
@@ -207,6 +225,31 @@ impl Partition {
             Ok(())
         } else {
             Err(ResponseError::NotLeaderOrFollower)
+        }
+    }
+
+    /// `(isr size, min.insync.replicas)` when the ISR is smaller than the topic requires of an
+    /// acks=all write.
+    pub fn isr_shortfall(&self) -> Option<(i32, i32)> {
+        let min = self.config.read().min_insync_replicas;
+        let isr = self.state.read().isr.len() as i32;
+        (isr < min).then_some((isr, min))
+    }
+
+    /// How far an acks=all write ending before `end` (exclusive), appended in `leader_epoch`,
+    /// has got: what a producer and a coordinator wait on.
+    pub fn replication(&self, end: i64, leader_epoch: i32) -> Replication {
+        // Leadership first: a deposed leader may have truncated the write away and later see
+        // its high watermark pass the offsets that now hold other records.
+        if !self.is_leader() || self.leader_epoch() != leader_epoch {
+            return Replication::LeadershipLost;
+        }
+        if self.high_watermark() < end {
+            return Replication::Pending;
+        }
+        match self.isr_shortfall() {
+            Some((isr, min)) => Replication::TooFewInSync { isr, min },
+            None => Replication::Committed,
         }
     }
 

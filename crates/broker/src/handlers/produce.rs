@@ -22,6 +22,7 @@ use runnel_storage::log::AppendError;
 
 use super::{sb, RequestContext};
 use crate::broker::now_ms;
+use crate::partition::Replication;
 
 struct Appended {
     base_offset: i64,
@@ -167,14 +168,10 @@ fn append(
         }
     }
     if acks == -1 {
-        let isr = partition.state().isr.len() as i32;
-        if isr < config.min_insync_replicas {
+        if let Some((isr, min)) = partition.isr_shortfall() {
             return Err((
                 ResponseError::NotEnoughReplicas,
-                format!(
-                    "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {} for partition {topic}-{index}",
-                    config.min_insync_replicas
-                ),
+                format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min} for partition {topic}-{index}"),
             ));
         }
     }
@@ -269,24 +266,21 @@ async fn wait_for_isr(
     };
     let mut hw = partition.subscribe_high_watermark();
     loop {
-        // Leadership first: a deposed leader may have truncated the batch away and later see
-        // its high watermark pass the offsets that now hold other records.
-        if !partition.is_leader() || partition.leader_epoch() != leader_epoch {
-            return Err((
-                ResponseError::NotLeaderOrFollower,
-                format!("Leadership of {topic}-{index} moved before the write was replicated"),
-            ));
-        }
-        if partition.high_watermark() > last_offset {
-            let min_isr = partition.config.read().min_insync_replicas;
-            let isr = partition.state().isr.len() as i32;
-            if isr < min_isr {
+        match partition.replication(last_offset + 1, leader_epoch) {
+            Replication::Pending => {}
+            Replication::Committed => return Ok(()),
+            Replication::LeadershipLost => {
+                return Err((
+                    ResponseError::NotLeaderOrFollower,
+                    format!("Leadership of {topic}-{index} moved before the write was replicated"),
+                ))
+            }
+            Replication::TooFewInSync { isr, min } => {
                 return Err((
                     ResponseError::NotEnoughReplicasAfterAppend,
-                    format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {topic}-{index}"),
-                ));
+                    format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min} for partition {topic}-{index}"),
+                ))
             }
-            return Ok(());
         }
         // Woken by the high watermark; the short slice notices a lost leadership.
         let slice = (tokio::time::Instant::now() + Duration::from_millis(200)).min(deadline);
