@@ -137,10 +137,21 @@ class Broker:
             return ""
 
 
+def kafka_tool_cmd(name, *args, version=None):
+    """The command line that runs one of Apache Kafka's tools (to run it elsewhere, e.g. in a
+    network namespace: tests/netns.py)."""
+    return java_cmd(TOOLS[name], *args, version=version)
+
+
+def java_cmd(main_class, *args, version=None):
+    """The command line that runs any main class from the Kafka jars, as kafka-run-class.sh would."""
+    return ["java", "-Xss4m", "-cp", f"{kafka_libs(version)}/*", main_class, *args]
+
+
 def kafka_tool(name, *args, timeout=120, input=None, version=None):
     """Runs one of Apache Kafka's tools from the Maven jars (Kafka `version`, see kafka_libs);
     returns (rc, stdout, stderr)."""
-    cmd = ["java", "-Xss4m", "-cp", f"{kafka_libs(version)}/*", TOOLS[name], *args]
+    cmd = kafka_tool_cmd(name, *args, version=version)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
     return p.returncode, p.stdout, p.stderr
 
@@ -149,8 +160,8 @@ def java_main(main_class, *args, stdout=subprocess.PIPE, stderr=None):
     """Starts any main class from the Kafka jars in the background, as kafka-run-class.sh would
     (e.g. org.apache.kafka.tools.VerifiableConsumer); returns the Popen, stdout in text mode."""
     assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
-    cmd = ["java", "-Xss4m", "-cp", f"{KAFKA_LIBS}/*", main_class, *args]
-    return subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+    return subprocess.Popen(java_cmd(main_class, *args, version=KAFKA_VERSION), stdout=stdout, stderr=stderr,
+                            text=True)
 
 
 def transactional_copier(bootstrap, src, dst, tid, group, stderr_path, *extra):
@@ -302,6 +313,8 @@ class ClusterNode:
         self.settings = settings
         self.proc = None
         self.paused = False
+        # Put before `runnel serve` (e.g. `ip netns exec <namespace>`, which execs: the pid stays the node's).
+        self.command_prefix = []
 
     @property
     def bootstrap(self):
@@ -322,8 +335,8 @@ class ClusterNode:
         env = {k: v for k, v in os.environ.items() if k != "RUNNEL_BIN"}
         env["NO_COLOR"] = "1"
         env.setdefault("RUST_LOG", "info")
-        self.proc = subprocess.Popen([str(RUNNEL), "serve", "--config", str(self.config_path)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
+        cmd = [*self.command_prefix, str(RUNNEL), "serve", "--config", str(self.config_path)]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.dir)
         log.close()
         self.paused = False
 
