@@ -1,15 +1,17 @@
 """A network partition that isolates a partition's leader (tests/netns.py: every node in its own
 network namespace; the leader's links to the bridge go down while it keeps running).
 
-Three nodes, a topic with one partition, replication factor 3, min.insync.replicas=2. Two idempotent
-acks=all producers write numbered records to it: one in the client namespace (the majority's side)
-for the whole test, and one per cycle beside the leader, in its namespace (the isolated side). The
-leader stays cut off for longer than broker.session.timeout.ms, then the partition heals. Each cycle
-checks that the majority elects another leader with a newer epoch and keeps acknowledging, that the
-isolated side gets no acknowledgement while it is cut off, and that the old leader follows the new
-one and rejoins the ISR once healed. At the end every acknowledged record is read back exactly once,
-at the offset it was acknowledged with, each producer's records in the order they were produced, and
-the three replicas hold the same bytes (the old leader dropped what it appended alone).
+Three nodes; each cycle a new topic of one partition, replication factor 3, min.insync.replicas=2,
+led by the node to cut off: the active controller too in even cycles, not in odd ones. Two
+idempotent acks=all producers write numbered records to it: one in the client namespace (the
+majority's side) and one beside the leader, in its namespace (the isolated side). The leader stays
+cut off for longer than broker.session.timeout.ms, then the partition heals. Checked: the majority
+elects another leader with a newer epoch and keeps acknowledging; the isolated side gets no
+acknowledgement while it is cut off (though the old leader appended what it was sent); once healed
+every node agrees on the new leader and the old one rejoins the ISR; then every acknowledged record
+is read back exactly once, at the offset it was acknowledged with, each producer's records in the
+order they were produced, and the three replicas hold the same bytes (the old leader dropped what
+it appended alone).
 
 RUNNEL_PARTITION_CYCLES sets the number of isolations (default 2)."""
 
@@ -20,7 +22,7 @@ import pytest
 
 from conftest import FAST_CLUSTER
 from netns import NetnsCluster
-from test_cluster import SteadyProducer, create_topic, partitions_of, read_partition, wait_full_isr
+from test_cluster import SteadyProducer, partitions_of, read_partition, wait_full_isr
 
 CYCLES = int(os.environ.get("RUNNEL_PARTITION_CYCLES", "2"))
 SESSION_TIMEOUT_S = int(FAST_CLUSTER["broker.session.timeout.ms"]) / 1000
@@ -104,35 +106,55 @@ def check_read_back(log, producers):
               f"failed {p.failure_summary()}")
 
 
-def test_isolated_leader_acknowledges_nothing_and_loses_nothing(netns_cluster, producers):
-    cluster = netns_cluster
-    topic = "partitioned"
-    cluster.in_client(create_topic, cluster.bootstrap(), topic, 1, 3, {"min.insync.replicas": "2"})
+def create_led_by(cluster, topic, leader):
+    """An RF 3 topic of one partition whose preferred (first) replica, hence leader, is `leader`."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    def create():
+        a = AdminClient({"bootstrap.servers": cluster.bootstrap()})
+        replicas = [leader] + [n.node_id for n in cluster.nodes if n.node_id != leader]
+        new = NewTopic(topic, 1, replica_assignment=[replicas], config={"min.insync.replicas": "2"})
+        for f in a.create_topics([new], request_timeout=15).values():
+            f.result(20)
+
+    cluster.in_client(create)
     wait_full_isr(cluster, topic, 1)
+    cluster.wait_for(f"{topic}: led by node {leader}", lambda: all(
+        partitions_of(cluster, i, topic)[0].leader == leader for i in range(len(cluster))), timeout=20)
 
-    def start_producer(where, first, bootstrap):
-        def make():
-            return NumberedProducer(first, bootstrap, topic, 1, rate=100).start()
 
-        p = cluster.in_client(make) if where is None else cluster.in_node(where, make)
-        producers.append(p)
-        return p
-
-    majority = start_producer(None, 0, cluster.bootstrap())
-    majority.wait_acks_beyond(100, 20, "before the first isolation")
-
+def test_isolated_leader_acknowledges_nothing_and_loses_nothing(netns_cluster, producers):
+    """Even cycles cut off a leader that is also the active controller, odd ones a leader that is not."""
+    cluster = netns_cluster
     for cycle in range(CYCLES):
-        wait_full_isr(cluster, topic, 1, timeout=40)
-        leader = cluster.leader_of(topic, 0)
+        def one_controller():
+            seen = {cluster.metadata(i).controller for i in range(len(cluster))}
+            return seen.pop() if len(seen) == 1 and seen != {-1} else None
+
+        controller = cluster.wait_for("every node names the same active controller", one_controller, timeout=30)
+        leader = controller if cycle % 2 == 0 else next(n.node_id for n in cluster.nodes if n.node_id != controller)
         li = cluster.index_of(leader)
+        topic = f"partitioned-{cycle}"
+        create_led_by(cluster, topic, leader)
         before = partitions_of(cluster, li, topic)[0]
-        controller = cluster.metadata(li).controller
+
+        def start_producer(where, first, bootstrap):
+            def make():
+                return NumberedProducer(first, bootstrap, topic, 1, rate=100).start()
+
+            p = cluster.in_client(make) if where is None else cluster.in_node(where, make)
+            producers.append(p)
+            return p
+
+        majority = start_producer(None, 0, cluster.bootstrap())
         # The isolated side's producer knows only the leader's address, as a client in its rack would.
-        iso = start_producer(li, (cycle + 1) * RANGE, cluster.address(li))
+        iso = start_producer(li, RANGE, cluster.address(li))
+        majority.wait_acks_beyond(100, 20, f"cycle {cycle}: from the clients before the cut")
         iso.wait_acks_beyond(100, 20, f"cycle {cycle}: beside node {leader} before the cut")
 
         cluster.isolate(li)
         cut = time.time()
+        size_at_cut = len(cluster.log_bytes(li, topic, 0))
         new_leader, epoch, isr = cluster.wait_for(
             f"cycle {cycle}: the majority elects a leader other than {leader}",
             lambda: (v := majority_view(cluster, li, topic)) and v[0] not in (leader, -1) and v, timeout=30)
@@ -145,17 +167,22 @@ def test_isolated_leader_acknowledges_nothing_and_loses_nothing(netns_cluster, p
         while time.time() - cut < 3 * SESSION_TIMEOUT_S:
             time.sleep(0.1)
         own_view = partitions_of(cluster, li, topic)[0]
+        # The producer beside it did reach it: the cut-off leader appended what it was sent (and
+        # waits for followers that cannot fetch), so "nothing acknowledged" below is not vacuous.
+        appended = len(cluster.log_bytes(li, topic, 0)) - size_at_cut
         heal = time.time()
         cluster.heal(li)
+        assert appended > 0, f"cycle {cycle}: node {leader}'s log did not grow while it was cut off"
 
         during = iso.acked_between(cut + CUT_GRACE_S, heal)
         assert not during, (f"cycle {cycle}: node {leader}, cut off from {cut:.3f} to {heal:.3f}, acknowledged "
                             f"{len(during)} acks=all records to the producer beside it, first (seq, time): "
                             f"{during[:5]}; offsets {[iso.acked[s] for s, _ in during[:5]]}")
-        print(f"cycle {cycle}: node {leader} (controller {controller}) cut off for {heal - cut:.1f} s; "
-              f"the majority elected {new_leader} (epoch {before.leader_epoch} -> {epoch}, ISR {list(isr)}) "
-              f"after {elected_s:.1f} s; {majority.acked_count() - n} majority acks meanwhile, none beside node "
-              f"{leader}, whose own view was {own_view}")
+        role = "leader and active controller" if leader == controller else f"leader, controller {controller}"
+        print(f"cycle {cycle}: node {leader} ({role}) cut off for {heal - cut:.1f} s; the majority elected "
+              f"{new_leader} (epoch {before.leader_epoch} -> {epoch}, ISR {list(isr)}) after {elected_s:.1f} s; "
+              f"{majority.acked_count() - n} majority acks meanwhile, none beside node {leader}, whose own view "
+              f"was {own_view} and whose log grew by {appended} bytes alone")
 
         def agreed():
             # Every node, the healed one too, reports one leader of an epoch at least the majority's
@@ -171,18 +198,14 @@ def test_isolated_leader_acknowledges_nothing_and_loses_nothing(netns_cluster, p
         wait_full_isr(cluster, topic, 1, timeout=40)
         print(f"cycle {cycle}: node {leader} back in the ISR {time.time() - heal:.1f} s after healing "
               f"(leader {now_leader}, epoch {now_epoch})")
-        # The isolated side's producer gets through once healed (to the new leader).
-        n = iso.acked_count()
-        iso.wait_acks_beyond(n + 100, 40, f"cycle {cycle}: the producer beside node {leader} after healing")
-        left = iso.stop()
-        assert left == 0, f"cycle {cycle}: {left} records of the producer beside node {leader} never delivered"
-        assert not iso.fatal(), iso.fatal()
+        # Both producers get through once healed (the one beside the old leader to the new leader).
+        for p, who in ((iso, f"beside node {leader}"), (majority, "from the clients")):
+            n = p.acked_count()
+            p.wait_acks_beyond(n + 100, 40, f"cycle {cycle}: the producer {who} after healing")
+            left = p.stop()
+            assert left == 0, f"cycle {cycle}: {left} records of the producer {who} never delivered"
+            assert not p.fatal(), p.fatal()
 
-    n = majority.acked_count()
-    majority.wait_acks_beyond(n + 100, 30, "the majority after the last healing")
-    left = majority.stop()
-    assert left == 0 and not majority.fatal(), (left, majority.fatal())
-
-    log = cluster.in_client(read_partition, cluster.bootstrap(), topic, 0)
-    check_read_back(log, producers)
-    cluster.wait_replicas_identical(topic, 0)
+        log = cluster.in_client(read_partition, cluster.bootstrap(), topic, 0)
+        check_read_back(log, [majority, iso])
+        cluster.wait_replicas_identical(topic, 0)
