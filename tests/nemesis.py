@@ -298,11 +298,14 @@ def check(events, keep=5):
             r.add("lost", f"{show(ident)} read by {reader} at p{p}@{o}, not in the final read")
 
         # Committed transactions: every record present. Unknown outcome: all or nothing.
+        uncommitted = {ident for _, _, ident in final["read_uncommitted"]}
         for (w, n), ev in sorted(txns.items()):
             want = [("t", w, n, i) for i in range(ev["size"])]
             have = [i for i in want if i in committed_idents]
             if ev["result"] == "committed" and len(have) < len(want):
-                missing = [show(i) for i in want if i not in committed_idents]
+                missing = [show(i) + (f" (acknowledged at p{acks[i][0]}@{acks[i][1]}" if i in acks else " (not acknowledged")
+                           + (", in the read_uncommitted read)" if i in uncommitted else ", not in the log)")
+                           for i in want if i not in committed_idents]
                 r.add("committed txn records missing", f"{w} txn {n}: {len(missing)} of {len(want)} missing: "
                                                        f"{missing[:3]}")
             elif ev["result"] == "unknown" and 0 < len(have) < len(want):

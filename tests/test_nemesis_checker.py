@@ -56,13 +56,16 @@ class Log:
         for p, o in enumerate(self.group_next):
             self.events.append({"t": "commit", "r": self.reader, "p": p, "o": o})
 
-    def finish(self, committed_extra=(), catch_up=True):
-        """The final reads, and (catch_up) the group reading to the end."""
+    def finish(self, committed_extra=(), hidden=(), catch_up=True):
+        """The final reads, and (catch_up) the group reading to the end; read_committed readers
+        also see `committed_extra` and miss `hidden` positions."""
         if catch_up:
-            self.group_reads()
+            self.group_reads(skip=hidden)
         for iso in ("read_committed", "read_uncommitted"):
             for p, values in enumerate(self.parts):
                 for o, v in enumerate(values):
+                    if (p, o) in hidden and iso == "read_committed":
+                        continue
                     if iso == "read_uncommitted" or self.visible(v) or (p, o) in committed_extra:
                         self.events.append({"t": "final", "iso": iso, "p": p, "o": o, "v": v})
             self.events.append({"t": "final_end", "iso": iso, "last": {}})
@@ -224,7 +227,17 @@ def test_a_committed_transaction_missing_a_record():
     h.parts[1].pop()
     r = check(h.finish())
     assert_only(r, committed_txn_records_missing=1)
-    assert "T1 txn 1: 1 of 2 missing: ['t T1 1 1']" in r.text()
+    assert "T1 txn 1: 1 of 2 missing: ['t T1 1 1 (acknowledged at p1@5, not in the log)']" in r.text()
+
+
+def test_a_committed_transaction_whose_marker_was_lost_on_one_partition():
+    # The record stays in the log, but the producer's next marker on that partition aborts it.
+    h = clean()
+    h.txn("T1", 1, "commit", "committed", [0, 1])
+    o = len(h.parts[1]) - 1
+    r = check(h.finish(hidden={(1, o)}))
+    assert_only(r, committed_txn_records_missing=1)
+    assert f"T1 txn 1: 1 of 2 missing: ['t T1 1 1 (acknowledged at p1@{o}, in the read_uncommitted read)']" in r.text()
 
 
 def test_a_transaction_of_unknown_outcome_must_be_all_or_nothing():
