@@ -11,8 +11,8 @@ use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
 use runnel_config::{BrokerConfig, TopicConfig};
 use runnel_metadata::{
-    MetadataImage, MetadataQuorum, MetadataRecord, NoTransport, QuorumError, RaftQuorum,
-    RaftQuorumConfig, RaftTransport, TopicImage,
+    Endpoint, MetadataImage, MetadataQuorum, MetadataRecord, NoTransport, QuorumError, RaftNode,
+    RaftQuorum, RaftQuorumConfig, RaftTransport, TopicImage,
 };
 use runnel_storage::checkpoint::CLEAN_SHUTDOWN_FILE;
 use tokio::sync::watch;
@@ -97,18 +97,79 @@ impl BrokerHandle {
     }
 }
 
-/// Opens the metadata quorum: the voters of `controller.quorum.voters`, or this node alone.
-fn open_quorum(config: &BrokerConfig, log_dir: &Path) -> anyhow::Result<Arc<RaftQuorum>> {
-    let mut voters: std::collections::BTreeMap<i32, String> = config
-        .cluster
+/// Where others reach listener `name` of this node: its advertised address, else its bound one
+/// (a wildcard host as `localhost`).
+fn own_endpoint(config: &BrokerConfig, name: &str) -> Option<Endpoint> {
+    let l = config
+        .advertised_listeners
+        .iter()
+        .find(|l| l.name == name)
+        .or_else(|| config.listeners.iter().find(|l| l.name == name))?;
+    let host = match l.host.as_str() {
+        "" | "0.0.0.0" | "::" => "localhost".to_string(),
+        h => h.to_string(),
+    };
+    Some(Endpoint {
+        name: l.name.clone(),
+        host,
+        port: l.port,
+    })
+}
+
+/// Opens the metadata quorum. A static quorum: the voters of `controller.quorum.voters` (this
+/// node alone for a cluster of one); a node not among them follows the log as a learner. A
+/// dynamic quorum (`controller.quorum.bootstrap.servers` without voters): its voters are in the
+/// log; a pristine node whose controller listener is the first bootstrap server starts it alone,
+/// any other joins as a learner (a controller then waits for `add-controller`).
+fn open_quorum(
+    config: &BrokerConfig,
+    log_dir: &Path,
+    directory_id: uuid::Uuid,
+) -> anyhow::Result<Arc<RaftQuorum>> {
+    let cluster = &config.cluster;
+    let single = cluster.is_single_node(config.node_id);
+    let mut voters: std::collections::BTreeMap<i32, String> = cluster
         .voters
         .iter()
         .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
         .collect();
-    if voters.is_empty() {
+    if single {
         voters.insert(config.node_id, "localhost:0".to_string());
     }
-    let network: Arc<dyn RaftTransport> = if voters.len() == 1 {
+    let bootstrap: Vec<String> = if cluster.voters.is_empty() {
+        cluster
+            .bootstrap_servers
+            .iter()
+            .map(|(h, p)| format!("{h}:{p}"))
+            .collect()
+    } else {
+        voters.values().cloned().collect()
+    };
+    // A controller is reached on its controller listener, a broker-only node (a learner) on
+    // its inter-broker listener, where it accepts the leader's AppendEntries.
+    let endpoints: Vec<Endpoint> = if cluster.controller {
+        cluster
+            .controller_listener_names
+            .iter()
+            .filter_map(|n| own_endpoint(config, n))
+            .collect()
+    } else {
+        vec![]
+    };
+    let reached_at = if cluster.controller {
+        endpoints.first().cloned()
+    } else {
+        own_endpoint(config, &cluster.inter_broker_listener_name)
+    };
+    let me = RaftNode {
+        addr: reached_at.map_or_else(
+            || "localhost:0".to_string(),
+            |e| format!("{}:{}", e.host, e.port),
+        ),
+        directory_id: Some(directory_id),
+        endpoints,
+    };
+    let network: Arc<dyn RaftTransport> = if single {
         Arc::new(NoTransport)
     } else {
         Arc::new(crate::internode::TcpRaftTransport::default())
@@ -117,6 +178,9 @@ fn open_quorum(config: &BrokerConfig, log_dir: &Path) -> anyhow::Result<Arc<Raft
         log_dir: log_dir.to_path_buf(),
         node_id: config.node_id,
         voters,
+        bootstrap,
+        me,
+        standalone: cluster.standalone && cluster.is_dynamic_quorum(config.node_id),
         network,
     })
     .context("opening the metadata quorum")
@@ -207,13 +271,7 @@ impl Broker {
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("creating log dir {}", log_dir.display()))?;
         check_meta_properties(&log_dir, &config)?;
-        if !config.cluster.controller {
-            anyhow::bail!(
-                "process.roles=broker: a broker that is not one of the controller.quorum.voters is not \
-                 served yet (it would follow the metadata log as a raft learner); give every node the \
-                 controller role (process.roles=broker,controller)"
-            );
-        }
+        let directory_id = ensure_directory_id(&log_dir, config.node_id)?;
         let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = marker.exists();
         if clean {
@@ -221,7 +279,7 @@ impl Broker {
         } else {
             info!("no clean-shutdown marker: logs above their recovery points will be scanned");
         }
-        let quorum = open_quorum(&config, &log_dir)?;
+        let quorum = open_quorum(&config, &log_dir, directory_id)?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
             // A cluster of one leads its quorum already; a multi-node quorum writes its cluster
@@ -361,14 +419,22 @@ impl Broker {
         self.quorum.leader_id()
     }
 
-    /// `host:port` of a voter's controller listener.
+    /// `host:port` of a voter's controller listener: as the quorum's membership records it (a
+    /// dynamic quorum's voters are known only there), else from `controller.quorum.voters`.
     pub fn voter_address(&self, id: i32) -> Option<String> {
-        self.config
-            .cluster
-            .voters
-            .iter()
-            .find(|v| v.id == id)
-            .map(|v| format!("{}:{}", v.host, v.port))
+        self.quorum.member_address(id).or_else(|| {
+            self.config
+                .cluster
+                .voters
+                .iter()
+                .find(|v| v.id == id)
+                .map(|v| format!("{}:{}", v.host, v.port))
+        })
+    }
+
+    /// The metadata quorum (membership changes, members, whether it is dynamic).
+    pub fn quorum(&self) -> &Arc<RaftQuorum> {
+        &self.quorum
     }
 
     /// Waits (blocking, until `deadline`) for the quorum to have applied metadata up to `offset`
@@ -426,18 +492,93 @@ impl Broker {
 
 /// Reads `meta.properties` of a log dir: (node.id, cluster.id) when present.
 fn read_meta_properties(log_dir: &Path) -> Option<(Option<i32>, Option<String>)> {
+    let get = read_meta_property_map(log_dir)?;
+    Some((
+        get.get("node.id").and_then(|v| v.parse().ok()),
+        get.get("cluster.id").cloned(),
+    ))
+}
+
+/// Every key of `meta.properties`, if the file is there and readable.
+fn read_meta_property_map(log_dir: &Path) -> Option<std::collections::HashMap<String, String>> {
     let text = std::fs::read_to_string(log_dir.join("meta.properties")).ok()?;
     let props = runnel_config::parse_properties(&text).ok()?;
-    let get = |k: &str| {
-        props
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
+    Some(props.into_iter().collect())
+}
+
+/// Parses Kafka's printed form of a UUID (URL-safe base64 of its 16 bytes, no padding).
+fn parse_kafka_uuid(text: &str) -> Option<uuid::Uuid> {
+    let text = text.trim();
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in text.bytes().enumerate() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u128;
+        if i < 21 {
+            bits = (bits << 6) | v;
+        } else {
+            // 22 characters hold 132 bits: the last character's low 4 are padding, zero.
+            if v & 0xF != 0 {
+                return None;
+            }
+            bits = (bits << 2) | (v >> 4);
+        }
+    }
+    Some(uuid::Uuid::from_u128(bits))
+}
+
+/// This log dir's `directory.id` (Kafka's, in `meta.properties`): read, or made up and written
+/// at first start, so that `kafka-metadata-quorum add-controller` finds it.
+fn ensure_directory_id(log_dir: &Path, node_id: i32) -> anyhow::Result<uuid::Uuid> {
+    let props = read_meta_property_map(log_dir).unwrap_or_default();
+    if let Some(text) = props.get("directory.id") {
+        return parse_kafka_uuid(text).with_context(|| {
+            format!(
+                "{}: directory.id {text} is not a Kafka UUID",
+                log_dir.join("meta.properties").display()
+            )
+        });
+    }
+    let id = loop {
+        let id = uuid::Uuid::new_v4();
+        // Kafka reserves the UUIDs below 100 (the zero UUID, "unassigned", "lost", ...).
+        if id.as_u128() >= 100 {
+            break id;
+        }
     };
-    Some((
-        get("node.id").and_then(|v| v.parse().ok()),
-        get("cluster.id"),
-    ))
+    let cluster_id = props.get("cluster.id").map(String::as_str);
+    write_meta_file(log_dir, node_id, id, cluster_id)?;
+    info!(directory_id = %crate::partition::topic_id_base64(&id), "log dir formatted");
+    Ok(id)
+}
+
+/// Writes `meta.properties` (Kafka's version 1 layout) if its contents change.
+fn write_meta_file(
+    log_dir: &Path,
+    node_id: i32,
+    directory_id: uuid::Uuid,
+    cluster_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let path = log_dir.join("meta.properties");
+    let mut text = format!(
+        "#\n#Runnel\nnode.id={node_id}\ndirectory.id={}\nversion=1\n",
+        crate::partition::topic_id_base64(&directory_id)
+    );
+    if let Some(c) = cluster_id {
+        text.push_str(&format!("cluster.id={c}\n"));
+    }
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        runnel_storage::checkpoint::write_atomic(&path, &text)?;
+    }
+    Ok(())
 }
 
 /// Refuses a log dir formatted for another node or cluster, as Kafka does, before anything in
@@ -474,12 +615,8 @@ fn write_meta_properties(log_dir: &Path, cluster_id: &str, node_id: i32) -> anyh
             );
         }
     }
-    let path = log_dir.join("meta.properties");
-    let text = format!("#\n#Runnel\nnode.id={node_id}\nversion=1\ncluster.id={cluster_id}\n");
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        std::fs::write(&path, text)?;
-    }
-    Ok(())
+    let directory_id = ensure_directory_id(log_dir, node_id)?;
+    write_meta_file(log_dir, node_id, directory_id, Some(cluster_id))
 }
 
 /// How often recovery points are checkpointed (Kafka's log.flush.offset.checkpoint.interval.ms).
@@ -584,5 +721,45 @@ async fn retention_loop(broker: Arc<Broker>) {
         tick.tick().await;
         let b = broker.clone();
         let _ = tokio::task::spawn_blocking(move || b.replicas.apply_retention()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_ids_round_trip_in_kafkas_form() {
+        for _ in 0..100 {
+            let id = uuid::Uuid::new_v4();
+            let text = crate::partition::topic_id_base64(&id);
+            assert_eq!(parse_kafka_uuid(&text), Some(id), "{text}");
+        }
+        assert_eq!(
+            parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAA"),
+            Some(uuid::Uuid::nil())
+        );
+        // Too short, a character outside the alphabet, padding bits set.
+        assert_eq!(parse_kafka_uuid("AAAA"), None);
+        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAA="), None);
+        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAB"), None);
+    }
+
+    #[test]
+    fn a_directory_id_is_made_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ensure_directory_id(dir.path(), 3).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("meta.properties")).unwrap();
+        assert!(text.contains(&format!(
+            "directory.id={}",
+            crate::partition::topic_id_base64(&id)
+        )));
+        assert!(text.contains("node.id=3") && text.contains("version=1"));
+        assert_eq!(ensure_directory_id(dir.path(), 3).unwrap(), id);
+        // Recording the cluster id keeps the directory id.
+        write_meta_properties(dir.path(), "q1w2e3r4t5y6u7i8o9p0aa", 3).unwrap();
+        assert_eq!(ensure_directory_id(dir.path(), 3).unwrap(), id);
+        let text = std::fs::read_to_string(dir.path().join("meta.properties")).unwrap();
+        assert!(text.contains("cluster.id=q1w2e3r4t5y6u7i8o9p0aa"));
     }
 }

@@ -2,7 +2,10 @@
 //! `controller.quorum.voters`, `controller.quorum.bootstrap.servers`,
 //! `controller.listener.names`, `inter.broker.listener.name`, `broker.rack`, and the replica and
 //! broker-session timings. A node that sets none of them is a cluster of one (broker and
-//! controller in one process), as Runnel has always been.
+//! controller in one process), as Runnel has always been. `controller.quorum.voters` makes a
+//! static quorum; `controller.quorum.bootstrap.servers` without voters a dynamic one (KIP-853),
+//! except Kafka's shipped standalone setup (one server, this node's own controller listener, on a
+//! combined node), which stays a cluster of one.
 
 use crate::{ConfigError, Listener};
 
@@ -29,6 +32,10 @@ pub struct ClusterConfig {
     pub voters: Vec<Voter>,
     /// `controller.quorum.bootstrap.servers` as (host, port).
     pub bootstrap_servers: Vec<(String, u16)>,
+    /// The first bootstrap server is this node's own controller listener: in a dynamic quorum,
+    /// this node starts the quorum as its only voter when its log is empty (Kafka's
+    /// `kafka-storage format --standalone`); every other node joins it.
+    pub standalone: bool,
     /// `controller.listener.names`, upper-cased.
     pub controller_listener_names: Vec<String>,
     /// `inter.broker.listener.name`, or the first listener that is not a controller listener.
@@ -54,12 +61,23 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Whether this node is a cluster of one: broker and controller, and no other voter.
+    /// Whether this node is a cluster of one: broker and controller, and no other voter (no
+    /// bootstrap server, or only its own controller listener).
     pub fn is_single_node(&self, node_id: i32) -> bool {
         self.broker
             && self.controller
-            && self.bootstrap_servers.len() <= 1
+            && (self.bootstrap_servers.is_empty()
+                || (self.bootstrap_servers.len() == 1 && self.standalone))
             && self.voters.iter().all(|v| v.id == node_id)
+    }
+
+    /// Whether the metadata quorum is dynamic (KIP-853): found through
+    /// `controller.quorum.bootstrap.servers`, its voters changed by AddRaftVoter and
+    /// RemoveRaftVoter, not listed in `controller.quorum.voters`.
+    pub fn is_dynamic_quorum(&self, node_id: i32) -> bool {
+        self.voters.is_empty()
+            && !self.bootstrap_servers.is_empty()
+            && !self.is_single_node(node_id)
     }
 }
 
@@ -184,18 +202,6 @@ impl ClusterConfig {
                 item,
             )?);
         }
-        if voters.is_empty()
-            && (bootstrap_servers.len() > 1 || (!bootstrap_servers.is_empty() && !controller))
-        {
-            // A dynamic quorum (KIP-853) learns its voters from the bootstrap servers; Runnel's
-            // quorum is static for now. One bootstrap server on a controller is Kafka's shipped
-            // single-node setup (a standalone quorum), which is a cluster of one here too.
-            return Err(invalid(
-                "controller.quorum.bootstrap.servers",
-                &bootstrap_text,
-                "a dynamic quorum is not served yet: list the voters in controller.quorum.voters",
-            ));
-        }
         let in_voters = voters.iter().any(|v| v.id == k.node_id);
         if controller && !voters.is_empty() && !in_voters {
             return Err(invalid(
@@ -262,6 +268,16 @@ impl ClusterConfig {
                 ));
             }
         }
+        // Whether the first bootstrap server is one of this node's controller listeners (a
+        // listener without a host, or on a wildcard address, matches by port).
+        let standalone = controller
+            && bootstrap_servers.first().is_some_and(|(host, port)| {
+                k.listeners.iter().any(|l| {
+                    controller_listener_names.contains(&l.name)
+                        && l.port == *port
+                        && (l.host == *host || matches!(l.host.as_str(), "" | "0.0.0.0" | "::"))
+                })
+            });
         let inter_text = get("inter.broker.listener.name").to_ascii_uppercase();
         let inter_broker_listener_name = if inter_text.is_empty() {
             k.listeners
@@ -320,6 +336,7 @@ impl ClusterConfig {
             controller,
             voters,
             bootstrap_servers,
+            standalone,
             controller_listener_names,
             inter_broker_listener_name,
             rack,
@@ -383,6 +400,63 @@ mod tests {
         ])
         .unwrap();
         assert!(c.cluster.is_single_node(c.node_id));
+        assert!(!c.cluster.is_dynamic_quorum(c.node_id));
+    }
+
+    #[test]
+    fn bootstrap_servers_without_voters_make_a_dynamic_quorum() {
+        let listeners = [
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut v = listeners.to_vec();
+            v.extend_from_slice(extra);
+            load(&v).unwrap().cluster
+        };
+        // The first server is this node's controller listener: it may start the quorum.
+        let c = with(&[(
+            "controller.quorum.bootstrap.servers",
+            "127.0.0.1:9093,127.0.0.1:9193",
+        )]);
+        assert!(c.standalone && c.is_dynamic_quorum(1) && !c.is_single_node(1));
+        // Another node's first: this one joins.
+        let c = with(&[(
+            "controller.quorum.bootstrap.servers",
+            "127.0.0.1:9193,127.0.0.1:9093",
+        )]);
+        assert!(!c.standalone && c.is_dynamic_quorum(1));
+        // One server that is another node: a combined node joining, not a cluster of one.
+        let c = with(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9193")]);
+        assert!(!c.is_single_node(1) && c.is_dynamic_quorum(1));
+        // A broker-only node finds the controllers through them.
+        let c = load(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9492"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "controller.quorum.bootstrap.servers",
+                "127.0.0.1:9093,127.0.0.1:9193",
+            ),
+        ])
+        .unwrap()
+        .cluster;
+        assert!(c.broker && !c.controller && !c.standalone);
+        // ... or through the static voters.
+        let c = load(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9492"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("controller.quorum.voters", THREE),
+        ])
+        .unwrap()
+        .cluster;
+        assert!(c.broker && !c.controller && !c.is_dynamic_quorum(4));
     }
 
     #[test]
@@ -439,7 +513,7 @@ mod tests {
             "controller.quorum.voters"
         );
         assert_eq!(
-            with(&[("controller.quorum.bootstrap.servers", "a:9093,b:9093")]),
+            with(&[("controller.quorum.bootstrap.servers", "a:9093,b")]),
             "controller.quorum.bootstrap.servers"
         );
         // A broker alone with nowhere to find a controller.

@@ -2,7 +2,7 @@
 //! added, config altered, topic removed, producer ids handed out), the immutable image request
 //! handlers read, and the metadata log (`<log.dirs>/__cluster_metadata-0/`) those records are
 //! appended to and replayed from at start-up. A single node is a cluster of one whose controller
-//! appends to this log; several nodes will replicate the same log.
+//! appends to this log; several nodes replicate the same log (voters, and learners that follow it).
 
 pub mod image;
 pub mod log;
@@ -12,6 +12,9 @@ pub mod records;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
-pub use quorum::{MetadataQuorum, QuorumError, QuorumStatus, VoterStatus};
-pub use raft::{NoTransport, RaftQuorum, RaftQuorumConfig, RaftRpcKind, RaftTransport};
+pub use quorum::{MembershipError, MetadataQuorum, QuorumError, QuorumStatus, VoterStatus};
+pub use raft::{
+    Endpoint, MembershipChange, NoTransport, RaftNode, RaftQuorum, RaftQuorumConfig, RaftRpcKind,
+    RaftTransport,
+};
 pub use records::{BrokerEndpoint, MetadataRecord};

@@ -34,6 +34,30 @@ pub enum QuorumError {
     /// The quorum is shutting down or has stopped.
     #[error("the metadata quorum has stopped")]
     Stopped,
+    /// A membership change was refused (what Kafka answers AddRaftVoter / RemoveRaftVoter with).
+    #[error("{message}")]
+    Refused {
+        /// Which refusal.
+        error: MembershipError,
+        /// Why, in words.
+        message: String,
+    },
+}
+
+/// Why a change of the quorum's membership was refused, by the Kafka error it maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipError {
+    /// UNSUPPORTED_VERSION: a static quorum (`kraft.version` 0) cannot change its voters.
+    UnsupportedVersion,
+    /// DUPLICATE_VOTER: the node is a voter already.
+    DuplicateVoter,
+    /// VOTER_NOT_FOUND: no such voter (id and directory id).
+    VoterNotFound,
+    /// REQUEST_TIMED_OUT: the new voter is not following or not caught up, or another change
+    /// is in progress.
+    RequestTimedOut,
+    /// INVALID_REQUEST: the change makes no sense (no endpoints, the last voter, ...).
+    InvalidRequest,
 }
 
 /// What the quorum leader knows of the metadata log's replication: what DescribeQuorum reports.
@@ -50,13 +74,23 @@ pub struct QuorumStatus {
     pub high_watermark: i64,
     /// Every voter, the leader included, in id order.
     pub voters: Vec<VoterStatus>,
+    /// Every learner (Kafka's observers: nodes that follow the log and do not vote), in id
+    /// order.
+    #[serde(default)]
+    pub observers: Vec<VoterStatus>,
 }
 
-/// One voter as the leader sees it.
+/// One voter (or observer) as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VoterStatus {
     /// Node id.
     pub node_id: i32,
+    /// Kafka's `directory.id` of its metadata log dir, if known (static voters have none).
+    #[serde(default)]
+    pub directory_id: Option<uuid::Uuid>,
+    /// Its controller endpoints, if known (voters of a dynamic quorum).
+    #[serde(default)]
+    pub endpoints: Vec<crate::raft::Endpoint>,
     /// One past the last entry known to be in its log (-1: not known yet in this term).
     pub log_end_offset: i64,
     /// Wall-clock time (ms) of its last successful exchange with the leader in this term: the

@@ -9,7 +9,7 @@
 //! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
 //! Trailing bytes after the message are accepted; the decoder decides what to do with them.
 //!
-//! The table covers 47 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
+//! The table covers 49 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
 //! SASL, quota, feature, quorum and describe APIs) at every version `kafka-protocol` 0.18 decodes (each message's
 //! `VERSIONS`), plus older Kafka versions where the layout is known; anything else is
 //! [`LengthError::UnknownSchema`]. Contents of tagged fields are not inspected: no request tagged
@@ -794,6 +794,18 @@ const UPDATE_FEATURES: &[Field] = &[
     f(1, Bool), // ValidateOnly
 ];
 
+// AddRaftVoter (80): ClusterId, TimeoutMs, VoterId, VoterDirectoryId, Listeners: Name, Host, Port
+const ADD_RAFT_VOTER: &[Field] = &[
+    f(0, Str),
+    f(0, I32),
+    f(0, I32),
+    f(0, Uuid),
+    f(0, Arr(&[f(0, Str), f(0, Str), f(0, I16)])),
+];
+
+// RemoveRaftVoter (81): ClusterId, VoterId, VoterDirectoryId
+const REMOVE_RAFT_VOTER: &[Field] = &[f(0, Str), f(0, I32), f(0, Uuid)];
+
 // DescribeTopicPartitions (75)
 const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
     f(0, Arr(&[f(0, Str)])),                  // Topics: Name
@@ -874,6 +886,8 @@ const APIS: &[Api] = &[
     api(68, 0, 1, 0, CONSUMER_GROUP_HEARTBEAT),
     api(69, 0, 1, 0, CONSUMER_GROUP_DESCRIBE),
     api(75, 0, 0, 0, DESCRIBE_TOPIC_PARTITIONS),
+    api(80, 0, 0, 0, ADD_RAFT_VOTER),
+    api(81, 0, 0, 0, REMOVE_RAFT_VOTER),
 ];
 
 fn schema(api_key: i16, api_version: i16) -> Option<&'static Api> {
@@ -932,7 +946,36 @@ mod tests {
                 v,
             ),
             29 | 30 | 31 | 35 | 43 | 48 | 50 | 55 | 57 | 61 | 65 | 66 | 75 => build_admin(key, v),
+            80 | 81 => build_raft_voter(key, v),
             _ => build_group(key, v),
+        }
+    }
+
+    /// AddRaftVoter and RemoveRaftVoter bodies.
+    fn build_raft_voter(key: i16, v: i16) -> Vec<u8> {
+        // The directory id's type without naming the uuid crate: any 16 bytes walk the same.
+        let dir = Default::default();
+        if key == 80 {
+            use kafka_protocol::messages::add_raft_voter_request::*;
+            enc(
+                &AddRaftVoterRequest::default()
+                    .with_cluster_id(Some(s("q1w2e3r4t5y6u7i8o9p0aa")))
+                    .with_timeout_ms(30_000)
+                    .with_voter_id(4)
+                    .with_voter_directory_id(dir)
+                    .with_listeners(vec![Listener::default()
+                        .with_name(s("CONTROLLER"))
+                        .with_host(s("127.0.0.1"))
+                        .with_port(49093)]),
+                v,
+            )
+        } else {
+            enc(
+                &RemoveRaftVoterRequest::default()
+                    .with_voter_id(4)
+                    .with_voter_directory_id(dir),
+                v,
+            )
         }
     }
 
@@ -1007,6 +1050,8 @@ mod tests {
             r::<DescribeTransactionsRequest>(65),
             r::<ListTransactionsRequest>(66),
             r::<DescribeTopicPartitionsRequest>(75),
+            r::<AddRaftVoterRequest>(80),
+            r::<RemoveRaftVoterRequest>(81),
         ];
         all.extend(group_apis());
         all.sort_unstable();
@@ -1870,6 +1915,8 @@ mod tests {
             55 => d::<DescribeQuorumRequest>(body, v),
             57 => d::<UpdateFeaturesRequest>(body, v),
             75 => d::<DescribeTopicPartitionsRequest>(body, v),
+            80 => d::<AddRaftVoterRequest>(body, v),
+            81 => d::<RemoveRaftVoterRequest>(body, v),
             61 => d::<DescribeProducersRequest>(body, v),
             65 => d::<DescribeTransactionsRequest>(body, v),
             66 => d::<ListTransactionsRequest>(body, v),
@@ -1920,7 +1967,7 @@ mod tests {
     #[test]
     fn every_version_kafka_protocol_decodes_is_in_the_table() {
         let all = all_apis();
-        assert_eq!(all.len(), 47);
+        assert_eq!(all.len(), 49);
         for (key, min, max) in all {
             for v in min..=max {
                 assert!(has_schema(key, v), "api {key} v{v} missing from the table");

@@ -72,6 +72,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::ConsumerGroupHeartbeat, 0, 0, 1),
     r(ApiKey::ConsumerGroupDescribe, 0, 0, 1),
     r(ApiKey::DescribeTopicPartitions, 0, 0, 0),
+    r(ApiKey::AddRaftVoter, 0, 0, 0),
+    r(ApiKey::RemoveRaftVoter, 0, 0, 0),
 ];
 
 /// Looks up the served range of an API key, if Runnel serves it.
@@ -151,6 +153,8 @@ mod tests {
                 ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
                 ApiKey::UpdateFeatures => UpdateFeaturesRequest::VERSIONS,
                 ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsRequest::VERSIONS,
+                ApiKey::AddRaftVoter => AddRaftVoterRequest::VERSIONS,
+                ApiKey::RemoveRaftVoter => RemoveRaftVoterRequest::VERSIONS,
                 other => panic!("no codec check for {other:?}"),
             };
             assert!(r.min >= codec.min && r.max <= codec.max, "{:?}", r.api_key);

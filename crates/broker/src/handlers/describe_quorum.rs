@@ -4,8 +4,9 @@
 //! controller listeners (v2). Any node answers: the leader from its own quorum, others by asking
 //! the leader, as Kafka's brokers forward the request to the active controller. A request for
 //! another partition gets UNKNOWN_TOPIC_OR_PARTITION, and NOT_LEADER_OR_FOLLOWER comes back
-//! while no leader is known (clients retry). Runnel has no observers (every node is a voter)
-//! and no directory ids (the zero UUID).
+//! while no leader is known (clients retry). Observers are the learners (broker-only nodes, and
+//! controllers not yet or no longer voters); each replica carries its directory id when the
+//! quorum knows it (the zero UUID for a static quorum's voters, as in Kafka).
 
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -35,7 +36,8 @@ fn partition_error(version: i16, index: i32, error: ResponseError) -> PartitionD
         .with_error_message((version >= 2).then(|| sb(error.to_string())))
 }
 
-/// Every voter with its controller listener, for v2's node list.
+/// Every voter with its controller listener, for v2's node list: the endpoints the quorum
+/// recorded (a dynamic quorum's), else the configured voter's address.
 fn voter_nodes(ctx: &RequestContext, status: &QuorumStatus) -> Vec<Node> {
     let cfg = &ctx.broker.config;
     let listener = cfg.cluster.controller_listener_names.first();
@@ -43,6 +45,21 @@ fn voter_nodes(ctx: &RequestContext, status: &QuorumStatus) -> Vec<Node> {
         .voters
         .iter()
         .map(|v| {
+            if !v.endpoints.is_empty() {
+                let listeners = v
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        Listener::default()
+                            .with_name(sb(e.name.clone()))
+                            .with_host(sb(e.host.clone()))
+                            .with_port(e.port)
+                    })
+                    .collect();
+                return Node::default()
+                    .with_node_id(BrokerId(v.node_id))
+                    .with_listeners(listeners);
+            }
             // A configured voter's controller listener; a cluster of one without voters has its
             // own controller listener, if any.
             let endpoint = cfg
@@ -102,27 +119,29 @@ pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> Describ
     let answer = crate::controller::quorum_status(&ctx.broker).await;
     let (partition, nodes) = match answer {
         Ok(status) => {
-            let voters = status
-                .voters
-                .iter()
-                .map(|r| {
-                    let s = ReplicaState::default()
-                        .with_replica_id(BrokerId(r.node_id))
-                        .with_log_end_offset(r.log_end_offset);
-                    if v >= 1 {
-                        s.with_last_fetch_timestamp(r.last_fetch_timestamp_ms)
-                            .with_last_caught_up_timestamp(r.last_caught_up_timestamp_ms)
-                    } else {
-                        s
-                    }
-                })
-                .collect();
+            let replica = |r: &runnel_metadata::VoterStatus| {
+                let s = ReplicaState::default()
+                    .with_replica_id(BrokerId(r.node_id))
+                    .with_log_end_offset(r.log_end_offset);
+                let s = if v >= 2 {
+                    s.with_replica_directory_id(r.directory_id.unwrap_or_default())
+                } else {
+                    s
+                };
+                if v >= 1 {
+                    s.with_last_fetch_timestamp(r.last_fetch_timestamp_ms)
+                        .with_last_caught_up_timestamp(r.last_caught_up_timestamp_ms)
+                } else {
+                    s
+                }
+            };
             let p = PartitionData::default()
                 .with_partition_index(0)
                 .with_leader_id(BrokerId(status.leader_id))
                 .with_leader_epoch(status.leader_epoch)
                 .with_high_watermark(status.high_watermark)
-                .with_current_voters(voters);
+                .with_current_voters(status.voters.iter().map(replica).collect())
+                .with_observers(status.observers.iter().map(replica).collect());
             let nodes = if v >= 2 {
                 voter_nodes(ctx, &status)
             } else {
@@ -135,6 +154,7 @@ pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> Describ
                 QuorumError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
                 QuorumError::Timeout => ResponseError::RequestTimedOut,
                 QuorumError::Stopped => ResponseError::BrokerNotAvailable,
+                QuorumError::Refused { .. } => ResponseError::UnknownServerError,
                 QuorumError::Storage(ref m) => {
                     tracing::warn!(error = %m, "DescribeQuorum failed");
                     ResponseError::UnknownServerError

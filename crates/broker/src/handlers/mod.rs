@@ -19,6 +19,7 @@ use crate::broker::Broker;
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -54,6 +55,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod remove_raft_voter;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod update_features;
@@ -180,12 +182,24 @@ async fn internode(
 ) -> Outcome {
     use crate::internode::{encode_response, FORWARD_API_KEY, RAFT_API_KEY};
     let cluster = &broker.config.cluster;
-    if !cluster.controller
-        || !cluster
+    let on_controller_listener = cluster.controller
+        && cluster
             .controller_listener_names
             .iter()
-            .any(|n| n == listener)
-    {
+            .any(|n| n == listener);
+    // A broker-only node follows the metadata log as a learner: the leader's AppendEntries and
+    // InstallSnapshot reach it on its inter-broker listener (it has no controller listener).
+    let to_learner = !cluster.controller
+        && api_key == RAFT_API_KEY
+        && listener == cluster.inter_broker_listener_name
+        && matches!(
+            u8::try_from(api_version)
+                .ok()
+                .and_then(runnel_metadata::RaftRpcKind::from_code),
+            Some(runnel_metadata::RaftRpcKind::AppendEntries)
+                | Some(runnel_metadata::RaftRpcKind::InstallSnapshot)
+        );
+    if !on_controller_listener && !to_learner {
         return Outcome::Close(
             "inter-node request on a listener that is not a controller listener",
         );
@@ -316,6 +330,8 @@ pub async fn dispatch(
             Some(consumer_group_describe::handle(&ctx, r).into())
         }
         RequestKind::DescribeQuorum(r) => Some(describe_quorum::handle(&ctx, r).await.into()),
+        RequestKind::AddRaftVoter(r) => Some(add_raft_voter::handle(&ctx, r).await.into()),
+        RequestKind::RemoveRaftVoter(r) => Some(remove_raft_voter::handle(&ctx, r).await.into()),
         RequestKind::DescribeTopicPartitions(r) => {
             Some(describe_topic_partitions::handle(&ctx, r).into())
         }

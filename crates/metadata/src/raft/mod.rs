@@ -1,9 +1,11 @@
 //! The metadata log replicated by openraft among the controllers: [`RaftQuorum`] implements
 //! [`MetadataQuorum`] on its own tokio runtime (thread `metadata-quorum`), over the log store in
 //! `store`, the image state machine in `state`, and a pluggable [`RaftTransport`]; `status`
-//! builds what DescribeQuorum reports.
+//! builds what DescribeQuorum reports, `members` the quorum's membership (learners that follow
+//! the log without voting, KIP-853 voter changes).
 
 mod legacy;
+mod members;
 mod network;
 mod state;
 mod status;
@@ -19,12 +21,13 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, Fatal, RaftError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::{Config, Raft, SnapshotPolicy};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, watch};
 
+pub use members::{Endpoint, MembershipChange, RaftNode};
 pub use network::{NoTransport, RaftRpcKind, RaftTransport};
 
 use crate::image::MetadataImage;
@@ -42,7 +45,7 @@ openraft::declare_raft_types!(
         D = Vec<MetadataRecord>,
         R = (),
         NodeId = u64,
-        Node = BasicNode,
+        Node = RaftNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
@@ -55,16 +58,33 @@ const BLOCKING_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `open` waits for a single voter (or a converting one) to lead.
 const LEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a membership change passed on to the leader may take (AddRaftVoter waits for the
+/// new voter to catch up, then for two membership entries to commit).
+const MEMBERSHIP_FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// What [`RaftQuorum::open`] needs.
 #[derive(Clone)]
 pub struct RaftQuorumConfig {
     /// The broker's first log dir; the log lives in `<log_dir>/__cluster_metadata-0/`.
     pub log_dir: PathBuf,
-    /// This node's id (a voter's id).
+    /// This node's id.
     pub node_id: i32,
-    /// Every voter: node id -> `host:port` of its controller listener.
+    /// A static quorum's voters (`controller.quorum.voters`, or this node alone for a cluster of
+    /// one): node id -> `host:port` of its controller listener. A node among them is a voter
+    /// from the start; any other node joins as a learner. Empty: a dynamic quorum (KIP-853),
+    /// whose voters are in the log.
     pub voters: BTreeMap<i32, String>,
-    /// How requests reach the other voters.
+    /// Where a node that is not a static voter finds the quorum to join: `host:port` of
+    /// controller listeners (`controller.quorum.bootstrap.servers`, or the static voters').
+    pub bootstrap: Vec<String>,
+    /// This node as the others reach and describe it (its address, directory id, and its
+    /// controller endpoints if it is a controller).
+    pub me: RaftNode,
+    /// A dynamic quorum only: on a pristine log, this node starts the quorum as its only voter
+    /// (what Kafka's `kafka-storage format --standalone` does); otherwise it joins as a learner
+    /// and waits for AddRaftVoter.
+    pub standalone: bool,
+    /// How requests reach the other nodes.
     pub network: Arc<dyn RaftTransport>,
 }
 
@@ -75,6 +95,13 @@ pub struct RaftQuorum {
     handle: Handle,
     images: Arc<watch::Sender<Arc<MetadataImage>>>,
     log: LogStore,
+    /// Whether the voters may change (a dynamic quorum).
+    dynamic: bool,
+    /// Where membership changes are passed on to the leader.
+    transport: Arc<dyn RaftTransport>,
+    /// This leader removed itself as a voter and waits for a voter to take over: it takes no
+    /// writes meanwhile.
+    handing_over: Arc<AtomicBool>,
     /// What this node hears from followers while it leads (for DescribeQuorum).
     contacts: Arc<FollowerContacts>,
     stopped: AtomicBool,
@@ -113,7 +140,17 @@ fn raft_config(voters: usize, rank: usize) -> Result<Config, QuorumError> {
     .map_err(storage)
 }
 
-fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> QuorumError {
+/// The leader as this node knows it. A leader that removed itself from the voters keeps its
+/// vote (and openraft names it as the leader) after stepping down until it hears from the new
+/// leader: it knows no leader meanwhile.
+pub(crate) fn known_leader(m: &openraft::RaftMetrics<u64, RaftNode>, me: u64) -> Option<u64> {
+    match m.current_leader {
+        Some(l) if l == me && m.state != openraft::ServerState::Leader => None,
+        other => other,
+    }
+}
+
+fn write_error(e: RaftError<u64, ClientWriteError<u64, RaftNode>>) -> QuorumError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotLeader {
             leader: f.leader_id.map(|id| id as i32),
@@ -153,30 +190,86 @@ async fn serve_rpc(
             serde_json::to_vec(&raft.install_snapshot(parse(&body)?).await)
         }
         // Answered by `handle_rpc` without openraft.
-        RaftRpcKind::Describe => return Err(storage("a status query is not a raft message")),
+        RaftRpcKind::Describe | RaftRpcKind::Membership => {
+            return Err(storage("not a raft message"))
+        }
     };
     out.map_err(storage)
 }
 
+/// Applies a membership change here if this node leads, else passes it on to the leader once.
+async fn serve_membership(
+    raft: Raft<TypeConfig>,
+    transport: Arc<dyn RaftTransport>,
+    me: u64,
+    dynamic: bool,
+    handing_over: Arc<AtomicBool>,
+    rpc: members::MembershipRpc,
+) -> Result<(), QuorumError> {
+    let (leader, addr) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let leader = known_leader(&m, me);
+        let addr = leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        (leader, addr)
+    };
+    if leader == Some(me) {
+        return members::apply(&raft, me, dynamic, &handing_over, rpc.change).await;
+    }
+    let not_leader = QuorumError::NotLeader {
+        leader: leader.map(|l| l as i32),
+    };
+    let (Some(leader), Some(addr), false) = (leader, addr, rpc.forwarded) else {
+        return Err(not_leader);
+    };
+    let body = serde_json::to_vec(&members::MembershipRpc {
+        forwarded: true,
+        ..rpc
+    })
+    .map_err(storage)?;
+    let sent = transport.send(leader as i32, &addr, RaftRpcKind::Membership, body);
+    match tokio::time::timeout(MEMBERSHIP_FORWARD_TIMEOUT, sent).await {
+        Ok(Ok(bytes)) => serde_json::from_slice::<Result<(), QuorumError>>(&bytes)
+            .map_err(|e| storage(format!("malformed membership answer: {e}")))?,
+        Ok(Err(e)) => {
+            tracing::debug!(leader, %addr, error = %e, "membership change: leader unreachable");
+            Err(QuorumError::NotLeader { leader: None })
+        }
+        Err(_) => Err(QuorumError::Timeout),
+    }
+}
+
 impl RaftQuorum {
     /// Opens the metadata log under `config.log_dir` and starts the quorum on its own runtime.
-    /// Blocking. A pristine node with the smallest voter id initializes the membership; with a
-    /// single voter this returns once the node leads and has applied its log, otherwise once
-    /// started. A pre-raft metadata log found there is converted first.
+    /// Blocking. In a static quorum a pristine node with the smallest voter id initializes the
+    /// membership; with a single voter this returns once the node leads and has applied its
+    /// log, otherwise once started. A pristine standalone node of a dynamic quorum initializes
+    /// it with itself as the only voter. Every other node (not a static voter) asks the quorum
+    /// to take it in as a learner, in the background, until it is answered. A pre-raft
+    /// metadata log found there is converted first.
     pub fn open(config: RaftQuorumConfig) -> Result<Arc<RaftQuorum>, QuorumError> {
         let RaftQuorumConfig {
             log_dir,
             node_id,
             voters,
+            bootstrap,
+            me,
+            standalone,
             network,
         } = config;
-        if !voters.contains_key(&node_id) || voters.keys().any(|id| *id < 0) {
+        if node_id < 0 || voters.keys().any(|id| *id < 0) {
             return Err(storage(format!(
-                "node {node_id} must be one of the voters {:?} (ids >= 0)",
+                "node {node_id} and the voters {:?} need ids >= 0",
                 voters.keys().collect::<Vec<_>>()
             )));
         }
-        let initializer = voters.keys().next() == Some(&node_id);
+        let static_voter = voters.contains_key(&node_id);
+        let initializer = static_voter && voters.keys().next() == Some(&node_id);
         let legacy = legacy::take_legacy(&log_dir, initializer).map_err(storage)?;
 
         let dir = log_dir.join(METADATA_LOG_DIR);
@@ -184,8 +277,35 @@ impl RaftQuorum {
         let log = LogStore::open(&dir).map_err(storage)?;
         let sm = StateMachine::open(&dir, images.clone()).map_err(storage)?;
         let pristine = log.is_pristine() && !sm.has_snapshot();
-        let rank = voters.keys().position(|id| *id == node_id).unwrap_or(0);
-        let raft_config = Arc::new(raft_config(voters.len(), rank)?);
+        // Static or dynamic is fixed when the log is first written; the configuration only
+        // decides it for a pristine log.
+        if pristine && voters.is_empty() {
+            log.set_dynamic().map_err(storage)?;
+        }
+        let dynamic = log.is_dynamic();
+        if !pristine && dynamic != voters.is_empty() {
+            tracing::warn!(
+                dynamic,
+                "the metadata log belongs to a {} quorum, but this node was started with {}: \
+                 the voters are those in the log",
+                if dynamic { "dynamic" } else { "static" },
+                if voters.is_empty() {
+                    "controller.quorum.bootstrap.servers"
+                } else {
+                    "controller.quorum.voters"
+                }
+            );
+        }
+        let raft_config = Arc::new(if static_voter {
+            let rank = voters.keys().position(|id| *id == node_id).unwrap_or(0);
+            raft_config(voters.len(), rank)?
+        } else {
+            // Voters of a dynamic quorum are many in the end (however many there are now):
+            // timings for several processes, staggered by the node's place among the
+            // bootstrap servers.
+            let rank = bootstrap.iter().position(|a| *a == me.addr).unwrap_or(0);
+            raft_config(3, rank)?
+        });
 
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -193,7 +313,7 @@ impl RaftQuorum {
         let contacts = Arc::new(FollowerContacts::default());
         let net = Network {
             id,
-            transport: network,
+            transport: network.clone(),
             contacts: contacts.clone(),
         };
         let store = log.clone();
@@ -244,39 +364,62 @@ impl RaftQuorum {
             handle,
             images,
             log,
+            dynamic,
+            transport: network,
+            handing_over: Arc::default(),
             contacts,
             stopped: AtomicBool::new(false),
             thread_id: thread.thread().id(),
             thread: Mutex::new(Some((stop_tx, thread))),
         });
         quorum.spawn_leader_log();
-        if let Err(e) = quorum.start(pristine, &voters, legacy, &log_dir) {
+        let init = if static_voter {
+            (pristine && initializer).then(|| {
+                voters
+                    .iter()
+                    .map(|(id, addr)| (*id as u64, RaftNode::at(addr.clone())))
+                    .collect()
+            })
+        } else if pristine && dynamic && standalone {
+            Some(BTreeMap::from([(id, me.clone())]))
+        } else {
+            None
+        };
+        let initialized = init.is_some();
+        let lone_voter = static_voter && voters.len() == 1;
+        if let Err(e) = quorum.start(init, lone_voter, legacy, &log_dir) {
             let _ = quorum.shutdown();
             return Err(e);
+        }
+        if !static_voter && !initialized {
+            // A learner, or a voter of a dynamic quorum: asks to be taken in (or tells the
+            // leader its current address and directory id) until answered.
+            quorum.handle.spawn(members::join_loop(
+                quorum.transport.clone(),
+                bootstrap,
+                node_id,
+                me,
+            ));
         }
         Ok(quorum)
     }
 
-    /// Initializes the membership if this node should, waits for leadership where `open` must,
-    /// and commits a converted pre-raft image.
+    /// Initializes the membership with `init` if given, waits for leadership where `open` must
+    /// (a lone static voter, a conversion), and commits a converted pre-raft image.
     fn start(
         &self,
-        pristine: bool,
-        voters: &BTreeMap<i32, String>,
+        init: Option<BTreeMap<u64, RaftNode>>,
+        lone_voter: bool,
         legacy: Option<MetadataImage>,
         log_dir: &std::path::Path,
     ) -> Result<(), QuorumError> {
         let id = self.node_id as u64;
-        if pristine && voters.keys().next() == Some(&self.node_id) {
-            let members: BTreeMap<u64, BasicNode> = voters
-                .iter()
-                .map(|(id, addr)| (*id as u64, BasicNode { addr: addr.clone() }))
-                .collect();
+        if let Some(members) = init {
             let raft = self.raft.clone();
             self.run(async move { raft.initialize(members).await })?
                 .map_err(|e| storage(format!("initializing the metadata quorum: {e}")))?;
         }
-        if voters.len() == 1 || legacy.is_some() {
+        if lone_voter || legacy.is_some() {
             let raft = self.raft.clone();
             self.run(async move {
                 raft.wait(Some(LEAD_TIMEOUT))
@@ -360,6 +503,27 @@ impl RaftQuorum {
             let answer = serde_json::to_vec(&self.describe()).map_err(storage);
             return Box::pin(async move { answer });
         }
+        if kind == RaftRpcKind::Membership {
+            let rpc: members::MembershipRpc = match serde_json::from_slice(body) {
+                Ok(rpc) => rpc,
+                Err(e) => {
+                    let e = storage(format!("malformed membership request: {e}"));
+                    return Box::pin(async move { Err(e) });
+                }
+            };
+            let fut = serve_membership(
+                self.raft.clone(),
+                self.transport.clone(),
+                self.node_id as u64,
+                self.dynamic,
+                self.handing_over.clone(),
+                rpc,
+            );
+            let task = self
+                .handle
+                .spawn(async move { serde_json::to_vec(&fut.await).map_err(storage) });
+            return Box::pin(async move { task.await.map_err(|_| QuorumError::Stopped)? });
+        }
         let task = self
             .handle
             .spawn(serve_rpc(self.raft.clone(), kind, body.to_vec()));
@@ -369,6 +533,56 @@ impl RaftQuorum {
     /// This node's id.
     pub fn node_id(&self) -> i32 {
         self.node_id
+    }
+
+    /// Applies a membership change (AddRaftVoter, RemoveRaftVoter, a join) on the leader: here
+    /// if this node leads, else passed on to the leader it knows. Resolves once committed.
+    pub fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> BoxFuture<'static, Result<(), QuorumError>> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Box::pin(async { Err(QuorumError::Stopped) });
+        }
+        let fut = serve_membership(
+            self.raft.clone(),
+            self.transport.clone(),
+            self.node_id as u64,
+            self.dynamic,
+            self.handing_over.clone(),
+            members::MembershipRpc {
+                change,
+                forwarded: false,
+            },
+        );
+        let task = self.handle.spawn(fut);
+        Box::pin(async move { task.await.map_err(|_| QuorumError::Stopped)? })
+    }
+
+    /// Whether the quorum's voters may change (a dynamic quorum, Kafka's `kraft.version` 1).
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+
+    /// The quorum's members as this node's log has them: (node id, node, is a voter), in id
+    /// order.
+    pub fn members(&self) -> Vec<(i32, RaftNode, bool)> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| (*id as i32, node.clone(), voters.contains(id)))
+            .collect()
+    }
+
+    /// `host:port` where raft messages reach member `id`, if it is one.
+    pub fn member_address(&self, id: i32) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership.get_node(&(id as u64)).map(|n| n.addr.clone())
     }
 
     /// The metadata log's start offset: entries before it were purged behind a snapshot.
@@ -390,6 +604,9 @@ impl MetadataQuorum for RaftQuorum {
             let image = self.image();
             return Box::pin(async move { Ok(image) });
         }
+        if self.handing_over.load(Ordering::Acquire) {
+            return Box::pin(async { Err(QuorumError::NotLeader { leader: None }) });
+        }
         let (tx, rx) = oneshot::channel();
         let fut = write(self.raft.clone(), self.images.clone(), records);
         self.handle.spawn(async move {
@@ -408,6 +625,9 @@ impl MetadataQuorum for RaftQuorum {
         if records.is_empty() {
             return Ok(self.image());
         }
+        if self.handing_over.load(Ordering::Acquire) {
+            return Err(QuorumError::NotLeader { leader: None });
+        }
         self.run(write(self.raft.clone(), self.images.clone(), records))?
     }
 
@@ -420,14 +640,10 @@ impl MetadataQuorum for RaftQuorum {
     }
 
     fn leader_id(&self) -> Option<i32> {
-        if self.stopped.load(Ordering::Acquire) {
+        if self.stopped.load(Ordering::Acquire) || self.handing_over.load(Ordering::Acquire) {
             return None;
         }
-        self.raft
-            .metrics()
-            .borrow()
-            .current_leader
-            .map(|id| id as i32)
+        known_leader(&self.raft.metrics().borrow(), self.node_id as u64).map(|id| id as i32)
     }
 
     fn describe(&self) -> Result<QuorumStatus, QuorumError> {

@@ -1,7 +1,8 @@
 //! The quorum's transport seam: [`RaftTransport`] carries openraft's requests (as JSON bytes) to
 //! other voters, and [`Network`] adapts it to openraft's `RaftNetworkFactory`/`RaftNetwork`,
 //! noting each AppendEntries answer for DescribeQuorum (`status`). The same transport carries
-//! a quorum-status query (`RaftRpcKind::Describe`) to the leader.
+//! a quorum-status query (`RaftRpcKind::Describe`) and membership changes
+//! (`RaftRpcKind::Membership`) to the leader.
 
 use std::io;
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::{RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::members::RaftNode;
 use super::status::{now_ms, FollowerContacts};
 use super::TypeConfig;
 use crate::quorum::BoxFuture;
@@ -37,6 +39,11 @@ pub enum RaftRpcKind {
     /// the answer is the JSON of `Result<QuorumStatus, QuorumError>`). What a node that does
     /// not lead sends the leader for DescribeQuorum.
     Describe,
+    /// Not a raft message: a change of the quorum's membership (JSON of a membership request:
+    /// a node joining as a learner, AddRaftVoter, RemoveRaftVoter), applied by the leader; a
+    /// node that does not lead passes it on to the leader once. The answer is the JSON of
+    /// `Result<(), QuorumError>`.
+    Membership,
 }
 
 impl RaftRpcKind {
@@ -47,6 +54,7 @@ impl RaftRpcKind {
             RaftRpcKind::Vote => 1,
             RaftRpcKind::InstallSnapshot => 2,
             RaftRpcKind::Describe => 3,
+            RaftRpcKind::Membership => 4,
         }
     }
 
@@ -57,6 +65,7 @@ impl RaftRpcKind {
             1 => Some(RaftRpcKind::Vote),
             2 => Some(RaftRpcKind::InstallSnapshot),
             3 => Some(RaftRpcKind::Describe),
+            4 => Some(RaftRpcKind::Membership),
             _ => None,
         }
     }
@@ -67,7 +76,9 @@ impl RaftRpcKind {
 /// bytes that returns are the response. The returned future is polled on the quorum's runtime
 /// (tokio, with I/O and timers enabled); it is dropped when openraft's timeout runs out.
 pub trait RaftTransport: Send + Sync + 'static {
-    /// Sends `body` of `kind` to voter `target`, whose controller listener is at `addr`.
+    /// Sends `body` of `kind` to node `target` at `addr` (a controller's controller listener, a
+    /// learner's inter-broker listener; a bootstrap server, whose id is not known, gets a
+    /// negative `target`).
     fn send(
         &self,
         target: i32,
@@ -111,7 +122,7 @@ pub(crate) struct Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+    async fn new_client(&mut self, target: u64, node: &RaftNode) -> Peer {
         Peer {
             id: self.id,
             target,
@@ -131,7 +142,7 @@ pub(crate) struct Peer {
     contacts: Arc<FollowerContacts>,
 }
 
-type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+type RpcResult<T, E> = Result<T, RPCError<u64, RaftNode, RaftError<u64, E>>>;
 
 impl Peer {
     /// Sends one request and decodes the `Result` the remote raft answered with.

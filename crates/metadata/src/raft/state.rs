@@ -10,13 +10,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    AnyError, BasicNode, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    AnyError, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::members::RaftNode;
 use super::store::{decode_records, encode_batch};
 use super::TypeConfig;
 use crate::image::MetadataImage;
@@ -28,12 +29,12 @@ const KEY_HEADER: &[u8] = b"snapshot-header";
 /// The first record of a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CheckpointHeader {
-    meta: SnapshotMeta<u64, BasicNode>,
+    meta: SnapshotMeta<u64, RaftNode>,
     /// The image's `last_offset` (the index of the last normal entry in it).
     last_offset: i64,
 }
 
-type Membership = StoredMembership<u64, BasicNode>;
+type Membership = StoredMembership<u64, RaftNode>;
 
 fn snap_err(e: impl ToString) -> StorageError<u64> {
     StorageIOError::write_snapshot(None, AnyError::error(e.to_string())).into()
@@ -296,7 +297,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, BasicNode>,
+        meta: &SnapshotMeta<u64, RaftNode>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
         let bytes = snapshot.into_inner();

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use openraft::{BasicNode, RaftMetrics, ServerState};
+use openraft::{RaftMetrics, ServerState};
 use parking_lot::Mutex;
 
+use super::members::RaftNode;
 use crate::quorum::{QuorumError, QuorumStatus, VoterStatus};
 
 /// Milliseconds since the Unix epoch.
@@ -92,11 +93,11 @@ impl FollowerContacts {
 /// The quorum status from this node's metrics, if it leads.
 pub(crate) fn describe(
     me: u64,
-    m: &RaftMetrics<u64, BasicNode>,
+    m: &RaftMetrics<u64, RaftNode>,
     contacts: &FollowerContacts,
 ) -> Result<QuorumStatus, QuorumError> {
     let not_leader = || QuorumError::NotLeader {
-        leader: m.current_leader.map(|id| id as i32),
+        leader: super::known_leader(m, me).map(|id| id as i32),
     };
     if m.state != ServerState::Leader || m.current_leader != Some(me) {
         return Err(not_leader());
@@ -106,36 +107,44 @@ pub(crate) fn describe(
     };
     let now = now_ms();
     let end = |index: Option<u64>| index.map_or(0, |i| i as i64 + 1);
-    let mut voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-    voters.sort_unstable();
-    let voters = voters
-        .into_iter()
-        .map(|id| {
-            if id == me {
-                return VoterStatus {
-                    node_id: id as i32,
-                    log_end_offset: end(m.last_log_index),
-                    last_fetch_timestamp_ms: now,
-                    last_caught_up_timestamp_ms: now,
-                };
-            }
-            let (fetch, caught_up) = contacts.times(id, m.current_term);
-            VoterStatus {
+    let membership = m.membership_config.membership();
+    let status = |id: u64| {
+        let node = membership.get_node(&id);
+        let (directory_id, endpoints) =
+            node.map_or((None, vec![]), |n| (n.directory_id, n.endpoints.clone()));
+        if id == me {
+            return VoterStatus {
                 node_id: id as i32,
-                log_end_offset: match replication.get(&id) {
-                    Some(Some(matched)) => matched.index as i64 + 1,
-                    _ => -1,
-                },
-                last_fetch_timestamp_ms: fetch,
-                last_caught_up_timestamp_ms: caught_up,
-            }
-        })
-        .collect();
+                directory_id,
+                endpoints,
+                log_end_offset: end(m.last_log_index),
+                last_fetch_timestamp_ms: now,
+                last_caught_up_timestamp_ms: now,
+            };
+        }
+        let (fetch, caught_up) = contacts.times(id, m.current_term);
+        VoterStatus {
+            node_id: id as i32,
+            directory_id,
+            endpoints,
+            log_end_offset: match replication.get(&id) {
+                Some(Some(matched)) => matched.index as i64 + 1,
+                _ => -1,
+            },
+            last_fetch_timestamp_ms: fetch,
+            last_caught_up_timestamp_ms: caught_up,
+        }
+    };
+    let mut voters: Vec<u64> = membership.voter_ids().collect();
+    voters.sort_unstable();
+    let mut learners: Vec<u64> = membership.learner_ids().collect();
+    learners.sort_unstable();
     Ok(QuorumStatus {
         leader_id: me as i32,
         leader_epoch: i32::try_from(m.current_term).unwrap_or(i32::MAX),
         high_watermark: end(m.last_applied.map(|l| l.index)),
-        voters,
+        voters: voters.into_iter().map(status).collect(),
+        observers: learners.into_iter().map(status).collect(),
     })
 }
 

@@ -1,7 +1,8 @@
 //! The raft log and vote on disk. Entries live in `__cluster_metadata-0/` as a Kafka partition
 //! log: one v2 batch per entry, offset = raft index, partition leader epoch = term, one record
 //! whose key names the payload kind and whose value is the payload as JSON. The vote and the last
-//! purged log id live in `quorum-state` (JSON, replaced atomically).
+//! purged log id live in `quorum-state` (JSON, replaced atomically), with whether the quorum is
+//! dynamic.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -41,6 +42,10 @@ struct QuorumState {
     /// before it hears from a leader, so its image is not empty meanwhile.
     #[serde(default)]
     committed: Option<LogId<u64>>,
+    /// The quorum's voters may change (KIP-853, `kraft.version` 1): fixed when the log is
+    /// first written, by how the node was started (see `RaftQuorumConfig::dynamic`).
+    #[serde(default)]
+    dynamic: bool,
 }
 
 fn now_ms() -> i64 {
@@ -312,6 +317,21 @@ impl LogStore {
     pub(crate) fn is_pristine(&self) -> bool {
         let inner = self.inner.lock();
         inner.state.vote.is_none() && inner.last_log_id.is_none()
+    }
+
+    /// Whether this log belongs to a dynamic quorum (voters may change).
+    pub(crate) fn is_dynamic(&self) -> bool {
+        self.inner.lock().state.dynamic
+    }
+
+    /// Records that this log belongs to a dynamic quorum.
+    pub(crate) fn set_dynamic(&self) -> Result<(), String> {
+        let mut inner = self.inner.lock();
+        if !inner.state.dynamic {
+            inner.state.dynamic = true;
+            inner.write_state()?;
+        }
+        Ok(())
     }
 
     /// The log's start offset (moves forward as entries behind a snapshot are purged).

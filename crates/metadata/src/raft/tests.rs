@@ -1,5 +1,6 @@
 //! Tests of the raft quorum: a single voter on disk (start, reopen, snapshots, legacy upgrade)
-//! and three voters over an in-memory transport.
+//! and three voters over an in-memory transport; learners following the log, and a dynamic
+//! quorum's voters added and removed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,6 +8,8 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+
+use crate::quorum::{MembershipError, VoterStatus};
 
 use super::*;
 use crate::log::MetadataLog;
@@ -17,6 +20,9 @@ fn single(dir: &Path) -> RaftQuorumConfig {
         log_dir: dir.to_path_buf(),
         node_id: 1,
         voters: BTreeMap::from([(1, "localhost:9093".to_string())]),
+        bootstrap: vec![],
+        me: RaftNode::at("localhost:9093"),
+        standalone: false,
         network: Arc::new(NoTransport),
     }
 }
@@ -160,6 +166,8 @@ fn legacy_log_is_converted() {
                 leader: 1,
                 leader_epoch: 4,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             },
             MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,
@@ -210,11 +218,19 @@ impl RaftTransport for MemTransport {
     fn send(
         &self,
         target: i32,
-        _addr: &str,
+        addr: &str,
         kind: RaftRpcKind,
         body: Vec<u8>,
     ) -> BoxFuture<'static, std::io::Result<Vec<u8>>> {
-        let node = self.nodes.lock().get(&target).and_then(Weak::upgrade);
+        // A bootstrap server (negative target) is found by its address, `mem-<id>`.
+        let id = if target >= 0 {
+            target
+        } else {
+            addr.strip_prefix("mem-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(-1)
+        };
+        let node = self.nodes.lock().get(&id).and_then(Weak::upgrade);
         Box::pin(async move {
             let node = node.ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "node down")
@@ -238,6 +254,9 @@ fn three_voters_elect_replicate_and_fail_over() {
             log_dir: dir.path().to_path_buf(),
             node_id: i,
             voters: voters.clone(),
+            bootstrap: vec![],
+            me: RaftNode::at(format!("mem-{i}")),
+            standalone: false,
             network: net.clone(),
         })
         .unwrap();
@@ -305,6 +324,9 @@ fn three_voters_elect_replicate_and_fail_over() {
         log_dir: dirs[(leader - 1) as usize].path().to_path_buf(),
         node_id: leader,
         voters: voters.clone(),
+        bootstrap: vec![],
+        me: RaftNode::at(format!("mem-{leader}")),
+        standalone: false,
         network: net.clone(),
     })
     .unwrap();
@@ -350,6 +372,9 @@ fn three_voters_describe_the_quorum_from_the_leader() {
             log_dir: dir.path().to_path_buf(),
             node_id: i,
             voters: voters.clone(),
+            bootstrap: vec![],
+            me: RaftNode::at(format!("mem-{i}")),
+            standalone: false,
             network: net.clone(),
         })
         .unwrap();
@@ -404,4 +429,334 @@ fn three_voters_describe_the_quorum_from_the_leader() {
     for q in nodes.values() {
         q.shutdown().unwrap();
     }
+}
+
+fn mem_addr(id: i32) -> String {
+    format!("mem-{id}")
+}
+
+/// A node as it joins: reached at `mem-<id>`, with a directory id and a controller endpoint.
+fn me(id: i32, directory_id: Uuid) -> RaftNode {
+    RaftNode {
+        addr: mem_addr(id),
+        directory_id: Some(directory_id),
+        endpoints: vec![controller_endpoint(id)],
+    }
+}
+
+fn controller_endpoint(id: i32) -> Endpoint {
+    Endpoint {
+        name: "CONTROLLER".into(),
+        host: "127.0.0.1".into(),
+        port: 9000 + id as u16,
+    }
+}
+
+/// Opens node `id` of a quorum connected through `net`.
+fn open_node(
+    net: &Arc<MemTransport>,
+    dir: &Path,
+    id: i32,
+    voters: &BTreeMap<i32, String>,
+    node: RaftNode,
+    standalone: bool,
+) -> Arc<RaftQuorum> {
+    let q = RaftQuorum::open(RaftQuorumConfig {
+        log_dir: dir.to_path_buf(),
+        node_id: id,
+        voters: voters.clone(),
+        bootstrap: (1..=3).map(mem_addr).collect(),
+        me: node,
+        standalone,
+        network: net.clone(),
+    })
+    .unwrap();
+    net.nodes.lock().insert(id, Arc::downgrade(&q));
+    q
+}
+
+/// The leader every node in `nodes` names, once they agree on one that is among them.
+fn agreed_leader(nodes: &BTreeMap<i32, Arc<RaftQuorum>>) -> Option<i32> {
+    let leaders: Vec<_> = nodes.values().map(|q| q.leader_id()).collect();
+    match leaders.first().copied().flatten() {
+        Some(l) if leaders.iter().all(|x| *x == Some(l)) && nodes.contains_key(&l) => Some(l),
+        _ => None,
+    }
+}
+
+fn ids(status: &[VoterStatus]) -> Vec<i32> {
+    status.iter().map(|v| v.node_id).collect()
+}
+
+fn run<T>(fut: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+#[test]
+fn a_learner_follows_the_log_never_leads_and_rejoins_after_a_restart() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = Arc::new(MemTransport::default());
+    let voters: BTreeMap<i32, String> = (1..=3).map(|i| (i, mem_addr(i))).collect();
+    let mut nodes = BTreeMap::new();
+    for i in 1..=3 {
+        let dir = dirs[i as usize - 1].path();
+        nodes.insert(
+            i,
+            open_node(&net, dir, i, &voters, RaftNode::at(mem_addr(i)), false),
+        );
+    }
+    wait_for("a leader", || agreed_leader(&nodes).is_some());
+    let leader = agreed_leader(&nodes).unwrap();
+    nodes[&leader]
+        .propose_blocking(vec![topic("before")])
+        .unwrap();
+
+    // Node 4 is no voter: it asks to be taken in and receives the log.
+    let dir4 = Uuid::new_v4();
+    let learner = open_node(&net, dirs[3].path(), 4, &voters, me(4, dir4), false);
+    wait_for("the learner to catch up", || {
+        learner.image().topic("before").is_some()
+    });
+    let img = nodes[&leader]
+        .propose_blocking(vec![topic("after")])
+        .unwrap();
+    wait_for("the learner to apply a new entry", || {
+        learner.image().last_offset >= img.last_offset
+    });
+    assert_eq!(content(&learner.image()), content(&img));
+    assert_eq!(learner.leader_id(), Some(leader));
+    match learner.propose_blocking(vec![topic("x")]) {
+        Err(QuorumError::NotLeader { leader: l }) => assert_eq!(l, Some(leader)),
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+    // The leader reports it as an observer with its directory id; the voters are unchanged.
+    wait_for("the observer's progress", || {
+        let s = nodes[&leader].describe().unwrap();
+        s.observers.len() == 1 && s.observers[0].log_end_offset > img.last_offset
+    });
+    let s = nodes[&leader].describe().unwrap();
+    assert_eq!(ids(&s.voters), [1, 2, 3]);
+    assert_eq!(ids(&s.observers), [4]);
+    assert_eq!(s.observers[0].directory_id, Some(dir4));
+    assert!(s.voters.iter().all(|v| v.directory_id.is_none()));
+    assert_eq!(learner.members().len(), 4);
+    assert!(learner
+        .members()
+        .iter()
+        .any(|(id, n, voter)| *id == 4 && !voter && n.addr == "mem-4"));
+
+    // A static quorum refuses voter changes, as Kafka refuses them at kraft.version 0.
+    let refused = run(learner.change_membership(MembershipChange::AddVoter {
+        node_id: 4,
+        directory_id: dir4,
+        endpoints: vec![controller_endpoint(4)],
+        timeout_ms: 1000,
+    }));
+    assert!(
+        matches!(
+            refused,
+            Err(QuorumError::Refused {
+                error: MembershipError::UnsupportedVersion,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+
+    // Restarted, it is still a learner and catches up with what it missed.
+    net.nodes.lock().remove(&4);
+    learner.shutdown().unwrap();
+    drop(learner);
+    let img = nodes[&leader]
+        .propose_blocking(vec![topic("while-down")])
+        .unwrap();
+    let learner = open_node(&net, dirs[3].path(), 4, &voters, me(4, dir4), false);
+    wait_for("the restarted learner to catch up", || {
+        learner.image().last_offset >= img.last_offset
+    });
+
+    // The leader goes; a voter takes over (never the learner), and keeps replicating to it.
+    net.nodes.lock().remove(&leader);
+    nodes.remove(&leader).unwrap().shutdown().unwrap();
+    wait_for("a new leader", || agreed_leader(&nodes).is_some());
+    let new_leader = agreed_leader(&nodes).unwrap();
+    assert_ne!(new_leader, 4);
+    let img = nodes[&new_leader]
+        .propose_blocking(vec![topic("after-failover")])
+        .unwrap();
+    wait_for("the learner to follow the new leader", || {
+        learner.image().last_offset >= img.last_offset && learner.leader_id() == Some(new_leader)
+    });
+    let s = nodes[&new_leader].describe().unwrap();
+    assert_eq!(ids(&s.observers), [4]);
+    learner.shutdown().unwrap();
+    for q in nodes.values() {
+        q.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_dynamic_quorum_adds_and_removes_voters() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let dir_ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let net = Arc::new(MemTransport::default());
+    let none = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
+    // Node 1 starts the quorum alone (Kafka's --standalone); 2 and 3 join as learners.
+    nodes.insert(
+        1,
+        open_node(&net, dirs[0].path(), 1, &none, me(1, dir_ids[0]), true),
+    );
+    wait_for("node 1 to lead", || nodes[&1].leader_id() == Some(1));
+    assert!(nodes[&1].is_dynamic());
+    nodes[&1].propose_blocking(vec![topic("t1")]).unwrap();
+    for i in 2..=3 {
+        let q = open_node(
+            &net,
+            dirs[i as usize - 1].path(),
+            i,
+            &none,
+            me(i, dir_ids[i as usize - 1]),
+            false,
+        );
+        nodes.insert(i, q);
+    }
+    wait_for("two observers", || {
+        nodes[&1]
+            .describe()
+            .is_ok_and(|s| ids(&s.observers) == [2, 3])
+    });
+    let s = nodes[&1].describe().unwrap();
+    assert_eq!(ids(&s.voters), [1]);
+    assert_eq!(s.voters[0].directory_id, Some(dir_ids[0]));
+    assert_eq!(s.voters[0].endpoints, [controller_endpoint(1)]);
+
+    let add = |via: i32, id: i32, directory_id: Uuid| {
+        run(nodes[&via].change_membership(MembershipChange::AddVoter {
+            node_id: id,
+            directory_id,
+            endpoints: vec![controller_endpoint(id)],
+            timeout_ms: 10_000,
+        }))
+    };
+    // Asked of a learner, the change travels to the leader.
+    wait_for("the learners to know the leader", || {
+        nodes[&2].leader_id() == Some(1) && nodes[&3].leader_id() == Some(1)
+    });
+    add(3, 2, dir_ids[1]).unwrap();
+    let s = nodes[&1].describe().unwrap();
+    assert_eq!(ids(&s.voters), [1, 2]);
+    assert_eq!(s.voters[1].directory_id, Some(dir_ids[1]));
+    assert_eq!(ids(&s.observers), [3]);
+    // A wrong directory id, then a voter added twice, are refused with Kafka's errors.
+    let wrong = add(1, 3, Uuid::new_v4());
+    assert!(
+        matches!(
+            wrong,
+            Err(QuorumError::Refused {
+                error: MembershipError::InvalidRequest,
+                ..
+            })
+        ),
+        "{wrong:?}"
+    );
+    add(2, 3, dir_ids[2]).unwrap();
+    let again = add(1, 3, dir_ids[2]);
+    assert!(
+        matches!(
+            again,
+            Err(QuorumError::Refused {
+                error: MembershipError::DuplicateVoter,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let s = nodes[&1].describe().unwrap();
+    assert_eq!(ids(&s.voters), [1, 2, 3]);
+    assert!(s.observers.is_empty());
+
+    let remove = |via: i32, id: i32, directory_id: Uuid| {
+        run(
+            nodes[&via].change_membership(MembershipChange::RemoveVoter {
+                node_id: id,
+                directory_id,
+            }),
+        )
+    };
+    let missing = remove(2, 1, Uuid::new_v4());
+    assert!(
+        matches!(
+            missing,
+            Err(QuorumError::Refused {
+                error: MembershipError::VoterNotFound,
+                ..
+            })
+        ),
+        "{missing:?}"
+    );
+    // The leader itself is removed: it steps down, the other two elect a leader and commit.
+    remove(2, 1, dir_ids[0]).unwrap();
+    let two: BTreeMap<i32, Arc<RaftQuorum>> = nodes
+        .iter()
+        .filter(|(id, _)| **id != 1)
+        .map(|(id, q)| (*id, q.clone()))
+        .collect();
+    wait_for("a leader among 2 and 3", || agreed_leader(&two).is_some());
+    let leader = agreed_leader(&two).unwrap();
+    let img = wait_propose(&nodes[&leader], "after-removal");
+    let s = nodes[&leader].describe().unwrap();
+    assert_eq!(ids(&s.voters), [2, 3]);
+    // The removed voter stays a learner and follows the log, as an observer.
+    wait_for("the removed voter to be an observer", || {
+        nodes[&leader]
+            .describe()
+            .is_ok_and(|s| ids(&s.observers) == [1])
+    });
+    wait_for("the removed voter to follow", || {
+        nodes[&1].image().last_offset >= img.last_offset
+    });
+
+    // The voter set survives restarts: every node stopped and started again.
+    for (id, q) in std::mem::take(&mut nodes) {
+        net.nodes.lock().remove(&id);
+        q.shutdown().unwrap();
+    }
+    for i in 1..=3 {
+        let q = open_node(
+            &net,
+            dirs[i as usize - 1].path(),
+            i,
+            &none,
+            me(i, dir_ids[i as usize - 1]),
+            i == 1,
+        );
+        nodes.insert(i, q);
+    }
+    wait_for("a leader after the restart", || {
+        agreed_leader(&nodes).is_some()
+    });
+    let leader = agreed_leader(&nodes).unwrap();
+    assert_ne!(leader, 1, "the removed voter must not lead");
+    let s = nodes[&leader].describe().unwrap();
+    assert_eq!(ids(&s.voters), [2, 3]);
+    assert_eq!(ids(&s.observers), [1]);
+    wait_propose(&nodes[&leader], "after-restart");
+    for q in nodes.values() {
+        q.shutdown().unwrap();
+    }
+}
+
+/// Proposes a topic, retrying while a just-elected leader is not ready yet.
+fn wait_propose(q: &RaftQuorum, name: &str) -> Arc<MetadataImage> {
+    let mut img = None;
+    wait_for("a proposal to commit", || {
+        img = q.propose_blocking(vec![topic(name)]).ok();
+        img.is_some()
+    });
+    img.unwrap()
 }
