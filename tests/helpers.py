@@ -45,6 +45,8 @@ TOOLS = {
     "kafka-log-dirs": "org.apache.kafka.tools.LogDirsCommand",
     "kafka-features": "org.apache.kafka.tools.FeatureCommand",
     "kafka-leader-election": "org.apache.kafka.tools.LeaderElectionCommand",
+    "kafka-reassign-partitions": "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+    "kafka-cluster": "org.apache.kafka.tools.ClusterTool",
 }
 
 
@@ -140,7 +142,11 @@ class Broker:
 def kafka_tool_cmd(name, *args, version=None):
     """The command line that runs one of Apache Kafka's tools (to run it elsewhere, e.g. in a
     network namespace: tests/netns.py)."""
-    return java_cmd(TOOLS[name], *args, version=version)
+    main_class = TOOLS[name]
+    if name == "kafka-configs" and (version or KAFKA_VERSION) != KAFKA_VERSION:
+        # Kafka 4.2 moved ConfigCommand from the core jar (Scala) to the tools jar.
+        main_class = "org.apache.kafka.tools.ConfigCommand"
+    return java_cmd(main_class, *args, version=version)
 
 
 def java_cmd(main_class, *args, version=None):

@@ -295,6 +295,19 @@ impl Partition {
                     },
                 );
             }
+        } else if next.leader == self.node_id && state.replicas != next.replicas {
+            // A reassignment changed the replicas under this leader: new ones start with a
+            // full lag window, leaving ones are forgotten.
+            let leo = self.log.lock().log_end_offset();
+            let mut followers = self.followers.lock();
+            followers.retain(|r, _| next.replicas.contains(r));
+            for r in next.replicas.iter().filter(|r| **r != self.node_id) {
+                followers.entry(*r).or_insert(FollowerProgress {
+                    log_end_offset: -1,
+                    last_caught_up_ms: now_ms,
+                    last_fetch: (now_ms, leo),
+                });
+            }
         }
         if state.partition_epoch != next.partition_epoch {
             self.pending_isr.lock().clear();

@@ -342,6 +342,8 @@ impl Sim {
             leader: NODES[0],
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         });
         for (i, id) in NODES.iter().enumerate() {
             image.apply(&MetadataRecord::RegisterBroker {
@@ -953,6 +955,8 @@ impl Sim {
                     leader: state.leader,
                     leader_epoch: state.leader_epoch,
                     partition_epoch: state.partition_epoch + 1,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 };
                 self.commit(
                     vec![record],

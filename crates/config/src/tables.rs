@@ -78,6 +78,19 @@ const fn b(
     }
 }
 
+/// A broker config that can be changed at run time (IncrementalAlterConfigs on the broker).
+const fn dynamic(
+    name: &'static str,
+    default: Option<&'static str>,
+    kind: ConfigKind,
+    doc: &'static str,
+) -> ConfigEntry {
+    ConfigEntry {
+        read_only: false,
+        ..b(name, default, kind, doc)
+    }
+}
+
 const BROKER: &[ConfigEntry] = &[
     b("advertised.listeners", None, List, "Listeners to publish to clients, if different from listeners."),
     b("auto.create.topics.enable", Some("false"), Boolean, "Create a topic when a client asks for metadata of an unknown one (Runnel's default is false)."),
@@ -92,6 +105,7 @@ const BROKER: &[ConfigEntry] = &[
     b("controller.quorum.bootstrap.servers", None, List, "Controllers to contact first (host:port), when the voters are not listed."),
     b("controller.quorum.voters", None, List, "The voters of the metadata quorum as id@host:port; unset: this node alone."),
     b("default.replication.factor", Some("1"), Short, "Replication factor of topics created without one."),
+    dynamic("follower.replication.throttled.rate", Some("9223372036854775807"), Long, "Bytes per second a follower fetches for the replicas listed in follower.replication.throttled.replicas while they are outside the ISR (set at run time, per broker or as the cluster default)."),
     b("group.consumer.heartbeat.interval.ms", Some("5000"), Int, "Heartbeat interval given to members of consumer-protocol (KIP-848) groups."),
     b("group.consumer.session.timeout.ms", Some("45000"), Int, "Session timeout of members of consumer-protocol (KIP-848) groups."),
     b("group.initial.rebalance.delay.ms", Some("3000"), Int, "Delay before the first rebalance of a new group."),
@@ -100,6 +114,7 @@ const BROKER: &[ConfigEntry] = &[
     b("group.min.session.timeout.ms", Some("6000"), Int, "Smallest session timeout a consumer may ask for."),
     b("inter.broker.listener.name", None, String, "Listener brokers use to reach each other (default: the first listener that is not a controller listener)."),
     b("leader.imbalance.check.interval.seconds", Some("300"), Long, "How often the active controller checks for partitions not led by their preferred replica."),
+    dynamic("leader.replication.throttled.rate", Some("9223372036854775807"), Long, "Bytes per second a leader sends to the replicas listed in leader.replication.throttled.replicas while they are outside the ISR (set at run time)."),
     b("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"), String, "Security protocol of each listener name."),
     b("listeners", Some("PLAINTEXT://localhost:9092"), List, "Addresses to listen on, as NAME://host:port."),
     b("log.cleanup.policy", Some("delete"), List, "Default cleanup policy of topics."),
@@ -130,6 +145,7 @@ const BROKER: &[ConfigEntry] = &[
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
     b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
     b("process.roles", Some("broker,controller"), List, "broker, controller, or both (Runnel's default: both, a cluster of one)."),
+    dynamic("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), Long, "Accepted for kafka-reassign-partitions (set at run time); Runnel moves no replica between log dirs yet."),
     b("replica.lag.time.max.ms", Some("30000"), Long, "A follower that has not caught up for this long leaves the ISR."),
     b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),

@@ -23,6 +23,41 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     /// Partition epoch (bumped by every change of the partition's record).
     pub partition_epoch: i32,
+    /// Replicas a reassignment in progress adds (already in `replicas`).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas a reassignment in progress removes once the adding ones are in the ISR.
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// The record that sets this partition of topic `topic_id` to this state.
+    pub fn to_record(&self, topic_id: Uuid) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition: self.partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
+        }
+    }
+
+    /// Whether a reassignment of this partition is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment in progress moves to (all of them when none is).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing_replicas.contains(r))
+            .collect()
+    }
 }
 
 /// A registered broker as the metadata knows it.
@@ -119,6 +154,8 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
@@ -132,6 +169,8 @@ impl MetadataImage {
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
+                        adding_replicas: adding_replicas.clone(),
+                        removing_replicas: removing_replicas.clone(),
                     };
                     match t.partitions.iter_mut().find(|x| x.partition == *partition) {
                         Some(existing) => *existing = p,
@@ -215,6 +254,9 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.brokers.remove(broker_id);
+            }
             MetadataRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id)
             }
@@ -240,15 +282,7 @@ impl MetadataImage {
                 name: topic.name.clone(),
                 topic_id: topic.topic_id,
             });
-            out.extend(topic.partitions.iter().map(|p| MetadataRecord::Partition {
-                topic_id: topic.topic_id,
-                partition: p.partition,
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-                leader: p.leader,
-                leader_epoch: p.leader_epoch,
-                partition_epoch: p.partition_epoch,
-            }));
+            out.extend(topic.partitions.iter().map(|p| p.to_record(topic.topic_id)));
             out.extend(topic.configs.iter().map(|(k, v)| MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,
                 resource_name: topic.name.clone(),
@@ -317,6 +351,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             });
         }
         img.apply(&MetadataRecord::Config {
@@ -361,6 +397,8 @@ mod tests {
                 leader: 2,
                 leader_epoch: 3,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             },
             MetadataRecord::Partition {
                 topic_id: a,
@@ -370,6 +408,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             },
             MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,

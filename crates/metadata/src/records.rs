@@ -43,6 +43,13 @@ pub enum MetadataRecord {
         /// change computed from an older state (an ISR update from a leader) can be refused.
         #[serde(default)]
         partition_epoch: i32,
+        /// Replicas being added by a reassignment (in `replicas` already, not yet in the
+        /// target's ISR); empty when no reassignment is in progress.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        /// Replicas a reassignment removes once every adding replica is in the ISR.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
     },
     /// A config set (value) or removed (None) on a resource.
     Config {
@@ -87,6 +94,11 @@ pub enum MetadataRecord {
         broker_id: i32,
         /// The epoch of the registration being unfenced.
         broker_epoch: i64,
+    },
+    /// A broker's registration was removed (UnregisterBroker: a decommissioned broker).
+    UnregisterBroker {
+        /// Node id.
+        broker_id: i32,
     },
     /// A block of producer ids was handed out; the next block starts at `next_producer_id`.
     ProducerIds {

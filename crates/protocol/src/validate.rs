@@ -9,7 +9,7 @@
 //! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
 //! Trailing bytes after the message are accepted; the decoder decides what to do with them.
 //!
-//! The table covers 49 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
+//! The table covers 52 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
 //! SASL, quota, feature, quorum and describe APIs) at every version `kafka-protocol` 0.18 decodes (each message's
 //! `VERSIONS`), plus older Kafka versions where the layout is known; anything else is
 //! [`LengthError::UnknownSchema`]. Contents of tagged fields are not inspected: no request tagged
@@ -776,6 +776,25 @@ const ELECT_LEADERS: &[Field] = &[
     f(0, I32),                             // TimeoutMs
 ];
 
+// AlterPartitionReassignments (45)
+const ALTER_PARTITION_REASSIGNMENTS: &[Field] = &[
+    f(0, I32),  // TimeoutMs
+    f(1, Bool), // AllowReplicationFactorChange
+    f(
+        0,
+        Arr(&[
+            f(0, Str),                             // Name
+            f(0, Arr(&[f(0, I32), f(0, INT32S)])), // Partitions: PartitionIndex, Replicas (nullable)
+        ]),
+    ),
+];
+
+// ListPartitionReassignments (46): TimeoutMs, Topics (nullable): Name, PartitionIndexes
+const LIST_PARTITION_REASSIGNMENTS: &[Field] = &[f(0, I32), f(0, Arr(&[f(0, Str), f(0, INT32S)]))];
+
+// UnregisterBroker (64): BrokerId
+const UNREGISTER_BROKER: &[Field] = &[f(0, I32)];
+
 // DescribeQuorum (55): Topics: TopicName, Partitions: PartitionIndex
 const DESCRIBE_QUORUM: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, Arr(&[f(0, I32)]))]))];
 
@@ -874,6 +893,8 @@ const APIS: &[Api] = &[
     api(42, 0, 2, 2, DELETE_GROUPS),
     api(43, 0, 2, 2, ELECT_LEADERS),
     api(44, 0, 1, 1, INCREMENTAL_ALTER_CONFIGS),
+    api(45, 0, 1, 0, ALTER_PARTITION_REASSIGNMENTS),
+    api(46, 0, 0, 0, LIST_PARTITION_REASSIGNMENTS),
     api(47, 0, 0, NONE, OFFSET_DELETE),
     api(48, 0, 1, 1, DESCRIBE_CLIENT_QUOTAS),
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS),
@@ -881,6 +902,7 @@ const APIS: &[Api] = &[
     api(57, 0, 2, 0, UPDATE_FEATURES),
     api(60, 0, 2, 0, DESCRIBE_CLUSTER),
     api(61, 0, 0, 0, DESCRIBE_PRODUCERS),
+    api(64, 0, 0, 0, UNREGISTER_BROKER),
     api(65, 0, 0, 0, DESCRIBE_TRANSACTIONS),
     api(66, 0, 2, 0, LIST_TRANSACTIONS),
     api(68, 0, 1, 0, CONSUMER_GROUP_HEARTBEAT),
@@ -945,7 +967,9 @@ mod tests {
                     .with_include_fenced_brokers(v >= 2),
                 v,
             ),
-            29 | 30 | 31 | 35 | 43 | 48 | 50 | 55 | 57 | 61 | 65 | 66 | 75 => build_admin(key, v),
+            29 | 30 | 31 | 35 | 43 | 45 | 46 | 48 | 50 | 55 | 57 | 61 | 64 | 65 | 66 | 75 => {
+                build_admin(key, v)
+            }
             80 | 81 => build_raft_voter(key, v),
             _ => build_group(key, v),
         }
@@ -1040,6 +1064,9 @@ mod tests {
             r::<DescribeLogDirsRequest>(35),
             r::<CreatePartitionsRequest>(37),
             r::<ElectLeadersRequest>(43),
+            r::<AlterPartitionReassignmentsRequest>(45),
+            r::<ListPartitionReassignmentsRequest>(46),
+            r::<UnregisterBrokerRequest>(64),
             r::<IncrementalAlterConfigsRequest>(44),
             r::<DescribeClientQuotasRequest>(48),
             r::<DescribeUserScramCredentialsRequest>(50),
@@ -1132,6 +1159,37 @@ mod tests {
                     v,
                 )
             }
+            45 => {
+                use kafka_protocol::messages::alter_partition_reassignments_request::*;
+                enc(
+                    &AlterPartitionReassignmentsRequest::default()
+                        .with_allow_replication_factor_change(v >= 1)
+                        .with_topics(vec![ReassignableTopic::default()
+                            .with_name(tn("t"))
+                            .with_partitions(vec![
+                                ReassignablePartition::default()
+                                    .with_partition_index(0)
+                                    .with_replicas(Some(vec![BrokerId(1), BrokerId(2)])),
+                                ReassignablePartition::default().with_partition_index(1),
+                            ])]),
+                    v,
+                )
+            }
+            46 => {
+                use kafka_protocol::messages::list_partition_reassignments_request::*;
+                enc(
+                    &ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+                        ListPartitionReassignmentsTopics::default()
+                            .with_name(tn("t"))
+                            .with_partition_indexes(vec![0, 1]),
+                    ])),
+                    v,
+                )
+            }
+            64 => enc(
+                &UnregisterBrokerRequest::default().with_broker_id(BrokerId(4)),
+                v,
+            ),
             55 => {
                 use kafka_protocol::messages::describe_quorum_request::*;
                 enc(
@@ -1910,6 +1968,9 @@ mod tests {
             31 => d::<DeleteAclsRequest>(body, v),
             35 => d::<DescribeLogDirsRequest>(body, v),
             43 => d::<ElectLeadersRequest>(body, v),
+            45 => d::<AlterPartitionReassignmentsRequest>(body, v),
+            46 => d::<ListPartitionReassignmentsRequest>(body, v),
+            64 => d::<UnregisterBrokerRequest>(body, v),
             48 => d::<DescribeClientQuotasRequest>(body, v),
             50 => d::<DescribeUserScramCredentialsRequest>(body, v),
             55 => d::<DescribeQuorumRequest>(body, v),
@@ -1967,7 +2028,7 @@ mod tests {
     #[test]
     fn every_version_kafka_protocol_decodes_is_in_the_table() {
         let all = all_apis();
-        assert_eq!(all.len(), 49);
+        assert_eq!(all.len(), 52);
         for (key, min, max) in all {
             for v in min..=max {
                 assert!(has_schema(key, v), "api {key} v{v} missing from the table");

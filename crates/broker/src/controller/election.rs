@@ -14,10 +14,7 @@ use uuid::Uuid;
 
 /// The record for partition `p` with a new ISR and leader.
 fn changed(topic_id: Uuid, p: &PartitionImage, isr: Vec<i32>, leader: i32) -> MetadataRecord {
-    MetadataRecord::Partition {
-        topic_id,
-        partition: p.partition,
-        replicas: p.replicas.clone(),
+    PartitionImage {
         leader_epoch: if leader != p.leader {
             p.leader_epoch + 1
         } else {
@@ -26,11 +23,13 @@ fn changed(topic_id: Uuid, p: &PartitionImage, isr: Vec<i32>, leader: i32) -> Me
         isr,
         leader,
         partition_epoch: p.partition_epoch + 1,
+        ..p.clone()
     }
+    .to_record(topic_id)
 }
 
 /// Whether unclean leader election is enabled for a topic (its override, else the broker's).
-fn unclean_enabled(topic: &TopicImage, broker_default: bool) -> bool {
+pub fn unclean_enabled(topic: &TopicImage, broker_default: bool) -> bool {
     match topic.configs.get("unclean.leader.election.enable") {
         Some(v) => v == "true",
         None => broker_default,
@@ -215,6 +214,8 @@ mod tests {
                     leader,
                     leader_epoch: 4,
                     partition_epoch: 9,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 }],
                 configs,
             }),

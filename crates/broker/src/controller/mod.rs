@@ -10,6 +10,7 @@ pub mod election;
 pub mod features;
 pub mod lifecycle;
 pub mod placement;
+pub mod reassign;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 use runnel_config::TopicConfig;
 use runnel_metadata::records::RESOURCE_TOPIC;
-use runnel_metadata::MetadataRecord;
+use runnel_metadata::{MetadataRecord, PartitionImage};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -78,6 +79,8 @@ fn new_partitions(
                 leader,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             }
         })
 }
@@ -394,6 +397,67 @@ fn exec_set_topic_configs(
     Ok(())
 }
 
+/// Replaces the dynamic config overrides of broker `name` ("" for the cluster default) with
+/// `new_configs`: only the keys Runnel changes at run time are accepted, with Kafka's checks.
+fn exec_set_broker_configs(
+    broker: &Broker,
+    name: &str,
+    new_configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    if !name.is_empty() && name.parse::<i32>().is_err() {
+        return Err(ControllerError::new(
+            ResponseError::InvalidRequest,
+            format!("Invalid broker name {name}"),
+        ));
+    }
+    let fixed: Vec<&String> = new_configs
+        .keys()
+        .filter(|k| !crate::replica::throttle::DYNAMIC_BROKER_KEYS.contains(&k.as_str()))
+        .collect();
+    if !fixed.is_empty() {
+        return Err(ControllerError::new(
+            ResponseError::InvalidConfig,
+            format!("Cannot update these configs dynamically: {fixed:?} (Runnel changes only {:?} at run time)", crate::replica::throttle::DYNAMIC_BROKER_KEYS),
+        ));
+    }
+    for (k, v) in &new_configs {
+        if !v.trim().parse::<i64>().is_ok_and(|n| n >= 0) {
+            return Err(ControllerError::new(
+                ResponseError::InvalidConfig,
+                format!("Invalid value {v} for configuration {k}: Value must be at least 0"),
+            ));
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let image = broker.image();
+    let empty = BTreeMap::new();
+    let current = image.broker_configs.get(name).unwrap_or(&empty);
+    let record = |k: &String, value: Option<String>| MetadataRecord::Config {
+        resource_type: runnel_metadata::records::RESOURCE_BROKER,
+        resource_name: name.to_string(),
+        name: k.clone(),
+        value,
+    };
+    let mut records: Vec<MetadataRecord> = new_configs
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| record(k, Some(v.clone())))
+        .collect();
+    records.extend(
+        current
+            .keys()
+            .filter(|k| !new_configs.contains_key(*k))
+            .map(|k| record(k, None)),
+    );
+    if !records.is_empty() {
+        propose(broker, records)?;
+    }
+    Ok(())
+}
+
 /// A request to the active controller: what the admin APIs, the producer-id allocator and
 /// the broker lifecycle ask of it. Serialized when forwarded to the controller on another node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -482,10 +546,33 @@ pub enum ControllerRequest {
         /// (topic, partitions) asked for; `None` for all.
         partitions: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// AlterPartitionReassignments: for each (topic, partitions), the target replicas of a
+    /// partition, or `None` to cancel its reassignment; all changes commit together.
+    AlterReassignments {
+        /// The changes asked for, by topic.
+        changes: reassign::Reassignments,
+        /// Whether a target may have another replication factor (v1's flag; v0: yes).
+        allow_rf_change: bool,
+    },
+    /// IncrementalAlterConfigs / AlterConfigs on a broker (`name` its id, "" the cluster
+    /// default): its dynamic overrides as they should be after the change.
+    SetBrokerConfigs {
+        /// Broker id, or "" for the cluster-wide default.
+        name: String,
+        /// The overrides.
+        configs: BTreeMap<String, String>,
+        /// Only validate.
+        validate_only: bool,
+    },
+    /// UnregisterBroker: forgets a broker's registration (a decommissioned broker).
+    UnregisterBroker {
+        /// Node id.
+        broker_id: i32,
+    },
 }
 
-/// ElectLeaders' outcome for one partition: Kafka's error code (0: a leader was elected) and
-/// message.
+/// ElectLeaders' (or AlterPartitionReassignments') outcome for one partition: Kafka's error
+/// code (0: done) and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionElection {
     /// Partition index.
@@ -516,7 +603,7 @@ pub struct ControllerOk {
     /// and every other live broker has heartbeaten with metadata that says so).
     #[serde(default)]
     pub should_shut_down: bool,
-    /// ElectLeaders' results, by topic.
+    /// ElectLeaders' or AlterPartitionReassignments' results, by topic.
     #[serde(default)]
     pub elections: Vec<(String, Vec<PartitionElection>)>,
 }
@@ -725,6 +812,26 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
         ControllerRequest::ElectLeaders { kind, partitions } => {
             ok.elections = exec_elect_leaders(broker, kind, partitions)?;
         }
+        ControllerRequest::AlterReassignments {
+            changes,
+            allow_rf_change,
+        } => ok.elections = exec_alter_reassignments(broker, changes, allow_rf_change)?,
+        ControllerRequest::SetBrokerConfigs {
+            name,
+            configs,
+            validate_only,
+        } => exec_set_broker_configs(broker, &name, configs, validate_only)?,
+        ControllerRequest::UnregisterBroker { broker_id } => {
+            if !broker.image().brokers.contains_key(&broker_id) {
+                return Err(ControllerError::new(
+                    ResponseError::BrokerIdNotRegistered,
+                    format!("Broker ID {broker_id} is not currently registered"),
+                ));
+            }
+            propose(broker, vec![MetadataRecord::UnregisterBroker { broker_id }])?;
+            broker.controller.sessions.lock().remove(&broker_id);
+            tracing::info!(broker_id, "broker unregistered");
+        }
     }
     ok.offset = broker.image().last_offset;
     Ok(ok)
@@ -880,18 +987,100 @@ fn exec_alter_partition(
         ));
     };
     check_alter_partition(&image, p, (leader, leader_epoch, partition_epoch), &isr)?;
-    propose(
+    let next = reassign::settle(&image, p, PartitionImage { isr, ..p.clone() });
+    if p.reassigning() && !next.reassigning() {
+        tracing::info!(topic_id = %topic_id, partition = index, replicas = ?next.replicas, "reassignment completed");
+    }
+    propose(broker, vec![next.to_record(topic_id)])
+}
+
+/// Runs AlterPartitionReassignments: each partition's change decided from the newest image
+/// ([`reassign::plan`]), the accepted ones committed together; returns each partition's
+/// outcome, by topic.
+fn exec_alter_reassignments(
+    broker: &Broker,
+    changes: reassign::Reassignments,
+    allow_rf_change: bool,
+) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
+    let image = broker.image();
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (name, parts) in changes {
+        let mut out = Vec::new();
+        for (index, target) in parts {
+            let outcome = match image.topic(&name) {
+                None => Err(ControllerError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Unable to find a topic named {name}."),
+                )),
+                Some(topic) => match topic.partitions.iter().find(|p| p.partition == index) {
+                    None => Err(ControllerError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Unable to find partition {name}:{index}."),
+                    )),
+                    Some(p) => {
+                        let unclean = election::unclean_enabled(
+                            topic,
+                            broker.config.cluster.unclean_leader_election_enable,
+                        );
+                        reassign::plan(
+                            &image,
+                            topic,
+                            p,
+                            target.as_deref(),
+                            allow_rf_change,
+                            unclean,
+                        )
+                        .map(|next| {
+                            if let Some(next) = next {
+                                tracing::info!(topic = %name, partition = index, target = ?target, replicas = ?next.replicas, "reassignment");
+                                records.push(next.to_record(topic.topic_id));
+                            }
+                        })
+                    }
+                },
+            };
+            out.push(match outcome {
+                Ok(()) => PartitionElection {
+                    partition: index,
+                    error_code: 0,
+                    message: None,
+                },
+                Err(e) => PartitionElection {
+                    partition: index,
+                    error_code: e.error.code(),
+                    message: Some(e.message),
+                },
+            });
+        }
+        results.push((name, out));
+    }
+    if !records.is_empty() {
+        propose(broker, records)?;
+    }
+    Ok(results)
+}
+
+/// Runs AlterPartitionReassignments on the active controller; returns each partition's
+/// outcome, by topic.
+pub fn alter_reassignments(
+    broker: &Broker,
+    changes: reassign::Reassignments,
+    allow_rf_change: bool,
+) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
+    submit(
         broker,
-        vec![MetadataRecord::Partition {
-            topic_id,
-            partition: index,
-            replicas: p.replicas.clone(),
-            isr,
-            leader,
-            leader_epoch,
-            partition_epoch: partition_epoch + 1,
-        }],
+        ControllerRequest::AlterReassignments {
+            changes,
+            allow_rf_change,
+        },
     )
+    .map(|ok| ok.elections)
+}
+
+/// Runs UnregisterBroker on the active controller.
+pub fn unregister_broker(broker: &Broker, broker_id: i32) -> Result<(), ControllerError> {
+    submit(broker, ControllerRequest::UnregisterBroker { broker_id }).map(|_| ())
 }
 
 /// A leader's ISR change for its partition, computed from `state`.
@@ -990,6 +1179,25 @@ pub fn set_topic_configs(
         ControllerRequest::SetTopicConfigs {
             name: name.to_string(),
             configs: new_configs,
+            validate_only,
+        },
+    )
+    .map(|_| ())
+}
+
+/// Sets the dynamic config overrides of broker `name` ("" for the cluster default) on the
+/// active controller (or only checks them when `validate_only`).
+pub fn set_broker_configs(
+    broker: &Broker,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), ControllerError> {
+    submit(
+        broker,
+        ControllerRequest::SetBrokerConfigs {
+            name: name.to_string(),
+            configs,
             validate_only,
         },
     )

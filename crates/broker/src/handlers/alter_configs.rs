@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::ResponseError;
-use runnel_metadata::records::RESOURCE_TOPIC;
+use runnel_metadata::records::{RESOURCE_BROKER, RESOURCE_TOPIC};
 
 use super::{sb, RequestContext};
 use crate::controller;
@@ -28,7 +28,7 @@ pub fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsRes
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            if r.resource_type != RESOURCE_TOPIC {
+            if r.resource_type != RESOURCE_TOPIC && r.resource_type != RESOURCE_BROKER {
                 let (e, m) = unsupported_resource(r.resource_type);
                 return base
                     .with_error_code(e.code())
@@ -40,12 +40,13 @@ pub fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsRes
                     configs.insert(c.name.to_string(), v.to_string());
                 }
             }
-            match controller::set_topic_configs(
-                &ctx.broker,
-                r.resource_name.as_str(),
-                configs,
-                req.validate_only,
-            ) {
+            let name = r.resource_name.as_str();
+            let outcome = if r.resource_type == RESOURCE_BROKER {
+                controller::set_broker_configs(&ctx.broker, name, configs, req.validate_only)
+            } else {
+                controller::set_topic_configs(&ctx.broker, name, configs, req.validate_only)
+            };
+            match outcome {
                 Ok(()) => base.with_error_code(0),
                 Err(e) => base
                     .with_error_code(e.error.code())

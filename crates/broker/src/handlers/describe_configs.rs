@@ -98,13 +98,28 @@ pub fn topic_config_rows(broker: &Broker, overrides: &BTreeMap<String, String>) 
 /// Every broker config of this node.
 pub fn broker_config_rows(broker: &Broker) -> Vec<ConfigRow> {
     let described = broker.config.describe();
+    let image = broker.image();
     runnel_config::broker_config_entries()
         .iter()
         .map(|e| {
-            let (value, source) = described
-                .iter()
-                .find(|(n, _, _)| n == e.name)
-                .map(|(_, v, s)| (v.clone(), *s))
+            let dynamic =
+                crate::replica::throttle::dynamic_value(&image, broker.config.node_id, e.name).map(
+                    |(v, default)| {
+                        let source = if default {
+                            ConfigSource::DynamicDefaultBrokerConfig
+                        } else {
+                            ConfigSource::DynamicBrokerConfig
+                        };
+                        (Some(v), source)
+                    },
+                );
+            let (value, source) = dynamic
+                .or_else(|| {
+                    described
+                        .iter()
+                        .find(|(n, _, _)| n == e.name)
+                        .map(|(_, v, s)| (v.clone(), *s))
+                })
                 .unwrap_or((e.default.map(str::to_string), ConfigSource::Default));
             let code = source.as_kafka_code();
             ConfigRow {

@@ -48,6 +48,9 @@ fn read_once(
     replica_id: i32,
 ) -> (Vec<FetchableTopicResponse>, usize) {
     let now = crate::broker::now_ms();
+    let image = ctx.broker.image();
+    let node = ctx.broker.config.node_id;
+    let quota = &ctx.broker.replicas.leader_quota;
     let mut total: usize = 0;
     let mut budget = max_bytes.max(0) as usize;
     let mut out = Vec::with_capacity(wanted.len());
@@ -140,6 +143,21 @@ fn read_once(
                 } else {
                     -1
                 });
+            // A throttled follower outside the ISR gets nothing while the leader rate is used up.
+            let throttled = replica_id >= 0
+                && !partition.state().isr.contains(&replica_id)
+                && image.topic(&w.topic).is_some_and(|t| {
+                    crate::replica::throttle::lists_replica(
+                        t,
+                        "leader.replication.throttled.replicas",
+                        index,
+                        replica_id,
+                    )
+                });
+            if throttled && quota.exceeded(&image, node) {
+                parts.push(pd.with_error_code(0));
+                continue;
+            }
             // The first partition with data may exceed the budget by one batch; later ones stop.
             let limit = if total == 0 {
                 (pmax.max(0) as usize).max(1)
@@ -160,6 +178,9 @@ fn read_once(
                     }
                     total += n;
                     budget = budget.saturating_sub(n);
+                    if throttled {
+                        quota.record(&image, node, n);
+                    }
                     parts.push(pd.with_error_code(0).with_records(Some(r.records)));
                 }
                 Err(LogError::OffsetOutOfRange { .. }) => {

@@ -1,11 +1,13 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on a topic's config
 //! overrides (list-typed configs such as `cleanup.policy` for the last two), validated and applied
-//! without a restart.
+//! without a restart; SET and DELETE on a broker's (or the cluster default's) dynamic configs, the
+//! replication throttles.
 
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::ResponseError;
-use runnel_metadata::records::RESOURCE_TOPIC;
+use runnel_metadata::records::{RESOURCE_BROKER, RESOURCE_TOPIC};
 
 use super::alter_configs::unsupported_resource;
 use super::{sb, RequestContext};
@@ -24,6 +26,47 @@ fn split_list(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// SET and DELETE on a broker's dynamic overrides (its id, or "" for the cluster default).
+fn alter_broker(
+    ctx: &RequestContext,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let name = r.resource_name.to_string();
+    let mut configs = ctx
+        .broker
+        .image()
+        .broker_configs
+        .get(&name)
+        .cloned()
+        .unwrap_or_default();
+    for c in &r.configs {
+        let key = c.name.to_string();
+        match (c.config_operation, &c.value) {
+            (SET, Some(v)) => {
+                configs.insert(key, v.to_string());
+            }
+            (SET, None) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Null value not supported for: {key}"),
+                ))
+            }
+            (DELETE, _) => {
+                configs.remove(&key);
+            }
+            (op, _) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Config operation {op} is not supported for broker config {key}"),
+                ))
+            }
+        }
+    }
+    controller::set_broker_configs(&ctx.broker, &name, configs, validate_only)
+        .map_err(|e| (e.error, e.message))
+}
+
 /// Handles IncrementalAlterConfigs.
 pub fn handle(
     ctx: &RequestContext,
@@ -36,6 +79,14 @@ pub fn handle(
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if r.resource_type == RESOURCE_BROKER {
+                return match alter_broker(ctx, &r, req.validate_only) {
+                    Ok(()) => base.with_error_code(0),
+                    Err((e, m)) => base
+                        .with_error_code(e.code())
+                        .with_error_message(Some(sb(m))),
+                };
+            }
             if r.resource_type != RESOURCE_TOPIC {
                 let (e, m) = unsupported_resource(r.resource_type);
                 return base

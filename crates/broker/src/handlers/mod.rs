@@ -21,6 +21,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -48,6 +49,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
@@ -58,6 +60,7 @@ pub mod produce;
 pub mod remove_raft_voter;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod unregister_broker;
 pub mod update_features;
 pub mod write_txn_markers;
 
@@ -338,6 +341,13 @@ pub async fn dispatch(
         RequestKind::DescribeLogDirs(r) => Some(describe_log_dirs::handle(&ctx, r).into()),
         RequestKind::UpdateFeatures(r) => Some(update_features::handle(&ctx, r).into()),
         RequestKind::ElectLeaders(r) => Some(elect_leaders::handle(&ctx, r).into()),
+        RequestKind::AlterPartitionReassignments(r) => {
+            Some(alter_partition_reassignments::handle(&ctx, r).into())
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            Some(list_partition_reassignments::handle(&ctx, r).into())
+        }
+        RequestKind::UnregisterBroker(r) => Some(unregister_broker::handle(&ctx, r).into()),
         _ => return Outcome::Close("API not served"),
     };
     match response {

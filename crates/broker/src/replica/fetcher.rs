@@ -55,6 +55,22 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
         }
         idle_since = None;
         let image = broker.image();
+        // Throttled replicas outside the ISR sit out while the follower rate is used up.
+        let throttled = |p: &Partition| is_throttled(&image, broker.config.node_id, p);
+        let parts: Vec<Arc<Partition>> = if broker
+            .replicas
+            .follower_quota
+            .exceeded(&image, broker.config.node_id)
+        {
+            parts.into_iter().filter(|p| !throttled(p)).collect()
+        } else {
+            parts
+        };
+        if parts.is_empty() {
+            drop(broker);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let listener = &broker.config.cluster.inter_broker_listener_name;
         let Some(addr) = image
             .brokers
@@ -139,6 +155,10 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
                     if p.state().leader != leader {
                         continue;
                     }
+                    if is_throttled(&broker.image(), broker.config.node_id, p) {
+                        let bytes = pd.records.as_ref().map_or(0, |r| r.len());
+                        broker.replicas.follower_quota.record(&broker.image(), broker.config.node_id, bytes);
+                    }
                     if let Err(e) = apply(&broker, p, &pd) {
                         any_error = true;
                         debug!(topic = %p.topic, partition = p.index, error = %e, "replica fetch not applied");
@@ -152,6 +172,20 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
             tokio::time::sleep(BACKOFF).await;
         }
     }
+}
+
+/// Whether this follower's replica of `p` is throttled: listed in the topic's
+/// `follower.replication.throttled.replicas` and outside the ISR.
+fn is_throttled(image: &runnel_metadata::MetadataImage, node: i32, p: &Partition) -> bool {
+    !p.state().isr.contains(&node)
+        && image.topic_by_id(&p.topic_id).is_some_and(|t| {
+            super::throttle::lists_replica(
+                t,
+                "follower.replication.throttled.replicas",
+                p.index,
+                node,
+            )
+        })
 }
 
 /// A Fetch request as a replica, from each partition's log end.

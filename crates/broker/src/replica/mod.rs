@@ -9,6 +9,7 @@
 
 pub mod fetcher;
 pub mod logic;
+pub mod throttle;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +58,10 @@ pub struct ReplicaManager {
     appended: Arc<watch::Sender<u64>>,
     /// Wakes the ISR upkeep early (a follower caught up).
     isr_wakeup: tokio::sync::Notify,
+    /// The throttle of what this broker sends to throttled followers, as their leader.
+    pub leader_quota: throttle::Quota,
+    /// The throttle of what this broker fetches for throttled replicas, as a follower.
+    pub follower_quota: throttle::Quota,
 }
 
 impl ReplicaManager {
@@ -86,6 +91,8 @@ impl ReplicaManager {
             clean_start,
             appended: Arc::new(watch::channel(0).0),
             isr_wakeup: tokio::sync::Notify::new(),
+            leader_quota: throttle::Quota::leader(),
+            follower_quota: throttle::Quota::follower(),
         }
     }
 
@@ -134,7 +141,7 @@ impl ReplicaManager {
             .collect();
         for (name, id) in hosted_topics {
             if new.topic(&name).map(|t| t.topic_id) != Some(id) {
-                self.remove_topic_partitions(&name);
+                self.remove_partitions(|(t, _)| *t == name);
             }
         }
         for topic in new.topics.values() {
@@ -145,7 +152,13 @@ impl ReplicaManager {
             let configs_changed = before.is_some_and(|b| b.configs != topic.configs);
             for p in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
-                    // Moved away from this node (reassignment is the next issue's): stop hosting.
+                    // Reassigned away from this node: its log goes, as Kafka's StopReplica with
+                    // deletion. Waiting writes see the new leader first and give up.
+                    if let Some(gone) = self.partition(&topic.name, p.partition) {
+                        gone.apply_state(ReplicaState::from_image(p), now_ms())?;
+                        info!(topic = %topic.name, partition = p.partition, "no longer a replica: removing the log");
+                        self.remove_partitions(|(t, i)| *t == topic.name && *i == p.partition);
+                    }
                     continue;
                 }
                 let partition = match self.partition(&topic.name, p.partition) {
@@ -221,14 +234,18 @@ impl ReplicaManager {
         Ok(partition)
     }
 
-    /// Removes directories of partitions the image no longer knows (topics deleted while the
-    /// broker was down, or whose deletion did not finish). Only with an image known to be
-    /// caught up with the metadata log: at start-up on a single node, once registered and
-    /// unfenced in a cluster.
+    /// Removes directories of partitions the image does not place on this node (topics deleted
+    /// while the broker was down or whose deletion did not finish, replicas reassigned away).
+    /// Only with an image known to be caught up with the metadata log: at start-up on a single
+    /// node, once registered and unfenced in a cluster.
     pub fn remove_stray_dirs(&self, image: &MetadataImage) -> anyhow::Result<()> {
         let mut expected = HashSet::new();
         for topic in image.topics.values() {
-            for p in &topic.partitions {
+            for p in topic
+                .partitions
+                .iter()
+                .filter(|p| p.replicas.contains(&self.node_id))
+            {
                 expected.insert(format!("{}-{}", topic.name, p.partition));
             }
         }
@@ -254,12 +271,12 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Unregisters a topic's partitions and removes their directories in the background.
-    fn remove_topic_partitions(&self, topic: &str) {
+    /// Unregisters the hosted partitions `which` selects and removes their directories in the
+    /// background.
+    fn remove_partitions(&self, which: impl Fn(&TopicPartition) -> bool) {
         let removed: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write();
-            let keys: Vec<TopicPartition> =
-                map.keys().filter(|(t, _)| t == topic).cloned().collect();
+            let keys: Vec<TopicPartition> = map.keys().filter(|k| which(k)).cloned().collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         for p in removed {
