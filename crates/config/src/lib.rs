@@ -128,8 +128,11 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// `listener.security.protocol.map`.
     pub listener_security_protocol_map: Vec<(String, String)>,
-    /// `log.dirs` (or `log.dir`).
+    /// `log.dirs` (or `log.dir`): every directory holding partition logs.
     pub log_dirs: Vec<PathBuf>,
+    /// `metadata.log.dir`: where the metadata log (`__cluster_metadata-0`) lives; `None` means
+    /// the first of `log.dirs`, as in Kafka. See [`BrokerConfig::metadata_log_dir`].
+    pub metadata_log_dir: Option<PathBuf>,
     /// `num.partitions`.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -498,6 +501,11 @@ impl BrokerConfig {
             advertised_listeners,
             listener_security_protocol_map: map,
             log_dirs,
+            metadata_log_dir: raw
+                .get("metadata.log.dir")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             num_partitions: at_least("num.partitions", raw.parse("num.partitions")?, 1)?,
             default_replication_factor: at_least(
                 "default.replication.factor",
@@ -641,6 +649,14 @@ impl BrokerConfig {
         Ok(cfg)
     }
 
+    /// The directory of the metadata log: `metadata.log.dir`, else the first of `log.dirs`.
+    pub fn metadata_log_dir(&self) -> &std::path::Path {
+        self.metadata_log_dir
+            .as_deref()
+            .or(self.log_dirs.first().map(PathBuf::as_path))
+            .unwrap_or(std::path::Path::new("./data"))
+    }
+
     /// Keys set explicitly (file, environment or `--override`).
     pub fn explicit_keys(&self) -> HashSet<&str> {
         self.explicit.keys().map(|k| k.as_str()).collect()
@@ -724,6 +740,32 @@ mod tests {
         assert_eq!(c.message_max_bytes, 1048588);
         assert_eq!(c.socket_request_max_bytes, 104857600);
         assert_eq!(c.offsets_topic_num_partitions, 50);
+    }
+
+    #[test]
+    fn several_log_dirs_and_the_metadata_log_dir() {
+        let c = BrokerConfig::load(None, &[], &kv(&[("log.dirs", "/d1, /d2,/d3")]))
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.log_dirs,
+            vec![
+                PathBuf::from("/d1"),
+                PathBuf::from("/d2"),
+                PathBuf::from("/d3")
+            ]
+        );
+        // The metadata log defaults to the first log dir, as in Kafka.
+        assert_eq!(c.metadata_log_dir(), std::path::Path::new("/d1"));
+        let c = BrokerConfig::load(
+            None,
+            &[],
+            &kv(&[("log.dirs", "/d1,/d2"), ("metadata.log.dir", "/m")]),
+        )
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.config.metadata_log_dir(), std::path::Path::new("/m"));
+        assert_eq!(c.config.value_of("metadata.log.dir").as_deref(), Some("/m"));
     }
 
     #[test]

@@ -119,7 +119,7 @@ const BROKER: &[ConfigEntry] = &[
     b("listeners", Some("PLAINTEXT://localhost:9092"), List, "Addresses to listen on, as NAME://host:port."),
     b("log.cleanup.policy", Some("delete"), List, "Default cleanup policy of topics."),
     b("log.dir", None, String, "Log directory, used when log.dirs is unset."),
-    b("log.dirs", Some("./data"), List, "Directories holding the logs (Runnel's default is ./data)."),
+    b("log.dirs", Some("./data"), List, "Directories holding the logs (Runnel's default is ./data); a new partition goes to the one holding the fewest."),
     b("log.flush.interval.messages", Some("9223372036854775807"), Long, "Messages appended to a partition before it is fsynced."),
     b("log.flush.interval.ms", None, Long, "Longest time a message stays unflushed; unset leaves flushing to the OS."),
     b("log.index.interval.bytes", Some("4096"), Int, "Bytes between entries of the offset index."),
@@ -135,6 +135,7 @@ const BROKER: &[ConfigEntry] = &[
     b("log.segment.bytes", Some("1073741824"), Int, "Largest size of a segment file."),
     b("log.segment.delete.delay.ms", Some("60000"), Long, "Delay before a deleted segment's file is removed."),
     b("message.max.bytes", Some("1048588"), Int, "Largest record batch a topic accepts by default."),
+    b("metadata.log.dir", None, String, "Directory of the metadata log (__cluster_metadata-0); default: the first of log.dirs."),
     b("min.insync.replicas", Some("1"), Int, "Replicas that must acknowledge an acks=all write."),
     b("node.id", Some("1"), Int, "This node's id."),
     b("num.partitions", Some("1"), Int, "Partition count of topics created without one."),
@@ -145,7 +146,7 @@ const BROKER: &[ConfigEntry] = &[
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
     b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
     b("process.roles", Some("broker,controller"), List, "broker, controller, or both (Runnel's default: both, a cluster of one)."),
-    dynamic("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), Long, "Accepted for kafka-reassign-partitions (set at run time); Runnel moves no replica between log dirs yet."),
+    dynamic("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), Long, "Bytes per second copied when AlterReplicaLogDirs moves a replica between this broker's log dirs (set at run time)."),
     b("replica.lag.time.max.ms", Some("30000"), Long, "A follower that has not caught up for this long leaves the ISR."),
     b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),
@@ -171,7 +172,6 @@ const ACCEPTED_KAFKA_KEYS: &[&str] = &[
     "delete.topic.enable",
     "queued.max.requests",
     "num.replica.fetchers",
-    "metadata.log.dir",
     // ZooKeeper-era; Kafka 4.0 removed it (KAFKA-18743): its controller, like Runnel's, moves
     // every partition whose preferred replica can lead.
     "leader.imbalance.per.broker.percentage",

@@ -472,6 +472,9 @@ pub struct Log {
     background_flush: Option<BackgroundFlush>,
     /// Aborted transactions, by marker offset (kept in `.txnindex` files, one per segment).
     aborted: Vec<AbortedTxn>,
+    /// Bumped whenever bytes already written are cut or rewritten (truncation), so that a copy
+    /// of the files taken meanwhile ([`crate::relocate`]) knows a grown file is not an append.
+    rewrites: u64,
 }
 
 /// An aborted transaction: its producer, its first offset and its abort marker's offset (Kafka's
@@ -772,6 +775,7 @@ impl Log {
             recovery_point,
             background_flush: None,
             aborted: Vec::new(),
+            rewrites: 0,
         };
         let leo = log.log_end_offset();
         if log.log_start_offset > leo {
@@ -1031,6 +1035,18 @@ impl Log {
     /// The log's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The log's settings.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// How many times bytes already written were cut or rewritten (truncations) since the log
+    /// was opened: between two equal values the files only grew at their ends or were added or
+    /// deleted whole.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites
     }
 
     /// First offset still in the log.
@@ -1494,6 +1510,7 @@ impl Log {
             return self.truncate_fully_and_start_at(start);
         }
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset = new_leo, "truncating the log");
+        self.rewrites += 1;
         let dir = self.dir.clone();
         let above: Vec<i64> = self.segments.range(base + 1..).map(|(b, _)| *b).collect();
         for b in above.into_iter().rev() {
@@ -1529,6 +1546,7 @@ impl Log {
         }
         self.reap_background_flush(true)?;
         tracing::info!(dir = %self.dir.display(), offset, "deleting the log to start it at a new offset");
+        self.rewrites += 1;
         let dir = self.dir.clone();
         // Snapshots first: one left at a kept offset would describe the old log.
         for (_, path) in list_snapshots(&dir)? {
