@@ -253,6 +253,24 @@ impl Partition {
         }
     }
 
+    /// [`Partition::replication`] waited for off the async workers: returns once the write is
+    /// no longer pending, or pending after `timeout`.
+    pub fn wait_replication_blocking(
+        &self,
+        end: i64,
+        leader_epoch: i32,
+        timeout: std::time::Duration,
+    ) -> Replication {
+        let deadline = std::time::Instant::now() + timeout;
+        crate::internode::blocking(|| loop {
+            let r = self.replication(end, leader_epoch);
+            if r != Replication::Pending || std::time::Instant::now() >= deadline {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        })
+    }
+
     /// The high watermark: the offset below which records are committed (in the ISR).
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)

@@ -322,7 +322,7 @@ pub async fn dispatch(
         RequestKind::AddOffsetsToTxn(r) => Some(add_offsets_to_txn::handle(&ctx, r).await.into()),
         RequestKind::EndTxn(r) => Some(end_txn::handle(&ctx, r).await.into()),
         RequestKind::TxnOffsetCommit(r) => Some(txn_offset_commit::handle(&ctx, r).await.into()),
-        RequestKind::WriteTxnMarkers(r) => Some(write_txn_markers::handle(&ctx, r).into()),
+        RequestKind::WriteTxnMarkers(r) => Some(write_txn_markers::handle(&ctx, r).await.into()),
         RequestKind::DescribeTransactions(r) => Some(describe_transactions::handle(&ctx, r).into()),
         RequestKind::ListTransactions(r) => Some(list_transactions::handle(&ctx, r).into()),
         RequestKind::DescribeProducers(r) => Some(describe_producers::handle(&ctx, r).into()),

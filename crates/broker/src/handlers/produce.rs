@@ -251,7 +251,7 @@ fn check_keys_for_compaction(records: &Bytes) -> Result<Vec<i32>, (ResponseError
 
 /// Waits until the high watermark of `topic`-`index` passes `last_offset` (acks=all): Ok, or
 /// the error the partition's response carries.
-async fn wait_for_isr(
+pub(crate) async fn wait_for_isr(
     ctx: &RequestContext,
     topic: &str,
     index: i32,

@@ -794,11 +794,19 @@ struct MarkerJob {
     partitions: Vec<(String, i32)>,
 }
 
+/// How long a marker appended here may take to reach the in-sync replicas before the job is
+/// retried.
+const MARKER_REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Writes a job's markers: appended to the partitions led here, WriteTxnMarkers to the leaders
-/// of the others. False if one could not be written.
+/// of the others, each written only once it is in the partition's ISR (as Kafka's acks=-1
+/// marker appends: a marker only its leader held could be truncated away by a new leader, and
+/// the transaction would be complete with records that read as aborted). False if one could
+/// not be written: the job is retried.
 fn write_markers(broker: &Broker, job: &MarkerJob) -> bool {
     let now = now_ms();
     let mut touched_offsets = false;
+    let mut appended = Vec::new();
     for (topic, index) in &job.partitions {
         if broker.image().topic(topic).is_none() {
             // Deleted since: nothing to mark.
@@ -817,20 +825,36 @@ fn write_markers(broker: &Broker, job: &MarkerJob) -> bool {
             }
             continue;
         };
+        if let Some((isr, min)) = partition.isr_shortfall() {
+            warn!(transactional_id = %job.id, topic, partition = index, isr, min, "not writing a transaction marker: too few in-sync replicas");
+            return false;
+        }
+        let epoch = partition.leader_epoch();
         let result = partition.log.lock().append_marker(
             job.producer_id,
             job.producer_epoch,
             job.commit,
             0,
-            partition.leader_epoch(),
+            epoch,
             now,
         );
         partition.leader_appended();
-        if let Err(e) = result {
-            warn!(transactional_id = %job.id, topic, partition = index, error = %e, "writing a transaction marker failed");
-            return false;
+        match result {
+            Ok(offset) => appended.push((partition, offset + 1, epoch)),
+            Err(e) => {
+                warn!(transactional_id = %job.id, topic, partition = index, error = %e, "writing a transaction marker failed");
+                return false;
+            }
         }
         touched_offsets |= topic == OFFSETS_TOPIC;
+    }
+    broker.replicas.notify_append();
+    for (partition, end, epoch) in appended {
+        let r = partition.wait_replication_blocking(end, epoch, MARKER_REPLICATION_TIMEOUT);
+        if r != crate::partition::Replication::Committed {
+            warn!(transactional_id = %job.id, topic = %partition.topic, partition = partition.index, outcome = ?r, "a transaction marker did not reach the in-sync replicas");
+            return false;
+        }
     }
     if touched_offsets {
         broker
