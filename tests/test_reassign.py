@@ -190,3 +190,74 @@ def test_replication_factor_change_cancel_and_bad_targets(cluster, tmp_path):
         rc, out, err = reassign(version, boot, "--execute", "--reassignment-json-file", str(plan))
         assert rc != 0 and message in out, out + err
     assert assignment(cluster, "grow")[0][1] == [other]
+
+
+def test_a_fourth_broker_takes_partitions_and_is_decommissioned(cluster_factory, steady, tmp_path):
+    """Growth and shrink as an operator does it: a broker-only node joins the running cluster,
+    `kafka-reassign-partitions --generate --broker-list 1,2,3,4` and `--execute` give it replicas
+    under an acks=all producer, then a plan without it moves them all away again, the node is
+    stopped and `kafka-cluster unregister` removes it: Metadata and DescribeCluster no longer list
+    it and the quorum has no observer left; nothing acknowledged is lost."""
+    from test_quorum_membership import add_broker_only_node, quorum_status
+    version = KAFKA_TOOLS_VERSIONS[-1]
+    cluster = cluster_factory()
+    boot = cluster.bootstrap
+    create_topic(boot, "grown", partitions=4, rf=2)
+    prod = steady(boot, "grown", 4, rate=100)
+    prod.wait_acks_beyond(100, 30, "producer running")
+
+    n4 = add_broker_only_node(cluster, tmp_path, 4)
+    cluster.wait_formed(timeout=60)
+
+    topics_json = tmp_path / "topics.json"
+    topics_json.write_text(json.dumps({"version": 1, "topics": [{"topic": "grown"}]}))
+    rc, out, err = reassign(version, boot, "--generate", "--topics-to-move-json-file", str(topics_json),
+                            "--broker-list", "1,2,3,4")
+    assert rc == 0, err + out
+    proposed = json.loads(out.split("Proposed partition reassignment configuration")[1])
+    assert any(4 in p["replicas"] for p in proposed["partitions"]), out
+    plan = tmp_path / "grow.json"
+    plan.write_text(json.dumps(proposed))
+    rc, out, err = reassign(version, boot, "--execute", "--reassignment-json-file", str(plan))
+    assert rc == 0, err + out
+    want = {p["partition"]: p["replicas"] for p in proposed["partitions"]}
+
+    def placed():
+        now = assignment(cluster, "grown")
+        return all(now[p][1] == r and sorted(now[p][2]) == sorted(r) for p, r in want.items())
+
+    cluster.wait_for("the proposed placement, in sync", placed, timeout=60)
+    rc, out, err = reassign(version, boot, "--verify", "--reassignment-json-file", str(plan))
+    assert rc == 0 and "still in progress" not in out, out
+    on_four = sorted(d.name for d in n4.data_dir.iterdir() if d.name.startswith("grown-"))
+    assert on_four == sorted(f"grown-{p}" for p, r in want.items() if 4 in r), on_four
+
+    # Decommission: every replica moves off node 4, which is then stopped and unregistered.
+    away = {("grown", p): [b for b in r if b != 4] or [1] for p, r in want.items()}
+    for key, r in away.items():
+        if len(r) < 2:
+            r.append(next(b for b in (1, 2, 3) if b not in r))
+    plan = plan_file(tmp_path, "away.json", away)
+    rc, out, err = reassign(version, boot, "--execute", "--reassignment-json-file", str(plan))
+    assert rc == 0, err + out
+    cluster.wait_for("nothing on node 4", lambda: all(4 not in v[1] for v in assignment(cluster, "grown").values()),
+                     timeout=60)
+    cluster.wait_for("node 4's logs deleted", lambda: not any(
+        d.name.startswith("grown-") for d in n4.data_dir.iterdir()), timeout=20)
+    cluster.stop(3)
+    rc, out, err = kafka_tool("kafka-cluster", "unregister", "--bootstrap-server", boot, "--id", "4",
+                              version=version)
+    assert rc == 0 and "Broker 4 is no longer registered." in out, err + out
+    cluster.nodes.pop()
+    cluster.wait_for("node 4 gone from Metadata", lambda: sorted(cluster.metadata(0).brokers) == [1, 2, 3])
+    s, out = quorum_status(version, "--bootstrap-server", boot.split(",")[0])
+    assert s["CurrentObservers"] == [], out
+    rc, out, err = kafka_tool("kafka-cluster", "unregister", "--bootstrap-server", boot, "--id", "4",
+                              version=version)
+    assert rc != 0 and "BrokerIdNotRegisteredException" in out + err, out + err
+
+    n = prod.acked_count()
+    prod.wait_acks_beyond(n + 100, 30, "producer after the decommission")
+    prod.stop()
+    assert not prod.failed, prod.failure_summary()
+    check_acked_read_back(boot, "grown", 4, prod.acked)

@@ -282,6 +282,54 @@ async fn every_served_version_is_answered() {
             "ElectLeaders v{v}"
         );
     }
+    use kafka_protocol::ResponseError;
+    for v in range_of(ApiKey::AlterPartitionReassignments) {
+        let reassign = |replicas: Vec<i32>| {
+            AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                alter_partition_reassignments_request::ReassignableTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![
+                        alter_partition_reassignments_request::ReassignablePartition::default()
+                            .with_partition_index(0)
+                            .with_replicas(Some(replicas.into_iter().map(BrokerId).collect())),
+                    ]),
+            ])
+        };
+        // The current replicas: nothing to do; an unregistered broker: Kafka's error.
+        let resp = c.send(&reassign(vec![1]), v).await;
+        assert_eq!(resp.responses[0].partitions[0].error_code, 0, "v{v}");
+        let resp = c.send(&reassign(vec![9]), v).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(
+            p.error_code,
+            ResponseError::InvalidReplicaAssignment.code(),
+            "AlterPartitionReassignments v{v}"
+        );
+        assert!(p
+            .error_message
+            .as_ref()
+            .is_some_and(|m| m.contains("includes broker 9, but no such broker is registered")));
+    }
+    for v in range_of(ApiKey::ListPartitionReassignments) {
+        let resp = c
+            .send(&ListPartitionReassignmentsRequest::default(), v)
+            .await;
+        assert_eq!(resp.error_code, 0, "ListPartitionReassignments v{v}");
+        assert!(resp.topics.is_empty(), "nothing in progress: {resp:?}");
+    }
+    for v in range_of(ApiKey::UnregisterBroker) {
+        let resp = c
+            .send(
+                &UnregisterBrokerRequest::default().with_broker_id(BrokerId(9)),
+                v,
+            )
+            .await;
+        assert_eq!(
+            resp.error_code,
+            ResponseError::BrokerIdNotRegistered.code(),
+            "UnregisterBroker v{v}"
+        );
+    }
 }
 
 /// The version of `key` to use in round `i`: `i` clamped into the served range.

@@ -347,7 +347,7 @@ pub async fn dispatch(
         RequestKind::ListPartitionReassignments(r) => {
             Some(list_partition_reassignments::handle(&ctx, r).into())
         }
-        RequestKind::UnregisterBroker(r) => Some(unregister_broker::handle(&ctx, r).into()),
+        RequestKind::UnregisterBroker(r) => Some(unregister_broker::handle(&ctx, r).await.into()),
         _ => return Outcome::Close("API not served"),
     };
     match response {

@@ -1,6 +1,8 @@
 //! UnregisterBroker (key 64, v0): removes a decommissioned broker's registration, through the
-//! active controller (`kafka-cluster unregister --id N`). An unknown id gets
-//! BROKER_ID_NOT_REGISTERED; a broker still running registers again at its next heartbeat.
+//! active controller (`kafka-cluster unregister --id N`), and, for a broker-only node, its place
+//! as a learner of the metadata quorum (the leader stops sending it the log). An unknown id gets
+//! BROKER_ID_NOT_REGISTERED. Meant for a broker that was stopped: a broker-only node still
+//! running follows the log again only after a restart.
 
 use kafka_protocol::messages::{UnregisterBrokerRequest, UnregisterBrokerResponse};
 
@@ -8,9 +10,19 @@ use super::{sb, RequestContext};
 use crate::controller;
 
 /// Handles UnregisterBroker.
-pub fn handle(ctx: &RequestContext, req: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
-    match controller::unregister_broker(&ctx.broker, req.broker_id.0) {
-        Ok(()) => UnregisterBrokerResponse::default().with_error_code(0),
+pub async fn handle(
+    ctx: &RequestContext,
+    req: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
+    let id = req.broker_id.0;
+    match controller::unregister_broker(&ctx.broker, id) {
+        Ok(()) => {
+            let change = runnel_metadata::MembershipChange::RemoveLearner { node_id: id };
+            if let Err(e) = ctx.broker.quorum().change_membership(change).await {
+                tracing::warn!(broker = id, error = %e, "unregistered broker still a learner of the metadata quorum");
+            }
+            UnregisterBrokerResponse::default().with_error_code(0)
+        }
         Err(e) => UnregisterBrokerResponse::default()
             .with_error_code(e.error.code())
             .with_error_message(Some(sb(e.message))),

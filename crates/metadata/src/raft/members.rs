@@ -89,6 +89,12 @@ pub enum MembershipChange {
         /// Its directory id.
         directory_id: Uuid,
     },
+    /// A decommissioned broker-only node (UnregisterBroker) stops being a learner: the leader
+    /// no longer sends it the log. Nothing changes for a voter or an unknown node.
+    RemoveLearner {
+        /// Node id of the learner.
+        node_id: i32,
+    },
 }
 
 /// A membership change on the wire between nodes: a node that does not lead passes it on to
@@ -297,6 +303,17 @@ pub(crate) async fn apply(
                 // openraft lets a learner lead: this node hands leadership over itself.
                 hand_over(raft, me, handing_over).await;
             }
+            Ok(())
+        }
+        MembershipChange::RemoveLearner { node_id } => {
+            let id = node_id as u64;
+            if voters.contains(&id) || membership.get_node(&id).is_none() {
+                return Ok(());
+            }
+            tracing::info!(node = node_id, "metadata quorum: removing a learner");
+            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), true)
+                .await
+                .map_err(change_error)?;
             Ok(())
         }
     }
