@@ -40,7 +40,8 @@ pub type TopicPartition = (String, i32);
 pub struct Broker {
     /// Effective configuration.
     pub config: BrokerConfig,
-    /// The first log dir (Runnel uses one log dir for now).
+    /// The metadata log's dir (`metadata.log.dir`, by default the first of `log.dirs`); the
+    /// partitions' dirs are the replica manager's ([`ReplicaManager::log_dirs`]).
     pub log_dir: PathBuf,
     /// The replicated metadata log.
     quorum: Arc<RaftQuorum>,
@@ -263,22 +264,8 @@ impl Broker {
     }
 
     fn open(config: BrokerConfig) -> anyhow::Result<Broker> {
-        let log_dir = config
-            .log_dirs
-            .first()
-            .cloned()
-            .context("log.dirs is empty")?;
-        std::fs::create_dir_all(&log_dir)
-            .with_context(|| format!("creating log dir {}", log_dir.display()))?;
-        check_meta_properties(&log_dir, &config)?;
+        let (log_dirs, log_dir) = prepare_log_dirs(&config)?;
         let directory_id = ensure_directory_id(&log_dir, config.node_id)?;
-        let marker = log_dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
-        if clean {
-            std::fs::remove_file(&marker)?;
-        } else {
-            info!("no clean-shutdown marker: logs above their recovery points will be scanned");
-        }
         let quorum = open_quorum(&config, &log_dir, directory_id)?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
@@ -289,14 +276,16 @@ impl Broker {
             }])?;
         }
         if let Some(cluster_id) = &image.cluster_id {
-            write_meta_properties(&log_dir, cluster_id, config.node_id)?;
+            for dir in log_dirs.iter().map(|d| &d.path).chain([&log_dir]) {
+                write_meta_properties(dir, cluster_id, config.node_id)?;
+            }
         }
         let broker = Broker {
             log_dir: log_dir.clone(),
             quorum,
             image: RwLock::new(Arc::new(MetadataImage::default())),
             publish_lock: Mutex::new(()),
-            replicas: ReplicaManager::new(&config, log_dir, clean),
+            replicas: ReplicaManager::new(&config, log_dirs)?,
             producer_ids: Mutex::new((0, 0)),
             shutting_down: AtomicBool::new(false),
             stopping: watch::channel(false).0,
@@ -400,7 +389,24 @@ impl Broker {
                 "cluster.id is {wanted}, but the metadata quorum belongs to cluster {id}"
             );
         }
-        write_meta_properties(&self.log_dir, &id, self.config.node_id)
+        for dir in self.all_dirs() {
+            write_meta_properties(&dir, &id, self.config.node_id)?;
+        }
+        Ok(())
+    }
+
+    /// Every log dir, and the metadata log's dir if it is not one of them.
+    fn all_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .replicas
+            .log_dirs()
+            .iter()
+            .map(|d| d.path.clone())
+            .collect();
+        if !dirs.contains(&self.log_dir) {
+            dirs.push(self.log_dir.clone());
+        }
+        dirs
     }
 
     /// Whether this broker serves as a leader: registered in the metadata with its current
@@ -481,13 +487,79 @@ impl Broker {
         self.groups.shutdown();
         let closed = self.replicas.close()?;
         self.quorum.shutdown()?;
-        std::fs::write(self.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        for dir in self.replicas.log_dirs() {
+            std::fs::write(dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
         info!(
             partitions = closed,
             "logs flushed; clean shutdown marker written"
         );
         Ok(())
     }
+}
+
+/// Prepares the log dirs (`log.dirs`) and the metadata log's dir (`metadata.log.dir`, by default
+/// the first log dir): each is created if missing and must be readable (else the broker does
+/// not start, naming it: Kafka's offline dirs are not handled), is refused if formatted for
+/// another node or cluster (or for another cluster than the others), and gets its own
+/// `directory.id`. Each log dir's clean-shutdown marker is read and removed. Returns the log
+/// dirs (absolute) and the metadata log's dir.
+fn prepare_log_dirs(
+    config: &BrokerConfig,
+) -> anyhow::Result<(Vec<crate::replica::log_dirs::LogDir>, PathBuf)> {
+    anyhow::ensure!(!config.log_dirs.is_empty(), "log.dirs is empty");
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut log_dirs: Vec<PathBuf> = Vec::new();
+    for d in &config.log_dirs {
+        let d = absolute(d);
+        anyhow::ensure!(
+            !log_dirs.contains(&d),
+            "log.dirs lists {} twice",
+            d.display()
+        );
+        log_dirs.push(d);
+    }
+    let meta_dir = absolute(config.metadata_log_dir());
+    let mut all = log_dirs.clone();
+    if !all.contains(&meta_dir) {
+        all.push(meta_dir.clone());
+    }
+    let mut cluster: Option<(String, PathBuf)> = None;
+    for dir in &all {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("log dir {} cannot be created", dir.display()))?;
+        std::fs::read_dir(dir).with_context(|| {
+            format!(
+                "log dir {} cannot be read (Runnel does not start with an offline log dir)",
+                dir.display()
+            )
+        })?;
+        check_meta_properties(dir, config)?;
+        if let Some((_, Some(id))) = read_meta_properties(dir) {
+            match &cluster {
+                Some((other, at)) if *other != id => anyhow::bail!(
+                    "log dirs {} and {} belong to different clusters ({other} and {id}, meta.properties)",
+                    at.display(),
+                    dir.display()
+                ),
+                _ => cluster = Some((id, dir.clone())),
+            }
+        }
+        ensure_directory_id(dir, config.node_id)?;
+    }
+    let mut dirs = Vec::new();
+    for path in log_dirs {
+        let marker = path.join(CLEAN_SHUTDOWN_FILE);
+        let clean_start = marker.exists();
+        if clean_start {
+            std::fs::remove_file(&marker)
+                .with_context(|| format!("removing {}", marker.display()))?;
+        } else {
+            info!(dir = %path.display(), "no clean-shutdown marker: logs above their recovery points will be scanned");
+        }
+        dirs.push(crate::replica::log_dirs::LogDir { path, clean_start });
+    }
+    Ok((dirs, meta_dir))
 }
 
 /// Reads `meta.properties` of a log dir: (node.id, cluster.id) when present.

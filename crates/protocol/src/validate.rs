@@ -9,7 +9,7 @@
 //! are not positional: each tagged section is skipped generically (count, then tag/size/bytes).
 //! Trailing bytes after the message are accepted; the decoder decides what to do with them.
 //!
-//! The table covers 52 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
+//! The table covers 53 request APIs (produce/fetch, metadata, admin, ACL, group, transaction,
 //! SASL, quota, feature, quorum and describe APIs) at every version `kafka-protocol` 0.18 decodes (each message's
 //! `VERSIONS`), plus older Kafka versions where the layout is known; anything else is
 //! [`LengthError::UnknownSchema`]. Contents of tagged fields are not inspected: no request tagged
@@ -766,6 +766,12 @@ const CREATE_ACLS: &[Field] = &[f(
 // DeleteAcls (31)
 const DELETE_ACLS: &[Field] = &[f(0, Arr(ACL_FILTER))]; // Filters
 
+// AlterReplicaLogDirs (34): Dirs: Path, Topics: Name, Partitions
+const ALTER_REPLICA_LOG_DIRS: &[Field] = &[f(
+    0,
+    Arr(&[f(0, Str), f(0, Arr(&[f(0, Str), f(0, INT32S)]))]),
+)];
+
 // DescribeLogDirs (35)
 const DESCRIBE_LOG_DIRS: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, INT32S)]))]; // Topics: Topic, Partitions
 
@@ -887,6 +893,7 @@ const APIS: &[Api] = &[
     api(31, 0, 3, 2, DELETE_ACLS),
     api(32, 0, 4, 4, DESCRIBE_CONFIGS),
     api(33, 0, 2, 2, ALTER_CONFIGS),
+    api(34, 0, 2, 2, ALTER_REPLICA_LOG_DIRS),
     api(35, 0, 4, 2, DESCRIBE_LOG_DIRS),
     api(36, 0, 2, 2, SASL_AUTHENTICATE),
     api(37, 0, 3, 2, CREATE_PARTITIONS),
@@ -967,7 +974,7 @@ mod tests {
                     .with_include_fenced_brokers(v >= 2),
                 v,
             ),
-            29 | 30 | 31 | 35 | 43 | 45 | 46 | 48 | 50 | 55 | 57 | 61 | 64 | 65 | 66 | 75 => {
+            29 | 30 | 31 | 34 | 35 | 43 | 45 | 46 | 48 | 50 | 55 | 57 | 61 | 64 | 65 | 66 | 75 => {
                 build_admin(key, v)
             }
             80 | 81 => build_raft_voter(key, v),
@@ -1061,6 +1068,7 @@ mod tests {
             r::<DeleteAclsRequest>(31),
             r::<DescribeConfigsRequest>(32),
             r::<AlterConfigsRequest>(33),
+            r::<AlterReplicaLogDirsRequest>(34),
             r::<DescribeLogDirsRequest>(35),
             r::<CreatePartitionsRequest>(37),
             r::<ElectLeadersRequest>(43),
@@ -1128,6 +1136,23 @@ mod tests {
                             .with_operation(1)
                             .with_permission_type(1),
                         DeleteAclsFilter::default(),
+                    ]),
+                    v,
+                )
+            }
+            34 => {
+                use kafka_protocol::messages::alter_replica_log_dirs_request::*;
+                let topic = |name: &'static str, partitions: Vec<i32>| {
+                    AlterReplicaLogDirTopic::default()
+                        .with_name(tn(name))
+                        .with_partitions(partitions)
+                };
+                enc(
+                    &AlterReplicaLogDirsRequest::default().with_dirs(vec![
+                        AlterReplicaLogDir::default()
+                            .with_path(s("/data/d2"))
+                            .with_topics(vec![topic("t", vec![0, 1]), topic("uvw", vec![])]),
+                        AlterReplicaLogDir::default().with_path(s("/data/d3")),
                     ]),
                     v,
                 )
@@ -1966,6 +1991,7 @@ mod tests {
             29 => d::<DescribeAclsRequest>(body, v),
             30 => d::<CreateAclsRequest>(body, v),
             31 => d::<DeleteAclsRequest>(body, v),
+            34 => d::<AlterReplicaLogDirsRequest>(body, v),
             35 => d::<DescribeLogDirsRequest>(body, v),
             43 => d::<ElectLeadersRequest>(body, v),
             45 => d::<AlterPartitionReassignmentsRequest>(body, v),
@@ -2028,7 +2054,7 @@ mod tests {
     #[test]
     fn every_version_kafka_protocol_decodes_is_in_the_table() {
         let all = all_apis();
-        assert_eq!(all.len(), 52);
+        assert_eq!(all.len(), 53);
         for (key, min, max) in all {
             for v in min..=max {
                 assert!(has_schema(key, v), "api {key} v{v} missing from the table");

@@ -93,9 +93,14 @@ impl LogCopy {
     /// One copy pass without the log's lock: copies every file of the log's directory that is
     /// new or changed since it was last copied, and removes from the copy the files the log
     /// no longer has. `rewrites` is the log's [`Log::rewrites`] read before the pass; `pace` is
-    /// called with the bytes of each chunk written (a throttle may sleep there). Files that
-    /// vanish meanwhile (retention) are skipped. Returns the bytes copied.
-    pub fn copy_pass(&mut self, rewrites: u64, pace: &mut dyn FnMut(u64)) -> std::io::Result<u64> {
+    /// called with the bytes of each chunk written (a throttle may sleep there) and stops the
+    /// pass with an `Interrupted` error by returning false. Files that vanish meanwhile
+    /// (retention) are skipped. Returns the bytes copied.
+    pub fn copy_pass(
+        &mut self,
+        rewrites: u64,
+        pace: &mut dyn FnMut(u64) -> bool,
+    ) -> std::io::Result<u64> {
         self.pass(rewrites, true, pace)
     }
 
@@ -103,7 +108,7 @@ impl LogCopy {
         &mut self,
         rewrites: u64,
         sync: bool,
-        pace: &mut dyn FnMut(u64),
+        pace: &mut dyn FnMut(u64) -> bool,
     ) -> std::io::Result<u64> {
         let mut names = Vec::new();
         for e in std::fs::read_dir(&self.src)? {
@@ -147,7 +152,7 @@ impl LogCopy {
         name: &OsString,
         rewrites: u64,
         sync: bool,
-        pace: &mut dyn FnMut(u64),
+        pace: &mut dyn FnMut(u64) -> bool,
     ) -> std::io::Result<u64> {
         let src_path = self.src.join(name);
         let mut src = File::open(&src_path)?;
@@ -190,7 +195,12 @@ impl LogCopy {
             }
             dst.write_all(&buf[..n])?;
             left -= n as u64;
-            pace(n as u64);
+            if !pace(n as u64) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the copy was stopped",
+                ));
+            }
         }
         let copied_len = len - left;
         if sync {
@@ -247,7 +257,7 @@ impl LogCopy {
         let rewrites = log.rewrites();
         // Copied in the unlocked passes: already synced. Copied now: synced below.
         let before: HashMap<OsString, Copied> = self.copied.clone();
-        self.pass(rewrites, false, &mut |_| {})?;
+        self.pass(rewrites, false, &mut |_| true)?;
         for (name, c) in &self.copied {
             let unchanged = before
                 .get(name)
@@ -388,7 +398,11 @@ mod tests {
         let mut paced = 0;
         for _ in 0..3 {
             let rewrites = log.lock().unwrap().rewrites();
-            copy.copy_pass(rewrites, &mut |n| paced += n).unwrap();
+            copy.copy_pass(rewrites, &mut |n| {
+                paced += n;
+                true
+            })
+            .unwrap();
         }
         assert!(paced > 0 && copy.bytes_copied() == paced);
         // The old directory is still the log's until the switch.
@@ -431,7 +445,7 @@ mod tests {
         }
         let future = b.join("t-0.abc-future");
         let mut copy = LogCopy::start(&log, &future).unwrap();
-        copy.copy_pass(log.rewrites(), &mut |_| {}).unwrap();
+        copy.copy_pass(log.rewrites(), &mut |_| true).unwrap();
         for i in 200..250 {
             append(&mut log, i);
         }
@@ -454,7 +468,7 @@ mod tests {
             append(&mut log, i);
         }
         let mut copy = LogCopy::start(&log, &b.join("t-0.f-future")).unwrap();
-        copy.copy_pass(log.rewrites(), &mut |_| {}).unwrap();
+        copy.copy_pass(log.rewrites(), &mut |_| true).unwrap();
         // A follower's truncation, then different records at the same offsets: same sizes.
         log.truncate_to(90).unwrap();
         for i in 0..10 {

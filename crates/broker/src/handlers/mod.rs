@@ -22,6 +22,7 @@ pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -339,6 +340,7 @@ pub async fn dispatch(
             Some(describe_topic_partitions::handle(&ctx, r).into())
         }
         RequestKind::DescribeLogDirs(r) => Some(describe_log_dirs::handle(&ctx, r).into()),
+        RequestKind::AlterReplicaLogDirs(r) => Some(alter_replica_log_dirs::handle(&ctx, r).into()),
         RequestKind::UpdateFeatures(r) => Some(update_features::handle(&ctx, r).into()),
         RequestKind::ElectLeaders(r) => Some(elect_leaders::handle(&ctx, r).into()),
         RequestKind::AlterPartitionReassignments(r) => {

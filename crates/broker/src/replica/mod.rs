@@ -5,21 +5,22 @@
 //! after `replica.lag.time.max.ms`, expand once caught up, both through the controller with the
 //! partition epoch), applies topic config changes, wakes long-polling fetches, and runs the
 //! per-log background work (flushes, recovery-point and high-watermark checkpoints,
-//! retention). Nothing else creates or removes a partition.
+//! retention), and moves replicas between this broker's log dirs ([`log_dirs`]). Nothing else
+//! creates or removes a partition.
 
 pub mod fetcher;
+pub mod log_dirs;
 pub mod logic;
 pub mod throttle;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use parking_lot::{Mutex, RwLock};
 use runnel_config::{BrokerConfig, TopicConfig};
 use runnel_metadata::{MetadataImage, TopicImage};
-use runnel_storage::checkpoint::{read_offset_checkpoint, write_offset_checkpoint};
+use runnel_storage::checkpoint::write_offset_checkpoint;
 use runnel_storage::log::Log;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -29,7 +30,7 @@ use crate::partition::{
     log_config, partition_dir, partition_metadata_text, Partition, ReplicaState,
 };
 
-/// Name of the recovery point checkpoint file in the log dir.
+/// Name of the recovery point checkpoint file in each log dir.
 pub const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the log start offset checkpoint file in the log dir.
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
@@ -39,21 +40,16 @@ pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// The partitions hosted on this broker, and everything done to their logs as a whole.
 pub struct ReplicaManager {
     node_id: i32,
-    log_dir: PathBuf,
+    /// The log dirs: where each partition is, checkpoints read at start-up, moves.
+    dirs: log_dirs::LogDirs,
     config: BrokerConfig,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
-    /// Recovery points read at start-up, used once when a partition is first opened.
-    recovery_points: Mutex<HashMap<TopicPartition, i64>>,
-    /// High watermarks read at start-up, used once when a partition is first opened.
-    high_watermarks: Mutex<HashMap<TopicPartition, i64>>,
     /// The follower fetchers, by leader broker id.
     fetchers: Mutex<HashMap<i32, tokio::task::JoinHandle<()>>>,
     /// The runtime the fetchers run on.
     runtime: tokio::runtime::Handle,
     /// The broker, once started (fetchers need its image and configuration).
     owner: Mutex<std::sync::Weak<crate::broker::Broker>>,
-    /// Whether the last shutdown was clean (logs are then not scanned at open).
-    clean_start: bool,
     /// Bumped whenever data becomes readable; long-polling fetches wait on it.
     appended: Arc<watch::Sender<u64>>,
     /// Wakes the ISR upkeep early (a follower caught up).
@@ -65,35 +61,28 @@ pub struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    /// A manager hosting nothing yet; `clean_start` says whether the last shutdown was clean.
-    pub fn new(config: &BrokerConfig, log_dir: PathBuf, clean_start: bool) -> ReplicaManager {
-        // Recovery points (offsets known to be on disk) are checkpointed periodically and at
-        // shutdown; after a crash only data above them is CRC-scanned.
-        let read = |name: &str| -> HashMap<TopicPartition, i64> {
-            read_offset_checkpoint(&log_dir.join(name))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(t, p, o)| ((t, p), o))
-                .collect()
-        };
-        let recovery_points = read(RECOVERY_CHECKPOINT);
-        let high_watermarks = read(HIGH_WATERMARK_CHECKPOINT);
-        ReplicaManager {
+    /// A manager hosting nothing yet, over the log dirs `dirs` (each says whether its last
+    /// shutdown was clean). Reads what they hold: partition directories and checkpoints
+    /// (recovery points, offsets known to be on disk: after a crash only data above them is
+    /// CRC-scanned). A dir that cannot be read is an error.
+    pub fn new(
+        config: &BrokerConfig,
+        dirs: Vec<log_dirs::LogDir>,
+    ) -> anyhow::Result<ReplicaManager> {
+        let dirs = log_dirs::LogDirs::open(dirs, RECOVERY_CHECKPOINT, HIGH_WATERMARK_CHECKPOINT)?;
+        Ok(ReplicaManager {
             node_id: config.node_id,
-            log_dir,
+            dirs,
             config: config.clone(),
             partitions: RwLock::new(HashMap::new()),
-            recovery_points: Mutex::new(recovery_points),
-            high_watermarks: Mutex::new(high_watermarks),
             fetchers: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
             owner: Mutex::new(std::sync::Weak::new()),
-            clean_start,
             appended: Arc::new(watch::channel(0).0),
             isr_wakeup: tokio::sync::Notify::new(),
             leader_quota: throttle::Quota::leader(),
             follower_quota: throttle::Quota::follower(),
-        }
+        })
     }
 
     /// Looks up a hosted partition.
@@ -191,10 +180,16 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Opens (creating if needed) the log of one partition and registers it.
+    /// Opens (creating if needed) the log of one partition and registers it: in the log dir
+    /// holding it, else in the one AlterReplicaLogDirs asked for, else in the least loaded.
     fn open_partition(&self, topic: &TopicImage, index: i32) -> anyhow::Result<Arc<Partition>> {
         let tc = TopicConfig::resolve(&self.config, &topic.configs)?;
-        let dir = partition_dir(&self.log_dir, &topic.name, index);
+        let tp = (topic.name.clone(), index);
+        let at = self
+            .dirs
+            .place(&tp, &topic.topic_id, &self.partitions_per_dir());
+        let log_dir = &self.dirs.dirs()[at];
+        let dir = partition_dir(&log_dir.path, &topic.name, index);
         let meta_file = dir.join("partition.metadata");
         let meta_text = partition_metadata_text(&topic.topic_id);
         if let Ok(existing) = std::fs::read_to_string(&meta_file) {
@@ -203,21 +198,14 @@ impl ReplicaManager {
                 std::fs::remove_dir_all(&dir)?;
             }
         }
-        let recovery_point = self
-            .recovery_points
-            .lock()
-            .remove(&(topic.name.clone(), index))
-            .unwrap_or(0);
-        let log = Log::open(&dir, log_config(&tc), recovery_point, self.clean_start)
+        let recovery_point = self.dirs.take_recovery_point(at, &tp).unwrap_or(0);
+        let log = Log::open(&dir, log_config(&tc), recovery_point, log_dir.clean_start)
             .with_context(|| format!("opening log {}", dir.display()))?;
         if !meta_file.exists() {
             std::fs::write(&meta_file, meta_text)?;
         }
-        let hw = self
-            .high_watermarks
-            .lock()
-            .remove(&(topic.name.clone(), index))
-            .unwrap_or(0);
+        let hw = self.dirs.take_high_watermark(at, &tp).unwrap_or(0);
+        self.dirs.set_location(&tp, at);
         let partition = Arc::new(Partition::new(
             topic.name.clone(),
             topic.topic_id,
@@ -249,7 +237,13 @@ impl ReplicaManager {
                 expected.insert(format!("{}-{}", topic.name, p.partition));
             }
         }
-        for entry in std::fs::read_dir(&self.log_dir)? {
+        let entries = self
+            .dirs
+            .dirs()
+            .iter()
+            .map(|d| std::fs::read_dir(&d.path))
+            .collect::<Result<Vec<_>, _>>()?;
+        for entry in entries.into_iter().flatten() {
             let entry = entry?;
             if !entry.file_type()?.is_dir() {
                 continue;
@@ -299,21 +293,28 @@ impl ReplicaManager {
         }
     }
 
-    /// Writes the recovery-point and log-start checkpoints from the hosted logs.
+    /// Writes the recovery-point, log-start and high-watermark checkpoints of every log dir
+    /// from the logs it holds (Kafka keeps them per dir too).
     pub fn write_checkpoints(&self) -> anyhow::Result<()> {
-        let mut recovery = Vec::new();
-        let mut starts = Vec::new();
-        let mut hws = Vec::new();
+        type Entries = Vec<(String, i32, i64)>;
+        let n = self.dirs.dirs().len();
+        let mut per_dir: Vec<(Entries, Entries, Entries)> = vec![Default::default(); n];
         for p in self.all_partitions() {
             let hw = p.high_watermark();
             let log = p.log.lock();
+            let Some(i) = self.dirs.index_of_partition_dir(log.dir()) else {
+                continue;
+            };
+            let (recovery, starts, hws) = &mut per_dir[i];
             recovery.push((p.topic.clone(), p.index, log.recovery_point()));
             starts.push((p.topic.clone(), p.index, log.log_start_offset()));
             hws.push((p.topic.clone(), p.index, hw));
         }
-        write_offset_checkpoint(&self.log_dir.join(RECOVERY_CHECKPOINT), &recovery)?;
-        write_offset_checkpoint(&self.log_dir.join(LOG_START_CHECKPOINT), &starts)?;
-        write_offset_checkpoint(&self.log_dir.join(HIGH_WATERMARK_CHECKPOINT), &hws)?;
+        for (dir, (recovery, starts, hws)) in self.dirs.dirs().iter().zip(per_dir) {
+            write_offset_checkpoint(&dir.path.join(RECOVERY_CHECKPOINT), &recovery)?;
+            write_offset_checkpoint(&dir.path.join(LOG_START_CHECKPOINT), &starts)?;
+            write_offset_checkpoint(&dir.path.join(HIGH_WATERMARK_CHECKPOINT), &hws)?;
+        }
         Ok(())
     }
 
@@ -439,6 +440,7 @@ impl ReplicaManager {
     /// Flushes every log with its producer snapshot, writes the checkpoints and unregisters
     /// every partition. Returns how many were closed.
     pub fn close(&self) -> anyhow::Result<usize> {
+        self.dirs.cancel_all_moves();
         for (_, t) in self.fetchers.lock().drain() {
             t.abort();
         }
