@@ -143,7 +143,9 @@ fn read_once(
                 } else {
                     -1
                 });
-            // A throttled follower outside the ISR gets nothing while the leader rate is used up.
+            // A follower outside the ISR of a partition whose replica here is leader-throttled
+            // gets nothing while the leader rate is used up (Kafka lists the leader's own
+            // replica in `leader.replication.throttled.replicas`).
             let throttled = replica_id >= 0
                 && !partition.state().isr.contains(&replica_id)
                 && image.topic(&w.topic).is_some_and(|t| {
@@ -151,7 +153,7 @@ fn read_once(
                         t,
                         "leader.replication.throttled.replicas",
                         index,
-                        replica_id,
+                        node,
                     )
                 });
             if throttled && quota.exceeded(&image, node) {

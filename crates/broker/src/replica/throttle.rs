@@ -2,9 +2,10 @@
 //! dynamic broker configs `leader.replication.throttled.rate` / `follower.replication.throttled.rate`
 //! (bytes per second, per broker or as the cluster default) bound the replication traffic of the
 //! replicas listed in the topic configs `leader.replication.throttled.replicas` /
-//! `follower.replication.throttled.replicas` (`partition:broker` pairs, or `*`), and only while
-//! the replica is outside the ISR, as in Kafka: a follower leaves throttled partitions out of its
-//! fetches while its rate is used up, a leader answers them with no records.
+//! `follower.replication.throttled.replicas` (`partition:broker` pairs, or `*`; a broker applies
+//! the entries that name itself), and only for followers outside the ISR, as in Kafka: a
+//! follower leaves throttled partitions out of its fetches while its rate is used up, a leader
+//! answers a throttled partition with no records.
 
 use std::time::Instant;
 
