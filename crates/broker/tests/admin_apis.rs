@@ -1,6 +1,7 @@
 //! The admin APIs Kafka's command-line tools call on a cluster, at every served version:
 //! DescribeQuorum (the metadata quorum as its leader reports it, from any node), paged
-//! DescribeTopicPartitions, DescribeLogDirs (partition sizes from the files, disk space) and
+//! DescribeTopicPartitions, DescribeLogDirs (partition sizes from the files, disk space, several
+//! log dirs), AlterReplicaLogDirs (a replica moved between dirs under a producer) and
 //! UpdateFeatures with the finalized levels ApiVersions then advertises.
 
 mod common;
@@ -581,4 +582,261 @@ async fn unserved_versions_and_impossible_lengths_close_the_connection() {
     let mut c = b.client().await;
     let resp = c.send(&dtp_request(&[], 10, None), 0).await;
     assert!(resp.topics.is_empty() && resp.next_cursor.is_none());
+}
+
+/// Where each partition is, by DescribeLogDirs: (topic, partition, is_future) -> dir index, with
+/// the sizes reported.
+async fn placement(
+    c: &mut Client,
+    dirs: &[std::path::PathBuf],
+    v: i16,
+) -> BTreeMap<(String, i32, bool), (usize, i64)> {
+    let resp = c
+        .send(&DescribeLogDirsRequest::default().with_topics(None), v)
+        .await;
+    assert_eq!(resp.error_code, 0);
+    let reported: Vec<std::path::PathBuf> = resp
+        .results
+        .iter()
+        .map(|r| std::path::PathBuf::from(r.log_dir.as_str()))
+        .collect();
+    assert_eq!(reported, dirs, "every log dir, in log.dirs order");
+    let mut out = BTreeMap::new();
+    for (i, r) in resp.results.iter().enumerate() {
+        assert_eq!(r.error_code, 0);
+        if v >= 4 {
+            assert!(r.total_bytes > 0 && r.usable_bytes <= r.total_bytes);
+        }
+        for t in &r.topics {
+            for p in &t.partitions {
+                let key = (t.name.0.to_string(), p.partition_index, p.is_future_key);
+                assert!(
+                    out.insert(key.clone(), (i, p.partition_size)).is_none(),
+                    "{key:?} listed twice"
+                );
+            }
+        }
+    }
+    out
+}
+
+fn alter_dirs(moves: &[(&std::path::Path, &str, i32)]) -> AlterReplicaLogDirsRequest {
+    use alter_replica_log_dirs_request::*;
+    AlterReplicaLogDirsRequest::default().with_dirs(
+        moves
+            .iter()
+            .map(|(dir, topic, p)| {
+                AlterReplicaLogDir::default()
+                    .with_path(s(&dir.display().to_string()))
+                    .with_topics(vec![AlterReplicaLogDirTopic::default()
+                        .with_name(TopicName(s(topic)))
+                        .with_partitions(vec![*p])])
+            })
+            .collect(),
+    )
+}
+
+fn alter_error(resp: &AlterReplicaLogDirsResponse) -> i16 {
+    assert_eq!(resp.results.len(), 1);
+    assert_eq!(resp.results[0].partitions.len(), 1);
+    resp.results[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_log_dirs_describe_and_move_replicas_between_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<std::path::PathBuf> = (0..3).map(|i| tmp.path().join(format!("d{i}"))).collect();
+    let joined = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let overrides = vec![
+        ("log.dirs".to_string(), joined),
+        // Small segments: a move copies closed segments and the active one.
+        ("log.segment.bytes".to_string(), "4096".to_string()),
+    ];
+    let handle = runnel_broker::Broker::start(common::config(tmp.path(), 0, &overrides))
+        .await
+        .unwrap();
+    let addr = handle.bound[0].1;
+    let mut b = TestBroker {
+        handle: Some(handle),
+        addr,
+        dir: tmp,
+        overrides,
+    };
+    let mut c = b.client().await;
+    common::create_topic(&mut c, "t", 4).await;
+    common::create_topic(&mut c, "u", 2).await;
+    for p in 0..4 {
+        produce(&mut c, "t", p, 20).await;
+    }
+
+    // Each dir is formatted: same node and cluster, its own directory id; the metadata log is in
+    // the first.
+    let mut ids = std::collections::BTreeSet::new();
+    for d in &dirs {
+        let text = std::fs::read_to_string(d.join("meta.properties")).unwrap();
+        assert!(
+            text.contains("node.id=1") && text.contains("cluster.id="),
+            "{text}"
+        );
+        let id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("directory.id="))
+            .unwrap()
+            .to_string();
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 3, "a directory id per dir");
+    assert!(dirs[0].join("__cluster_metadata-0").is_dir());
+    assert!(!dirs[1].join("__cluster_metadata-0").exists());
+
+    // Six partitions spread two per dir; each listed once, in the dir that holds its files.
+    for v in versions(ApiKey::DescribeLogDirs) {
+        let where_ = placement(&mut c, &dirs, v).await;
+        assert_eq!(where_.len(), 6, "v{v}: {where_:?}");
+        let mut counts = [0; 3];
+        for ((topic, p, future), (i, size)) in &where_ {
+            assert!(!future);
+            counts[*i] += 1;
+            let pdir = dirs[*i].join(format!("{topic}-{p}"));
+            assert!(pdir.is_dir(), "{}", pdir.display());
+            let on_disk: i64 = std::fs::read_dir(&pdir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .map(|p| std::fs::metadata(p).unwrap().len() as i64)
+                .sum();
+            assert_eq!(*size, on_disk, "{topic}-{p}");
+        }
+        assert_eq!(counts, [2, 2, 2], "v{v}");
+    }
+
+    // AlterReplicaLogDirs errors, as Kafka's.
+    let v = *versions(ApiKey::AlterReplicaLogDirs).end();
+    let nowhere = b.dir.path().join("elsewhere");
+    let resp = c.send(&alter_dirs(&[(&nowhere, "t", 0)]), v).await;
+    assert_eq!(alter_error(&resp), ResponseError::LogDirNotFound.code());
+    let resp = c.send(&alter_dirs(&[(&dirs[1], "nope", 0)]), v).await;
+    assert_eq!(
+        alter_error(&resp),
+        ResponseError::ReplicaNotAvailable.code()
+    );
+    // To the dir it is in already: nothing to do.
+    let before = placement(&mut c, &dirs, 4).await;
+    let (from, _) = before[&("t".to_string(), 0, false)];
+    let resp = c.send(&alter_dirs(&[(&dirs[from], "t", 0)]), 1).await;
+    assert_eq!(alter_error(&resp), 0);
+
+    // Move t-0 while a producer keeps writing to it.
+    let to = (from + 1) % 3;
+    let writer = {
+        let mut w = b.client().await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s2 = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut acked = 0usize;
+            while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                produce(&mut w, "t", 0, 10).await;
+                acked += 10;
+            }
+            acked
+        });
+        (stop, task)
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let resp = c.send(&alter_dirs(&[(&dirs[to], "t", 0)]), v).await;
+    assert_eq!(alter_error(&resp), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = placement(&mut c, &dirs, 4).await;
+        let current = now[&("t".to_string(), 0, false)].0;
+        let future = now.get(&("t".to_string(), 0, true)).map(|f| f.0);
+        if current == to && future.is_none() {
+            break;
+        }
+        if let Some(f) = future {
+            assert_eq!(f, to, "the future replica is in the target dir");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the move did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    writer.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.1.await.unwrap();
+    assert!(acked > 0);
+    let broker = b.handle.as_ref().unwrap().broker.clone();
+    let count_records = |broker: &runnel_broker::Broker| {
+        let p = broker.replicas.partition("t", 0).unwrap();
+        let log = p.log.lock();
+        assert!(log.dir().starts_with(&dirs[to]), "{}", log.dir().display());
+        let mut at = log.log_start_offset();
+        let mut n = 0i64;
+        while at < log.log_end_offset() {
+            let r = log.read(at, 1 << 20, i64::MAX).unwrap();
+            for h in runnel_protocol::batch::validate_batches(&r.records).unwrap() {
+                assert_eq!(h.base_offset, at, "offsets dense");
+                n += h.records_count as i64;
+                at = h.next_offset();
+            }
+        }
+        n
+    };
+    assert_eq!(count_records(&broker), 20 + acked as i64);
+    drop(broker);
+    // The old dir is gone (deleted in the background right after the switch).
+    let old = dirs[from].join("t-0");
+    for _ in 0..100 {
+        let leftovers: Vec<_> = std::fs::read_dir(&dirs[from])
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("t-0"))
+            .collect();
+        if leftovers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!old.exists());
+    // Checkpoints are per dir: t-0 is now in the target's.
+    let cp = std::fs::read_to_string(dirs[to].join("recovery-point-offset-checkpoint")).unwrap();
+    assert!(cp.lines().any(|l| l.starts_with("t 0 ")), "{cp}");
+
+    // A move left unfinished by a crash: its -future copy is removed at start-up and the
+    // partition opens from its dir. Then a clean restart finds everything where it was.
+    drop(c);
+    let stray = dirs[(to + 1) % 3].join("t-0.0123456789abcdef0123456789abcdef-future");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("00000000000000000000.log"), b"partial").unwrap();
+    b.restart().await;
+    assert!(!stray.exists());
+    let mut c = b.client().await;
+    let after = placement(&mut c, &dirs, 4).await;
+    let mut expected = before.clone();
+    expected.insert(("t".to_string(), 0, false), (to, 0));
+    assert_eq!(
+        after
+            .iter()
+            .map(|(k, (i, _))| (k.clone(), *i))
+            .collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|(k, (i, _))| (k.clone(), *i))
+            .collect::<Vec<_>>()
+    );
+    let broker = b.handle.as_ref().unwrap().broker.clone();
+    assert_eq!(count_records(&broker), 20 + acked as i64);
+    // New partitions keep filling the least loaded dirs.
+    common::create_topic(&mut c, "w", 3).await;
+    let now = placement(&mut c, &dirs, 4).await;
+    let mut counts = [0; 3];
+    for (i, _) in now.values() {
+        counts[*i] += 1;
+    }
+    assert_eq!(counts, [3, 3, 3]);
 }
