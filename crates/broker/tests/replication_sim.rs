@@ -344,6 +344,8 @@ impl Sim {
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            eligible_leader_replicas: vec![],
+            last_known_elr: vec![],
         });
         for (i, id) in NODES.iter().enumerate() {
             image.apply(&MetadataRecord::RegisterBroker {
@@ -957,6 +959,8 @@ impl Sim {
                     partition_epoch: state.partition_epoch + 1,
                     adding_replicas: vec![],
                     removing_replicas: vec![],
+                    eligible_leader_replicas: vec![],
+                    last_known_elr: vec![],
                 };
                 self.commit(
                     vec![record],

@@ -27,6 +27,10 @@ pub struct PartitionImage {
     pub adding_replicas: Vec<i32>,
     /// Replicas a reassignment in progress removes once the adding ones are in the ISR.
     pub removing_replicas: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): out of the ISR, holding every committed record.
+    pub eligible_leader_replicas: Vec<i32>,
+    /// The last known leader, kept once the ISR became empty (KIP-966's last known ELR).
+    pub last_known_elr: Vec<i32>,
 }
 
 impl PartitionImage {
@@ -42,6 +46,8 @@ impl PartitionImage {
             partition_epoch: self.partition_epoch,
             adding_replicas: self.adding_replicas.clone(),
             removing_replicas: self.removing_replicas.clone(),
+            eligible_leader_replicas: self.eligible_leader_replicas.clone(),
+            last_known_elr: self.last_known_elr.clone(),
         }
     }
 
@@ -156,6 +162,8 @@ impl MetadataImage {
                 partition_epoch,
                 adding_replicas,
                 removing_replicas,
+                eligible_leader_replicas,
+                last_known_elr,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
@@ -171,6 +179,8 @@ impl MetadataImage {
                         partition_epoch: *partition_epoch,
                         adding_replicas: adding_replicas.clone(),
                         removing_replicas: removing_replicas.clone(),
+                        eligible_leader_replicas: eligible_leader_replicas.clone(),
+                        last_known_elr: last_known_elr.clone(),
                     };
                     match t.partitions.iter_mut().find(|x| x.partition == *partition) {
                         Some(existing) => *existing = p,
@@ -353,6 +363,8 @@ mod tests {
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             });
         }
         img.apply(&MetadataRecord::Config {
@@ -392,13 +404,15 @@ mod tests {
             MetadataRecord::Partition {
                 topic_id: a,
                 partition: 1,
-                replicas: vec![1, 2],
+                replicas: vec![1, 2, 3],
                 isr: vec![2],
                 leader: 2,
                 leader_epoch: 3,
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![1],
+                last_known_elr: vec![3],
             },
             MetadataRecord::Partition {
                 topic_id: a,
@@ -410,6 +424,8 @@ mod tests {
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             },
             MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,
@@ -453,6 +469,11 @@ mod tests {
         }
         assert_eq!(rebuilt, img);
         assert_eq!(rebuilt.features["group.version"], 0);
+        let p = &rebuilt.topic("a").unwrap().partitions[1];
+        assert_eq!(
+            (&p.eligible_leader_replicas[..], &p.last_known_elr[..]),
+            (&[1][..], &[3][..])
+        );
         assert!(!img.broker_configs.contains_key("1"));
         assert_eq!(MetadataImage::default().to_records(), vec![]);
     }

@@ -196,6 +196,8 @@ mod tests {
                     partition_epoch: 0,
                     adding_replicas: vec![],
                     removing_replicas: vec![],
+                    eligible_leader_replicas: vec![],
+                    last_known_elr: vec![],
                 },
             ])
             .unwrap();

@@ -50,6 +50,13 @@ pub enum MetadataRecord {
         /// Replicas a reassignment removes once every adding replica is in the ISR.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removing_replicas: Vec<i32>,
+        /// Eligible leader replicas (KIP-966): replicas out of the ISR that still hold every
+        /// committed record, so that one may lead cleanly when the ISR is empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        eligible_leader_replicas: Vec<i32>,
+        /// The last known leader, recorded when the ISR became empty (KIP-966's last known ELR).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<i32>,
     },
     /// A config set (value) or removed (None) on a resource.
     Config {
@@ -160,5 +167,37 @@ mod tests {
         for r in recs {
             assert_eq!(MetadataRecord::from_bytes(&r.to_bytes()).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn partition_records_without_elr_fields_read_as_empty_and_empty_ones_are_not_written() {
+        let id = Uuid::nil();
+        let old = format!(
+            r#"{{"type":"Partition","topic_id":"{id}","partition":0,"replicas":[1,2],"isr":[1],"leader":1,"leader_epoch":2}}"#
+        );
+        let MetadataRecord::Partition {
+            eligible_leader_replicas,
+            last_known_elr,
+            partition_epoch,
+            ..
+        } = MetadataRecord::from_bytes(old.as_bytes()).unwrap()
+        else {
+            panic!("not a partition record");
+        };
+        assert!(eligible_leader_replicas.is_empty() && last_known_elr.is_empty());
+        assert_eq!(partition_epoch, 0);
+        let mut rec = MetadataRecord::from_bytes(old.as_bytes()).unwrap();
+        let text = String::from_utf8(rec.to_bytes()).unwrap();
+        assert!(!text.contains("eligible_leader_replicas") && !text.contains("last_known_elr"));
+        if let MetadataRecord::Partition {
+            eligible_leader_replicas,
+            ..
+        } = &mut rec
+        {
+            *eligible_leader_replicas = vec![2];
+        }
+        let text = String::from_utf8(rec.to_bytes()).unwrap();
+        assert!(text.contains(r#""eligible_leader_replicas":[2]"#), "{text}");
+        assert_eq!(MetadataRecord::from_bytes(text.as_bytes()).unwrap(), rec);
     }
 }

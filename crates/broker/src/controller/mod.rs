@@ -81,6 +81,8 @@ fn new_partitions(
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             }
         })
 }

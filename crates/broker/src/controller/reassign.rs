@@ -214,6 +214,8 @@ mod tests {
             partition_epoch: 10,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            eligible_leader_replicas: vec![],
+            last_known_elr: vec![],
         }
     }
 

@@ -168,6 +168,8 @@ fn legacy_log_is_converted() {
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             },
             MetadataRecord::Config {
                 resource_type: RESOURCE_TOPIC,
