@@ -1188,7 +1188,6 @@ mod tests {
                 use kafka_protocol::messages::alter_partition_reassignments_request::*;
                 enc(
                     &AlterPartitionReassignmentsRequest::default()
-                        .with_allow_replication_factor_change(v >= 1)
                         .with_topics(vec![ReassignableTopic::default()
                             .with_name(tn("t"))
                             .with_partitions(vec![
