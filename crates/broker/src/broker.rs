@@ -746,28 +746,47 @@ async fn publish_loop(broker: Arc<Broker>) {
 }
 
 /// This broker's registration and heartbeats, and (while this node is the active controller)
-/// the fencing of brokers whose sessions expired.
+/// the fencing of brokers whose sessions expired: two loops, so that a heartbeat waiting for a
+/// controller (a cut-off one, or none yet) never holds up the fencing.
 async fn lifecycle_loop(broker: Arc<Broker>) {
+    tokio::join!(heartbeat_loop(broker.clone()), fencing_loop(broker));
+}
+
+/// This broker's registration and heartbeats, every `broker.heartbeat.interval.ms`.
+async fn heartbeat_loop(broker: Arc<Broker>) {
+    // A controller-only node registers no broker: it hosts and leads nothing.
+    if !broker.config.cluster.broker {
+        return;
+    }
     let interval = Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms as u64);
     loop {
         let b = broker.clone();
-        let fenced = tokio::task::spawn_blocking(move || {
-            // A controller-only node registers no broker: it hosts and leads nothing.
-            let r = if b.config.cluster.broker {
-                crate::controller::lifecycle::step(&b, false)
-            } else {
-                Ok(false)
-            };
-            crate::controller::lifecycle::fence_expired_sessions(&b);
-            r
-        })
-        .await;
+        let fenced =
+            tokio::task::spawn_blocking(move || crate::controller::lifecycle::step(&b, false))
+                .await;
         let wait = match fenced {
             // Not yet registered or unfenced: try again soon.
             Ok(Ok(true)) | Ok(Err(_)) | Err(_) => interval.min(Duration::from_millis(250)),
             Ok(Ok(false)) => interval,
         };
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// While this node is the active controller, fences the brokers whose sessions expired: every
+/// tenth of `broker.session.timeout.ms` (50 ms to 500 ms), so a broker is fenced at most that
+/// late.
+async fn fencing_loop(broker: Arc<Broker>) {
+    let period = Duration::from_millis(
+        (broker.config.cluster.broker_session_timeout_ms / 10).clamp(50, 500) as u64,
+    );
+    loop {
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::controller::lifecycle::fence_expired_sessions(&b)
+        })
+        .await;
+        tokio::time::sleep(period).await;
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use runnel_metadata::quorum::BoxFuture;
@@ -185,11 +185,16 @@ impl RaftTransport for TcpRaftTransport {
 }
 
 /// Blocking connections to other nodes, for synchronous callers (requests forwarded to the
-/// active controller). Each call has a deadline; a failed call drops its connection.
+/// active controller). Each call has a deadline; a failed call drops its connection. Calls are
+/// made one at a time per connection, and there is one connection per node and timeout, so
+/// that a call with a short timeout never waits behind a longer one to the same node.
 #[derive(Default)]
 pub struct BlockingNodeClient {
-    conns: parking_lot::Mutex<HashMap<i32, Arc<parking_lot::Mutex<BlockingConn>>>>,
+    conns: parking_lot::Mutex<HashMap<(i32, Duration), SharedBlockingConn>>,
 }
+
+/// A blocking connection shared by the callers that reach one node with one timeout.
+type SharedBlockingConn = Arc<parking_lot::Mutex<BlockingConn>>;
 
 /// One blocking connection to a node.
 #[derive(Default)]
@@ -198,34 +203,39 @@ struct BlockingConn {
     correlation_id: i32,
 }
 
-/// How long a blocking call to another node may take.
-const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a blocking call to another node may take, unless the caller gives its own timeout.
+pub const BLOCKING_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl BlockingConn {
+    /// One exchange that must end by `deadline` (connecting included): each write and read may
+    /// take only what is left, so a node that stopped answering (cut off, paused) costs the
+    /// caller no more than its timeout.
     fn call(
         &mut self,
         addr: &str,
         api_key: i16,
         api_version: i16,
         body: &[u8],
+        deadline: Instant,
     ) -> io::Result<Vec<u8>> {
         use std::io::{Read, Write};
         use std::net::ToSocketAddrs;
+        let left = || time_left(deadline);
         if self.stream.is_none() {
             let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::NotFound, format!("{addr} does not resolve"))
             })?;
-            let s = std::net::TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT)?;
+            let s = std::net::TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT.min(left()?))?;
             s.set_nodelay(true)?;
-            s.set_read_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
-            s.set_write_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
             self.stream = Some(s);
         }
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let corr = self.correlation_id;
         let stream = self.stream.as_mut().expect("connected");
         let result = (|| {
+            stream.set_write_timeout(Some(left()?))?;
             stream.write_all(&encode_request(api_key, api_version, corr, body))?;
+            stream.set_read_timeout(Some(left()?))?;
             let mut head = [0u8; 8];
             stream.read_exact(&mut head)?;
             let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
@@ -239,6 +249,7 @@ impl BlockingConn {
                 ));
             }
             let mut out = vec![0u8; size as usize - 4];
+            stream.set_read_timeout(Some(left()?))?;
             stream.read_exact(&mut out)?;
             Ok(out)
         })();
@@ -250,7 +261,8 @@ impl BlockingConn {
 }
 
 impl BlockingNodeClient {
-    /// Sends one request to node `target` at `addr` and waits for the response body.
+    /// Sends one request to node `target` at `addr` and waits for the response body, at most
+    /// [`BLOCKING_CALL_TIMEOUT`].
     pub fn call(
         &self,
         target: i32,
@@ -259,10 +271,49 @@ impl BlockingNodeClient {
         api_version: i16,
         body: &[u8],
     ) -> io::Result<Vec<u8>> {
-        let conn = self.conns.lock().entry(target).or_default().clone();
-        let mut conn = conn.lock();
-        conn.call(addr, api_key, api_version, body)
+        self.call_within(
+            target,
+            addr,
+            api_key,
+            api_version,
+            body,
+            BLOCKING_CALL_TIMEOUT,
+        )
     }
+
+    /// [`BlockingNodeClient::call`] that gives up after `timeout` (an error of kind `TimedOut`
+    /// or `WouldBlock`), dropping the connection: for requests not worth waiting for longer
+    /// (a broker heartbeat is due again after one interval).
+    pub fn call_within(
+        &self,
+        target: i32,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+        timeout: Duration,
+    ) -> io::Result<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let conn = self
+            .conns
+            .lock()
+            .entry((target, timeout))
+            .or_default()
+            .clone();
+        let mut conn = conn
+            .try_lock_for(time_left(deadline)?)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connection busy"))?;
+        conn.call(addr, api_key, api_version, body, deadline)
+    }
+}
+
+/// What is left until `deadline`; a `TimedOut` error once it has passed (a zero socket
+/// timeout would mean none).
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "call timed out"))
 }
 
 /// Sends one Kafka request to a broker and waits for its response, on a new blocking
@@ -313,4 +364,114 @@ where
     )
     .map_err(|e| bad(e.to_string()))?;
     R::Response::decode(&mut body, version).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A node on a loopback port: the connections whose number (from 0) is in `silent` read
+    /// requests and never answer (a node cut off or paused); the others answer each request with
+    /// its body reversed. Returns its address.
+    fn node(silent: &'static [usize]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { return };
+                let answers = !silent.contains(&n);
+                std::thread::spawn(move || loop {
+                    let mut size = [0u8; 4];
+                    if conn.read_exact(&mut size).is_err() {
+                        return;
+                    }
+                    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+                    if conn.read_exact(&mut frame).is_err() {
+                        return;
+                    }
+                    if answers {
+                        let corr = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+                        let mut body = frame[10..].to_vec();
+                        body.reverse();
+                        if conn.write_all(&encode_response(corr, &body)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_call_with_its_own_timeout_gives_up_then_and_reconnects_for_the_next() {
+        // The first connection is silent, the second answers.
+        let addr = node(&[0]);
+        let client = BlockingNodeClient::default();
+        let started = Instant::now();
+        let e = client
+            .call_within(
+                2,
+                &addr,
+                FORWARD_API_KEY,
+                0,
+                b"abc",
+                Duration::from_millis(300),
+            )
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            "{e}"
+        );
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        // The silent connection was dropped: the next call opens one that is answered.
+        let out = client
+            .call_within(
+                2,
+                &addr,
+                FORWARD_API_KEY,
+                0,
+                b"abc",
+                Duration::from_millis(300),
+            )
+            .unwrap();
+        assert_eq!(out, b"cba");
+    }
+
+    #[test]
+    fn a_short_call_does_not_wait_behind_a_long_one_to_the_same_node() {
+        // The long call's connection (the first) is never answered; the short call gets a
+        // connection of its own (the second), which is.
+        let addr = node(&[0]);
+        let client = Arc::new(BlockingNodeClient::default());
+        let long = {
+            let (client, addr) = (client.clone(), addr.clone());
+            std::thread::spawn(move || {
+                client.call_within(2, &addr, FORWARD_API_KEY, 0, b"x", Duration::from_secs(5))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let out = client
+            .call_within(
+                2,
+                &addr,
+                FORWARD_API_KEY,
+                0,
+                b"xyz",
+                Duration::from_millis(500),
+            )
+            .unwrap();
+        assert_eq!(out, b"zyx");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert!(!long.is_finished(), "the long call is still waiting");
+        assert!(long.join().unwrap().is_err());
+    }
 }

@@ -694,10 +694,26 @@ fn forward(
 ) -> Result<ControllerOk, ControllerError> {
     let body = serde_json::to_vec(req).expect("controller requests serialize");
     let not_controller = |e: String| ControllerError::new(ResponseError::NotController, e);
+    // A heartbeat is due again after one interval: one not answered by then is given up (and
+    // sent again, to whichever node leads by then), so that a broker whose controller was cut
+    // off reaches the new one within its session instead of waiting out a long read timeout.
+    let timeout = match req {
+        ControllerRequest::BrokerHeartbeat(_) => {
+            Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms.max(100) as u64)
+        }
+        _ => crate::internode::BLOCKING_CALL_TIMEOUT,
+    };
     let bytes = broker
         .controller
         .forward
-        .call(target, addr, crate::internode::FORWARD_API_KEY, 0, &body)
+        .call_within(
+            target,
+            addr,
+            crate::internode::FORWARD_API_KEY,
+            0,
+            &body,
+            timeout,
+        )
         .map_err(|e| not_controller(format!("controller {target} at {addr}: {e}")))?;
     let WireReply(result) = serde_json::from_slice(&bytes)
         .map_err(|e| not_controller(format!("malformed reply from controller {target}: {e}")))?;
