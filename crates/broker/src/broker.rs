@@ -780,10 +780,13 @@ async fn fencing_loop(broker: Arc<Broker>) {
     let period = Duration::from_millis(
         (broker.config.cluster.broker_session_timeout_ms / 10).clamp(50, 500) as u64,
     );
+    let seen = Arc::new(Mutex::new(
+        crate::controller::lifecycle::SessionTerm::default(),
+    ));
     loop {
-        let b = broker.clone();
+        let (b, s) = (broker.clone(), seen.clone());
         let _ = tokio::task::spawn_blocking(move || {
-            crate::controller::lifecycle::fence_expired_sessions(&b)
+            crate::controller::lifecycle::fence_expired_sessions(&b, &mut s.lock())
         })
         .await;
         tokio::time::sleep(period).await;

@@ -13,10 +13,11 @@
 //! controller would have fenced it anyway), then stops; it is not elected again before it
 //! restarts and registers anew.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use runnel_metadata::{BrokerEndpoint, MetadataImage, MetadataRecord};
+use runnel_metadata::{BrokerEndpoint, MetadataImage, MetadataQuorum, MetadataRecord};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use uuid::Uuid;
@@ -194,30 +195,89 @@ fn fence(broker: &Broker, id: i32, epoch: i64, why: &str) -> Result<(), Controll
     Ok(())
 }
 
-/// On the active controller: fences every unfenced broker whose last heartbeat is older than
-/// `broker.session.timeout.ms`. A controller that has just become active gives every broker a
-/// full session from now.
-pub fn fence_expired_sessions(broker: &Broker) {
-    let _one_at_a_time = broker.controller.lock.lock();
-    if broker.controller_id() != Some(broker.config.node_id) {
-        broker.controller.sessions.lock().clear();
-        broker.controller.metadata_offsets.lock().clear();
-        broker.controller.shutdown_offsets.lock().clear();
-        return;
-    }
-    let timeout = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms as u64);
-    let image = broker.image();
-    let expired: Vec<(i32, i64)> = {
-        let mut sessions = broker.controller.sessions.lock();
+/// The quorum leadership that the active controller's broker sessions belong to: the raft term
+/// (Kafka's controller epoch) in which this node last used its session table. Heartbeats seen
+/// in an earlier term say nothing of a broker's liveness now, whatever happened in between
+/// (another controller, or none): a controller active in a new term, for the first time or
+/// again, gives every registered broker a full session from then, as Kafka's new active
+/// controller does. Kept by the loop that fences expired sessions.
+#[derive(Debug, Default)]
+pub struct SessionTerm {
+    term: Option<i32>,
+}
+
+impl SessionTerm {
+    /// The brokers to fence in leader term `term` at `now`: the unfenced brokers of `image`
+    /// whose last heartbeat in `sessions` is older than `timeout`. When `term` is not the term
+    /// the table was last used in, every registered broker's session starts at `now` first
+    /// (and nothing expires). Returns `(broker id, broker epoch)`s.
+    fn expired(
+        &mut self,
+        term: i32,
+        sessions: &mut HashMap<i32, Instant>,
+        image: &MetadataImage,
+        timeout: Duration,
+        now: Instant,
+    ) -> Vec<(i32, i64)> {
+        if self.term != Some(term) {
+            sessions.clear();
+            sessions.extend(image.brokers.keys().map(|id| (*id, now)));
+            self.term = Some(term);
+        }
         image
             .brokers
             .values()
             .filter(|b| !b.fenced)
-            .filter(|b| sessions.entry(b.id).or_insert_with(Instant::now).elapsed() > timeout)
+            .filter(|b| {
+                now.saturating_duration_since(*sessions.entry(b.id).or_insert(now)) > timeout
+            })
             .map(|b| (b.id, b.epoch))
             .collect()
+    }
+}
+
+/// The raft term in which this node leads the metadata quorum, if it does.
+fn leader_term(broker: &Broker) -> Option<i32> {
+    match broker.quorum().describe() {
+        Ok(status) if status.leader_id == broker.config.node_id => Some(status.leader_epoch),
+        _ => None,
+    }
+}
+
+/// On the active controller: fences every unfenced broker whose last heartbeat is older than
+/// `broker.session.timeout.ms`. A controller active in a new term (see [`SessionTerm`]) gives
+/// every broker a full session from now. Elsewhere it forgets what it knew as a controller.
+pub fn fence_expired_sessions(broker: &Broker, seen: &mut SessionTerm) {
+    let _one_at_a_time = broker.controller.lock.lock();
+    let term =
+        leader_term(broker).filter(|_| broker.controller_id() == Some(broker.config.node_id));
+    let Some(term) = term else {
+        seen.term = None;
+        broker.controller.sessions.lock().clear();
+        broker.controller.metadata_offsets.lock().clear();
+        broker.controller.shutdown_offsets.lock().clear();
+        return;
+    };
+    if seen.term != Some(term) {
+        // What the last heartbeats said under an earlier leadership is stale too.
+        broker.controller.metadata_offsets.lock().clear();
+        broker.controller.shutdown_offsets.lock().clear();
+        info!(
+            term,
+            "active controller in a new term: every registered broker's session starts now"
+        );
+    }
+    let timeout = Duration::from_millis(broker.config.cluster.broker_session_timeout_ms as u64);
+    let image = broker.image();
+    let expired = {
+        let mut sessions = broker.controller.sessions.lock();
+        seen.expired(term, &mut sessions, &image, timeout, Instant::now())
     };
     for (id, epoch) in expired {
+        // Fencing commits through the quorum; stop if the leadership changed meanwhile.
+        if leader_term(broker) != Some(term) {
+            return;
+        }
         if let Err(e) = fence(broker, id, epoch, "session timed out") {
             tracing::warn!(broker = id, error = %e.message, "could not fence a broker");
         }
@@ -403,5 +463,110 @@ pub fn controlled_shutdown(broker: &Broker) -> ControlledShutdown {
             return ControlledShutdown::TimedOut;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_metadata::BrokerImage;
+
+    /// Brokers 1 to 3 registered, `fenced` among them fenced; broker i has epoch 10 * i.
+    fn image(fenced: &[i32]) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for id in 1..=3 {
+            img.brokers.insert(
+                id,
+                BrokerImage {
+                    id,
+                    incarnation_id: Uuid::nil(),
+                    epoch: 10 * id as i64,
+                    endpoints: vec![],
+                    rack: None,
+                    fenced: fenced.contains(&id),
+                },
+            );
+        }
+        img
+    }
+
+    const SESSION: Duration = Duration::from_millis(3000);
+
+    #[test]
+    fn sessions_expire_within_one_term() {
+        let img = image(&[3]);
+        let start = Instant::now();
+        let mut seen = SessionTerm::default();
+        let mut sessions = HashMap::new();
+        // First use as the active controller: every broker's session starts now.
+        assert!(seen
+            .expired(5, &mut sessions, &img, SESSION, start)
+            .is_empty());
+        assert_eq!(sessions.len(), 3);
+        assert!(sessions.values().all(|t| *t == start));
+        // Broker 2 heartbeats, broker 1 does not; broker 3 is fenced already.
+        sessions.insert(2, start + Duration::from_millis(2000));
+        let later = start + SESSION + Duration::from_millis(1);
+        assert_eq!(
+            seen.expired(5, &mut sessions, &img, SESSION, later),
+            vec![(1, 10)]
+        );
+        // Exactly a session old is not yet expired.
+        let exactly = start + Duration::from_millis(2000) + SESSION;
+        assert_eq!(
+            seen.expired(5, &mut sessions, &img, SESSION, exactly),
+            vec![(1, 10)]
+        );
+    }
+
+    #[test]
+    fn a_new_term_gives_every_broker_a_full_session() {
+        let img = image(&[]);
+        let start = Instant::now();
+        let mut seen = SessionTerm::default();
+        let mut sessions = HashMap::new();
+        assert!(seen
+            .expired(5, &mut sessions, &img, SESSION, start)
+            .is_empty());
+        // Leadership lost in term 5 and won again in term 7, 10 s later, without this table
+        // being cleared meanwhile (the loop that would have was busy): its heartbeats are stale.
+        let back = start + Duration::from_secs(10);
+        assert_eq!(
+            seen.expired(5, &mut sessions, &img, SESSION, back).len(),
+            3,
+            "in the same term they would expire"
+        );
+        assert!(seen
+            .expired(7, &mut sessions, &img, SESSION, back)
+            .is_empty());
+        assert_eq!(seen.term, Some(7));
+        assert!(
+            sessions.values().all(|t| *t == back),
+            "every session restarts at the new term: {sessions:?}"
+        );
+        // From then on they expire a session after the new term's start, not before.
+        let almost = back + SESSION;
+        assert!(seen
+            .expired(7, &mut sessions, &img, SESSION, almost)
+            .is_empty());
+        sessions.insert(2, almost);
+        let past = almost + Duration::from_millis(1);
+        assert_eq!(
+            seen.expired(7, &mut sessions, &img, SESSION, past),
+            vec![(1, 10), (3, 30)]
+        );
+    }
+
+    #[test]
+    fn a_new_term_forgets_brokers_no_longer_registered() {
+        let start = Instant::now();
+        let mut seen = SessionTerm::default();
+        let mut sessions = HashMap::from([(9, start)]);
+        assert!(seen
+            .expired(2, &mut sessions, &image(&[]), SESSION, start)
+            .is_empty());
+        let mut ids: Vec<i32> = sessions.keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2, 3]);
     }
 }
