@@ -4,8 +4,8 @@
 //! leading) what each follower has fetched.
 //!
 //! Invariants: the high watermark never moves backwards except when the log is truncated below
-//! it; a leader's high watermark is the lowest log end offset in the ISR; a follower's is the
-//! leader's, capped at its own log end.
+//! it; a leader's high watermark is the lowest log end offset in the ISR, and does not move while
+//! the ISR is below `min.insync.replicas`; a follower's is the leader's, capped at its own log end.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -344,10 +344,18 @@ impl Partition {
     }
 
     /// The leader's high watermark rule: the lowest log end offset in the ISR (never lower than
-    /// before). Returns whether it moved.
+    /// before), and only while the ISR has at least `min.insync.replicas` members (capped at the
+    /// replication factor): Kafka's "strict min ISR", which lets an eligible leader replica
+    /// (KIP-966, see `controller::elr`) lead without losing a committed record. Returns whether
+    /// it moved.
     pub fn maybe_advance_high_watermark(&self) -> bool {
         let state = self.state.read();
         if state.leader != self.node_id {
+            return false;
+        }
+        let min_isr = (self.config.read().min_insync_replicas.max(1) as usize)
+            .min(state.replicas.len().max(1));
+        if state.isr.len() < min_isr {
             return false;
         }
         let mut hw = self.log.lock().log_end_offset();
@@ -508,5 +516,81 @@ mod tests {
         assert_eq!(s.len(), 22);
         assert_eq!(s, "_____________________w");
         assert_eq!(topic_id_base64(&Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+
+    fn leader_of(dir: &Path, min_isr: i32) -> Partition {
+        let config = Arc::new(TopicConfig {
+            retention_ms: -1,
+            retention_bytes: -1,
+            segment_bytes: 1 << 20,
+            segment_ms: i64::MAX,
+            max_message_bytes: 1 << 20,
+            message_timestamp_type_log_append: false,
+            cleanup_policy: "delete".into(),
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 1 << 16,
+            file_delete_delay_ms: 0,
+            min_insync_replicas: min_isr,
+        });
+        let log = Log::open(dir, log_config(&config), 0, false).unwrap();
+        let readable = Arc::new(watch::channel(0).0);
+        Partition::new("t".into(), Uuid::nil(), 0, 1, log, config, 0, readable)
+    }
+
+    fn state(isr: &[i32], partition_epoch: i32) -> ReplicaState {
+        ReplicaState {
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch,
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+        }
+    }
+
+    fn append(p: &Partition) -> i64 {
+        let mut batch =
+            runnel_storage::testing::build_batch(0, &[(None, Some(&b"v"[..]), 0)], -1, -1, -1);
+        let mut log = p.log.lock();
+        log.append_as_leader(&mut batch, 0, 0, false).unwrap();
+        log.log_end_offset()
+    }
+
+    #[test]
+    fn the_high_watermark_stays_while_the_isr_is_below_min_isr() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_of(dir.path(), 2);
+        p.apply_state(state(&[1, 2], 1), 0).unwrap();
+        let end = append(&p);
+        p.leader_appended();
+        assert_eq!(p.high_watermark(), 0, "follower 2 has nothing yet");
+        p.record_follower_fetch(2, end, 0);
+        assert_eq!(p.high_watermark(), end);
+        // 2 leaves the ISR: below min ISR, a record the leader alone has is not committed.
+        p.apply_state(state(&[1], 2), 0).unwrap();
+        let later = append(&p);
+        p.leader_appended();
+        assert_eq!(p.high_watermark(), end);
+        assert_eq!(p.replication(later, 0), Replication::Pending);
+        // Back at min ISR with a follower that has it: the mark moves.
+        p.apply_state(state(&[1, 3], 3), 0).unwrap();
+        p.record_follower_fetch(3, later, 0);
+        assert_eq!(p.high_watermark(), later);
+        // min.insync.replicas above the replication factor counts as the replication factor.
+        let dir = tempfile::tempdir().unwrap();
+        let solo = leader_of(dir.path(), 3);
+        solo.apply_state(
+            ReplicaState {
+                replicas: vec![1],
+                isr: vec![1],
+                ..state(&[1], 1)
+            },
+            0,
+        )
+        .unwrap();
+        let end = append(&solo);
+        solo.leader_appended();
+        assert_eq!(solo.high_watermark(), end);
     }
 }
