@@ -62,6 +62,9 @@ pub struct Broker {
     pub incarnation_id: uuid::Uuid,
     /// The broker epoch of this node's current registration, once registered.
     pub broker_epoch: Mutex<Option<i64>>,
+    /// The broker epoch the previous run of this node shut down cleanly with (KIP-966), from
+    /// the clean-shutdown markers; None after an unclean shutdown.
+    pub previous_broker_epoch: Option<i64>,
     /// Whether leftover partition directories were looked for since start-up (done once the
     /// broker's metadata is known to be caught up).
     pub strays_checked: AtomicBool,
@@ -264,6 +267,7 @@ impl Broker {
     }
 
     fn open(config: BrokerConfig) -> anyhow::Result<Broker> {
+        let previous_broker_epoch = previous_broker_epoch(&config.log_dirs);
         let (log_dirs, log_dir) = prepare_log_dirs(&config)?;
         let directory_id = ensure_directory_id(&log_dir, config.node_id)?;
         let quorum = open_quorum(&config, &log_dir, directory_id)?;
@@ -294,6 +298,7 @@ impl Broker {
             controller: Default::default(),
             incarnation_id: uuid::Uuid::new_v4(),
             broker_epoch: Mutex::new(None),
+            previous_broker_epoch,
             strays_checked: AtomicBool::new(false),
             config,
         };
@@ -480,6 +485,16 @@ impl Broker {
         self.shutting_down.load(Ordering::Relaxed)
     }
 
+    /// The clean-shutdown marker's content: Kafka's `{"version":0,"brokerEpoch":N}` with this
+    /// registration's epoch, which the next start sends as its previous broker epoch (KIP-966);
+    /// empty when the broker never registered.
+    fn clean_shutdown_marker(&self) -> Vec<u8> {
+        match *self.broker_epoch.lock() {
+            Some(epoch) => format!(r#"{{"version":0,"brokerEpoch":{epoch}}}"#).into_bytes(),
+            None => Vec::new(),
+        }
+    }
+
     /// Flushes and closes every log and the metadata log, then writes checkpoints and the
     /// clean-shutdown marker.
     pub fn close(&self) -> anyhow::Result<()> {
@@ -488,7 +503,10 @@ impl Broker {
         let closed = self.replicas.close()?;
         self.quorum.shutdown()?;
         for dir in self.replicas.log_dirs() {
-            std::fs::write(dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+            std::fs::write(
+                dir.path.join(CLEAN_SHUTDOWN_FILE),
+                self.clean_shutdown_marker(),
+            )?;
         }
         info!(
             partitions = closed,
@@ -560,6 +578,23 @@ fn prepare_log_dirs(
         dirs.push(crate::replica::log_dirs::LogDir { path, clean_start });
     }
     Ok((dirs, meta_dir))
+}
+
+/// KIP-966's previous broker epoch: the one every log dir's clean-shutdown marker names (read
+/// before start-up removes the markers), or None when a marker is missing, names none, or they
+/// disagree (as Kafka's `readBrokerEpochFromCleanShutdownFiles`).
+fn previous_broker_epoch(log_dirs: &[PathBuf]) -> Option<i64> {
+    let mut found = None;
+    for dir in log_dirs {
+        let text = std::fs::read(dir.join(CLEAN_SHUTDOWN_FILE)).ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        let epoch = value.get("brokerEpoch")?.as_i64()?;
+        if found.is_some_and(|f| f != epoch) {
+            return None;
+        }
+        found = Some(epoch);
+    }
+    found
 }
 
 /// Reads `meta.properties` of a log dir: (node.id, cluster.id) when present.

@@ -37,7 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kafka_protocol::ResponseError;
-use runnel_broker::controller::{check_alter_partition, election};
+use runnel_broker::controller::elr::ElrRules;
+use runnel_broker::controller::{check_alter_partition, election, reassign};
 use runnel_broker::partition::{log_config, Partition, ReplicaState};
 use runnel_broker::replica::logic::{diverging_epoch, truncation_target};
 use runnel_config::TopicConfig;
@@ -218,6 +219,8 @@ struct Stats {
     out_of_range: u64,
     crashes: u64,
     elections: u64,
+    /// Leaders elected from the ELR (KIP-966), the ISR being empty.
+    elr_elections: u64,
     isr_changes: u64,
     isr_refused: u64,
     lost: u64,
@@ -236,6 +239,7 @@ impl Stats {
         self.out_of_range += o.out_of_range;
         self.crashes += o.crashes;
         self.elections += o.elections;
+        self.elr_elections += o.elr_elections;
         self.isr_changes += o.isr_changes;
         self.isr_refused += o.isr_refused;
         self.lost += o.lost;
@@ -473,6 +477,13 @@ impl Sim {
         if after.leader_epoch != before.leader_epoch {
             self.stats.borrow_mut().elections += 1;
         }
+        if after.leader >= 0
+            && after.leader != before.leader
+            && before.isr.is_empty()
+            && before.eligible_leader_replicas.contains(&after.leader)
+        {
+            self.stats.borrow_mut().elr_elections += 1;
+        }
         if after.leader >= 0 {
             let named = *self
                 .named_in_epoch
@@ -494,9 +505,25 @@ impl Sim {
     /// The partition changes of fencing `id`, as the controller computes them.
     fn fenced_changes(&self, id: i32) -> Vec<MetadataRecord> {
         let image = &self.ctl.image;
-        election::on_broker_fenced(image, id, self.unclean, |r| {
+        election::on_broker_fenced(image, id, self.defaults(), |r| {
             r != id && image.brokers.get(&r).is_some_and(|b| !b.fenced)
         })
+    }
+
+    /// The partition changes of `id` registering after a crash (an unclean shutdown): it
+    /// leaves the ISR and the ELR, and what it led moves (KIP-966).
+    fn unclean_restart_changes(&self, id: i32) -> Vec<MetadataRecord> {
+        let image = &self.ctl.image;
+        election::on_unclean_restart(image, id, self.defaults(), |r| {
+            r != id && image.brokers.get(&r).is_some_and(|b| !b.fenced)
+        })
+    }
+
+    fn defaults(&self) -> election::Defaults {
+        election::Defaults {
+            unclean: self.unclean,
+            min_isr: self.min_isr,
+        }
     }
 
     /// Applies the controller's newest metadata on a broker.
@@ -949,19 +976,16 @@ impl Sim {
         ) {
             Ok(()) => {
                 self.stats.borrow_mut().isr_changes += 1;
-                let record = MetadataRecord::Partition {
-                    topic_id: TOPIC_ID,
-                    partition: 0,
-                    replicas: current.replicas.clone(),
+                // As the controller's exec_alter_partition: through reassign::settle, which
+                // keeps the ELR (KIP-966) when the ISR shrinks below min ISR.
+                let image = &self.ctl.image;
+                let topic = image.topic(TOPIC).expect("topic");
+                let rules = ElrRules::for_topic(image, topic, self.min_isr);
+                let proposed = PartitionImage {
                     isr: isr.clone(),
-                    leader: state.leader,
-                    leader_epoch: state.leader_epoch,
-                    partition_epoch: state.partition_epoch + 1,
-                    adding_replicas: vec![],
-                    removing_replicas: vec![],
-                    eligible_leader_replicas: vec![],
-                    last_known_elr: vec![],
+                    ..current.clone()
                 };
+                let record = reassign::settle(image, &current, proposed, rules).to_record(TOPIC_ID);
                 self.commit(
                     vec![record],
                     &format!("{id} alters isr {:?} -> {isr:?}", state.isr),
@@ -1048,16 +1072,17 @@ impl Sim {
         self.open(id);
         let leo = leo(self.part(id).unwrap());
         self.log(format!("node {id} restarts (log end {leo})"));
-        // Registration: a new broker epoch, fenced; what a still-unfenced old registration led
-        // moves away (controller/lifecycle.rs `register`).
+        // Registration: a new broker epoch, fenced; after a crash (no clean-shutdown marker)
+        // it leaves every ISR and ELR, and what a still-unfenced old registration led moves
+        // away (controller/lifecycle.rs `register`).
         let mut records = vec![];
         if !self.ctl.fenced(id) {
             records.push(MetadataRecord::FenceBroker {
                 broker_id: id,
                 broker_epoch: self.ctl.broker_epoch(id),
             });
-            records.extend(self.fenced_changes(id));
         }
+        records.extend(self.unclean_restart_changes(id));
         let epoch = self.ctl.next_broker_epoch;
         self.ctl.next_broker_epoch += 1;
         records.push(MetadataRecord::RegisterBroker {
@@ -1117,7 +1142,11 @@ impl Sim {
             broker_id: id,
             broker_epoch: self.ctl.broker_epoch(id),
         }];
-        records.extend(election::on_broker_unfenced(&self.ctl.image, id));
+        records.extend(election::on_broker_unfenced(
+            &self.ctl.image,
+            id,
+            self.defaults(),
+        ));
         self.commit(records, &format!("node {id} unfenced"));
     }
 
@@ -1456,6 +1485,12 @@ fn replication_simulation() {
         failures.len(),
         seeds.len()
     );
+    if seeds.len() >= 100 && !knobs.unclean {
+        assert!(
+            total.elr_elections > 0,
+            "no leader came from the ELR: the KIP-966 path went untested"
+        );
+    }
 }
 
 /// Known bug, kept as a reproduction (run with `--ignored`): a replica that became leader and

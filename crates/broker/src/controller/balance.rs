@@ -24,6 +24,7 @@ pub fn balance_once(broker: &Broker) -> Result<usize, ControllerError> {
     let image = broker.image();
     let records = election::balance_leaders(
         &image,
+        election::Defaults::of(broker),
         |r| crate::handlers::is_live(&image, r),
         MAX_ELECTIONS_PER_ROUND,
     );

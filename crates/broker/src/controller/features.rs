@@ -32,8 +32,20 @@ pub struct Feature {
     pub updatable: bool,
 }
 
+/// KIP-966's feature: at level 1 the controller keeps eligible leader replicas ([`super::elr`]).
+pub const ELIGIBLE_LEADER_REPLICAS_VERSION: &str = "eligible.leader.replicas.version";
+
 /// Every feature Runnel reports, by name.
 pub const FEATURES: &[Feature] = &[
+    // Kafka 4.1+ finalizes level 1 for new clusters (it needs metadata.version 4.0-IV1, which
+    // Runnel's level is above); 0 turns it off, and the ELRs are cleared.
+    Feature {
+        name: ELIGIBLE_LEADER_REPLICAS_VERSION,
+        min: 0,
+        max: 1,
+        default_level: 1,
+        updatable: true,
+    },
     Feature {
         name: "group.version",
         min: 0,
@@ -77,6 +89,11 @@ pub fn finalized_level(image: &MetadataImage, f: &Feature) -> i16 {
         .get(f.name)
         .copied()
         .unwrap_or(f.default_level)
+}
+
+/// Whether eligible leader replicas are kept (`eligible.leader.replicas.version` at 1 or above).
+pub fn elr_enabled(image: &MetadataImage) -> bool {
+    feature(ELIGIBLE_LEADER_REPLICAS_VERSION).is_some_and(|f| finalized_level(image, f) >= 1)
 }
 
 /// Kafka's upgrade types (`FeatureUpdate.UpgradeType`).
@@ -273,6 +290,27 @@ mod tests {
             assert_eq!(e.error, ResponseError::InvalidUpdateVersion, "{u:?}");
             assert!(e.message.contains(why), "{u:?}: {}", e.message);
         }
+        // KIP-966's feature is on by default and can be turned off and on again.
+        assert!(elr_enabled(&image));
+        let recs = plan_updates(
+            &image,
+            1,
+            &[up(ELIGIBLE_LEADER_REPLICAS_VERSION, 0, SAFE_DOWNGRADE)],
+        )
+        .unwrap();
+        image.apply(&recs[0]);
+        assert!(!elr_enabled(&image));
+        let e = plan_updates(
+            &image,
+            1,
+            &[up(ELIGIBLE_LEADER_REPLICAS_VERSION, 2, UPGRADE)],
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("only supports versions 0-1"),
+            "{}",
+            e.message
+        );
         // One refusal refuses the whole request.
         let e = plan_updates(
             &image,

@@ -36,6 +36,14 @@ pub struct Registration {
     pub endpoints: Vec<BrokerEndpoint>,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// The broker epoch its previous run shut down cleanly with, -1 after an unclean shutdown
+    /// (KIP-966's PreviousBrokerEpoch).
+    #[serde(default = "no_broker_epoch")]
+    pub previous_broker_epoch: i64,
+}
+
+fn no_broker_epoch() -> i64 {
+    -1
 }
 
 /// A broker's heartbeat.
@@ -81,7 +89,24 @@ pub(super) fn register(broker: &Broker, r: Registration) -> Result<i64, Controll
         endpoints: r.endpoints,
         rack: r.rack,
     }];
-    if previous.is_some_and(|b| !b.fenced) {
+    let unclean_restart = previous.is_some_and(|b| {
+        b.incarnation_id != r.incarnation_id && b.epoch != r.previous_broker_epoch
+    });
+    if unclean_restart {
+        // KIP-966: its log may lack records it had: out of every ISR and ELR (and what it led
+        // moves away, as below).
+        info!(
+            broker = r.broker_id,
+            previous_epoch = r.previous_broker_epoch,
+            "broker restarted without a clean shutdown: removed from its ISRs and ELRs"
+        );
+        records.extend(election::on_unclean_restart(
+            &image,
+            r.broker_id,
+            election::Defaults::of(broker),
+            |x| x != r.broker_id && image.brokers.get(&x).is_some_and(|b| !b.fenced),
+        ));
+    } else if previous.is_some_and(|b| !b.fenced) {
         // A restarted broker registers fenced: what it led moves away until it catches up.
         records.extend(fenced_changes(broker, &image, r.broker_id));
     }
@@ -143,7 +168,11 @@ pub(super) fn heartbeat(broker: &Broker, h: Heartbeat) -> Result<(bool, bool), C
             broker_id: h.broker_id,
             broker_epoch: b.epoch,
         }];
-        records.extend(election::on_broker_unfenced(&image, h.broker_id));
+        records.extend(election::on_broker_unfenced(
+            &image,
+            h.broker_id,
+            election::Defaults::of(broker),
+        ));
         propose(broker, records)?;
         info!(broker = h.broker_id, epoch = b.epoch, "broker unfenced");
         return Ok((false, false));
@@ -174,12 +203,9 @@ fn may_shut_down(broker: &Broker, id: i32) -> bool {
 
 /// The partition changes that fencing broker `id` makes (new leaders, smaller ISRs).
 fn fenced_changes(broker: &Broker, image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
-    election::on_broker_fenced(
-        image,
-        id,
-        broker.config.cluster.unclean_leader_election_enable,
-        |r| r != id && image.brokers.get(&r).is_some_and(|b| !b.fenced),
-    )
+    election::on_broker_fenced(image, id, election::Defaults::of(broker), |r| {
+        r != id && image.brokers.get(&r).is_some_and(|b| !b.fenced)
+    })
 }
 
 /// Fences one broker registration, moving its leaderships.
@@ -307,6 +333,7 @@ fn registration(broker: &Broker) -> Registration {
         incarnation_id: broker.incarnation_id,
         endpoints,
         rack: cfg.cluster.rack.clone(),
+        previous_broker_epoch: broker.previous_broker_epoch.unwrap_or(-1),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod balance;
 pub mod election;
+pub mod elr;
 pub mod features;
 pub mod lifecycle;
 pub mod placement;
@@ -394,6 +395,16 @@ fn exec_set_topic_configs(
                 value: None,
             });
         }
+    }
+    if topic.configs.get("min.insync.replicas") != new_configs.get("min.insync.replicas") {
+        // KIP-966: ELRs were formed against the old min ISR; they are cleared.
+        records.extend(
+            topic
+                .partitions
+                .iter()
+                .filter_map(elr::cleared)
+                .map(|p| p.to_record(topic.topic_id)),
+        );
     }
     propose(broker, records)?;
     Ok(())
@@ -822,7 +833,19 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
             updates,
             validate_only,
         } => {
-            let records = features::plan_updates(&broker.image(), broker.config.node_id, &updates)?;
+            let image = broker.image();
+            let mut records = features::plan_updates(&image, broker.config.node_id, &updates)?;
+            let mut after = (*image).clone();
+            records.iter().for_each(|r| after.apply(r));
+            if features::elr_enabled(&image) && !features::elr_enabled(&after) {
+                // ELR turned off: every ELR and last known leader is cleared.
+                records.extend(image.topics.values().flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .filter_map(elr::cleared)
+                        .map(|p| p.to_record(t.topic_id))
+                }));
+            }
             if !validate_only {
                 propose(broker, records)?;
             }
@@ -890,6 +913,7 @@ fn exec_elect_leaders(
             .collect()
     });
     let live = |r: i32| crate::handlers::is_live(&image, r);
+    let defaults = election::Defaults::of(broker);
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(asked.len());
     for (name, indexes) in asked {
@@ -906,7 +930,7 @@ fn exec_elect_leaders(
                         ResponseError::UnknownTopicOrPartition,
                         format!("No such partition as {name}-{index}"),
                     )),
-                    Some(p) => election::elect(t.topic_id, p, kind, live)
+                    Some(p) => election::elect(&image, t, p, kind, defaults, live)
                         .map_err(|e| (e, election_message(e).to_string())),
                 },
             };
@@ -995,17 +1019,20 @@ fn exec_alter_partition(
     isr: Vec<i32>,
 ) -> Result<(), ControllerError> {
     let image = broker.image();
-    let Some(p) = image
-        .topic_by_id(&topic_id)
-        .and_then(|t| t.partitions.iter().find(|p| p.partition == index))
-    else {
+    let Some((topic, p)) = image.topic_by_id(&topic_id).and_then(|t| {
+        t.partitions
+            .iter()
+            .find(|p| p.partition == index)
+            .map(|p| (t, p))
+    }) else {
         return Err(ControllerError::new(
             ResponseError::UnknownTopicOrPartition,
             "no such partition",
         ));
     };
     check_alter_partition(&image, p, (leader, leader_epoch, partition_epoch), &isr)?;
-    let next = reassign::settle(&image, p, PartitionImage { isr, ..p.clone() });
+    let rules = elr::ElrRules::for_topic(&image, topic, broker.config.min_insync_replicas);
+    let next = reassign::settle(&image, p, PartitionImage { isr, ..p.clone() }, rules);
     if p.reassigning() && !next.reassigning() {
         tracing::info!(topic_id = %topic_id, partition = index, replicas = ?next.replicas, "reassignment completed");
     }
@@ -1048,6 +1075,11 @@ fn exec_alter_reassignments(
                             target.as_deref(),
                             allow_rf_change,
                             unclean,
+                            elr::ElrRules::for_topic(
+                                &image,
+                                topic,
+                                broker.config.min_insync_replicas,
+                            ),
                         )
                         .map(|next| {
                             if let Some(next) = next {

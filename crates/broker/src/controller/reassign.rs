@@ -10,6 +10,7 @@
 use kafka_protocol::ResponseError;
 use runnel_metadata::{MetadataImage, PartitionImage, TopicImage};
 
+use super::elr::{Change, ElrRules};
 use super::ControllerError;
 
 /// What AlterPartitionReassignments asks, by topic: each partition's target replicas, or `None`
@@ -47,7 +48,8 @@ pub fn validate_target(image: &MetadataImage, target: &[i32]) -> Result<(), Cont
 /// The partition's next state for a reassignment toward `target`, or its cancellation when
 /// `None`; `Ok(None)` when nothing changes. The state is [`settle`]d (it may complete at once:
 /// a reorder, or only removals of replicas with in-sync ones left). `unclean` says whether the
-/// topic allows unclean leader election (a cancellation that leaves no in-sync replica needs it).
+/// topic allows unclean leader election (a cancellation that leaves no in-sync replica needs it),
+/// `elr` how its ELR is kept.
 pub fn plan(
     image: &MetadataImage,
     topic: &TopicImage,
@@ -55,6 +57,7 @@ pub fn plan(
     target: Option<&[i32]>,
     allow_rf_change: bool,
     unclean: bool,
+    elr: ElrRules,
 ) -> Result<Option<PartitionImage>, ControllerError> {
     let mut next = p.clone();
     match target {
@@ -97,7 +100,7 @@ pub fn plan(
             next.removing_replicas = removing;
         }
     }
-    let next = settle(image, p, next);
+    let next = settle(image, p, next, elr);
     Ok((next != *p).then_some(next))
 }
 
@@ -108,14 +111,16 @@ fn sorted<'a>(ids: impl Iterator<Item = &'a i32>) -> Vec<i32> {
 }
 
 /// Finishes a proposed change `next` of partition `old`: completes a reassignment once every
-/// target replica is in the ISR (Kafka's rule), elects a new leader when the
-/// current one is no longer a replica or in the ISR (the first live ISR member in replica order,
-/// none when there is none), bumps the leader epoch on a leader change or when replicas leave,
-/// and the partition epoch whenever anything changed.
+/// target replica is in the ISR (Kafka's rule), keeps the ELR by `elr`'s rules
+/// ([`super::elr::Change`]), elects a new leader when the current one is no longer a replica or
+/// eligible (the first live eligible replica in replica order, none when there is none), bumps
+/// the leader epoch on a leader change or when replicas leave, and the partition epoch whenever
+/// anything changed.
 pub fn settle(
     image: &MetadataImage,
     old: &PartitionImage,
     mut next: PartitionImage,
+    elr: ElrRules,
 ) -> PartitionImage {
     if next.reassigning() {
         let isr: Vec<i32> = next
@@ -132,30 +137,14 @@ pub fn settle(
             next.removing_replicas.clear();
         }
     }
-    let acceptable = |r: i32| {
-        r >= 0
-            && next.replicas.contains(&r)
-            && next.isr.contains(&r)
-            && crate::handlers::is_live(image, r)
-    };
-    if !acceptable(next.leader) && (next.leader >= 0 || next.replicas != old.replicas) {
-        next.leader = next
-            .replicas
-            .iter()
-            .copied()
-            .find(|r| acceptable(*r))
-            .unwrap_or(-1);
+    let replicas_changed = next.replicas != old.replicas;
+    let mut change = Change::new(old, next, elr, &[]);
+    let live = |r: i32| crate::handlers::is_live(image, r);
+    let leader = change.next().leader;
+    if !(change.eligible(leader) && live(leader)) && (leader >= 0 || replicas_changed) {
+        change.elect(live, false);
     }
-    let replicas_left = old.replicas.iter().any(|r| !next.replicas.contains(r));
-    next.leader_epoch = old.leader_epoch;
-    next.partition_epoch = old.partition_epoch;
-    if next.leader != old.leader || replicas_left {
-        next.leader_epoch = old.leader_epoch + 1;
-    }
-    if next != *old {
-        next.partition_epoch = old.partition_epoch + 1;
-    }
-    next
+    change.build()
 }
 
 /// A reassignment in progress as ListPartitionReassignments shows it: (replicas, adding,
@@ -223,9 +212,17 @@ mod tests {
     fn a_move_widens_then_completes_when_the_new_replicas_are_in_sync() {
         let img = image(&[1, 2, 3, 4], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let started = plan(&img, &topic(), &p, Some(&[4, 2, 3]), true, false)
-            .unwrap()
-            .unwrap();
+        let started = plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[4, 2, 3]),
+            true,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(started.replicas, vec![4, 2, 3, 1]);
         assert_eq!(started.adding_replicas, vec![4]);
         assert_eq!(started.removing_replicas, vec![1]);
@@ -241,7 +238,7 @@ mod tests {
             isr: vec![1, 2, 3, 4],
             ..started.clone()
         };
-        let done = settle(&img, &started, grown);
+        let done = settle(&img, &started, grown, ElrRules::OFF);
         assert_eq!(done.replicas, vec![4, 2, 3]);
         assert_eq!(done.isr, vec![2, 3, 4]);
         assert!(!done.reassigning());
@@ -253,9 +250,17 @@ mod tests {
     fn a_leader_that_stays_keeps_leading_but_the_epoch_moves_when_replicas_leave() {
         let img = image(&[1, 2, 3], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 2);
-        let done = plan(&img, &topic(), &p, Some(&[1, 2]), true, false)
-            .unwrap()
-            .unwrap();
+        let done = plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[1, 2]),
+            true,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (done.replicas.clone(), done.isr.clone()),
             (vec![1, 2], vec![1, 2])
@@ -268,26 +273,50 @@ mod tests {
     fn a_reorder_completes_at_once_and_the_same_target_changes_nothing() {
         let img = image(&[1, 2, 3], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let done = plan(&img, &topic(), &p, Some(&[3, 1, 2]), true, false)
-            .unwrap()
-            .unwrap();
+        let done = plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[3, 1, 2]),
+            true,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (done.replicas.clone(), done.leader, done.leader_epoch),
             (vec![3, 1, 2], 1, 5)
         );
-        assert!(plan(&img, &topic(), &p, Some(&[1, 2, 3]), true, false)
-            .unwrap()
-            .is_none());
+        assert!(plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[1, 2, 3]),
+            true,
+            false,
+            ElrRules::OFF
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]
     fn cancelling_drops_the_adding_replicas() {
         let img = image(&[1, 2, 3, 4], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let started = plan(&img, &topic(), &p, Some(&[4, 2, 3]), true, false)
-            .unwrap()
-            .unwrap();
-        let back = plan(&img, &topic(), &started, None, true, false)
+        let started = plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[4, 2, 3]),
+            true,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap()
+        .unwrap();
+        let back = plan(&img, &topic(), &started, None, true, false, ElrRules::OFF)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -295,7 +324,7 @@ mod tests {
             (vec![2, 3, 1], vec![1, 2, 3])
         );
         assert!(!back.reassigning());
-        let err = plan(&img, &topic(), &back, None, true, false).unwrap_err();
+        let err = plan(&img, &topic(), &back, None, true, false, ElrRules::OFF).unwrap_err();
         assert_eq!(err.error, ResponseError::NoReassignmentInProgress);
     }
 
@@ -308,10 +337,28 @@ mod tests {
             (vec![1, 1, 2], ResponseError::InvalidReplicaAssignment),
             (vec![1, 2, 9], ResponseError::InvalidReplicaAssignment),
         ] {
-            let e = plan(&img, &topic(), &p, Some(&target), true, false).unwrap_err();
+            let e = plan(
+                &img,
+                &topic(),
+                &p,
+                Some(&target),
+                true,
+                false,
+                ElrRules::OFF,
+            )
+            .unwrap_err();
             assert_eq!(e.error, error, "{target:?}: {}", e.message);
         }
-        let e = plan(&img, &topic(), &p, Some(&[1, 2]), false, false).unwrap_err();
+        let e = plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[1, 2]),
+            false,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap_err();
         assert_eq!(e.error, ResponseError::InvalidReplicationFactor);
     }
 
@@ -319,9 +366,17 @@ mod tests {
     fn a_move_away_from_every_in_sync_replica_waits_for_the_new_ones() {
         let img = image(&[1, 2, 3, 4, 5, 6], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let started = plan(&img, &topic(), &p, Some(&[4, 5, 6]), true, false)
-            .unwrap()
-            .unwrap();
+        let started = plan(
+            &img,
+            &topic(),
+            &p,
+            Some(&[4, 5, 6]),
+            true,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(started.leader, 1);
         let partly = settle(
             &img,
@@ -330,13 +385,22 @@ mod tests {
                 isr: vec![1, 2, 3, 4, 5],
                 ..started.clone()
             },
+            ElrRules::OFF,
         );
         assert!(partly.reassigning(), "6 is not in sync yet");
         // Asking for the same target again keeps the move going (nothing is added any more:
         // every target replica is a replica already) and it completes the same way.
-        let again = plan(&img, &topic(), &partly, Some(&[4, 5, 6]), true, false)
-            .unwrap()
-            .unwrap();
+        let again = plan(
+            &img,
+            &topic(),
+            &partly,
+            Some(&[4, 5, 6]),
+            true,
+            false,
+            ElrRules::OFF,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (
                 again.adding_replicas.clone(),
@@ -352,6 +416,7 @@ mod tests {
                 isr: vec![1, 2, 3, 4, 5, 6],
                 ..partly.clone()
             },
+            ElrRules::OFF,
         );
         assert_eq!((done.replicas.clone(), done.leader), (vec![4, 5, 6], 4));
     }
