@@ -1,8 +1,11 @@
 //! Operating a 3-node cluster in this process: a controlled shutdown moves every leadership
 //! away (new leaders from the ISR, the stopping broker out of every ISR and fenced) before the
 //! node stops, with a producer writing all along; ElectLeaders (preferred and unclean, with
-//! Kafka's answers when nothing can or need be done) at every served version; and the leader
-//! balancer moving leaderships back to the preferred replicas on its own.
+//! Kafka's answers when nothing can or need be done) at every served version; the leader
+//! balancer moving leaderships back to the preferred replicas on its own; and eligible leader
+//! replicas (KIP-966): followers stopped one after the other below min ISR are kept eligible
+//! (DescribeTopicPartitions shows them), one leads cleanly once the leader is gone too, with every
+//! acknowledged record, and one restarted without a clean shutdown is no longer eligible.
 
 mod common;
 
@@ -16,6 +19,8 @@ use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use runnel_broker::broker::Broker;
+use runnel_broker::controller::features::{FeatureUpdate, ELIGIBLE_LEADER_REPLICAS_VERSION};
 use runnel_broker::controller::lifecycle::{controlled_shutdown, ControlledShutdown};
 use runnel_client::{
     ClientConfig, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord,
@@ -305,6 +310,23 @@ async fn unclean_and_preferred_elections_answer_as_kafka_does() {
     )
     .await;
     cluster.wait_formed().await;
+    // The rules before KIP-966 (with eligible leader replicas, node 2 would come back eligible
+    // and lead u-0 cleanly: see the test below).
+    let b = cluster.broker(0);
+    tokio::task::spawn_blocking(move || {
+        runnel_broker::controller::update_features(
+            &b,
+            vec![FeatureUpdate {
+                name: ELIGIBLE_LEADER_REPLICAS_VERSION.into(),
+                level: 0,
+                upgrade_type: 2,
+            }],
+            false,
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
     // u-0 lives on nodes 1 and 2, solo-0 on node 1 alone.
     create(&cluster, "u", 0, &[vec![1, 2]]).await;
     create(&cluster, "solo", 0, &[vec![1]]).await;
@@ -463,5 +485,128 @@ async fn nothing_to_move_skips_the_controlled_shutdown() {
         .unwrap();
     assert_eq!(r, ControlledShutdown::Skipped);
     assert!(t.elapsed() < Duration::from_secs(1));
+    cluster.shutdown().await;
+}
+
+/// (isr, leader, elr, last known elr) of `topic`-0 in node `i`'s image.
+fn elr_state(cluster: &TestCluster, i: usize, topic: &str) -> (Vec<i32>, i32, Vec<i32>, Vec<i32>) {
+    let img = cluster.broker(i).image();
+    let p = &img.topic(topic).unwrap().partitions[0];
+    (
+        p.isr.clone(),
+        p.leader,
+        p.eligible_leader_replicas.clone(),
+        p.last_known_elr.clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eligible_leader_replica_leads_cleanly_once_the_isr_is_empty() {
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest};
+    let mut cluster = TestCluster::start(
+        3,
+        &[
+            ("broker.heartbeat.interval.ms", "300"),
+            ("broker.session.timeout.ms", "3000"),
+            ("replica.lag.time.max.ms", "2000"),
+        ],
+    )
+    .await;
+    cluster.wait_formed().await;
+    // min.insync.replicas 2 for both.
+    create(&cluster, "e", 0, &[vec![1, 2, 3]]).await;
+    create(&cluster, "f", 0, &[vec![1, 2]]).await;
+    wait_full_isr(&cluster, "e").await;
+    wait_full_isr(&cluster, "f").await;
+    let writer = Writer::start(&cluster, "f").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acked, _, _) = writer.finish().await;
+    assert!(!acked.is_empty());
+    // Follower 2 stops (cleanly): f is below min ISR and 2 is eligible; e is at min ISR.
+    cluster.stop(1).await;
+    cluster
+        .wait_until("2 out of the ISRs", 20, || {
+            elr_state(&cluster, 0, "f") == (vec![1], 1, vec![2], vec![])
+                && elr_state(&cluster, 0, "e") == (vec![1, 3], 1, vec![], vec![])
+        })
+        .await;
+    // Follower 3 stops: e is below min ISR, 3 is eligible.
+    cluster.stop(2).await;
+    cluster
+        .wait_until("3 eligible", 20, || {
+            elr_state(&cluster, 0, "e") == (vec![1], 1, vec![3], vec![])
+        })
+        .await;
+    let mut c = Client::connect(addr(&cluster, 0)).await;
+    let req = DescribeTopicPartitionsRequest::default()
+        .with_topics(
+            ["e", "f"]
+                .iter()
+                .map(|t| TopicRequest::default().with_name(TopicName(StrBytes::from_static_str(t))))
+                .collect(),
+        )
+        .with_response_partition_limit(10);
+    let resp = c.send(&req, 0).await;
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let shown: Vec<_> = resp
+        .topics
+        .iter()
+        .map(|t| {
+            let p = &t.partitions[0];
+            (
+                ids(&p.isr_nodes),
+                ids(p.eligible_leader_replicas.as_deref().unwrap()),
+                ids(p.last_known_elr.as_deref().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![(vec![1], vec![3], vec![]), (vec![1], vec![2], vec![])]
+    );
+    // The leader stops too: the metadata quorum is lost until two nodes are back.
+    cluster.stop(0).await;
+    // Node 3 comes back as after a crash (no clean-shutdown marker), node 2 cleanly.
+    let marker = cluster.dirs[2]
+        .path()
+        .join("data")
+        .join(runnel_storage::checkpoint::CLEAN_SHUTDOWN_FILE);
+    assert!(
+        std::fs::read_to_string(&marker)
+            .unwrap()
+            .starts_with("{\"version\":0,\"brokerEpoch\":"),
+        "the marker names the broker epoch"
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let (a, b) = tokio::join!(
+        Broker::start(cluster.config(1)),
+        Broker::start(cluster.config(2))
+    );
+    cluster.nodes[1] = Some(a.unwrap());
+    cluster.nodes[2] = Some(b.unwrap());
+    // Node 1's session expires and the ISRs empty. f: 2, eligible and shut down cleanly, leads
+    // alone in the ISR (1 eligible in its turn). e: 3 restarted uncleanly and is no longer
+    // eligible; 1 is, but down: e stays offline (no unclean election), 1 its last known leader.
+    cluster
+        .wait_until("2 leads f from the ELR, e offline", 40, || {
+            elr_state(&cluster, 1, "f") == (vec![2], 2, vec![1], vec![])
+                && elr_state(&cluster, 1, "e") == (vec![], -1, vec![1], vec![1])
+        })
+        .await;
+    // Node 1 comes back: it leads e (eligible), rejoins f's ISR, and f's high watermark moves
+    // (at min ISR again): every acknowledged record is read back.
+    cluster.restart(0).await;
+    cluster
+        .wait_until("1 leads e, f whole", 40, || {
+            let (e_isr, e_leader, _, _) = elr_state(&cluster, 1, "e");
+            let (f_isr, _, f_elr, _) = elr_state(&cluster, 1, "f");
+            e_leader == 1 && e_isr.contains(&1) && f_isr.len() == 2 && f_elr.is_empty()
+        })
+        .await;
+    let read = read_all(&cluster, "f", 1, acked.len()).await;
+    for v in &acked {
+        assert!(read.contains(v), "acknowledged record {v} lost");
+    }
     cluster.shutdown().await;
 }

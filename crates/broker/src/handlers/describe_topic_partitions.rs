@@ -2,10 +2,11 @@
 //! metadata image, in name order and paged: at most `response_partition_limit` partitions (capped
 //! at Kafka's `max.request.partition.size.limit` default, 2000) per response, resumed from the
 //! request's cursor, with the next cursor when more remain. Each partition as Metadata reports
-//! it (leader, leader epoch, replicas, ISR, offline replicas). Runnel has no eligible leader
-//! replicas (KIP-966 ELR is not implemented): `eligible_leader_replicas` and `last_known_elr` are
-//! empty lists, as Kafka sends with ELR off. Without an authorizer every topic operation is
-//! allowed, so `topic_authorized_operations` carries them all, as in Kafka.
+//! it (leader, leader epoch, replicas, ISR, offline replicas), with its eligible leader replicas
+//! and last known leader (KIP-966, [`crate::controller::elr`]): what `kafka-topics --describe`
+//! prints as `Elr:` and `LastKnownElr:` (empty lists with the feature off, as Kafka sends).
+//! Without an authorizer every topic operation is allowed, so `topic_authorized_operations`
+//! carries them all, as in Kafka.
 
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
@@ -66,8 +67,8 @@ fn partitions(
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(ids(&p.replicas))
                 .with_isr_nodes(ids(&p.isr))
-                .with_eligible_leader_replicas(Some(vec![]))
-                .with_last_known_elr(Some(vec![]))
+                .with_eligible_leader_replicas(Some(ids(&p.eligible_leader_replicas)))
+                .with_last_known_elr(Some(ids(&p.last_known_elr)))
                 .with_offline_replicas(ids(&offline))
         })
         .collect();
