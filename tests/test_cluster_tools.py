@@ -295,6 +295,7 @@ def wait_feature(cluster, version, name, level):
 def test_features(cluster, version):
     got, out = features(version, cluster[0].bootstrap)
     assert got == {
+        "eligible.leader.replicas.version": ("0", "1", "1"),
         "group.version": ("0", "1", "1"),
         "kraft.version": ("0", "0", "0"),
         "metadata.version": ("3.3-IV3", "4.0-IV3", "4.0-IV3"),
