@@ -4,6 +4,7 @@
 //! builds what DescribeQuorum reports, `members` the quorum's membership (learners that follow
 //! the log without voting, KIP-853 voter changes).
 
+mod election_guard;
 mod legacy;
 mod members;
 mod network;
@@ -307,6 +308,7 @@ impl RaftQuorum {
             raft_config(3, rank)?
         });
 
+        let guard_period = Duration::from_millis(raft_config.heartbeat_interval);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let id = node_id as u64;
@@ -373,6 +375,15 @@ impl RaftQuorum {
             thread: Mutex::new(Some((stop_tx, thread))),
         });
         quorum.spawn_leader_log();
+        if !(static_voter && voters.len() == 1) {
+            // A static lone voter never has anyone to campaign against.
+            quorum.handle.spawn(election_guard::run(
+                quorum.raft.clone(),
+                quorum.transport.clone(),
+                id,
+                guard_period,
+            ));
+        }
         let init = if static_voter {
             (pristine && initializer).then(|| {
                 voters

@@ -210,10 +210,35 @@ fn legacy_log_is_converted() {
     q.shutdown().unwrap();
 }
 
-/// Voters connected in memory; a node missing from the map is unreachable.
+/// Voters connected in memory; a node missing from the map is unreachable, and so is one in
+/// `cut` (which reaches no one either when it sends through [`CutTransport`]).
 #[derive(Default)]
 struct MemTransport {
     nodes: parking_lot::Mutex<HashMap<i32, Weak<RaftQuorum>>>,
+    cut: parking_lot::Mutex<std::collections::HashSet<i32>>,
+}
+
+/// What node `from` sends through: nothing gets out while it is cut off.
+struct CutTransport {
+    from: i32,
+    net: Arc<MemTransport>,
+}
+
+impl RaftTransport for CutTransport {
+    fn send(
+        &self,
+        target: i32,
+        addr: &str,
+        kind: RaftRpcKind,
+        body: Vec<u8>,
+    ) -> BoxFuture<'static, std::io::Result<Vec<u8>>> {
+        if self.net.cut.lock().contains(&self.from) {
+            return Box::pin(async {
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "cut off"))
+            });
+        }
+        self.net.send(target, addr, kind, body)
+    }
 }
 
 impl RaftTransport for MemTransport {
@@ -232,7 +257,12 @@ impl RaftTransport for MemTransport {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(-1)
         };
-        let node = self.nodes.lock().get(&id).and_then(Weak::upgrade);
+        let node = self
+            .nodes
+            .lock()
+            .get(&id)
+            .and_then(Weak::upgrade)
+            .filter(|_| !self.cut.lock().contains(&id));
         Box::pin(async move {
             let node = node.ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "node down")
@@ -761,4 +791,72 @@ fn wait_propose(q: &RaftQuorum, name: &str) -> Arc<MetadataImage> {
         img.is_some()
     });
     img.unwrap()
+}
+
+/// Raft's current term on a node.
+fn term(q: &RaftQuorum) -> u64 {
+    q.raft.metrics().borrow().current_term
+}
+
+#[test]
+fn a_voter_cut_off_keeps_its_term_and_does_not_depose_the_leader_when_back() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let net = Arc::new(MemTransport::default());
+    let voters: BTreeMap<i32, String> = (1..=3).map(|i| (i, mem_addr(i))).collect();
+    let mut nodes = BTreeMap::new();
+    for (i, dir) in (1..=3).zip(&dirs) {
+        let q = RaftQuorum::open(RaftQuorumConfig {
+            log_dir: dir.path().to_path_buf(),
+            node_id: i,
+            voters: voters.clone(),
+            bootstrap: vec![],
+            me: RaftNode::at(mem_addr(i)),
+            standalone: false,
+            network: Arc::new(CutTransport {
+                from: i,
+                net: net.clone(),
+            }),
+        })
+        .unwrap();
+        net.nodes.lock().insert(i, Arc::downgrade(&q));
+        nodes.insert(i, q);
+    }
+    wait_for("a leader", || agreed_leader(&nodes).is_some());
+    let leader = agreed_leader(&nodes).unwrap();
+    let before = term(&nodes[&leader]);
+    wait_propose(&nodes[&leader], "before");
+    // The follower with the shortest election timeout (the lowest id) is cut off for longer
+    // than a few of its election timeouts (at most 2 s, after a lease of 2 s).
+    let cut = *nodes.keys().find(|id| **id != leader).unwrap();
+    net.cut.lock().insert(cut);
+    std::thread::sleep(Duration::from_secs(9));
+    assert_eq!(
+        term(&nodes[&cut]),
+        before,
+        "a voter that cannot reach a majority calls no election"
+    );
+    assert_eq!(
+        agreed_leader(
+            &nodes
+                .iter()
+                .filter(|(id, _)| **id != cut)
+                .map(|(id, q)| (*id, q.clone()))
+                .collect()
+        ),
+        Some(leader)
+    );
+    let img = wait_propose(&nodes[&leader], "while-cut");
+    net.cut.lock().remove(&cut);
+    wait_for("the healed voter to catch up", || {
+        nodes[&cut].image().last_offset >= img.last_offset
+    });
+    // Back, it follows the leader it left: no election, no new term.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(agreed_leader(&nodes), Some(leader));
+    for q in nodes.values() {
+        assert_eq!(term(q), before, "node {}", q.node_id());
+    }
+    for q in nodes.values() {
+        q.shutdown().unwrap();
+    }
 }
