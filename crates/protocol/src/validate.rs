@@ -1187,15 +1187,16 @@ mod tests {
             45 => {
                 use kafka_protocol::messages::alter_partition_reassignments_request::*;
                 enc(
-                    &AlterPartitionReassignmentsRequest::default()
-                        .with_topics(vec![ReassignableTopic::default()
+                    &AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                        ReassignableTopic::default()
                             .with_name(tn("t"))
                             .with_partitions(vec![
                                 ReassignablePartition::default()
                                     .with_partition_index(0)
                                     .with_replicas(Some(vec![BrokerId(1), BrokerId(2)])),
                                 ReassignablePartition::default().with_partition_index(1),
-                            ])]),
+                            ]),
+                    ]),
                     v,
                 )
             }
