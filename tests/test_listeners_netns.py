@@ -204,7 +204,9 @@ def test_java_and_librdkafka_clients_with_groups_on_one_external_address(split):
     header = rows[0]
     offsets = {int(r[header.index("PARTITION")]): (int(r[header.index("CURRENT-OFFSET")]),
                                                    int(r[header.index("LOG-END-OFFSET")])) for r in rows[1:]}
-    assert sorted(offsets) == list(range(parts)), out
+    # Every record is committed; a partition that got no record may have no committed offset (the
+    # console consumer stops at --max-messages, possibly before it has a position there).
+    assert set(offsets) <= set(range(parts)), out
     assert all(cur == end for cur, end in offsets.values()) and sum(e for _, e in offsets.values()) == 120, out
 
     # librdkafka in another group, through node 1's EXTERNAL name only.
