@@ -6,12 +6,16 @@
 //! up with the change. Requests are executed one at a time, as by Kafka's controller thread.
 
 pub mod balance;
+pub mod configs;
 pub mod election;
 pub mod elr;
 pub mod features;
 pub mod lifecycle;
 pub mod placement;
 pub mod reassign;
+
+pub use configs::set_broker_configs;
+pub use reassign::alter_reassignments;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -410,67 +414,6 @@ fn exec_set_topic_configs(
     Ok(())
 }
 
-/// Replaces the dynamic config overrides of broker `name` ("" for the cluster default) with
-/// `new_configs`: only the keys Runnel changes at run time are accepted, with Kafka's checks.
-fn exec_set_broker_configs(
-    broker: &Broker,
-    name: &str,
-    new_configs: BTreeMap<String, String>,
-    validate_only: bool,
-) -> Result<(), ControllerError> {
-    if !name.is_empty() && name.parse::<i32>().is_err() {
-        return Err(ControllerError::new(
-            ResponseError::InvalidRequest,
-            format!("Invalid broker name {name}"),
-        ));
-    }
-    let fixed: Vec<&String> = new_configs
-        .keys()
-        .filter(|k| !crate::replica::throttle::DYNAMIC_BROKER_KEYS.contains(&k.as_str()))
-        .collect();
-    if !fixed.is_empty() {
-        return Err(ControllerError::new(
-            ResponseError::InvalidConfig,
-            format!("Cannot update these configs dynamically: {fixed:?} (Runnel changes only {:?} at run time)", crate::replica::throttle::DYNAMIC_BROKER_KEYS),
-        ));
-    }
-    for (k, v) in &new_configs {
-        if !v.trim().parse::<i64>().is_ok_and(|n| n >= 0) {
-            return Err(ControllerError::new(
-                ResponseError::InvalidConfig,
-                format!("Invalid value {v} for configuration {k}: Value must be at least 0"),
-            ));
-        }
-    }
-    if validate_only {
-        return Ok(());
-    }
-    let image = broker.image();
-    let empty = BTreeMap::new();
-    let current = image.broker_configs.get(name).unwrap_or(&empty);
-    let record = |k: &String, value: Option<String>| MetadataRecord::Config {
-        resource_type: runnel_metadata::records::RESOURCE_BROKER,
-        resource_name: name.to_string(),
-        name: k.clone(),
-        value,
-    };
-    let mut records: Vec<MetadataRecord> = new_configs
-        .iter()
-        .filter(|(k, v)| current.get(*k) != Some(*v))
-        .map(|(k, v)| record(k, Some(v.clone())))
-        .collect();
-    records.extend(
-        current
-            .keys()
-            .filter(|k| !new_configs.contains_key(*k))
-            .map(|k| record(k, None)),
-    );
-    if !records.is_empty() {
-        propose(broker, records)?;
-    }
-    Ok(())
-}
-
 /// A request to the active controller: what the admin APIs, the producer-id allocator and
 /// the broker lifecycle ask of it. Serialized when forwarded to the controller on another node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -856,12 +799,12 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
         ControllerRequest::AlterReassignments {
             changes,
             allow_rf_change,
-        } => ok.elections = exec_alter_reassignments(broker, changes, allow_rf_change)?,
+        } => ok.elections = reassign::exec_alter_reassignments(broker, changes, allow_rf_change)?,
         ControllerRequest::SetBrokerConfigs {
             name,
             configs,
             validate_only,
-        } => exec_set_broker_configs(broker, &name, configs, validate_only)?,
+        } => configs::exec_set_broker_configs(broker, &name, configs, validate_only)?,
         ControllerRequest::UnregisterBroker { broker_id } => {
             if !broker.image().brokers.contains_key(&broker_id) {
                 return Err(ControllerError::new(
@@ -1039,95 +982,6 @@ fn exec_alter_partition(
     propose(broker, vec![next.to_record(topic_id)])
 }
 
-/// Runs AlterPartitionReassignments: each partition's change decided from the newest image
-/// ([`reassign::plan`]), the accepted ones committed together; returns each partition's
-/// outcome, by topic.
-fn exec_alter_reassignments(
-    broker: &Broker,
-    changes: reassign::Reassignments,
-    allow_rf_change: bool,
-) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
-    let image = broker.image();
-    let mut records = Vec::new();
-    let mut results = Vec::new();
-    for (name, parts) in changes {
-        let mut out = Vec::new();
-        for (index, target) in parts {
-            let outcome = match image.topic(&name) {
-                None => Err(ControllerError::new(
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("Unable to find a topic named {name}."),
-                )),
-                Some(topic) => match topic.partitions.iter().find(|p| p.partition == index) {
-                    None => Err(ControllerError::new(
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("Unable to find partition {name}:{index}."),
-                    )),
-                    Some(p) => {
-                        let unclean = election::unclean_enabled(
-                            topic,
-                            broker.config.cluster.unclean_leader_election_enable,
-                        );
-                        reassign::plan(
-                            &image,
-                            topic,
-                            p,
-                            target.as_deref(),
-                            allow_rf_change,
-                            unclean,
-                            elr::ElrRules::for_topic(
-                                &image,
-                                topic,
-                                broker.config.min_insync_replicas,
-                            ),
-                        )
-                        .map(|next| {
-                            if let Some(next) = next {
-                                tracing::info!(topic = %name, partition = index, target = ?target, replicas = ?next.replicas, "reassignment");
-                                records.push(next.to_record(topic.topic_id));
-                            }
-                        })
-                    }
-                },
-            };
-            out.push(match outcome {
-                Ok(()) => PartitionElection {
-                    partition: index,
-                    error_code: 0,
-                    message: None,
-                },
-                Err(e) => PartitionElection {
-                    partition: index,
-                    error_code: e.error.code(),
-                    message: Some(e.message),
-                },
-            });
-        }
-        results.push((name, out));
-    }
-    if !records.is_empty() {
-        propose(broker, records)?;
-    }
-    Ok(results)
-}
-
-/// Runs AlterPartitionReassignments on the active controller; returns each partition's
-/// outcome, by topic.
-pub fn alter_reassignments(
-    broker: &Broker,
-    changes: reassign::Reassignments,
-    allow_rf_change: bool,
-) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
-    submit(
-        broker,
-        ControllerRequest::AlterReassignments {
-            changes,
-            allow_rf_change,
-        },
-    )
-    .map(|ok| ok.elections)
-}
-
 /// Runs UnregisterBroker on the active controller.
 pub fn unregister_broker(broker: &Broker, broker_id: i32) -> Result<(), ControllerError> {
     submit(broker, ControllerRequest::UnregisterBroker { broker_id }).map(|_| ())
@@ -1229,25 +1083,6 @@ pub fn set_topic_configs(
         ControllerRequest::SetTopicConfigs {
             name: name.to_string(),
             configs: new_configs,
-            validate_only,
-        },
-    )
-    .map(|_| ())
-}
-
-/// Sets the dynamic config overrides of broker `name` ("" for the cluster default) on the
-/// active controller (or only checks them when `validate_only`).
-pub fn set_broker_configs(
-    broker: &Broker,
-    name: &str,
-    configs: BTreeMap<String, String>,
-    validate_only: bool,
-) -> Result<(), ControllerError> {
-    submit(
-        broker,
-        ControllerRequest::SetBrokerConfigs {
-            name: name.to_string(),
-            configs,
             validate_only,
         },
     )

@@ -11,7 +11,10 @@ use kafka_protocol::ResponseError;
 use runnel_metadata::{MetadataImage, PartitionImage, TopicImage};
 
 use super::elr::{Change, ElrRules};
-use super::ControllerError;
+use super::{
+    election, elr, propose, submit, ControllerError, ControllerRequest, PartitionElection,
+};
+use crate::broker::Broker;
 
 /// What AlterPartitionReassignments asks, by topic: each partition's target replicas, or `None`
 /// to cancel its reassignment.
@@ -157,6 +160,95 @@ pub fn ongoing(p: &PartitionImage) -> Option<(Vec<i32>, Vec<i32>, Vec<i32>)> {
             p.removing_replicas.clone(),
         )
     })
+}
+
+/// Runs AlterPartitionReassignments: each partition's change decided from the newest image
+/// ([`reassign::plan`]), the accepted ones committed together; returns each partition's
+/// outcome, by topic.
+pub(crate) fn exec_alter_reassignments(
+    broker: &Broker,
+    changes: Reassignments,
+    allow_rf_change: bool,
+) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
+    let image = broker.image();
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    for (name, parts) in changes {
+        let mut out = Vec::new();
+        for (index, target) in parts {
+            let outcome = match image.topic(&name) {
+                None => Err(ControllerError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Unable to find a topic named {name}."),
+                )),
+                Some(topic) => match topic.partitions.iter().find(|p| p.partition == index) {
+                    None => Err(ControllerError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Unable to find partition {name}:{index}."),
+                    )),
+                    Some(p) => {
+                        let unclean = election::unclean_enabled(
+                            topic,
+                            broker.config.cluster.unclean_leader_election_enable,
+                        );
+                        plan(
+                            &image,
+                            topic,
+                            p,
+                            target.as_deref(),
+                            allow_rf_change,
+                            unclean,
+                            elr::ElrRules::for_topic(
+                                &image,
+                                topic,
+                                broker.config.min_insync_replicas,
+                            ),
+                        )
+                        .map(|next| {
+                            if let Some(next) = next {
+                                tracing::info!(topic = %name, partition = index, target = ?target, replicas = ?next.replicas, "reassignment");
+                                records.push(next.to_record(topic.topic_id));
+                            }
+                        })
+                    }
+                },
+            };
+            out.push(match outcome {
+                Ok(()) => PartitionElection {
+                    partition: index,
+                    error_code: 0,
+                    message: None,
+                },
+                Err(e) => PartitionElection {
+                    partition: index,
+                    error_code: e.error.code(),
+                    message: Some(e.message),
+                },
+            });
+        }
+        results.push((name, out));
+    }
+    if !records.is_empty() {
+        propose(broker, records)?;
+    }
+    Ok(results)
+}
+
+/// Runs AlterPartitionReassignments on the active controller; returns each partition's
+/// outcome, by topic.
+pub fn alter_reassignments(
+    broker: &Broker,
+    changes: Reassignments,
+    allow_rf_change: bool,
+) -> Result<Vec<(String, Vec<PartitionElection>)>, ControllerError> {
+    submit(
+        broker,
+        ControllerRequest::AlterReassignments {
+            changes,
+            allow_rf_change,
+        },
+    )
+    .map(|ok| ok.elections)
 }
 
 #[cfg(test)]
