@@ -300,21 +300,20 @@ mod tests {
         }
     }
 
+    /// `plan` with the replication factor free to change, no unclean election, ELR off.
+    fn move_to(
+        img: &MetadataImage,
+        p: &PartitionImage,
+        target: Option<&[i32]>,
+    ) -> Result<Option<PartitionImage>, ControllerError> {
+        plan(img, &topic(), p, target, true, false, ElrRules::OFF)
+    }
+
     #[test]
     fn a_move_widens_then_completes_when_the_new_replicas_are_in_sync() {
         let img = image(&[1, 2, 3, 4], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let started = plan(
-            &img,
-            &topic(),
-            &p,
-            Some(&[4, 2, 3]),
-            true,
-            false,
-            ElrRules::OFF,
-        )
-        .unwrap()
-        .unwrap();
+        let started = move_to(&img, &p, Some(&[4, 2, 3])).unwrap().unwrap();
         assert_eq!(started.replicas, vec![4, 2, 3, 1]);
         assert_eq!(started.adding_replicas, vec![4]);
         assert_eq!(started.removing_replicas, vec![1]);
@@ -342,17 +341,7 @@ mod tests {
     fn a_leader_that_stays_keeps_leading_but_the_epoch_moves_when_replicas_leave() {
         let img = image(&[1, 2, 3], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 2);
-        let done = plan(
-            &img,
-            &topic(),
-            &p,
-            Some(&[1, 2]),
-            true,
-            false,
-            ElrRules::OFF,
-        )
-        .unwrap()
-        .unwrap();
+        let done = move_to(&img, &p, Some(&[1, 2])).unwrap().unwrap();
         assert_eq!(
             (done.replicas.clone(), done.isr.clone()),
             (vec![1, 2], vec![1, 2])
@@ -365,58 +354,26 @@ mod tests {
     fn a_reorder_completes_at_once_and_the_same_target_changes_nothing() {
         let img = image(&[1, 2, 3], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let done = plan(
-            &img,
-            &topic(),
-            &p,
-            Some(&[3, 1, 2]),
-            true,
-            false,
-            ElrRules::OFF,
-        )
-        .unwrap()
-        .unwrap();
+        let done = move_to(&img, &p, Some(&[3, 1, 2])).unwrap().unwrap();
         assert_eq!(
             (done.replicas.clone(), done.leader, done.leader_epoch),
             (vec![3, 1, 2], 1, 5)
         );
-        assert!(plan(
-            &img,
-            &topic(),
-            &p,
-            Some(&[1, 2, 3]),
-            true,
-            false,
-            ElrRules::OFF
-        )
-        .unwrap()
-        .is_none());
+        assert!(move_to(&img, &p, Some(&[1, 2, 3])).unwrap().is_none());
     }
 
     #[test]
     fn cancelling_drops_the_adding_replicas() {
         let img = image(&[1, 2, 3, 4], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let started = plan(
-            &img,
-            &topic(),
-            &p,
-            Some(&[4, 2, 3]),
-            true,
-            false,
-            ElrRules::OFF,
-        )
-        .unwrap()
-        .unwrap();
-        let back = plan(&img, &topic(), &started, None, true, false, ElrRules::OFF)
-            .unwrap()
-            .unwrap();
+        let started = move_to(&img, &p, Some(&[4, 2, 3])).unwrap().unwrap();
+        let back = move_to(&img, &started, None).unwrap().unwrap();
         assert_eq!(
             (back.replicas.clone(), back.isr.clone()),
             (vec![2, 3, 1], vec![1, 2, 3])
         );
         assert!(!back.reassigning());
-        let err = plan(&img, &topic(), &back, None, true, false, ElrRules::OFF).unwrap_err();
+        let err = move_to(&img, &back, None).unwrap_err();
         assert_eq!(err.error, ResponseError::NoReassignmentInProgress);
     }
 
@@ -429,16 +386,7 @@ mod tests {
             (vec![1, 1, 2], ResponseError::InvalidReplicaAssignment),
             (vec![1, 2, 9], ResponseError::InvalidReplicaAssignment),
         ] {
-            let e = plan(
-                &img,
-                &topic(),
-                &p,
-                Some(&target),
-                true,
-                false,
-                ElrRules::OFF,
-            )
-            .unwrap_err();
+            let e = move_to(&img, &p, Some(&target)).unwrap_err();
             assert_eq!(e.error, error, "{target:?}: {}", e.message);
         }
         let e = plan(
@@ -458,17 +406,7 @@ mod tests {
     fn a_move_away_from_every_in_sync_replica_waits_for_the_new_ones() {
         let img = image(&[1, 2, 3, 4, 5, 6], &[]);
         let p = part(&[1, 2, 3], &[1, 2, 3], 1);
-        let started = plan(
-            &img,
-            &topic(),
-            &p,
-            Some(&[4, 5, 6]),
-            true,
-            false,
-            ElrRules::OFF,
-        )
-        .unwrap()
-        .unwrap();
+        let started = move_to(&img, &p, Some(&[4, 5, 6])).unwrap().unwrap();
         assert_eq!(started.leader, 1);
         let partly = settle(
             &img,
@@ -482,17 +420,7 @@ mod tests {
         assert!(partly.reassigning(), "6 is not in sync yet");
         // Asking for the same target again keeps the move going (nothing is added any more:
         // every target replica is a replica already) and it completes the same way.
-        let again = plan(
-            &img,
-            &topic(),
-            &partly,
-            Some(&[4, 5, 6]),
-            true,
-            false,
-            ElrRules::OFF,
-        )
-        .unwrap()
-        .unwrap();
+        let again = move_to(&img, &partly, Some(&[4, 5, 6])).unwrap().unwrap();
         assert_eq!(
             (
                 again.adding_replicas.clone(),

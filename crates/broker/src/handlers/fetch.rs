@@ -147,7 +147,6 @@ fn read_once(
             // gets nothing while the leader rate is used up (Kafka lists the leader's own
             // replica in `leader.replication.throttled.replicas`).
             let throttled = replica_id >= 0
-                && !partition.state().isr.contains(&replica_id)
                 && image.topic(&w.topic).is_some_and(|t| {
                     crate::replica::throttle::lists_replica(
                         t,
@@ -155,7 +154,8 @@ fn read_once(
                         index,
                         node,
                     )
-                });
+                })
+                && !partition.state().isr.contains(&replica_id);
             if throttled && quota.exceeded(&image, node) {
                 parts.push(pd.with_error_code(0));
                 continue;

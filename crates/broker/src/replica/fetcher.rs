@@ -140,6 +140,7 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
         }
         // Appending and truncating are file I/O: off the async workers.
         let outcome = tokio::task::spawn_blocking(move || {
+            let node = broker.config.node_id;
             let mut any_error = false;
             for t in response.responses {
                 let topic_id = if version >= 13 {
@@ -155,9 +156,9 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
                     if p.state().leader != leader {
                         continue;
                     }
-                    if is_throttled(&broker.image(), broker.config.node_id, p) {
-                        let bytes = pd.records.as_ref().map_or(0, |r| r.len());
-                        broker.replicas.follower_quota.record(&broker.image(), broker.config.node_id, bytes);
+                    let bytes = pd.records.as_ref().map_or(0, |r| r.len());
+                    if bytes > 0 && is_throttled(&image, node, p) {
+                        broker.replicas.follower_quota.record(&image, node, bytes);
                     }
                     if let Err(e) = apply(&broker, p, &pd) {
                         any_error = true;
@@ -177,15 +178,11 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
 /// Whether this follower's replica of `p` is throttled: listed in the topic's
 /// `follower.replication.throttled.replicas` and outside the ISR.
 fn is_throttled(image: &runnel_metadata::MetadataImage, node: i32, p: &Partition) -> bool {
-    !p.state().isr.contains(&node)
-        && image.topic_by_id(&p.topic_id).is_some_and(|t| {
-            super::throttle::lists_replica(
-                t,
-                "follower.replication.throttled.replicas",
-                p.index,
-                node,
-            )
-        })
+    // The topic's config first: most topics list no throttled replica, and the ISR check
+    // copies the partition's state.
+    image.topic_by_id(&p.topic_id).is_some_and(|t| {
+        super::throttle::lists_replica(t, "follower.replication.throttled.replicas", p.index, node)
+    }) && !p.state().isr.contains(&node)
 }
 
 /// A Fetch request as a replica, from each partition's log end.
