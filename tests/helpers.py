@@ -162,11 +162,11 @@ def kafka_tool(name, *args, timeout=120, input=None, version=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def java_main(main_class, *args, stdout=subprocess.PIPE, stderr=None):
+def java_main(main_class, *args, stdout=subprocess.PIPE, stderr=None, version=KAFKA_VERSION):
     """Starts any main class from the Kafka jars in the background, as kafka-run-class.sh would
-    (e.g. org.apache.kafka.tools.VerifiableConsumer); returns the Popen, stdout in text mode."""
-    assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
-    return subprocess.Popen(java_cmd(main_class, *args, version=KAFKA_VERSION), stdout=stdout, stderr=stderr,
+    (e.g. org.apache.kafka.tools.VerifiableConsumer), with Kafka `version`'s Java client (4.1.1
+    unless asked, whatever KAFKA_TOOLS_VERSION says); returns the Popen, stdout in text mode."""
+    return subprocess.Popen(java_cmd(main_class, *args, version=version), stdout=stdout, stderr=stderr,
                             text=True)
 
 

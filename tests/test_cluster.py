@@ -4,6 +4,10 @@ the active controller killed, a leader paused past its session timeout, the whol
 Apache Kafka's tools through a node that is not the leader, and a leader elected and killed before
 writing anything in its epoch. The checkers: every record a producer saw acknowledged is read back
 exactly once, in order per partition; once caught up, every replica's segment files hold the same bytes.
+Apache Kafka's tools and Java client run in both 4.1.1 and the newest 4.x (4.4.0): the tools test
+through a non-leader is parametrized, formation describes through the nodes with one version and
+the other in turn, the controller-kill cycles create their topics with kafka-topics of each version
+in turn, the paused-leader test describes the failover with 4.4.0 (the fault cycles run once).
 
 RUNNEL_BOUNCE_CYCLES sets the number of leader kill/restart cycles (default 5) and
 RUNNEL_CONTROLLER_CYCLES the number of active-controller kills (default 3), for a longer run
@@ -21,7 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTP
 from kafka.errors import NotEnoughReplicasError
 
-from helpers import kafka_tool
+from helpers import KAFKA_NEWEST, KAFKA_TOOLS_VERSIONS, kafka_tool
 
 BOUNCE_CYCLES = int(os.environ.get("RUNNEL_BOUNCE_CYCLES", "5"))
 CONTROLLER_CYCLES = int(os.environ.get("RUNNEL_CONTROLLER_CYCLES", "3"))
@@ -246,10 +250,11 @@ def check_acked_read_back(bootstrap, topic, partitions, acked, skip_prefix=None)
     return total
 
 
-def describe_tool(bootstrap, topic):
-    """kafka-topics --describe through one node: {partition: (leader, replicas, isr)}."""
-    rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic)
-    assert rc == 0, err
+def describe_tool(bootstrap, topic, version=None):
+    """kafka-topics --describe (Kafka `version`) through one node: {partition: (leader, replicas, isr)}."""
+    rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic,
+                              version=version)
+    assert rc == 0, f"Kafka {version}: {err}"
     rows = {}
     for m in re.finditer(r"Partition: (\d+)\s+Leader: (-?\d+|none)\s+Replicas: ([\d,]*)\s+Isr: ([\d,]*)", out):
         ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
@@ -300,15 +305,17 @@ def test_formation_three_brokers_one_controller_and_full_isr(cluster_factory):
             {n.node_id: ("127.0.0.1", n.port) for n in cluster.nodes}
 
     rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", cluster[0].bootstrap, "--create",
-                              "--topic", "formed", "--partitions", "3", "--replication-factor", "3")
+                              "--topic", "formed", "--partitions", "3", "--replication-factor", "3",
+                              version=KAFKA_NEWEST)
     assert rc == 0, err
-    for n in cluster.nodes:
+    for i, n in enumerate(cluster.nodes):
+        version = KAFKA_TOOLS_VERSIONS[i % len(KAFKA_TOOLS_VERSIONS)]  # 4.1.1, 4.4.0, 4.1.1
         deadline = time.time() + 30
         while True:
-            rows, out = describe_tool(n.bootstrap, "formed")
+            rows, out = describe_tool(n.bootstrap, "formed", version)
             if len(rows) == 3 and all(len(isr) == 3 and sorted(r) == [1, 2, 3] for _, r, isr in rows.values()):
                 break
-            assert time.time() < deadline, f"through node {n.node_id}:\n{out}"
+            assert time.time() < deadline, f"through node {n.node_id} (Kafka {version}):\n{out}"
             time.sleep(1)
         # Leaders are spread over the brokers.
         assert sorted(leader for leader, _, _ in rows.values()) == [1, 2, 3], out
@@ -402,10 +409,15 @@ def test_killing_the_active_controller_elects_another(cluster):
 
         new = cluster.wait_for(f"a controller other than {ctrl}", moved, timeout=20)
         took = time.time() - t
-        name = f"after-controller-{cycle}"
-        create_topic(cluster[survivors[cycle % 2]].bootstrap, name, 2, 2)
+        # Created by kafka-topics through a survivor (forwarded to the new controller), 4.1.1 and 4.4.0 in turn.
+        name, version = f"after-controller-{cycle}", KAFKA_TOOLS_VERSIONS[cycle % len(KAFKA_TOOLS_VERSIONS)]
+        rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", cluster[survivors[cycle % 2]].bootstrap,
+                                  "--create", "--topic", name, "--partitions", "2", "--replication-factor", "2",
+                                  version=version)
+        assert rc == 0 and f"Created topic {name}." in out, f"Kafka {version}: {out}\n{err}"
         created.append(name)
-        print(f"cycle {cycle}: killed controller {ctrl}, new controller {new} after {took:.1f} s; created {name}")
+        print(f"cycle {cycle}: killed controller {ctrl}, new controller {new} after {took:.1f} s; "
+              f"created {name} with Kafka {version}'s kafka-topics")
         assert took < 15
         cluster.start(cluster.index_of(ctrl))
         cluster.wait_for(f"node {ctrl} back among the brokers",
@@ -437,6 +449,11 @@ def test_paused_leader_is_replaced_and_catches_up(cluster, steady):
     new, epoch = wait_new_leader(cluster, topic, 0, leader, timeout=20)
     print(f"node {leader} paused: leader {new} (epoch {epoch0} -> {epoch}) after {time.time() - t:.1f} s")
     assert epoch > epoch0
+    # Kafka 4.4.0's kafka-topics through a live node sees the failover: the new leader, the paused node
+    # out of the ISR (fenced) but still a replica.
+    rows, out = describe_tool(cluster.live_bootstrap(), topic, KAFKA_NEWEST)
+    assert rows[0][0] == new and leader not in rows[0][2] and len(rows[0][2]) == 2, out
+    assert sorted(rows[0][1]) == [1, 2, 3], out
     n = prod.acked_count()
     prod.wait_acks_beyond(n + 300, 30, f"writes while node {leader} is paused")
     acked_during_pause = prod.acked_count() - n
@@ -525,27 +542,29 @@ def test_a_leader_that_wrote_nothing_in_its_epoch_rejoins_as_a_follower(cluster)
     cluster.wait_replicas_identical(topic, 0)
 
 
-def test_java_tools_describe_and_produce_consume_through_a_non_leader(cluster):
+@pytest.mark.parametrize("version", KAFKA_TOOLS_VERSIONS)
+def test_java_tools_describe_and_produce_consume_through_a_non_leader(cluster, version):
+    """kafka-topics, and the Java client in kafka-console-producer/consumer, of Kafka `version`."""
     topic = "tools"
     rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", cluster[1].bootstrap, "--create",
                               "--topic", topic, "--partitions", "1", "--replication-factor", "3",
-                              "--config", "min.insync.replicas=2")
+                              "--config", "min.insync.replicas=2", version=version)
     assert rc == 0, err
     wait_full_isr(cluster, topic, 1)
     view = partitions_of(cluster, 0, topic)[0]
     others = [i for i in range(3) if i != cluster.index_of(view.leader)]
-    rows, out = describe_tool(cluster[others[0]].bootstrap, topic)
+    rows, out = describe_tool(cluster[others[0]].bootstrap, topic, version)
     assert rows == {0: (view.leader, view.replicas, view.isr)}, out
     assert f"Leader: {view.leader}" in out and "Replicas: " + ",".join(map(str, view.replicas)) in out, out
 
     lines = [f"line-{i}" for i in range(50)]
     rc, out, err = kafka_tool("kafka-console-producer", "--bootstrap-server", cluster[others[0]].bootstrap,
                               "--topic", topic, "--producer-property", "acks=all",
-                              input="\n".join(lines) + "\n")
+                              input="\n".join(lines) + "\n", version=version)
     assert rc == 0, err
     assert "ERROR" not in err, err
     rc, out, err = kafka_tool("kafka-console-consumer", "--bootstrap-server", cluster[others[1]].bootstrap,
                               "--topic", topic, "--from-beginning", "--max-messages", "50",
-                              "--timeout-ms", "30000")
+                              "--timeout-ms", "30000", version=version)
     assert rc == 0, err
     assert out.split() == lines, (out, err)
