@@ -15,10 +15,8 @@ open) and with the cluster's own Metadata (a coordinator is the leader of the ke
   CompleteCommit / CompleteAbort), describe-producers (on the leader and on a follower),
   find-hanging, and abort of the open transaction of a producer killed with SIGKILL: the last
   stable offset moves past it and read_committed never sees its records.
-
-A strict xfail (test_transaction_fields_kafka_fills_in) holds two fields Kafka fills in and Runnel
-does not yet: describe-producers' LatestCoordinatorEpoch after a marker, and the start time of a
-completed transaction in describe."""
+- test_transaction_fields_kafka_fills_in: describe-producers' LatestCoordinatorEpoch after a marker
+  (the coordinator's leader epoch) and the start time a completed transaction keeps in describe."""
 
 import subprocess
 import sys
@@ -610,10 +608,8 @@ def test_transactions(cluster, version):
     assert f"Could not find any open transactions starting at offset 4 on partition {lone}-0" in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="Runnel's markers carry coordinator epoch 0, DescribeProducers answers -1 "
-                                       "and a completed transaction loses its start time")
 def test_transaction_fields_kafka_fills_in(cluster):
-    """Two fields Kafka fills in and Runnel does not (yet):
+    """Two fields Kafka fills in once a transaction is committed:
     - describe-producers' LatestCoordinatorEpoch after a commit marker: the epoch of the coordinator
       that wrote it, i.e. the leader epoch of the transactional id's __transaction_state partition
       (Kafka's coordinator epoch, which also fences markers of a deposed coordinator);

@@ -354,6 +354,15 @@ impl Shards {
         }
     }
 
+    /// The leader epoch `index` is served in, once loaded (a coordinator's epoch, as Kafka's
+    /// transaction markers carry it).
+    pub fn epoch(&self, index: i32) -> Option<i32> {
+        match self.held.lock().get(&index) {
+            Some(Shard::Active(epoch)) => Some(*epoch),
+            _ => None,
+        }
+    }
+
     /// Gives up a partition whose load failed: the next [`Shards::begin`] tries again.
     pub fn abandon(&self, index: i32) {
         let mut held = self.held.lock();

@@ -886,4 +886,23 @@ async fn every_transaction_api_version_is_answered() {
         Some(-1),
         "no open transaction left"
     );
+    // The coordinator epoch a marker carries is kept (DescribeProducers shows it) and fences
+    // markers of an older coordinator with TRANSACTION_COORDINATOR_FENCED.
+    let with_epoch = |epoch: i32| {
+        let mut m = markers.clone();
+        m.markers[0].coordinator_epoch = epoch;
+        m
+    };
+    let code = |r: &WriteTxnMarkersResponse| r.markers[0].topics[0].partitions[0].error_code;
+    assert_eq!(code(&c.send(&with_epoch(5), 1).await), 0);
+    let coordinator_epoch = c.send(&describe, 0).await.topics[0].partitions[0]
+        .active_producers
+        .iter()
+        .find(|p| p.producer_id.0 == 4242)
+        .map(|p| p.coordinator_epoch);
+    assert_eq!(coordinator_epoch, Some(5));
+    assert_eq!(
+        code(&c.send(&with_epoch(4), 1).await),
+        kafka_protocol::ResponseError::TransactionCoordinatorFenced.code()
+    );
 }

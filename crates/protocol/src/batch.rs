@@ -482,6 +482,23 @@ pub fn build_control_batch(
 /// The control type (CONTROL_ABORT or CONTROL_COMMIT) of a control batch's first record; None
 /// when the bytes are not an uncompressed control batch with a readable key.
 pub fn control_type(batch: &[u8]) -> Option<i16> {
+    control_marker(batch).map(|m| m.kind)
+}
+
+/// What a control batch's first record says: its type and, for a transaction marker, the
+/// epoch of the coordinator that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlMarker {
+    /// CONTROL_ABORT, CONTROL_COMMIT, or another control type.
+    pub kind: i16,
+    /// The value's coordinator epoch (Kafka's EndTransactionMarker); -1 when the value is
+    /// missing or too short.
+    pub coordinator_epoch: i32,
+}
+
+/// Reads the first record of an uncompressed control batch; None when the bytes are not one
+/// or its key is unreadable.
+pub fn control_marker(batch: &[u8]) -> Option<ControlMarker> {
     let h = BatchHeader::parse(batch).ok()?;
     if !h.is_control() || h.compression() != 0 || batch.len() < HEADER_SIZE {
         return None;
@@ -490,7 +507,18 @@ pub fn control_type(batch: &[u8]) -> Option<i16> {
     let mut pos = HEADER_SIZE;
     let r = read_record(&batch[..end], &mut pos)?;
     let key = &batch[r.key?];
-    (key.len() >= 4).then(|| be_i16(key, 2))
+    if key.len() < 4 {
+        return None;
+    }
+    let coordinator_epoch = r
+        .value
+        .map(|v| &batch[v])
+        .filter(|v| v.len() >= 6)
+        .map_or(-1, |v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
+    Some(ControlMarker {
+        kind: be_i16(key, 2),
+        coordinator_epoch,
+    })
 }
 
 /// (offset, timestamp) of every record in an uncompressed batch; None if compressed or malformed.
@@ -542,6 +570,13 @@ mod control_tests {
                 CONTROL_ABORT
             };
             assert_eq!(control_type(&b), Some(want));
+            assert_eq!(
+                control_marker(&b),
+                Some(ControlMarker {
+                    kind: want,
+                    coordinator_epoch: 7
+                })
+            );
         }
     }
 }

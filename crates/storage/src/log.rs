@@ -15,9 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::batch::{
-    build_control_batch, check_batch, control_type, record_timestamps, set_base_offset,
-    set_log_append_time, set_partition_leader_epoch, BatchError, BatchHeader, CONTROL_ABORT,
-    HEADER_SIZE,
+    build_control_batch, check_batch, control_marker, record_timestamps, set_base_offset,
+    set_log_append_time, set_partition_leader_epoch, BatchError, BatchHeader, ControlMarker,
+    CONTROL_ABORT, HEADER_SIZE,
 };
 use crate::checkpoint::write_atomic;
 pub use crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
@@ -117,6 +117,10 @@ pub enum AppendError {
     /// A log-level failure while appending.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// latest marker.
+    #[error("transaction coordinator fenced")]
+    CoordinatorFenced,
     /// A follower append whose batches do not continue the log (offsets are the leader's).
     #[error("batch at offset {got} does not follow the log end offset {expected}")]
     OffsetMismatch {
@@ -504,6 +508,8 @@ pub struct ProducerSummary {
     pub last_timestamp: i64,
     /// First offset of its open transaction.
     pub txn_first_offset: Option<i64>,
+    /// Epoch of the coordinator that wrote its latest transaction marker (-1: none).
+    pub coordinator_epoch: i32,
 }
 
 /// Size of a `.txnindex` entry: version, producer id, first, last and last stable offsets.
@@ -865,21 +871,21 @@ impl Log {
             if h.has_producer_id() {
                 self.producers.update(&h);
                 if h.is_control() {
-                    let commit = self.read_control_type(h.base_offset) != Some(CONTROL_ABORT);
-                    self.complete_txn(h.producer_id, commit, h.base_offset)?;
+                    let marker = self.read_control_marker(h.base_offset);
+                    self.complete_txn(h.producer_id, marker, h.base_offset)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Reads the control type of the marker at `offset`.
-    fn read_control_type(&self, offset: i64) -> Option<i16> {
+    /// Reads the control record of the marker at `offset`.
+    fn read_control_marker(&self, offset: i64) -> Option<ControlMarker> {
         let (_, seg) = self.segments.range(..=offset).next_back()?;
         let (pos, h) = seg.find(offset)?;
         let mut buf = vec![0u8; h.size_bytes()];
         seg.file.read_exact_at(&mut buf, pos).ok()?;
-        control_type(&buf)
+        control_marker(&buf)
     }
 
     /// Loads the aborted transactions of every segment's `.txnindex`, dropping entries past the
@@ -899,15 +905,18 @@ impl Log {
         self.aborted = all;
     }
 
-    /// A marker at `marker_offset` closed `producer_id`'s transaction: an abort is recorded in
-    /// the aborted list and (unless it is already there, on replay) the active `.txnindex`.
+    /// A marker at `marker_offset` closed `producer_id`'s transaction: its coordinator epoch is
+    /// kept, and an abort (an unreadable marker counts as a commit) is recorded in the aborted list
+    /// and (unless it is already there, on replay) the active `.txnindex`.
     fn complete_txn(
         &mut self,
         producer_id: i64,
-        commit: bool,
+        marker: Option<ControlMarker>,
         marker_offset: i64,
     ) -> Result<(), LogError> {
-        let Some(first_offset) = self.producers.end_txn(producer_id) else {
+        let commit = marker.map(|m| m.kind) != Some(CONTROL_ABORT);
+        let coordinator_epoch = marker.map_or(-1, |m| m.coordinator_epoch);
+        let Some(first_offset) = self.producers.end_txn(producer_id, coordinator_epoch) else {
             return Ok(());
         };
         if commit || self.aborted.iter().any(|a| a.last_offset == marker_offset) {
@@ -969,6 +978,7 @@ impl Log {
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
                 last_timestamp: e.last_timestamp,
                 txn_first_offset: e.txn_first_offset,
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         out.sort_by_key(|p| p.producer_id);
@@ -998,6 +1008,9 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<i64, AppendError> {
+        if self.producers.marker_fenced(producer_id, coordinator_epoch) {
+            return Err(AppendError::CoordinatorFenced);
+        }
         let mut batch = build_control_batch(
             producer_id,
             producer_epoch,
@@ -1291,9 +1304,8 @@ impl Log {
         for h in &headers {
             self.producers.update(h);
             if h.is_control() && h.has_producer_id() {
-                let commit =
-                    control_type(&records[pos..pos + h.size_bytes()]) != Some(CONTROL_ABORT);
-                self.complete_txn(h.producer_id, commit, h.base_offset)?;
+                let marker = control_marker(&records[pos..pos + h.size_bytes()]);
+                self.complete_txn(h.producer_id, marker, h.base_offset)?;
             }
             pos += h.size_bytes();
         }
@@ -1450,8 +1462,8 @@ impl Log {
         for h in headers {
             self.producers.update(h);
             if h.is_control() && h.has_producer_id() {
-                let commit = control_type(&bytes[pos..pos + h.size_bytes()]) != Some(CONTROL_ABORT);
-                self.complete_txn(h.producer_id, commit, h.base_offset)?;
+                let marker = control_marker(&bytes[pos..pos + h.size_bytes()]);
+                self.complete_txn(h.producer_id, marker, h.base_offset)?;
             }
             pos += h.size_bytes();
         }

@@ -1,7 +1,9 @@
 //! Idempotent-producer state (Kafka's ProducerStateManager idea): per producer id, the current
 //! epoch and the last five batches' sequences and offsets, used to detect duplicates, gaps and
 //! fenced epochs, and the first offset of its open transaction (which holds back the last stable
-//! offset). Snapshots (`%020d.snapshot`) keep it across restarts.
+//! offset), and the epoch of the transaction coordinator that wrote its latest marker (which
+//! fences markers from a deposed coordinator). Snapshots (`%020d.snapshot`) keep it across
+//! restarts.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -13,8 +15,8 @@ pub const CACHED_BATCHES: usize = 5;
 /// Kafka's default `producer.id.expiration.ms`: one day.
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 /// Snapshot format version written (version 1 had no last timestamp, version 2 no open
-/// transaction).
-const SNAPSHOT_VERSION: u16 = 3;
+/// transaction, version 3 no coordinator epoch).
+const SNAPSHOT_VERSION: u16 = 4;
 
 /// One remembered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +32,7 @@ pub struct BatchMeta {
 }
 
 /// The state of one producer id.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerEntry {
     /// Current epoch.
     pub epoch: i16,
@@ -40,6 +42,20 @@ pub struct ProducerEntry {
     pub last_timestamp: i64,
     /// First offset of the producer's open transaction, if one is open.
     pub txn_first_offset: Option<i64>,
+    /// Epoch of the transaction coordinator that wrote the producer's latest marker (-1: none).
+    pub coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp: 0,
+            txn_first_offset: None,
+            coordinator_epoch: -1,
+        }
+    }
 }
 
 /// What a batch is, against the producer state.
@@ -129,11 +145,20 @@ impl ProducerState {
         }
     }
 
-    /// Closes the producer's open transaction (a marker was written); returns its first offset.
-    pub fn end_txn(&mut self, producer_id: i64) -> Option<i64> {
+    /// Closes the producer's open transaction (a marker written by a coordinator of
+    /// `coordinator_epoch`); returns its first offset.
+    pub fn end_txn(&mut self, producer_id: i64, coordinator_epoch: i32) -> Option<i64> {
+        let e = self.producers.get_mut(&producer_id)?;
+        e.coordinator_epoch = e.coordinator_epoch.max(coordinator_epoch);
+        e.txn_first_offset.take()
+    }
+
+    /// Whether a marker for `producer_id` from a coordinator of `coordinator_epoch` is fenced:
+    /// a later coordinator already wrote one (Kafka's TRANSACTION_COORDINATOR_FENCED).
+    pub fn marker_fenced(&self, producer_id: i64, coordinator_epoch: i32) -> bool {
         self.producers
-            .get_mut(&producer_id)
-            .and_then(|e| e.txn_first_offset.take())
+            .get(&producer_id)
+            .is_some_and(|e| e.coordinator_epoch > coordinator_epoch)
     }
 
     /// The first offset of the oldest open transaction, if any.
@@ -169,6 +194,7 @@ impl ProducerState {
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_timestamp.to_be_bytes());
             out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -216,6 +242,11 @@ impl ProducerState {
             } else {
                 None
             };
+            let coordinator_epoch = if version >= 4 {
+                i32::from_be_bytes(take(4)?.try_into().ok()?)
+            } else {
+                -1
+            };
             let count = take(1)?[0];
             if count as usize > CACHED_BATCHES {
                 return None;
@@ -225,6 +256,7 @@ impl ProducerState {
                 batches: VecDeque::new(),
                 last_timestamp,
                 txn_first_offset,
+                coordinator_epoch,
             };
             for _ in 0..count {
                 e.batches.push_back(BatchMeta {
@@ -315,6 +347,10 @@ mod tests {
         assert_eq!(s.check(&h(1, 1, 1, 1, 99)), SequenceCheck::Ok);
         marker.producer_epoch = 0;
         assert_eq!(s.check(&marker), SequenceCheck::FencedEpoch);
+        // The marker's coordinator epoch fences markers of older coordinators.
+        assert_eq!(s.producers[&1].coordinator_epoch, -1);
+        assert_eq!(s.end_txn(1, 5), None);
+        assert!(s.marker_fenced(1, 4) && !s.marker_fenced(1, 5) && !s.marker_fenced(9, 0));
         for i in 0..7 {
             s.update(&h(2, 0, i, 1, 10 + i as i64));
         }

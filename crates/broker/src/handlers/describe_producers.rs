@@ -34,7 +34,7 @@ pub fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> DescribePr
                                         .with_producer_epoch(s.epoch as i32)
                                         .with_last_sequence(s.last_sequence)
                                         .with_last_timestamp(s.last_timestamp)
-                                        .with_coordinator_epoch(-1)
+                                        .with_coordinator_epoch(s.coordinator_epoch)
                                         .with_current_txn_start_offset(
                                             s.txn_first_offset.unwrap_or(-1),
                                         )

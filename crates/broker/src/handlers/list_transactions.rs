@@ -43,7 +43,8 @@ pub fn handle(ctx: &RequestContext, req: ListTransactionsRequest) -> ListTransac
         .into_iter()
         .filter(|(_, _, state, _)| states.is_empty() || states.iter().any(|s| s == state))
         .filter(|(_, pid, _, _)| pids.is_empty() || pids.contains(pid))
-        .filter(|(_, _, _, start)| min_open_ms < 0 || (*start >= 0 && now - start >= min_open_ms))
+        // As Kafka: kept unless started within the filter (an id with no start time, -1, is kept).
+        .filter(|(_, _, _, start)| min_open_ms < 0 || now - start > min_open_ms)
         .map(|(id, pid, state, _)| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(sb(id)))

@@ -55,6 +55,9 @@ fn append(
     match r {
         Ok(offset) => Ok((offset + 1, epoch)),
         Err(AppendError::InvalidProducerEpoch) => Err(ResponseError::InvalidProducerEpoch.code()),
+        Err(AppendError::CoordinatorFenced) => {
+            Err(ResponseError::TransactionCoordinatorFenced.code())
+        }
         Err(_) => Err(ResponseError::KafkaStorageError.code()),
     }
 }

@@ -643,9 +643,11 @@ impl TxnCoordinator {
         {
             return None;
         }
+        let coordinator_epoch = self.shards.epoch(self.partition_of(broker, id))?;
         // In flight: nobody else writes these markers for a while.
         m.retry_at_ms = now + 30_000;
         Some(MarkerJob {
+            coordinator_epoch,
             id: id.to_string(),
             producer_id: m.producer_id,
             producer_epoch: m.producer_epoch,
@@ -681,8 +683,8 @@ impl TxnCoordinator {
         } else {
             TxnStatus::CompleteAbort
         };
+        // Kafka keeps a completed transaction's start time (DescribeTransactions shows it).
         m.partitions.clear();
-        m.start_ms = -1;
         m.last_update_ms = now_ms();
         m.retry_at_ms = 0;
         let snapshot = m.clone();
@@ -792,6 +794,9 @@ struct MarkerJob {
     producer_epoch: i16,
     commit: bool,
     partitions: Vec<(String, i32)>,
+    /// The leader epoch of the id's `__transaction_state` partition here: the markers carry it
+    /// so that a partition refuses those of a deposed coordinator.
+    coordinator_epoch: i32,
 }
 
 /// How long a marker appended here may take to reach the in-sync replicas before the job is
@@ -834,7 +839,7 @@ fn write_markers(broker: &Broker, job: &MarkerJob) -> bool {
             job.producer_id,
             job.producer_epoch,
             job.commit,
-            0,
+            job.coordinator_epoch,
             epoch,
             now,
         );
@@ -888,7 +893,7 @@ fn send_marker(broker: &Broker, topic: &str, index: i32, job: &MarkerJob) -> Res
         .with_producer_id(ProducerId(job.producer_id))
         .with_producer_epoch(job.producer_epoch)
         .with_transaction_result(job.commit)
-        .with_coordinator_epoch(0)
+        .with_coordinator_epoch(job.coordinator_epoch)
         .with_topics(vec![WritableTxnMarkerTopic::default()
             .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
                 topic.to_string(),

@@ -49,6 +49,14 @@ fn txn_batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
     b
 }
 
+/// The coordinator epoch of the latest marker of `producer_id`, as DescribeProducers shows it.
+fn coordinator_epoch(log: &Log, producer_id: i64) -> i32 {
+    log.producers()
+        .iter()
+        .find(|p| p.producer_id == producer_id)
+        .map_or(-1, |p| p.coordinator_epoch)
+}
+
 #[test]
 fn transactions_hold_the_lso_and_aborts_are_indexed_across_restarts() {
     let d = tempfile::tempdir().unwrap();
@@ -66,7 +74,13 @@ fn transactions_hold_the_lso_and_aborts_are_indexed_across_restarts() {
     // A committed transaction leaves no trace in the aborted list.
     log.append_as_leader(&mut txn_batch(8, 0, 1), 0, 5000, false)
         .unwrap();
-    assert_eq!(log.append_marker(8, 0, true, 0, 0, 5000).unwrap(), 6);
+    assert_eq!(log.append_marker(8, 0, true, 3, 0, 5000).unwrap(), 6);
+    assert_eq!(coordinator_epoch(&log, 8), 3);
+    // A marker from an older coordinator than the last one is fenced.
+    assert!(matches!(
+        log.append_marker(8, 0, true, 2, 0, 5000),
+        Err(AppendError::CoordinatorFenced)
+    ));
     log.append_as_leader(&mut txn_batch(9, 0, 2), 0, 5000, false)
         .unwrap();
     assert_eq!(log.last_stable_offset(), 7, "pid 9's transaction is open");
@@ -83,6 +97,7 @@ fn transactions_hold_the_lso_and_aborts_are_indexed_across_restarts() {
     let log = Log::open(d.path(), small(), leo, true).unwrap();
     assert_eq!(log.aborted_txns(0, leo), vec![(7, 0)]);
     assert_eq!(log.last_stable_offset(), 7);
+    assert_eq!(coordinator_epoch(&log, 8), 3, "kept in the snapshot");
     // Unclean restart with every snapshot and index gone: rebuilt by replaying the log.
     drop(log);
     for e in std::fs::read_dir(d.path()).unwrap() {
@@ -95,6 +110,7 @@ fn transactions_hold_the_lso_and_aborts_are_indexed_across_restarts() {
     let mut log = Log::open(d.path(), small(), 0, false).unwrap();
     assert_eq!(log.aborted_txns(0, leo), vec![(7, 0)]);
     assert_eq!(log.last_stable_offset(), 7);
+    assert_eq!(coordinator_epoch(&log, 8), 3, "read back from the marker");
     assert_eq!(log.append_marker(9, 0, false, 0, 0, 5000).unwrap(), leo);
     assert_eq!(log.last_stable_offset(), leo + 1);
     assert_eq!(log.aborted_txns(0, leo + 1), vec![(7, 0), (9, 7)]);
