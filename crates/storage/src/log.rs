@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -179,7 +180,9 @@ fn now_ms() -> i64 {
 /// `.index` / `.timeindex` (only the entries not yet on disk are appended).
 struct Segment {
     base_offset: i64,
-    file: File,
+    /// Shared with reads planned under the log's lock and done outside it (an unlinked file
+    /// stays readable while a read holds it).
+    file: Arc<File>,
     size: u64,
     next_offset: i64,
     /// Offset index: (offset - base_offset, file position), ascending in both.
@@ -210,7 +213,7 @@ impl Segment {
     fn empty(base: i64, file: File, size: u64, last_modified_ms: i64) -> Segment {
         Segment {
             base_offset: base,
-            file,
+            file: Arc::new(file),
             size,
             next_offset: base,
             index: Vec::new(),
@@ -510,6 +513,71 @@ pub struct ProducerSummary {
     pub txn_first_offset: Option<i64>,
     /// Epoch of the coordinator that wrote its latest transaction marker (-1: none).
     pub coordinator_epoch: i32,
+}
+
+/// A byte range of one segment file that a planned read covers.
+#[derive(Debug)]
+struct ReadPiece {
+    file: Arc<File>,
+    pos: u64,
+    len: usize,
+}
+
+/// A read planned by [`Log::plan_read`] under the log's lock, to be done without it.
+#[derive(Debug)]
+pub struct ReadPlan {
+    pieces: Vec<ReadPiece>,
+    max_offset: i64,
+}
+
+impl ReadPlan {
+    /// Reads the planned ranges and keeps the whole batches below the plan's max offset,
+    /// stopping at the first range that ends inside a batch (by size, or because the log was
+    /// truncated since the plan: a short read ends the records there, it is not an error).
+    pub fn execute(self) -> Result<ReadResult, LogError> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut first = None;
+        for piece in self.pieces {
+            let start = out.len();
+            out.resize(start + piece.len, 0);
+            let got = read_up_to(&piece.file, &mut out[start..], piece.pos)?;
+            out.truncate(start + got);
+            let mut end = start;
+            while end + HEADER_SIZE <= out.len() {
+                let Ok(b) = BatchHeader::parse(&out[end..]) else {
+                    break;
+                };
+                if b.base_offset >= self.max_offset || end + b.size_bytes() > out.len() {
+                    break;
+                }
+                first.get_or_insert(b.base_offset);
+                end += b.size_bytes();
+            }
+            out.truncate(end);
+            if end - start < piece.len {
+                // Stopped inside this segment: by size, by max_offset or at a cut.
+                break;
+            }
+        }
+        Ok(ReadResult {
+            records: Bytes::from(out),
+            first_batch_base_offset: first,
+        })
+    }
+}
+
+/// Reads into `buf` from `pos` until it is full or the file ends; how many bytes were read.
+fn read_up_to(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], pos + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Size of a `.txnindex` entry: version, producer id, first, last and last stable offsets.
@@ -1284,7 +1352,7 @@ impl Log {
         self.maybe_roll(records.len() as u64, last_offset, max_ts, now_ms)?;
         let interval = self.config.index_interval_bytes;
         let seg = self.active();
-        if let Err(e) = seg.file.write_all(records) {
+        if let Err(e) = (&*seg.file).write_all(records) {
             // Leave no partial batch behind: the file must end where the segment says it does.
             let _ = seg.file.set_len(seg.size);
             return Err(e.into());
@@ -1450,7 +1518,7 @@ impl Log {
         let dir = self.dir.clone();
         let seg = self.active();
         let start = seg.size - bytes.len() as u64;
-        if let Err(e) = seg.file.write_all(bytes) {
+        if let Err(e) = (&*seg.file).write_all(bytes) {
             // Leave no partial batch behind: the file must end where the segment says it does.
             if let Err(e2) = seg.truncate_at(&dir, start, first.base_offset) {
                 tracing::warn!(dir = %dir.display(), error = %e2, "could not cut a failed append");
@@ -1612,6 +1680,19 @@ impl Log {
         max_bytes: usize,
         max_offset: i64,
     ) -> Result<ReadResult, LogError> {
+        self.plan_read(start_offset, max_bytes, max_offset)?
+            .execute()
+    }
+
+    /// Plans [`Log::read`]: which byte ranges of which segment files hold the batches wanted.
+    /// Cheap (index lookups only), so it is what runs under the partition's lock; the file
+    /// reads happen in [`ReadPlan::execute`], outside it.
+    pub fn plan_read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<ReadPlan, LogError> {
         let leo = self.log_end_offset();
         if start_offset < self.log_start_offset || start_offset > leo {
             return Err(LogError::OffsetOutOfRange {
@@ -1620,8 +1701,8 @@ impl Log {
                 log_end: leo,
             });
         }
-        let mut out: Vec<u8> = Vec::new();
-        let mut first = None;
+        let mut pieces = Vec::new();
+        let mut planned = 0usize;
         let mut offset = start_offset;
         let segments = self
             .segments
@@ -1630,7 +1711,7 @@ impl Log {
             .into_iter()
             .chain(self.segments.range(start_offset + 1..));
         for (_, seg) in segments {
-            if offset >= max_offset || (!out.is_empty() && out.len() >= max_bytes) {
+            if offset >= max_offset || (planned > 0 && planned >= max_bytes) {
                 break;
             }
             if seg.next_offset <= offset {
@@ -1643,39 +1724,24 @@ impl Log {
                 break;
             }
             // One positional read of as much as may be wanted, cut back to whole batches below
-            // max_offset; the first batch is returned whole even when it exceeds max_bytes.
-            let room = max_bytes.saturating_sub(out.len());
-            let want = if out.is_empty() {
+            // max_offset when done; the first batch is returned whole even when it exceeds
+            // max_bytes.
+            let room = max_bytes.saturating_sub(planned);
+            let want = if planned == 0 {
                 room.max(h.size_bytes())
             } else {
                 room
             };
             let len = (want as u64).min(seg.size - pos) as usize;
-            let start = out.len();
-            out.resize(start + len, 0);
-            seg.file.read_exact_at(&mut out[start..], pos)?;
-            let mut end = start;
-            while end + HEADER_SIZE <= out.len() {
-                let Ok(b) = BatchHeader::parse(&out[end..]) else {
-                    break;
-                };
-                if b.base_offset >= max_offset || end + b.size_bytes() > out.len() {
-                    break;
-                }
-                first.get_or_insert(b.base_offset);
-                offset = b.next_offset();
-                end += b.size_bytes();
-            }
-            out.truncate(end);
-            if end - start < len {
-                // Stopped inside this segment: by size or by max_offset.
-                break;
-            }
+            pieces.push(ReadPiece {
+                file: Arc::clone(&seg.file),
+                pos,
+                len,
+            });
+            planned += len;
+            offset = seg.next_offset;
         }
-        Ok(ReadResult {
-            records: Bytes::from(out),
-            first_batch_base_offset: first,
-        })
+        Ok(ReadPlan { pieces, max_offset })
     }
 
     /// ListOffsets by timestamp: the first (offset, timestamp) at or above the log start whose

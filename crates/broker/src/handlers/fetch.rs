@@ -170,7 +170,11 @@ fn read_once(
                 parts.push(pd.with_error_code(0));
                 continue;
             }
-            match log.read(offset, limit, upper) {
+            // Planned under the log's lock, read without it: a cold read does not hold up the
+            // producers and followers appending to this partition.
+            let plan = log.plan_read(offset, limit, upper);
+            drop(log);
+            match plan.and_then(|p| p.execute()) {
                 Ok(r) => {
                     let n = r.records.len();
                     // Past the first partition, a batch that does not fit the budget waits.

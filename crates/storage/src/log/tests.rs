@@ -120,6 +120,33 @@ fn transactions_hold_the_lso_and_aborts_are_indexed_across_restarts() {
 }
 
 #[test]
+fn a_planned_read_survives_truncation_and_deletion_after_the_plan() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+    let spans = fill(&mut log, 60);
+    let leo = log.log_end_offset();
+    // Planned, then the log cut in the middle of the range: the read ends at the cut.
+    let plan = log.plan_read(0, 1 << 20, i64::MAX).unwrap();
+    let cut = spans[40].0;
+    log.truncate_to(cut).unwrap();
+    let read = offsets_of(&plan.execute().unwrap().records);
+    assert!(!read.is_empty() && read.len() <= 40, "{read:?}");
+    assert_eq!(
+        read,
+        spans[..read.len()].to_vec(),
+        "whole batches, in order"
+    );
+    // Planned, then every segment it reads deleted by DeleteRecords: the open files still read.
+    let plan = log.plan_read(0, 1 << 20, i64::MAX).unwrap();
+    let before = log.segment_count();
+    log.delete_records_before(cut).unwrap();
+    assert!(log.segment_count() < before, "segments went");
+    let read = offsets_of(&plan.execute().unwrap().records);
+    assert_eq!(read, spans[..40].to_vec());
+    assert!(leo > cut);
+}
+
+#[test]
 fn offsets_dense_and_every_offset_reads_its_batch() {
     let d = tempfile::tempdir().unwrap();
     let mut log = Log::open(d.path(), small(), 0, true).unwrap();
