@@ -60,6 +60,8 @@ pub struct Broker {
     pub controller: crate::controller::Controller,
     /// Random id of this run of the process, sent with the broker registration.
     pub incarnation_id: uuid::Uuid,
+    /// The `directory.id` of the metadata log's dir (`meta.properties`).
+    pub directory_id: uuid::Uuid,
     /// The broker epoch of this node's current registration, once registered.
     pub broker_epoch: Mutex<Option<i64>>,
     /// The broker epoch the previous run of this node shut down cleanly with (KIP-966), from
@@ -71,6 +73,9 @@ pub struct Broker {
     shutting_down: AtomicBool,
     /// Turns true when shutdown begins: client connections close.
     stopping: watch::Sender<bool>,
+    /// Set when the broker finds it cannot go on (another live process has its node id): the
+    /// process stops with this message.
+    failure: watch::Sender<Option<String>>,
 }
 
 /// A started broker: its bound listener addresses and a way to stop it.
@@ -98,6 +103,20 @@ impl BrokerHandle {
         let broker = self.broker.clone();
         tokio::task::spawn_blocking(move || broker.close()).await??;
         Ok(())
+    }
+
+    /// Waits until the broker finds it cannot go on, and returns why (the process should then
+    /// shut down and exit with an error).
+    pub async fn failed(&self) -> String {
+        let mut rx = self.broker.failure.subscribe();
+        let reason = match rx.wait_for(Option::is_some).await {
+            Ok(msg) => msg.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(r) => r,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -268,8 +287,15 @@ impl Broker {
 
     fn open(config: BrokerConfig) -> anyhow::Result<Broker> {
         let previous_broker_epoch = previous_broker_epoch(&config.log_dirs);
-        let (log_dirs, log_dir) = prepare_log_dirs(&config)?;
+        let (log_dirs, log_dir, stored_cluster_id) = prepare_log_dirs(&config)?;
         let directory_id = ensure_directory_id(&log_dir, config.node_id)?;
+        if !config.cluster.is_single_node(config.node_id) {
+            // Before joining the quorum: the other nodes must agree on who this node is.
+            let cluster_id = stored_cluster_id.or_else(|| config.cluster_id.clone());
+            let hello = crate::identity::own_hello(&config, directory_id, cluster_id);
+            crate::identity::exchange(&config, &hello)?;
+        }
+        take_clean_shutdown_markers(&log_dirs)?;
         let quorum = open_quorum(&config, &log_dir, directory_id)?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
@@ -297,6 +323,8 @@ impl Broker {
             txns: crate::txn::TxnCoordinator::new(&config),
             controller: Default::default(),
             incarnation_id: uuid::Uuid::new_v4(),
+            directory_id,
+            failure: watch::channel(None).0,
             broker_epoch: Mutex::new(None),
             previous_broker_epoch,
             strays_checked: AtomicBool::new(false),
@@ -475,6 +503,18 @@ impl Broker {
         self.quorum.handle_rpc(kind, body).await
     }
 
+    /// Records that the broker cannot go on (see [`BrokerHandle::failed`]); the first reason
+    /// is kept.
+    pub fn fail(&self, reason: String) {
+        self.failure.send_if_modified(|f| {
+            if f.is_some() {
+                return false;
+            }
+            *f = Some(reason);
+            true
+        });
+    }
+
     /// A receiver that turns true when shutdown begins (connections close on it).
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
@@ -520,11 +560,16 @@ impl Broker {
 /// the first log dir): each is created if missing and must be readable (else the broker does
 /// not start, naming it: Kafka's offline dirs are not handled), is refused if formatted for
 /// another node or cluster (or for another cluster than the others), and gets its own
-/// `directory.id`. Each log dir's clean-shutdown marker is read and removed. Returns the log
-/// dirs (absolute) and the metadata log's dir.
+/// `directory.id`. Each log dir's clean-shutdown marker is read (and removed by
+/// [`take_clean_shutdown_markers`] once start-up goes on). Returns the log dirs (absolute), the
+/// metadata log's dir and the cluster id their `meta.properties` name, if any.
 fn prepare_log_dirs(
     config: &BrokerConfig,
-) -> anyhow::Result<(Vec<crate::replica::log_dirs::LogDir>, PathBuf)> {
+) -> anyhow::Result<(
+    Vec<crate::replica::log_dirs::LogDir>,
+    PathBuf,
+    Option<String>,
+)> {
     anyhow::ensure!(!config.log_dirs.is_empty(), "log.dirs is empty");
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut log_dirs: Vec<PathBuf> = Vec::new();
@@ -567,17 +612,23 @@ fn prepare_log_dirs(
     }
     let mut dirs = Vec::new();
     for path in log_dirs {
-        let marker = path.join(CLEAN_SHUTDOWN_FILE);
-        let clean_start = marker.exists();
-        if clean_start {
-            std::fs::remove_file(&marker)
-                .with_context(|| format!("removing {}", marker.display()))?;
-        } else {
+        let clean_start = path.join(CLEAN_SHUTDOWN_FILE).exists();
+        if !clean_start {
             info!(dir = %path.display(), "no clean-shutdown marker: logs above their recovery points will be scanned");
         }
         dirs.push(crate::replica::log_dirs::LogDir { path, clean_start });
     }
-    Ok((dirs, meta_dir))
+    Ok((dirs, meta_dir, cluster.map(|(id, _)| id)))
+}
+
+/// Removes the clean-shutdown markers [`prepare_log_dirs`] found: from here on, a crash is an
+/// unclean shutdown. (A node refused before this keeps its markers.)
+fn take_clean_shutdown_markers(dirs: &[crate::replica::log_dirs::LogDir]) -> anyhow::Result<()> {
+    for d in dirs.iter().filter(|d| d.clean_start) {
+        let marker = d.path.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::remove_file(&marker).with_context(|| format!("removing {}", marker.display()))?;
+    }
+    Ok(())
 }
 
 /// KIP-966's previous broker epoch: the one every log dir's clean-shutdown marker names (read
@@ -794,11 +845,29 @@ async fn heartbeat_loop(broker: Arc<Broker>) {
         return;
     }
     let interval = Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms as u64);
+    let mut duplicate = crate::identity::DuplicateRegistration::for_config(&broker.config);
     loop {
         let b = broker.clone();
         let fenced =
             tokio::task::spawn_blocking(move || crate::controller::lifecycle::step(&b, false))
                 .await;
+        // Other errors (no controller yet) neither start nor end a run of refusals.
+        let refused_as_duplicate = match &fenced {
+            Ok(Ok(_)) => Some(false),
+            Ok(Err(e)) if e.error == kafka_protocol::ResponseError::DuplicateBrokerRegistration => {
+                Some(true)
+            }
+            _ => None,
+        };
+        let given_up =
+            refused_as_duplicate.and_then(|dup| duplicate.observe(std::time::Instant::now(), dup));
+        if let Some(lasted) = given_up {
+            let message =
+                crate::identity::duplicate_registration_message(broker.config.node_id, lasted);
+            tracing::error!(key = "node.id", "{message}");
+            broker.fail(message);
+            return;
+        }
         let wait = match fenced {
             // Not yet registered or unfenced: try again soon.
             Ok(Ok(true)) | Ok(Err(_)) | Err(_) => interval.min(Duration::from_millis(250)),

@@ -1,6 +1,6 @@
 //! Runnel's own requests between nodes, carried in Kafka-shaped frames on the controller
-//! listener: the metadata quorum's raft messages, and controller requests forwarded by a node to
-//! the active controller. A frame is a classic request header (v1: api key, version, correlation
+//! listener: the metadata quorum's raft messages, controller requests forwarded by a node to
+//! the active controller, and the hellos nodes exchange at start-up. A frame is a classic request header (v1: api key, version, correlation
 //! id, null client id) whose api key is one of Runnel's private keys, followed by an opaque body;
 //! the response is the correlation id followed by the body. Kafka clients never send these keys,
 //! and they are refused on listeners that are not controller listeners.
@@ -20,6 +20,9 @@ use tokio::net::TcpStream;
 pub const RAFT_API_KEY: i16 = 32_000;
 /// Private api key of a controller request forwarded to the active controller.
 pub const FORWARD_API_KEY: i16 = 32_001;
+/// Private api key of a start-up hello: a node's identity, answered with the other node's
+/// (see [`crate::identity`]).
+pub const HELLO_API_KEY: i16 = 32_002;
 
 /// Largest body accepted in a response between nodes (snapshots are sent in 1 MiB chunks).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -41,7 +44,7 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// Whether a frame's api key is one of Runnel's private inter-node keys.
 pub fn is_internode_key(api_key: i16) -> bool {
-    api_key == RAFT_API_KEY || api_key == FORWARD_API_KEY
+    api_key == RAFT_API_KEY || api_key == FORWARD_API_KEY || api_key == HELLO_API_KEY
 }
 
 /// Encodes a request frame (size prefix included).

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod controller;
 pub mod group;
 pub mod handlers;
+pub mod identity;
 pub mod internal_topics;
 pub mod internode;
 pub mod partition;

@@ -277,11 +277,16 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     let handle = runnel_broker::Broker::start(config).await?;
     info!(cluster_id = %handle.broker.cluster_id(), "Runnel broker started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received: shutting down"),
-        _ = term.recv() => info!("SIGTERM received: shutting down"),
-    }
+    let failure = tokio::select! {
+        _ = tokio::signal::ctrl_c() => { info!("SIGINT received: shutting down"); None }
+        _ = term.recv() => { info!("SIGTERM received: shutting down"); None }
+        reason = handle.failed() => Some(reason),
+    };
     handle.shutdown().await?;
+    if let Some(reason) = failure {
+        // The broker cannot go on (another live process has its node.id): exit with an error.
+        anyhow::bail!("{reason}");
+    }
     info!("shutdown complete");
     Ok(())
 }

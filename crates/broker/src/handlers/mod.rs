@@ -175,7 +175,7 @@ pub fn sb(s: impl Into<String>) -> StrBytes {
 }
 
 /// Serves one of Runnel's own requests between nodes (raft messages, forwarded controller
-/// requests), accepted on controller listeners only.
+/// requests, start-up hellos), accepted on controller listeners only.
 async fn internode(
     broker: &Arc<Broker>,
     listener: &str,
@@ -184,7 +184,7 @@ async fn internode(
     correlation_id: i32,
     frame: Bytes,
 ) -> Outcome {
-    use crate::internode::{encode_response, FORWARD_API_KEY, RAFT_API_KEY};
+    use crate::internode::{encode_response, FORWARD_API_KEY, HELLO_API_KEY, RAFT_API_KEY};
     let cluster = &broker.config.cluster;
     let on_controller_listener = cluster.controller
         && cluster
@@ -229,6 +229,10 @@ async fn internode(
                 Err(_) => return Outcome::Close("forwarded controller request failed"),
             }
         }
+        HELLO_API_KEY => match crate::identity::answer(broker, &body) {
+            Some(bytes) => bytes,
+            None => return Outcome::Close("malformed hello"),
+        },
         _ => return Outcome::Close("unknown API key"),
     };
     Outcome::Respond(encode_response(correlation_id, &reply))
