@@ -115,25 +115,48 @@ fn storage(e: impl ToString) -> QuorumError {
     QuorumError::Storage(e.to_string())
 }
 
+/// How fast raft's clocks run and how often it snapshots. A node runs [`Tuning::NORMAL`]; the
+/// quorum simulation (`sim_tests`) speeds the clocks up and snapshots often, so that a seed sees
+/// many elections and snapshot installs in a few seconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tuning {
+    /// Every raft timing (heartbeat, election window) is divided by this.
+    pub(crate) time_divisor: u64,
+    /// A snapshot is taken after this many entries.
+    pub(crate) snapshot_every: u64,
+    /// How many entries behind a snapshot stay in the log.
+    pub(crate) keep_behind_snapshot: u64,
+}
+
+impl Tuning {
+    /// What a broker runs.
+    pub(crate) const NORMAL: Tuning = Tuning {
+        time_divisor: 1,
+        snapshot_every: 1000,
+        keep_behind_snapshot: 100,
+    };
+}
+
 /// Raft timings: a lone voter elects itself at once; voters on separate processes (often on a
 /// loaded machine) get timeouts long enough that a busy moment does not depose a live leader.
 /// Each voter's election window is shifted by its rank among the voters: openraft waits out the
 /// leader lease (the window's upper end) before electing, so followers that heard the last
 /// heartbeat together would otherwise stand together and split the vote, again and again.
-fn raft_config(voters: usize, rank: usize) -> Result<Config, QuorumError> {
+fn raft_config(voters: usize, rank: usize, tuning: Tuning) -> Result<Config, QuorumError> {
     let (heartbeat, election_min, election_max) = if voters <= 1 {
         (50, 150, 300)
     } else {
         let min = 1500 + 600 * rank as u64;
         (500, min, min + 500)
     };
+    let scaled = |ms: u64| (ms / tuning.time_divisor.max(1)).max(1);
     Config {
         cluster_name: "runnel-metadata".into(),
-        heartbeat_interval: heartbeat,
-        election_timeout_min: election_min,
-        election_timeout_max: election_max,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
-        max_in_snapshot_log_to_keep: 100,
+        heartbeat_interval: scaled(heartbeat),
+        election_timeout_min: scaled(election_min),
+        election_timeout_max: scaled(election_max),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every),
+        max_in_snapshot_log_to_keep: tuning.keep_behind_snapshot,
         snapshot_max_chunk_size: 1024 * 1024,
         ..Config::default()
     }
@@ -254,6 +277,14 @@ impl RaftQuorum {
     /// to take it in as a learner, in the background, until it is answered. A pre-raft
     /// metadata log found there is converted first.
     pub fn open(config: RaftQuorumConfig) -> Result<Arc<RaftQuorum>, QuorumError> {
+        RaftQuorum::open_tuned(config, Tuning::NORMAL)
+    }
+
+    /// [`RaftQuorum::open`] with raft's clocks and snapshots set by `tuning`.
+    pub(crate) fn open_tuned(
+        config: RaftQuorumConfig,
+        tuning: Tuning,
+    ) -> Result<Arc<RaftQuorum>, QuorumError> {
         let RaftQuorumConfig {
             log_dir,
             node_id,
@@ -299,13 +330,13 @@ impl RaftQuorum {
         }
         let raft_config = Arc::new(if static_voter {
             let rank = voters.keys().position(|id| *id == node_id).unwrap_or(0);
-            raft_config(voters.len(), rank)?
+            raft_config(voters.len(), rank, tuning)?
         } else {
             // Voters of a dynamic quorum are many in the end (however many there are now):
             // timings for several processes, staggered by the node's place among the
             // bootstrap servers.
             let rank = bootstrap.iter().position(|a| *a == me.addr).unwrap_or(0);
-            raft_config(3, rank)?
+            raft_config(3, rank, tuning)?
         });
 
         let guard_period = Duration::from_millis(raft_config.heartbeat_interval);
@@ -691,5 +722,7 @@ impl Drop for RaftQuorum {
     }
 }
 
+#[cfg(test)]
+mod sim_tests;
 #[cfg(test)]
 mod tests;
