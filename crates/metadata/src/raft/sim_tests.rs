@@ -27,7 +27,7 @@
 //!
 //! Environment: `RUNNEL_QUORUM_SIM_SEEDS` (how many seeds, from `RUNNEL_QUORUM_SIM_SEED_BASE`,
 //! default 0), `RUNNEL_QUORUM_SIM_SEED` (one seed, its trace printed), `RUNNEL_QUORUM_SIM_JOBS`
-//! (seeds run at once), `RUNNEL_QUORUM_SIM_VERBOSE=1` (a line per seed). A failing seed prints
+//! (seeds run at once, default 2), `RUNNEL_QUORUM_SIM_VERBOSE=1` (a line per seed). A failing seed prints
 //! its trace and the command that replays it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -233,15 +233,26 @@ enum Plan {
     Refused,
     /// Lost; `reset` says the sender hears so at once (else it waits out its timeout).
     Lost { reset: bool },
-    /// Delivered after `delay`, answered after `answer_delay` unless `lose_answer`, and
-    /// delivered once more if `duplicate`.
-    Deliver {
-        delay: Duration,
-        answer_delay: Duration,
-        lose_answer: bool,
-        duplicate: bool,
-        lives: (u64, u64),
-    },
+    /// On its way.
+    Deliver(Delivery),
+}
+
+/// A message on its way: delivered after `delay`, answered after `answer_delay` unless
+/// `lose_answer`, and delivered once more if `duplicate`; dropped if the sender or the target
+/// crashes meanwhile (their `lives` change).
+#[derive(Clone, Copy)]
+struct Delivery {
+    delay: Duration,
+    answer_delay: Duration,
+    lose_answer: bool,
+    duplicate: bool,
+    lives: (u64, u64),
+}
+
+/// How many times `from` and `to` have crashed.
+fn lives(links: &Links, from: i32, to: i32) -> (u64, u64) {
+    let life = |id| links.incarnation.get(&id).copied().unwrap_or(0);
+    (life(from), life(to))
 }
 
 /// The simulated network between the nodes: who is up, and the faults.
@@ -301,23 +312,22 @@ impl SimNet {
                 reset: rng.chance(300),
             };
         }
-        let life = |id| links.incarnation.get(&id).copied().unwrap_or(0);
-        Plan::Deliver {
+        Plan::Deliver(Delivery {
             delay: Duration::from_millis(rng.range(0, links.max_delay_ms)),
             answer_delay: Duration::from_millis(rng.range(0, links.max_delay_ms)),
             lose_answer: rng.chance(links.loss / 2),
             duplicate: rng.chance(links.dup),
-            lives: (life(from), life(to)),
-        }
+            lives: lives(&links, from, to),
+        })
     }
 
-    /// Waits while `from` or `to` is paused; false if either crashed since `lives` was taken
+    /// Waits while `from` or `to` is paused; false if either crashed since `expected` was taken
     /// (what a held message dies with).
-    async fn hold_while_paused(&self, from: i32, to: i32, lives: (u64, u64)) -> bool {
+    async fn hold_while_paused(&self, from: i32, to: i32, expected: (u64, u64)) -> bool {
         loop {
             {
                 let links = self.links.lock();
-                if self.lives_unlocked(&links, from, to) != lives {
+                if lives(&links, from, to) != expected {
                     return false;
                 }
                 if !links.paused.contains(&from) && !links.paused.contains(&to) {
@@ -326,11 +336,6 @@ impl SimNet {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    }
-
-    fn lives_unlocked(&self, links: &Links, from: i32, to: i32) -> (u64, u64) {
-        let life = |id| links.incarnation.get(&id).copied().unwrap_or(0);
-        (life(from), life(to))
     }
 
     /// Delivers one message to `to` and returns its answer, unless the message dies on the way.
@@ -349,7 +354,8 @@ impl SimNet {
         }
         let node = self.node(to)?;
         let served = node.handle_rpc(kind, &body);
-        // The last reference may not be dropped here: that would shut the node down.
+        // Not held across the await: the last reference dropped here would shut the node down
+        // on the sender's runtime.
         drop(node);
         Some(served.await.map_err(io::Error::other))
     }
@@ -373,34 +379,22 @@ impl RaftTransport for SimLink {
         };
         let (from, net) = (self.from, self.net.clone());
         Box::pin(async move {
-            let (delay, answer_delay, lose_answer, duplicate, lives) = match net.plan(from, to) {
+            let d = match net.plan(from, to) {
                 Plan::Refused => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::ConnectionRefused,
-                        format!("node {to} is down"),
-                    ))
+                    let refused = io::ErrorKind::ConnectionRefused;
+                    return Err(io::Error::new(refused, format!("node {to} is down")));
                 }
                 Plan::Lost { reset: true } => return Err(lost_error("message lost")),
                 Plan::Lost { reset: false } => return std::future::pending().await,
-                Plan::Deliver {
-                    delay,
-                    answer_delay,
-                    lose_answer,
-                    duplicate,
-                    lives,
-                } => (delay, answer_delay, lose_answer, duplicate, lives),
+                Plan::Deliver(d) => d,
             };
             let body = Arc::new(body);
-            if duplicate {
+            if d.duplicate {
                 // A copy that arrives later, its answer unheard.
-                let copy = net.clone().deliver(
-                    from,
-                    to,
-                    kind,
-                    body.clone(),
-                    delay * 2 + Duration::from_millis(3),
-                    lives,
-                );
+                let later = d.delay * 2 + Duration::from_millis(3);
+                let copy = net
+                    .clone()
+                    .deliver(from, to, kind, body.clone(), later, d.lives);
                 tokio::spawn(copy);
             }
             // Sent on its own task: once on the wire a message arrives even if the sender
@@ -410,18 +404,18 @@ impl RaftTransport for SimLink {
             tokio::spawn(async move {
                 let Some(answer) = net2
                     .clone()
-                    .deliver(from, to, kind, body, delay, lives)
+                    .deliver(from, to, kind, body, d.delay, d.lives)
                     .await
                 else {
                     return;
                 };
                 let blocked = net2.links.lock().blocked.contains(&(to, from));
-                if blocked || lose_answer {
+                if blocked || d.lose_answer {
                     net2.lost.fetch_add(1, AtOrd::Relaxed);
                     return;
                 }
-                tokio::time::sleep(answer_delay).await;
-                if net2.hold_while_paused(from, to, lives).await {
+                tokio::time::sleep(d.answer_delay).await;
+                if net2.hold_while_paused(from, to, d.lives).await {
                     let _ = tx.send(answer);
                 }
             });
