@@ -727,6 +727,7 @@ impl Log {
         clean_shutdown: bool,
     ) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir)?;
+        clean_swap::complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for e in std::fs::read_dir(dir)? {
             let name = e?.file_name().to_string_lossy().into_owned();
@@ -2077,6 +2078,9 @@ fn remove_if_exists(path: &Path) -> std::io::Result<()> {
 pub fn delete_log_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(dir)
 }
+
+/// The cleaner's side of the log: segment views, cleaned segments and their swap.
+pub(crate) mod clean_swap;
 
 #[cfg(test)]
 mod tests;
