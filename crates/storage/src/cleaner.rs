@@ -901,21 +901,44 @@ fn compress(codec: u8, records: &[u8], out: &mut BytesMut) -> Result<(), LogErro
     r.map_err(|e| codec_error("compress", e))
 }
 
-/// The records of a batch (decompressed if need be): the buffer they are ranges of, and them.
-fn decode_records(h: &BatchHeader, batch: &[u8]) -> Result<(Bytes, Vec<RecordView>), LogError> {
-    use runnel_protocol::kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
-    let raw = Bytes::copy_from_slice(&batch[HEADER_SIZE..h.size_bytes()]);
-    let take = |b: &mut Bytes| Ok(std::mem::take(b));
-    let mut input = raw.clone();
-    let body = match h.compression() {
-        0 => Ok(raw),
-        1 => Gzip::decompress(&mut input, take),
-        2 => Snappy::decompress(&mut input, take),
-        3 => Lz4::decompress(&mut input, take),
-        4 => Zstd::decompress(&mut input, take),
-        c => return Err(codec_error("decompress", format!("unknown codec {c}"))),
+/// A batch's records as bytes: the batch's own for an uncompressed one, else decompressed.
+enum Body<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Bytes),
+}
+
+impl std::ops::Deref for Body<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Body::Borrowed(b) => b,
+            Body::Owned(b) => b,
+        }
     }
-    .map_err(|e| codec_error("decompress", e))?;
+}
+
+/// The records of a batch (decompressed if need be): the bytes they are ranges of, and them.
+fn decode_records<'a>(
+    h: &BatchHeader,
+    batch: &'a [u8],
+) -> Result<(Body<'a>, Vec<RecordView>), LogError> {
+    use runnel_protocol::kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+    let raw = &batch[HEADER_SIZE..h.size_bytes()];
+    let body = if h.compression() == 0 {
+        Body::Borrowed(raw)
+    } else {
+        let take = |b: &mut Bytes| Ok(std::mem::take(b));
+        let mut input = Bytes::copy_from_slice(raw);
+        let out = match h.compression() {
+            1 => Gzip::decompress(&mut input, take),
+            2 => Snappy::decompress(&mut input, take),
+            3 => Lz4::decompress(&mut input, take),
+            4 => Zstd::decompress(&mut input, take),
+            c => return Err(codec_error("decompress", format!("unknown codec {c}"))),
+        };
+        Body::Owned(out.map_err(|e| codec_error("decompress", e))?)
+    };
     let count = h.records_count.max(0) as usize;
     let mut records = Vec::with_capacity(count.min(4096));
     let mut pos = 0;
