@@ -621,13 +621,16 @@ struct Written {
     producer: i64,
     /// The clock of the first cleaning after it was written.
     first_clean_ms: Option<i64>,
+    /// The clock of the first cleaning that ended past it (its batch was rewritten then, a
+    /// tombstone given its delete horizon).
+    below_end_ms: Option<i64>,
 }
 
 /// Random keyed records, tombstones, transactions committed and aborted and idempotent
 /// producers, cleaned in rounds with small offset maps; after each round the log must hold
 /// only records that were written, at their offsets, every key's latest one (a tombstone only
-/// goes after delete.retention.ms), one record per key below the checkpoint, everything past it,
-/// and the same producer state when replayed without snapshots.
+/// goes after delete.retention.ms, and does once that passed), one record per key below the
+/// checkpoint, everything past it, and the same producer state when replayed without snapshots.
 #[test]
 fn property_random_logs_clean_to_the_latest_value_of_every_key() {
     for seed in 0..24u64 {
@@ -703,6 +706,7 @@ fn property_run(seed: u64) {
                     visible: if txn { None } else { Some(true) },
                     producer: pid,
                     first_clean_ms: None,
+                    below_end_ms: None,
                 });
             }
         } else if op < 85 {
@@ -729,9 +733,14 @@ fn property_run(seed: u64) {
                 map = OffsetMap::new(24 * (4 + rng.below(60) as usize), 0.9);
             }
             let end = round(&mut log, &mut map, cp, now);
+            // Only a round with something dirty cleans (and removes expired tombstones).
+            let cleaned = end > cp.unwrap_or(0);
             cp = Some(end);
             let after = read_committed(&log);
-            check_round(&before, &after, &written, end, now, seed);
+            check_round(&before, &after, &written, (end, cleaned), now, seed);
+            for w in written.iter_mut().filter(|w| w.rec.offset < end) {
+                w.below_end_ms.get_or_insert(now);
+            }
             // Producer state replayed from the cleaned log alone.
             if rng.chance(30) {
                 log.close().unwrap();
@@ -747,7 +756,14 @@ fn property_run(seed: u64) {
 }
 
 /// The checks of one property-test round (see the test's docs).
-fn check_round(before: &[Rec], after: &[Rec], written: &[Written], end: i64, now: i64, seed: u64) {
+fn check_round(
+    before: &[Rec],
+    after: &[Rec],
+    written: &[Written],
+    (end, cleaned): (i64, bool),
+    now: i64,
+    seed: u64,
+) {
     let ctx = format!("seed {seed}, end {end}");
     assert!(
         after.windows(2).all(|w| w[0].offset < w[1].offset),
@@ -787,6 +803,16 @@ fn check_round(before: &[Rec], after: &[Rec], written: &[Written], end: i64, now
             assert!(
                 w.rec.value.is_none() && gone_after.is_some_and(|t| now >= t),
                 "{ctx}: the latest record of its key {:?} went",
+                w.rec
+            );
+        }
+    }
+    // A tombstone cleaned delete.retention.ms ago is gone after a round that cleaned.
+    for w in latest_below.values() {
+        if cleaned && w.rec.value.is_none() && w.below_end_ms.is_some_and(|t| now >= t + 1000) {
+            assert!(
+                !present.contains_key(&w.rec.offset),
+                "{ctx}: {:?} expired",
                 w.rec
             );
         }
