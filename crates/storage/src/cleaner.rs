@@ -23,6 +23,16 @@
 //! - records of aborted transactions go; a marker goes once no batch of its transaction is left
 //!   before it and its horizon has passed;
 //! - a rewritten batch is recompressed with its codec and gets a new CRC.
+//!
+//! Runnel stores only v2 batches, so Kafka's legacy horizon (the last-modified time of the last
+//! clean segment) has no use here. Beyond Kafka: the map's key hashes are keyed per map (Kafka's
+//! MD5 lets a producer craft two keys that collide), a key already in a full map is still
+//! updated, and the last batch of every group is kept (Kafka keeps the last of a round), so that
+//! a cleaned segment always ends where the segments it replaces ended, which is what the swap's
+//! crash recovery relies on. One cleaning of a log at a time.
+//!
+//! Replicas clean their logs on their own, as on Kafka, so a follower fetches a cleaned log with
+//! gaps in its offsets.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
