@@ -44,7 +44,7 @@ use runnel_broker::replica::logic::{diverging_epoch, truncation_target};
 use runnel_config::TopicConfig;
 use runnel_metadata::{MetadataImage, MetadataRecord, PartitionImage};
 use runnel_storage::log::{Log, LogError};
-use runnel_storage::testing::build_batch;
+use runnel_storage::testing::{build_batch, Rng};
 use uuid::Uuid;
 
 const TOPIC: &str = "sim";
@@ -60,35 +60,6 @@ const DEFAULT_SEEDS: u64 = 150;
 const DEFAULT_STEPS: usize = 400;
 /// Rounds the final heal may take to converge.
 const HEAL_ROUNDS: usize = 200;
-
-/// splitmix64: small, fast and deterministic.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> Option<T> {
-        if xs.is_empty() {
-            None
-        } else {
-            Some(xs[self.below(xs.len() as u64) as usize])
-        }
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum AckRule {

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use openraft::{LogId, RaftLogReader, RaftMetrics, ServerState};
 use parking_lot::Mutex;
+use runnel_storage::testing::Rng;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -52,37 +53,6 @@ const CI_JOBS: usize = 2;
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the healed cluster gets to elect, commit and converge.
 const HEAL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// splitmix64: small, seedable, good enough to pick faults.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi.saturating_sub(lo) + 1)
-    }
-
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// A fault's target: the node that leads when the fault strikes (if `leader` and one does),
 /// else `node`.
@@ -141,17 +111,17 @@ struct Scenario {
 impl Scenario {
     fn new(seed: u64) -> Scenario {
         let mut rng = Rng(seed ^ 0x5157_c0de_0000_0000);
-        let voters = if rng.chance(250) { 5 } else { 3 };
-        let snapshot_every = rng.pick(&[1000, 40, 15]);
+        let voters = if rng.per_mille(250) { 5 } else { 3 };
+        let snapshot_every = rng.pick(&[1000, 40, 15]).expect("a non-empty choice");
         let tuning = Tuning {
             time_divisor: 5,
             snapshot_every,
             keep_behind_snapshot: (snapshot_every / 4).min(100),
         };
-        let loss = rng.pick(&[0, 0, 10, 50, 200]);
-        let max_delay_ms = rng.pick(&[0, 5, 15, 30]);
-        let dup = rng.pick(&[0, 0, 20]);
-        let at_boot = rng.chance(200);
+        let loss = rng.pick(&[0, 0, 10, 50, 200]).expect("a non-empty choice");
+        let max_delay_ms = rng.pick(&[0, 5, 15, 30]).expect("a non-empty choice");
+        let dup = rng.pick(&[0, 0, 20]).expect("a non-empty choice");
+        let at_boot = rng.per_mille(200);
         let chaos_ms = rng.range(2500, 4000);
         let propose_every_ms = rng.range(5, 40);
         let mut schedule = Vec::new();
@@ -163,7 +133,7 @@ impl Scenario {
             }
             let node = rng.range(1, voters as u64) as i32;
             let who = Who {
-                leader: rng.chance(750),
+                leader: rng.per_mille(750),
                 node,
             };
             let fault = match rng.below(100) {
@@ -175,7 +145,7 @@ impl Scenario {
                     }
                     Fault::Partition {
                         group: group.into_iter().collect(),
-                        with_leader: rng.chance(500),
+                        with_leader: rng.per_mille(500),
                     }
                 }
                 15..=27 => Fault::OneWay {
@@ -184,10 +154,12 @@ impl Scenario {
                 },
                 28..=34 => Fault::Isolate {
                     node: who,
-                    inbound: rng.chance(500),
+                    inbound: rng.per_mille(500),
                 },
                 35..=52 => Fault::HealLinks,
-                53..=59 => Fault::Loss(rng.pick(&[0, 0, 20, 100, 300])),
+                53..=59 => {
+                    Fault::Loss(rng.pick(&[0, 0, 20, 100, 300]).expect("a non-empty choice"))
+                }
                 60..=77 => Fault::Pause {
                     node: who,
                     ms: rng.range(100, 1500),
@@ -306,17 +278,17 @@ impl SimNet {
         }
         let links = self.links.lock();
         let mut rng = self.rng.lock();
-        if links.blocked.contains(&(from, to)) || rng.chance(links.loss) {
+        if links.blocked.contains(&(from, to)) || rng.per_mille(links.loss) {
             self.lost.fetch_add(1, AtOrd::Relaxed);
             return Plan::Lost {
-                reset: rng.chance(300),
+                reset: rng.per_mille(300),
             };
         }
         Plan::Deliver(Delivery {
             delay: Duration::from_millis(rng.range(0, links.max_delay_ms)),
             answer_delay: Duration::from_millis(rng.range(0, links.max_delay_ms)),
-            lose_answer: rng.chance(links.loss / 2),
-            duplicate: rng.chance(links.dup),
+            lose_answer: rng.per_mille(links.loss / 2),
+            duplicate: rng.per_mille(links.dup),
             lives: lives(&links, from, to),
         })
     }
@@ -798,7 +770,7 @@ async fn propose_loop(
         }
         let (_, any) = &running[rng.below(running.len() as u64) as usize];
         let target = match any.leader_id() {
-            Some(l) if rng.chance(800) => running.iter().find(|(id, _)| *id == l),
+            Some(l) if rng.per_mille(800) => running.iter().find(|(id, _)| *id == l),
             _ => None,
         }
         .map_or(any, |(_, q)| q)
