@@ -479,12 +479,6 @@ pub fn build_control_batch(
     b
 }
 
-/// The control type (CONTROL_ABORT or CONTROL_COMMIT) of a control batch's first record; None
-/// when the bytes are not an uncompressed control batch with a readable key.
-pub fn control_type(batch: &[u8]) -> Option<i16> {
-    control_marker(batch).map(|m| m.kind)
-}
-
 /// What a control batch's first record says: its type and, for a transaction marker, the
 /// epoch of the coordinator that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -569,7 +563,6 @@ mod control_tests {
             } else {
                 CONTROL_ABORT
             };
-            assert_eq!(control_type(&b), Some(want));
             assert_eq!(
                 control_marker(&b),
                 Some(ControlMarker {

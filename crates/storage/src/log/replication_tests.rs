@@ -1,6 +1,7 @@
 //! Tests of what replication needs from the log: follower appends of a leader's batches,
 //! truncation, and the leader-epoch cache (assign, OffsetsForLeaderEpoch).
 
+use super::tests::all_records;
 use super::*;
 use crate::testing::{build_batch, make_transactional, TestRecord};
 
@@ -142,21 +143,6 @@ fn assert_same_log(a: &Log, b: &Log) {
     assert_eq!(a.open_txns(), b.open_txns());
     assert_eq!(a.aborted_txns(start, end), b.aborted_txns(start, end));
     assert_eq!(a.last_stable_offset(), b.last_stable_offset());
-}
-
-/// Every (offset, timestamp) in the log, by reading it all.
-fn all_records(log: &Log) -> Vec<(i64, i64)> {
-    let r = log
-        .read(log.log_start_offset(), usize::MAX, i64::MAX)
-        .unwrap();
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < r.records.len() {
-        let h = check_batch(&r.records[pos..]).unwrap();
-        out.extend(record_timestamps(&r.records[pos..pos + h.size_bytes()]).unwrap());
-        pos += h.size_bytes();
-    }
-    out
 }
 
 /// Timestamp lookups against a scan of every record.

@@ -124,7 +124,6 @@ fn a_planned_read_survives_truncation_and_deletion_after_the_plan() {
     let d = tempfile::tempdir().unwrap();
     let mut log = Log::open(d.path(), small(), 0, true).unwrap();
     let spans = fill(&mut log, 60);
-    let leo = log.log_end_offset();
     // Planned, then the log cut in the middle of the range: the read ends at the cut.
     let plan = log.plan_read(0, 1 << 20, i64::MAX).unwrap();
     let cut = spans[40].0;
@@ -143,7 +142,6 @@ fn a_planned_read_survives_truncation_and_deletion_after_the_plan() {
     assert!(log.segment_count() < before, "segments went");
     let read = offsets_of(&plan.execute().unwrap().records);
     assert_eq!(read, spans[..40].to_vec());
-    assert!(leo > cut);
 }
 
 #[test]
@@ -406,7 +404,7 @@ fn timestamps_epochs_and_log_append_time() {
 }
 
 /// Every (offset, timestamp) in the log, by reading it all.
-fn all_records(log: &Log) -> Vec<(i64, i64)> {
+pub(super) fn all_records(log: &Log) -> Vec<(i64, i64)> {
     let r = log
         .read(log.log_start_offset(), usize::MAX, i64::MAX)
         .unwrap();

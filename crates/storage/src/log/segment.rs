@@ -1,0 +1,294 @@
+//! One segment of a log: its `.log` file of batches (shared with reads planned outside the
+//! log's lock), its sparse offset and time indexes kept in memory and written to `.index` /
+//! `.timeindex`, and the lookups, truncation and removal of one segment.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::*;
+
+/// One segment: a `.log` file of batches and its sparse indexes, kept in memory and written to
+/// `.index` / `.timeindex` (only the entries not yet on disk are appended).
+pub(super) struct Segment {
+    pub(super) base_offset: i64,
+    /// Shared with reads planned under the log's lock and done outside it (an unlinked file
+    /// stays readable while a read holds it).
+    pub(super) file: Arc<File>,
+    pub(super) size: u64,
+    pub(super) next_offset: i64,
+    /// Offset index: (offset - base_offset, file position), ascending in both.
+    pub(super) index: Vec<(u32, u32)>,
+    /// Time index: (largest timestamp so far, offset - base_offset of the batch that has it).
+    pub(super) time_index: Vec<(i64, u32)>,
+    /// How many offset index entries are in the `.index` file.
+    pub(super) index_on_disk: usize,
+    /// How many time index entries are in the `.timeindex` file.
+    pub(super) time_index_on_disk: usize,
+    /// Largest batch max timestamp in the segment, -1 if none.
+    pub(super) max_timestamp: i64,
+    /// Last offset of the first batch holding `max_timestamp`.
+    pub(super) offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch (Kafka's rollingBasedTimestamp), -1 if none.
+    pub(super) first_batch_timestamp: i64,
+    pub(super) bytes_since_index: u64,
+    pub(super) created_ms: i64,
+    pub(super) last_modified_ms: i64,
+}
+
+pub(super) fn seg_path(dir: &Path, base: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base:020}.{ext}"))
+}
+
+impl Segment {
+    /// A segment over an open file of `size` bytes, with nothing indexed yet.
+    pub(super) fn empty(base: i64, file: File, size: u64, last_modified_ms: i64) -> Segment {
+        Segment {
+            base_offset: base,
+            file: Arc::new(file),
+            size,
+            next_offset: base,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            index_on_disk: 0,
+            time_index_on_disk: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_batch_timestamp: -1,
+            bytes_since_index: 0,
+            created_ms: now_ms(),
+            last_modified_ms,
+        }
+    }
+
+    pub(super) fn create(dir: &Path, base: i64) -> std::io::Result<Segment> {
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(seg_path(dir, base, "log"))?;
+        file.set_len(0)?;
+        // An aborted-transaction index left by a segment that was here before does not apply.
+        remove_if_exists(&seg_path(dir, base, "txnindex"))?;
+        let seg = Segment::empty(base, file, 0, now_ms());
+        seg.write_indexes(dir)?;
+        Ok(seg)
+    }
+
+    /// Forgets everything indexed (before a rebuild).
+    pub(super) fn clear_indexes(&mut self) {
+        self.next_offset = self.base_offset;
+        self.index.clear();
+        self.time_index.clear();
+        self.index_on_disk = 0;
+        self.time_index_on_disk = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.first_batch_timestamp = -1;
+        self.bytes_since_index = 0;
+    }
+
+    pub(super) fn read_header(&self, pos: u64) -> Option<BatchHeader> {
+        if pos + HEADER_SIZE as u64 > self.size {
+            return None;
+        }
+        let mut buf = [0u8; HEADER_SIZE];
+        self.file.read_exact_at(&mut buf, pos).ok()?;
+        BatchHeader::parse(&buf).ok()
+    }
+
+    /// Records a batch appended at `pos` in the in-memory indexes. As Kafka: an offset index
+    /// entry every `interval` bytes (and one for the first batch), and with it a time index
+    /// entry when the largest timestamp grew.
+    pub(super) fn index_batch(&mut self, h: &BatchHeader, pos: u64, interval: u64) {
+        debug_assert!(
+            h.base_offset >= self.next_offset,
+            "offsets ascend in a segment"
+        );
+        if pos == 0 {
+            self.first_batch_timestamp = h.max_timestamp;
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.last_offset();
+        }
+        if self.index.is_empty() || self.bytes_since_index >= interval {
+            let rel = (h.base_offset - self.base_offset) as u32;
+            self.index.push((rel, pos as u32));
+            self.bytes_since_index = 0;
+            self.maybe_append_time_entry();
+        }
+        self.bytes_since_index += h.size_bytes() as u64;
+        self.next_offset = h.next_offset();
+    }
+
+    /// Adds a time index entry for the largest timestamp so far if it grew since the last one.
+    pub(super) fn maybe_append_time_entry(&mut self) {
+        if self.max_timestamp < 0 {
+            return;
+        }
+        if self
+            .time_index
+            .last()
+            .is_none_or(|(t, _)| self.max_timestamp > *t)
+        {
+            let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            self.time_index.push((self.max_timestamp, rel));
+        }
+    }
+
+    /// Rewrites both index files from memory.
+    pub(super) fn write_indexes(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::write(
+            seg_path(dir, self.base_offset, "index"),
+            encode_index(&self.index),
+        )?;
+        std::fs::write(
+            seg_path(dir, self.base_offset, "timeindex"),
+            encode_time_index(&self.time_index),
+        )
+    }
+
+    /// Appends the index entries not yet on disk; fsyncs the files when `sync`.
+    pub(super) fn persist_indexes(&mut self, dir: &Path, sync: bool) -> std::io::Result<()> {
+        if self.index_on_disk < self.index.len() {
+            let mut f = OpenOptions::new().create(true).append(true).open(seg_path(
+                dir,
+                self.base_offset,
+                "index",
+            ))?;
+            f.write_all(&encode_index(&self.index[self.index_on_disk..]))?;
+            if sync {
+                f.sync_data()?;
+            }
+            self.index_on_disk = self.index.len();
+        }
+        if self.time_index_on_disk < self.time_index.len() {
+            let mut f = OpenOptions::new().create(true).append(true).open(seg_path(
+                dir,
+                self.base_offset,
+                "timeindex",
+            ))?;
+            f.write_all(&encode_time_index(
+                &self.time_index[self.time_index_on_disk..],
+            ))?;
+            if sync {
+                f.sync_data()?;
+            }
+            self.time_index_on_disk = self.time_index.len();
+        }
+        Ok(())
+    }
+
+    /// Position of the first batch whose last offset is at least `offset`, with its header.
+    pub(super) fn find(&self, offset: i64) -> Option<(u64, BatchHeader)> {
+        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        let i = self.index.partition_point(|(o, _)| *o <= rel);
+        let mut pos = if i == 0 {
+            0
+        } else {
+            self.index[i - 1].1 as u64
+        };
+        while let Some(h) = self.read_header(pos) {
+            if h.last_offset() >= offset {
+                return Some((pos, h));
+            }
+            pos += h.size_bytes() as u64;
+        }
+        None
+    }
+
+    /// Cuts the segment at byte `pos`, a batch boundary where offset `next_offset` would begin
+    /// (the base offset of the first batch cut off, or the segment's end): the file, the
+    /// in-memory indexes (and their files, rewritten if they held more), the largest timestamp
+    /// and what the next index entry waits for. Index entries below the cut are kept as they
+    /// are: offset entries below `pos` and time entries for offsets below `next_offset` (a prefix,
+    /// since time entries ascend in offset) still describe the batches that remain.
+    pub(super) fn truncate_at(
+        &mut self,
+        dir: &Path,
+        pos: u64,
+        next_offset: i64,
+    ) -> std::io::Result<()> {
+        assert!(pos <= self.size, "cutting past the end of a segment");
+        let next_offset = if pos == 0 {
+            self.base_offset
+        } else {
+            next_offset
+        };
+        assert!(next_offset >= self.base_offset && next_offset <= self.next_offset);
+        self.file.set_len(pos)?;
+        self.size = pos;
+        self.next_offset = next_offset;
+        let rel_end = next_offset - self.base_offset;
+        self.index.retain(|(_, p)| (*p as u64) < pos);
+        self.time_index.retain(|(_, rel)| (*rel as i64) < rel_end);
+        // The largest timestamp: the last time entry kept covers every batch up to the last
+        // offset index entry; the batches from there to the cut are read.
+        (self.max_timestamp, self.offset_of_max_timestamp) = self
+            .time_index
+            .last()
+            .map_or((-1, -1), |&(t, rel)| (t, self.base_offset + rel as i64));
+        let from = self.index.last().map_or(0, |(_, p)| *p as u64);
+        let mut at = from;
+        while at < pos {
+            let Some(h) = self.read_header(at) else {
+                break;
+            };
+            if h.max_timestamp > self.max_timestamp {
+                self.max_timestamp = h.max_timestamp;
+                self.offset_of_max_timestamp = h.last_offset();
+            }
+            at += h.size_bytes() as u64;
+        }
+        self.bytes_since_index = pos - from;
+        if pos == 0 {
+            self.first_batch_timestamp = -1;
+            self.created_ms = now_ms();
+        }
+        if self.index_on_disk > self.index.len() || self.time_index_on_disk > self.time_index.len()
+        {
+            self.write_indexes(dir)?;
+            self.index_on_disk = self.index.len();
+            self.time_index_on_disk = self.time_index.len();
+        }
+        Ok(())
+    }
+
+    /// Position to start scanning for the first batch with a timestamp at or after `ts`.
+    pub(super) fn time_lookup_position(&self, ts: i64) -> u64 {
+        let i = self.time_index.partition_point(|(t, _)| *t <= ts);
+        if i == 0 {
+            return 0;
+        }
+        let offset = self.base_offset + self.time_index[i - 1].1 as i64;
+        self.find(offset).map(|(p, _)| p).unwrap_or(0)
+    }
+
+    pub(super) fn remove(self, dir: &Path) {
+        let base = self.base_offset;
+        drop(self.file);
+        for ext in ["log", "index", "timeindex", "txnindex"] {
+            let _ = std::fs::remove_file(seg_path(dir, base, ext));
+        }
+    }
+}
+
+pub(super) fn encode_index(entries: &[(u32, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 8);
+    for (o, p) in entries {
+        out.extend_from_slice(&o.to_be_bytes());
+        out.extend_from_slice(&p.to_be_bytes());
+    }
+    out
+}
+
+pub(super) fn encode_time_index(entries: &[(i64, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 12);
+    for (t, o) in entries {
+        out.extend_from_slice(&t.to_be_bytes());
+        out.extend_from_slice(&o.to_be_bytes());
+    }
+    out
+}
