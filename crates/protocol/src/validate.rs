@@ -925,4 +925,6 @@ fn schema(api_key: i16, api_version: i16) -> Option<&'static Api> {
 }
 
 #[cfg(test)]
+mod samples;
+#[cfg(test)]
 mod tests;
