@@ -2,7 +2,8 @@
 updates of a few keys and some tombstones; the broker's log cleaner shrinks its log, a consumer
 reading from the beginning sees every key's latest value at the offset it was written at, the
 tombstones go once delete.retention.ms has passed, and offsets only go up. Then the same on a
-three-node cluster with replication factor 3, where every replica cleans its own log."""
+three-node cluster with replication factor 3, where every replica cleans its own log, and nothing
+cleaned with log.cleaner.enable=false."""
 
 import struct
 import time
@@ -224,3 +225,13 @@ def test_replicas_of_a_compacted_topic_clean_their_own_logs(cluster_factory):
         c.wait_for("back in sync", lambda: len(c.describe("table")["topics"]["table"][0][2]) == 3,
                    timeout=60)
     assert leader > 0
+
+
+def test_no_cleaning_with_the_cleaner_disabled(broker_factory):
+    b = broker_factory(**BROKER_SETTINGS, **{"log.cleaner.enable": "false"})
+    create(b.bootstrap, "table")
+    _, written = write_updates(b.bootstrap, "table")
+    roll(b.bootstrap, "table")
+    time.sleep(2)
+    assert len(read_all(b.bootstrap, "table")) == written + 3
+    assert "cleaned a log" not in b.log_text()
