@@ -104,13 +104,15 @@ pub struct Partition {
     pending_isr: Mutex<Vec<i32>>,
 }
 
-/// The storage settings derived from a topic's configuration.
+/// The storage settings derived from a topic's configuration. Retention by time and size applies
+/// only when `cleanup.policy` includes `delete`, as on Kafka.
 pub fn log_config(tc: &TopicConfig) -> LogConfig {
+    let delete = tc.delete();
     LogConfig {
         segment_bytes: tc.segment_bytes.max(1) as u64,
         segment_ms: tc.segment_ms,
-        retention_ms: tc.retention_ms,
-        retention_bytes: tc.retention_bytes,
+        retention_ms: if delete { tc.retention_ms } else { -1 },
+        retention_bytes: if delete { tc.retention_bytes } else { -1 },
         index_interval_bytes: tc.index_interval_bytes.max(1) as u64,
         segment_index_bytes: tc.segment_index_bytes.max(64) as u64,
         flush_interval_messages: if tc.flush_messages <= 0 || tc.flush_messages == i64::MAX {
@@ -533,6 +535,10 @@ mod tests {
             segment_index_bytes: 1 << 16,
             file_delete_delay_ms: 0,
             min_insync_replicas: min_isr,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 86_400_000,
         });
         let log = Log::open(dir, log_config(&config), 0, false).unwrap();
         let readable = Arc::new(watch::channel(0).0);

@@ -274,6 +274,10 @@ fn topic_config(min_isr: i32, segment_bytes: i64) -> TopicConfig {
         segment_index_bytes: 4096,
         file_delete_delay_ms: 0,
         min_insync_replicas: min_isr,
+        min_cleanable_dirty_ratio: 0.5,
+        min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: i64::MAX,
+        delete_retention_ms: 86_400_000,
     }
 }
 

@@ -177,6 +177,14 @@ pub struct BrokerConfig {
     pub log_message_timestamp_type: String,
     /// `log.cleanup.policy`.
     pub log_cleanup_policy: String,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`.
+    pub log_cleaner_threads: i32,
+    /// `log.cleaner.dedupe.buffer.size` (bytes, shared by the cleaner threads).
+    pub log_cleaner_dedupe_buffer_size: i64,
+    /// `log.cleaner.backoff.ms`.
+    pub log_cleaner_backoff_ms: i64,
     /// `log.segment.delete.delay.ms`.
     pub log_segment_delete_delay_ms: i64,
     /// `min.insync.replicas`.
@@ -580,6 +588,22 @@ impl BrokerConfig {
             )?,
             log_message_timestamp_type: ts_type,
             log_cleanup_policy: cleanup,
+            log_cleaner_enable: raw.boolean("log.cleaner.enable")?,
+            log_cleaner_threads: at_least(
+                "log.cleaner.threads",
+                raw.parse("log.cleaner.threads")?,
+                1,
+            )?,
+            log_cleaner_dedupe_buffer_size: at_least(
+                "log.cleaner.dedupe.buffer.size",
+                raw.parse("log.cleaner.dedupe.buffer.size")?,
+                1 << 20,
+            )?,
+            log_cleaner_backoff_ms: at_least(
+                "log.cleaner.backoff.ms",
+                raw.parse("log.cleaner.backoff.ms")?,
+                0,
+            )?,
             log_segment_delete_delay_ms: at_least(
                 "log.segment.delete.delay.ms",
                 raw.parse("log.segment.delete.delay.ms")?,

@@ -121,6 +121,14 @@ pub struct TopicConfig {
     pub file_delete_delay_ms: i64,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`.
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones stay once cleaned.
+    pub delete_retention_ms: i64,
 }
 
 impl TopicConfig {
@@ -161,8 +169,31 @@ impl TopicConfig {
             segment_index_bytes: num("segment.index.bytes")? as i32,
             file_delete_delay_ms: num("file.delete.delay.ms")?,
             min_insync_replicas: num("min.insync.replicas")? as i32,
+            min_cleanable_dirty_ratio: {
+                let v = get("min.cleanable.dirty.ratio");
+                v.parse()
+                    .map_err(|_| invalid("min.cleanable.dirty.ratio", &v, "not a valid number"))?
+            },
+            min_compaction_lag_ms: num("min.compaction.lag.ms")?,
+            max_compaction_lag_ms: num("max.compaction.lag.ms")?,
+            delete_retention_ms: num("delete.retention.ms")?,
         })
     }
+
+    /// Whether `cleanup.policy` includes `compact` (the log cleaner keeps the latest record of
+    /// every key).
+    pub fn compact(&self) -> bool {
+        policy_has(&self.cleanup_policy, "compact")
+    }
+
+    /// Whether `cleanup.policy` includes `delete` (retention by time and size applies).
+    pub fn delete(&self) -> bool {
+        policy_has(&self.cleanup_policy, "delete")
+    }
+}
+
+fn policy_has(policy: &str, item: &str) -> bool {
+    policy.split(',').any(|p| p.trim() == item)
 }
 
 #[cfg(test)]
@@ -195,6 +226,37 @@ mod tests {
         assert_eq!(t.retention_ms, 10);
         assert!(t.message_timestamp_type_log_append);
         assert_eq!(t.flush_messages, i64::MAX);
+    }
+
+    #[test]
+    fn cleaner_settings_and_policies() {
+        let t = TopicConfig::resolve(&broker(&[]), &BTreeMap::new()).unwrap();
+        assert_eq!(t.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(t.min_compaction_lag_ms, 0);
+        assert_eq!(t.max_compaction_lag_ms, i64::MAX);
+        assert_eq!(t.delete_retention_ms, 86_400_000);
+        assert!(t.delete() && !t.compact());
+        let b = broker(&[
+            ("log.cleanup.policy", "compact"),
+            ("log.cleaner.min.cleanable.ratio", "0.1"),
+            ("log.cleaner.delete.retention.ms", "5"),
+        ]);
+        let t = TopicConfig::resolve(&b, &BTreeMap::new()).unwrap();
+        assert!(t.compact() && !t.delete());
+        assert_eq!(
+            (t.min_cleanable_dirty_ratio, t.delete_retention_ms),
+            (0.1, 5)
+        );
+        let mut o = BTreeMap::new();
+        o.insert("cleanup.policy".to_string(), "compact, delete".to_string());
+        o.insert("min.cleanable.dirty.ratio".to_string(), "0.01".to_string());
+        let t = TopicConfig::resolve(&b, &o).unwrap();
+        assert!(t.compact() && t.delete());
+        assert_eq!(t.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(b.log_cleaner_threads, 1);
+        assert_eq!(b.log_cleaner_dedupe_buffer_size, 134_217_728);
+        assert_eq!(b.log_cleaner_backoff_ms, 15_000);
+        assert!(b.log_cleaner_enable);
     }
 
     #[test]

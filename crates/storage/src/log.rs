@@ -127,10 +127,13 @@ pub enum AppendError {
     /// latest marker.
     #[error("transaction coordinator fenced")]
     CoordinatorFenced,
-    /// A follower append whose batches do not continue the log (offsets are the leader's).
-    #[error("batch at offset {got} does not follow the log end offset {expected}")]
+    /// A follower append whose batch starts below the log end offset or below the end of the
+    /// batch before it (offsets are the leader's; gaps, as a cleaned log has, are fine).
+    #[error(
+        "batch at offset {got} is below {expected}, where the log or the batch before it ends"
+    )]
     OffsetMismatch {
-        /// The offset the batch had to start at.
+        /// The lowest offset the batch could start at.
         expected: i64,
         /// The base offset it had.
         got: i64,
@@ -155,7 +158,8 @@ pub struct AppendInfo {
 /// What a follower append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerAppendInfo {
-    /// Base offset of the first batch written (the log end offset before the append).
+    /// Base offset of the first batch written (past the log end offset before the append when
+    /// the leader's log has a gap there); that log end offset when nothing was written.
     pub first_offset: i64,
     /// Last offset written; `first_offset - 1` when nothing was.
     pub last_offset: i64,
@@ -781,9 +785,11 @@ impl Log {
     /// Appends batches as a follower replica: `records` are the leader's batches as a fetch
     /// returned them, offsets and partition leader epochs set, and are written unchanged.
     ///
-    /// Every whole batch is checked (length, magic, CRC-32C) and must continue the log: the first
-    /// at the log end offset, each next one where the previous ended
-    /// ([`AppendError::OffsetMismatch`] otherwise); nothing is written unless all pass. A partial
+    /// Every whole batch is checked (length, magic, CRC-32C) and must not go back: the first
+    /// at or past the log end offset, each next one at or past where the previous ended
+    /// ([`AppendError::OffsetMismatch`] otherwise; gaps are kept, as Kafka keeps those of a
+    /// cleaned leader log, and the log end offset becomes the end of the last batch); nothing is
+    /// written unless all pass. A partial
     /// batch at the end (a fetch cut at its size limit) is ignored; empty input is a no-op. The
     /// leader-epoch cache takes each batch's epoch as [`Log::assign_epoch`] does; the producer
     /// state (sequences, producer epochs, open transactions, aborted-transaction index) is
@@ -811,7 +817,7 @@ impl Log {
                 break; // a partial trailing batch
             }
             let h = check_batch(&rest[..size])?;
-            if h.base_offset != expected {
+            if h.base_offset < expected {
                 return Err(AppendError::OffsetMismatch {
                     expected,
                     got: h.base_offset,
@@ -849,9 +855,14 @@ impl Log {
             }
             return Err(e);
         }
+        info.first_offset = headers[0].base_offset;
         info.last_offset = expected - 1;
         info.max_timestamp = headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1);
-        self.apply_flush_policy((expected - first_offset) as u64, now_ms)?;
+        let messages: i64 = headers
+            .iter()
+            .map(|h| h.next_offset() - h.base_offset)
+            .sum();
+        self.apply_flush_policy(messages as u64, now_ms)?;
         Ok(info)
     }
 

@@ -5,9 +5,10 @@
 //! after `replica.lag.time.max.ms`, expand once caught up, both through the controller with the
 //! partition epoch), applies topic config changes, wakes long-polling fetches, and runs the
 //! per-log background work (flushes, recovery-point and high-watermark checkpoints,
-//! retention), and moves replicas between this broker's log dirs ([`log_dirs`]). Nothing else
-//! creates or removes a partition.
+//! retention), runs the log cleaner ([`cleaner`]), and moves replicas between this broker's log
+//! dirs ([`log_dirs`]). Nothing else creates or removes a partition.
 
+pub mod cleaner;
 pub mod fetcher;
 pub mod log_dirs;
 pub mod logic;
@@ -58,6 +59,8 @@ pub struct ReplicaManager {
     pub leader_quota: throttle::Quota,
     /// The throttle of what this broker fetches for throttled replicas, as a follower.
     pub follower_quota: throttle::Quota,
+    /// The log cleaner (compaction), started by [`ReplicaManager::attach`].
+    cleaner: cleaner::LogCleaner,
 }
 
 impl ReplicaManager {
@@ -82,6 +85,7 @@ impl ReplicaManager {
             isr_wakeup: tokio::sync::Notify::new(),
             leader_quota: throttle::Quota::leader(),
             follower_quota: throttle::Quota::follower(),
+            cleaner: cleaner::LogCleaner::default(),
         })
     }
 
@@ -404,9 +408,10 @@ impl ReplicaManager {
     }
 
     /// Called once the broker runs: from now on follower fetchers start, for the partitions
-    /// already followed too.
+    /// already followed too, and the log cleaner runs.
     pub fn attach(&self, broker: &Arc<crate::broker::Broker>) {
         *self.owner.lock() = Arc::downgrade(broker);
+        self.cleaner.start(broker);
         let leaders: HashSet<i32> = self
             .all_partitions()
             .iter()
@@ -437,9 +442,10 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// Flushes every log with its producer snapshot, writes the checkpoints and unregisters
-    /// every partition. Returns how many were closed.
+    /// Stops the log cleaner, flushes every log with its producer snapshot, writes the
+    /// checkpoints and unregisters every partition. Returns how many were closed.
     pub fn close(&self) -> anyhow::Result<usize> {
+        self.cleaner.stop();
         self.dirs.cancel_all_moves();
         for (_, t) in self.fetchers.lock().drain() {
             t.abort();
