@@ -15,14 +15,12 @@ use kafka_protocol::records::{
 };
 use kafka_protocol::ResponseError;
 use parking_lot::{Mutex, MutexGuard};
+use runnel_protocol::batch::BatchHeader;
 use tracing::{info, warn};
 
 use crate::broker::{now_ms, Broker};
 use crate::controller;
 use crate::partition::Replication;
-
-/// Segment size of internal topics (Kafka's `offsets.topic.segment.bytes` default).
-const SEGMENT_BYTES: &str = "104857600";
 
 /// A record to append: key and value (None: a tombstone).
 pub type KeyValue = (Bytes, Option<Bytes>);
@@ -32,13 +30,18 @@ pub fn ensure(broker: &Broker, name: &str, partitions: i32) -> Result<(), Respon
     if broker.image().topic(name).is_some() {
         return Ok(());
     }
+    let segment_bytes = if name == crate::txn::TRANSACTION_STATE_TOPIC {
+        broker.config.transaction_state_log_segment_bytes
+    } else {
+        broker.config.offsets_topic_segment_bytes
+    };
     let mut configs: BTreeMap<String, String> = [
-        ("cleanup.policy", "compact"),
-        ("compression.type", "producer"),
-        ("segment.bytes", SEGMENT_BYTES),
+        ("cleanup.policy", "compact".to_string()),
+        ("compression.type", "producer".to_string()),
+        ("segment.bytes", segment_bytes.to_string()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), v))
     .collect();
     // Replicated like any topic, capped by the live brokers (so that a single node works with
     // Kafka's defaults); __transaction_state's min.insync.replicas is capped the same way.
@@ -210,41 +213,52 @@ fn commit_reached(
 
 /// Every record of one partition of an internal topic hosted here, in log order up to its log
 /// end, with control records (transaction markers) included: the caller sees `record.control`.
+/// Returns how many records were read. A compacted log has gaps and may hold batches emptied by
+/// the cleaner: the read moves on by the batches' offsets, not their records'.
 pub fn replay(
     broker: &Broker,
     name: &str,
     index: i32,
     mut f: impl FnMut(&Record),
-) -> anyhow::Result<()> {
-    {
-        let Some(partition) = broker.replicas.partition(name, index) else {
-            return Ok(());
-        };
-        let log = partition.log.lock();
-        let mut offset = log.log_start_offset();
-        let end = log.log_end_offset();
-        while offset < end {
-            let read = log.read(offset, 1 << 20, end)?;
-            if read.records.is_empty() {
-                break;
-            }
-            let mut bytes = read.records.clone();
-            let batches = RecordBatchDecoder::decode_all(&mut bytes)
-                .map_err(|e| anyhow::anyhow!("decoding {name}: {e}"))?;
-            let mut next = offset;
-            for batch in batches {
-                for r in &batch.records {
-                    next = next.max(r.offset + 1);
-                    f(r);
-                }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
+) -> anyhow::Result<u64> {
+    let mut count = 0u64;
+    let Some(partition) = broker.replicas.partition(name, index) else {
+        return Ok(count);
+    };
+    let log = partition.log.lock();
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    while offset < end {
+        let read = log.read(offset, 1 << 20, end)?;
+        let next = batches_end(&read.records).max(offset);
+        if next == offset {
+            break;
         }
+        let mut bytes = read.records.clone();
+        let batches = RecordBatchDecoder::decode_all(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("decoding {name}: {e}"))?;
+        for batch in batches {
+            for r in batch.records.iter().filter(|r| r.offset >= offset) {
+                count += 1;
+                f(r);
+            }
+        }
+        offset = next;
     }
-    Ok(())
+    Ok(count)
+}
+
+/// The offset after the last whole batch of `records` (0 when there is none).
+fn batches_end(records: &[u8]) -> i64 {
+    let (mut pos, mut next) = (0, 0);
+    while let Ok(h) = BatchHeader::parse(&records[pos..]) {
+        if h.batch_length < 0 || pos + h.size_bytes() > records.len() {
+            break;
+        }
+        next = h.next_offset();
+        pos += h.size_bytes();
+    }
+    next
 }
 
 /// The control type of a control record (0 abort, 1 commit), from its key.

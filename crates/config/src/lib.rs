@@ -167,6 +167,10 @@ pub struct BrokerConfig {
     pub transaction_state_log_replication_factor: i16,
     /// `transaction.state.log.min.isr`.
     pub transaction_state_log_min_isr: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
+    pub offsets_topic_segment_bytes: i32,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
+    pub transaction_state_log_segment_bytes: i32,
     /// `offsets.commit.timeout.ms`.
     pub offsets_commit_timeout_ms: i32,
     /// `log.index.interval.bytes`.
@@ -569,6 +573,16 @@ impl BrokerConfig {
             transaction_state_log_min_isr: at_least(
                 "transaction.state.log.min.isr",
                 raw.parse("transaction.state.log.min.isr")?,
+                1,
+            )?,
+            offsets_topic_segment_bytes: at_least(
+                "offsets.topic.segment.bytes",
+                raw.parse("offsets.topic.segment.bytes")?,
+                1,
+            )?,
+            transaction_state_log_segment_bytes: at_least(
+                "transaction.state.log.segment.bytes",
+                raw.parse("transaction.state.log.segment.bytes")?,
                 1,
             )?,
             offsets_commit_timeout_ms: at_least(

@@ -153,6 +153,7 @@ const BROKER: &[ConfigEntry] = &[
     b("offsets.retention.minutes", Some("10080"), Int, "Minutes committed offsets of an empty group are kept."),
     b("offsets.topic.num.partitions", Some("50"), Int, "Partitions of __consumer_offsets."),
     b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
+    b("offsets.topic.segment.bytes", Some("104857600"), Int, "Segment size of __consumer_offsets, set when it is created (kept small so it compacts quickly)."),
     b("process.roles", Some("broker,controller"), List, "broker, controller, or both (Runnel's default: both, a cluster of one)."),
     dynamic("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), Long, "Bytes per second copied when AlterReplicaLogDirs moves a replica between this broker's log dirs (set at run time)."),
     b("replica.lag.time.max.ms", Some("30000"), Long, "A follower that has not caught up for this long leaves the ISR."),
@@ -162,6 +163,7 @@ const BROKER: &[ConfigEntry] = &[
     b("transaction.state.log.min.isr", Some("2"), Int, "min.insync.replicas of __transaction_state (capped at its replication factor)."),
     b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
     b("transaction.state.log.replication.factor", Some("3"), Short, "Replication factor of __transaction_state (capped at the broker count)."),
+    b("transaction.state.log.segment.bytes", Some("104857600"), Int, "Segment size of __transaction_state, set when it is created (kept small so it compacts quickly)."),
     b("transactional.id.expiration.ms", Some("604800000"), Int, "How long a transactional id without an open transaction is kept after its last use."),
     b("unclean.leader.election.enable", Some("false"), Boolean, "Whether a replica outside the ISR may become leader when no ISR member is left."),
 ];

@@ -143,18 +143,10 @@ impl TxnCoordinator {
         for (index, epoch) in t.load {
             match self.read_partition(broker, index) {
                 Ok(loaded) => {
-                    let count = loaded.len();
                     let mut txns = self.txns.lock();
                     txns.retain(|id, _| self.partition_of(broker, id) != index);
                     txns.extend(loaded);
                     self.shards.activate(index, epoch);
-                    if count > 0 {
-                        info!(
-                            partition = index,
-                            transactional_ids = count,
-                            "loaded transactions"
-                        );
-                    }
                 }
                 Err(e) => {
                     warn!(partition = index, error = %e, "loading transactions failed");
@@ -187,7 +179,7 @@ impl TxnCoordinator {
         index: i32,
     ) -> anyhow::Result<HashMap<String, TxnMeta>> {
         let mut loaded: HashMap<String, Option<TxnValue>> = HashMap::new();
-        internal_topics::replay(broker, TRANSACTION_STATE_TOPIC, index, |r| {
+        let records = internal_topics::replay(broker, TRANSACTION_STATE_TOPIC, index, |r| {
             if let Some(id) = r.key.as_deref().and_then(decode_key) {
                 loaded.insert(id, r.value.as_deref().and_then(decode_value));
             }
@@ -214,6 +206,12 @@ impl TxnCoordinator {
                 },
             );
         }
+        info!(
+            partition = index,
+            records,
+            transactional_ids = txns.len(),
+            "loaded transactions"
+        );
         Ok(txns)
     }
 

@@ -309,6 +309,15 @@ impl RaftQuorum {
         let log = LogStore::open(&dir).map_err(storage)?;
         let sm = StateMachine::open(&dir, images.clone()).map_err(storage)?;
         let pristine = log.is_pristine() && !sm.has_snapshot();
+        // What a start-up costs: the newest snapshot, then the entries after it (the log is
+        // purged behind snapshots, so this is bounded whatever the history).
+        let (log_start, log_end) = log.bounds();
+        tracing::info!(
+            snapshot_index = sm.last_applied().map_or(-1, |l| l.index as i64),
+            log_start,
+            log_end,
+            "metadata log opened"
+        );
         // Static or dynamic is fixed when the log is first written; the configuration only
         // decides it for a pristine log.
         if pristine && voters.is_empty() {

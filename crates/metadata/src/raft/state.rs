@@ -196,6 +196,11 @@ impl StateMachine {
     pub(crate) fn has_snapshot(&self) -> bool {
         self.last_applied.is_some()
     }
+
+    /// The last entry the restored snapshot holds (None without one).
+    pub(crate) fn last_applied(&self) -> Option<LogId<u64>> {
+        self.last_applied
+    }
 }
 
 /// Builds a snapshot of the state machine as it was when the builder was made.

@@ -337,7 +337,15 @@ impl LogStore {
     /// The log's start offset (moves forward as entries behind a snapshot are purged).
     #[cfg(test)]
     pub(crate) fn log_start_offset(&self) -> i64 {
-        self.inner.lock().log().map_or(-1, |l| l.log_start_offset())
+        self.bounds().0
+    }
+
+    /// The log's start and end offsets: what a start-up replays at most (-1, -1 once closed).
+    pub(crate) fn bounds(&self) -> (i64, i64) {
+        self.inner
+            .lock()
+            .log()
+            .map_or((-1, -1), |l| (l.log_start_offset(), l.log_end_offset()))
     }
 
     /// Flushes and closes the log; later calls fail.

@@ -26,14 +26,10 @@ impl GroupCoordinator {
         for (index, epoch) in t.load {
             match self.read_partition(broker, index) {
                 Ok(loaded) => {
-                    let count = loaded.len();
                     let mut groups = self.groups.lock();
                     groups.retain(|id, _| partition_for(id, n) != index);
                     groups.extend(loaded);
                     self.shards.activate(index, epoch);
-                    if count > 0 {
-                        info!(partition = index, groups = count, "loaded consumer groups");
-                    }
                 }
                 Err(e) => {
                     warn!(partition = index, error = %e, "loading consumer groups failed");
@@ -55,7 +51,7 @@ impl GroupCoordinator {
         // Offsets committed in a transaction wait for its marker: (producer id) -> records.
         let mut pending: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
         let mut consumer_groups = crate::group::consumer_records::GroupBuilder::default();
-        internal_topics::replay(broker, OFFSETS_TOPIC, index, |r| {
+        let records = internal_topics::replay(broker, OFFSETS_TOPIC, index, |r| {
             if r.control {
                 let records = pending.remove(&r.producer_id).unwrap_or_default();
                 if internal_topics::control_type(r) == Some(1) {
@@ -184,6 +180,14 @@ impl GroupCoordinator {
                 && g.generation == 0
                 && g.protocol_type.is_none())
         });
+        // The records read measure the load's cost: bounded by the live state once the
+        // partition is compacted, whatever its history.
+        info!(
+            partition = index,
+            records,
+            groups = groups.len(),
+            "loaded consumer groups"
+        );
         Ok(groups)
     }
 }
