@@ -4,6 +4,7 @@
 #   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python and codecs
 #   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
 #     and .deps/kafka-libs-4.4.0 (the newest 4.x)
+#   - Kafka Connect's runtime and the FileStream connectors (Maven) copied to .deps/connect-libs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +42,16 @@ fetch_kafka_libs() {  # <directory> [kafka version, else the pom's]
 }
 fetch_kafka_libs .deps/kafka-libs
 fetch_kafka_libs ".deps/kafka-libs-$KAFKA_NEWEST" "$KAFKA_NEWEST"
+
+# Kafka Connect (distributed worker) with the FileStream connectors, for tests/test_connect.py; the
+# pom says which versions and why.
+CONNECT_POM=tests/java/connect/pom.xml
+CONNECT_LIBS=.deps/connect-libs
+if [ ! -f "$CONNECT_LIBS/.pom" ] || ! cmp -s "$CONNECT_POM" "$CONNECT_LIBS/.pom"; then
+  echo "== fetching Kafka Connect and the FileStream connectors (Maven) into $CONNECT_LIBS"
+  rm -rf "$CONNECT_LIBS"
+  mkdir -p "$CONNECT_LIBS"
+  mvn -q -B -f "$CONNECT_POM" dependency:copy-dependencies -DoutputDirectory="$PWD/$CONNECT_LIBS"
+  cp "$CONNECT_POM" "$CONNECT_LIBS/.pom"
+fi
 echo "== test dependencies ready"
