@@ -71,13 +71,18 @@ def proc_stats(pid):
 class Runnel:
     name = "Runnel"
 
+    def __init__(self, extra=None):
+        """`extra`: more broker properties (key -> value)."""
+        self.extra = extra or {}
+
     def start(self, tmp):
         self.port = free_port()
+        extra = [a for k, v in self.extra.items() for a in ("--override", f"{k}={v}")]
         self.proc = subprocess.Popen(
             [str(RUNNEL), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
              "--override", f"log.dirs={tmp}/data",
              # As the Kafka broker below (and Kafka's shipped server.properties).
-             "--override", "group.initial.rebalance.delay.ms=0"],
+             "--override", "group.initial.rebalance.delay.ms=0", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
 
@@ -89,6 +94,10 @@ class Runnel:
 class Kafka:
     name = "Kafka"
 
+    def __init__(self, extra=None):
+        """`extra`: more broker properties (key -> value)."""
+        self.extra = extra or {}
+
     def start(self, tmp):
         self.port, cport = free_port(), free_port()
         conf = Path(tmp) / "server.properties"
@@ -99,7 +108,8 @@ class Kafka:
             "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
             f"log.dirs={tmp}/data\noffsets.topic.replication.factor=1\n"
             "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
-            "group.initial.rebalance.delay.ms=0\n")
+            "group.initial.rebalance.delay.ms=0\n"
+            + "".join(f"{k}={v}\n" for k, v in self.extra.items()))
         subprocess.run(["java", "-cp", CP, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
                         "-c", str(conf), "--standalone"], check=True, capture_output=True)
         self.proc = subprocess.Popen(["java", "-Xmx1G", "-Xms1G", "-cp", CP, "kafka.Kafka", str(conf)],

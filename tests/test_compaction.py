@@ -235,3 +235,29 @@ def test_no_cleaning_with_the_cleaner_disabled(broker_factory):
     time.sleep(2)
     assert len(read_all(b.bootstrap, "table")) == written + 3
     assert "cleaned a log" not in b.log_text()
+
+
+def test_more_keys_than_the_dedupe_buffer_holds_are_cleaned_in_passes(broker_factory):
+    """log.cleaner.dedupe.buffer.size at its minimum (1 MiB: about 39000 keys): 60000 keys
+    written twice are cleaned over several passes, each up to where its key map filled."""
+    b = broker_factory(**BROKER_SETTINGS, **{"log.cleaner.dedupe.buffer.size": str(1 << 20)})
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    config = dict(TOPIC_CONFIG, **{"segment.bytes": str(256 * 1024)})
+    for f in a.create_topics([NewTopic("many", 1, 1, config=config)]).values():
+        f.result(20)
+    keys = 60_000
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5, "compression.type": "none"})
+    for r in range(2):
+        for i in range(keys):
+            p.produce("many", key=b"key-%06d" % i, value=b"v%d-%d" % (r, i), partition=0)
+            if i % 10_000 == 0:
+                p.poll(0)
+    assert p.flush(60) == 0
+    written = 2 * keys
+    latest = {}
+    for o, k, v in read_all(b.bootstrap, "many"):
+        latest[k] = (o, v)
+    latest.update(roll(b.bootstrap, "many"))
+    records = wait_compacted(b.bootstrap, "many", latest, tombstones_gone=False, timeout=120)
+    assert len(records) < written * 0.6
+    assert b.log_text().count("cleaned a log") >= 2, "more than one pass"

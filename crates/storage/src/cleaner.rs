@@ -115,6 +115,15 @@ impl OffsetMap {
         }
     }
 
+    /// A map for at most `records` keys (a dirty range's offset span bounds its keys) within
+    /// `max_bytes`: the memory a cleaning needs, never more than `log.cleaner.dedupe.buffer.size`
+    /// allows, so that a small cleaning does not take the whole buffer.
+    pub fn sized_for(records: u64, max_bytes: usize, load_factor: f64) -> OffsetMap {
+        let slots = ((records as f64 / load_factor).ceil() as u64).saturating_add(2);
+        let needed = usize::try_from(slots.saturating_mul(SLOT_BYTES as u64)).unwrap_or(usize::MAX);
+        OffsetMap::new(needed.min(max_bytes), load_factor)
+    }
+
     /// Forgets every entry (the memory is kept).
     pub fn clear(&mut self) {
         if self.entries > 0 {

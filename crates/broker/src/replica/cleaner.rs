@@ -8,8 +8,8 @@
 //! from the checkpoint, up to the smaller of the last stable offset and the high watermark),
 //! picks the dirtiest log whose dirty ratio reaches `min.cleanable.dirty.ratio` or whose oldest
 //! dirty segment is past `max.compaction.lag.ms`, plans under the lock, cleans without it (with
-//! its own key map of `log.cleaner.dedupe.buffer.size / threads` bytes, allocated at its first
-//! cleaning), and swaps the result in under the lock again, unless the partition was removed
+//! its own key map sized for the dirty range's offsets, at most `log.cleaner.dedupe.buffer.size
+//! / threads` bytes, freed after the cleaning), and swaps the result in under the lock again, unless the partition was removed
 //! or is being moved to another log dir meanwhile. With nothing to clean it sleeps
 //! `log.cleaner.backoff.ms`.
 
@@ -89,13 +89,12 @@ impl LogCleaner {
 /// One cleaner thread: cleans the dirtiest log, again at once if it made progress, else after
 /// the backoff; ends when stopped or once the broker is gone.
 fn run(owner: Weak<Broker>, shared: Arc<Shared>, map_bytes: usize, backoff: Duration) {
-    let mut map: Option<OffsetMap> = None;
     loop {
         if *shared.stopped.lock() {
             return;
         }
         let progressed = match owner.upgrade() {
-            Some(broker) => clean_dirtiest(&broker, &shared, &mut map, map_bytes),
+            Some(broker) => clean_dirtiest(&broker, &shared, map_bytes),
             None => return,
         };
         if !progressed {
@@ -187,12 +186,7 @@ fn range_of(
 }
 
 /// Picks the dirtiest compacted log worth cleaning and cleans it; whether it made progress.
-fn clean_dirtiest(
-    broker: &Broker,
-    shared: &Shared,
-    map: &mut Option<OffsetMap>,
-    map_bytes: usize,
-) -> bool {
+fn clean_dirtiest(broker: &Broker, shared: &Shared, map_bytes: usize) -> bool {
     let now = now_ms();
     let mut candidates = Vec::new();
     for p in broker.replicas.all_partitions() {
@@ -240,19 +234,13 @@ fn clean_dirtiest(
     if !shared.in_progress.lock().insert(tp.clone()) {
         return false;
     }
-    let progressed = clean_one(broker, shared, &p, map, map_bytes);
+    let progressed = clean_one(broker, shared, &p, map_bytes);
     shared.in_progress.lock().remove(&tp);
     progressed
 }
 
 /// Cleans one log: plan under its lock, clean without it, swap in under it again.
-fn clean_one(
-    broker: &Broker,
-    shared: &Shared,
-    p: &Arc<Partition>,
-    map: &mut Option<OffsetMap>,
-    map_bytes: usize,
-) -> bool {
+fn clean_one(broker: &Broker, shared: &Shared, p: &Arc<Partition>, map_bytes: usize) -> bool {
     let tp = (p.topic.clone(), p.index);
     let config = p.config.read().clone();
     let now = now_ms();
@@ -274,10 +262,12 @@ fn clean_one(
         let planned = plan(&log, &range, options);
         (log_dir, log.dir().to_path_buf(), range, planned)
     };
-    let map = map.get_or_insert_with(|| OffsetMap::new(map_bytes, DEFAULT_LOAD_FACTOR));
-    map.clear();
+    // Sized for the dirty range (its offsets bound its keys), at most the thread's share of
+    // the dedupe buffer; freed once the cleaning is done.
+    let span = (range.first_uncleanable_offset - range.first_dirty_offset).max(0) as u64;
+    let mut map = OffsetMap::sized_for(span, map_bytes, DEFAULT_LOAD_FACTOR);
     let started = std::time::Instant::now();
-    let cleaned = match planned.execute(map) {
+    let cleaned = match planned.execute(&mut map) {
         Ok(c) => c,
         Err(e) => {
             warn!(topic = %p.topic, partition = p.index, error = %e, "cleaning the log failed");

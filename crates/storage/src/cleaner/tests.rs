@@ -173,6 +173,20 @@ fn latest_by_key(recs: &[Rec]) -> BTreeMap<Vec<u8>, Rec> {
 }
 
 #[test]
+fn offset_map_sized_for_a_range_takes_what_it_needs_within_the_buffer() {
+    // 1000 offsets at load factor 0.5: 2000 slots and 2 spare, every key fits.
+    let mut m = OffsetMap::sized_for(1000, 128 << 20, 0.5);
+    assert_eq!(m.slots(), 2002);
+    assert!((0..1000).all(|i| m.put(format!("k{i}").as_bytes(), i)));
+    // A huge range gets the whole buffer and no more.
+    let m = OffsetMap::sized_for(u64::MAX / 2, 24 * 1000, 0.5);
+    assert_eq!(m.slots(), 1000);
+    // An empty range still gets a usable map.
+    let mut m = OffsetMap::sized_for(0, 128 << 20, DEFAULT_LOAD_FACTOR);
+    assert!(m.put(b"k", 0));
+}
+
+#[test]
 fn offset_map_keeps_the_latest_offset_within_its_memory() {
     let mut m = OffsetMap::new(24 * 10, 0.5);
     assert_eq!((m.slots(), m.len()), (10, 0));
