@@ -5,6 +5,7 @@
 #   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
 #     and .deps/kafka-libs-4.4.0 (the newest 4.x)
 #   - Kafka Connect's runtime and the FileStream connectors (Maven) copied to .deps/connect-libs
+#   - Kafka Streams and Apache Kafka's WordCountDemo (Maven) copied to .deps/streams-libs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,5 +54,15 @@ if [ ! -f "$CONNECT_LIBS/.pom" ] || ! cmp -s "$CONNECT_POM" "$CONNECT_LIBS/.pom"
   mkdir -p "$CONNECT_LIBS"
   mvn -q -B -f "$CONNECT_POM" dependency:copy-dependencies -DoutputDirectory="$PWD/$CONNECT_LIBS"
   cp "$CONNECT_POM" "$CONNECT_LIBS/.pom"
+fi
+# Kafka Streams and Apache Kafka's WordCountDemo for tests/test_streams.py (its own pom: the
+# versions there), in .deps/streams-libs; the test compiles tests/java/streams/*.java against them.
+STREAMS_POM=tests/java/streams/pom.xml
+if [ ! -f .deps/streams-libs/.pom ] || ! cmp -s "$STREAMS_POM" .deps/streams-libs/.pom; then
+  echo "== fetching Kafka Streams (Maven) into .deps/streams-libs"
+  rm -rf .deps/streams-libs
+  mkdir -p .deps/streams-libs
+  mvn -q -B -f "$STREAMS_POM" dependency:copy-dependencies -DoutputDirectory="$PWD/.deps/streams-libs"
+  cp "$STREAMS_POM" .deps/streams-libs/.pom
 fi
 echo "== test dependencies ready"
