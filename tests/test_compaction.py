@@ -261,3 +261,43 @@ def test_more_keys_than_the_dedupe_buffer_holds_are_cleaned_in_passes(broker_fac
     records = wait_compacted(b.bootstrap, "many", latest, tombstones_gone=False, timeout=120)
     assert len(records) < written * 0.6
     assert b.log_text().count("cleaned a log") >= 2, "more than one pass"
+
+
+def test_cleanup_policy_changed_at_run_time_with_kafka_configs(broker_factory):
+    """A `delete` topic is not compacted; `kafka-configs --alter` to `compact` makes the cleaner
+    take it; `compact,delete` with a short retention.ms then also deletes old segments whole,
+    as Kafka does (the log start moves past them)."""
+    from helpers import kafka_tool
+
+    b = broker_factory(**BROKER_SETTINGS, **{"log.retention.check.interval.ms": "300"})
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    config = dict(TOPIC_CONFIG, **{"cleanup.policy": "delete"})
+    for f in a.create_topics([NewTopic("t", 1, 1, config=config)]).values():
+        f.result(20)
+    latest, written = write_updates(b.bootstrap, "t")
+    latest.update(roll(b.bootstrap, "t"))
+    time.sleep(1.5)
+    assert len(read_all(b.bootstrap, "t")) == written + 3, "not compacted under delete"
+
+    def alter(value):
+        rc, out, err = kafka_tool("kafka-configs", "--bootstrap-server", b.bootstrap, "--alter",
+                                  "--entity-type", "topics", "--entity-name", "t",
+                                  "--add-config", value)
+        assert rc == 0 and "Completed updating config" in out, (out, err)
+
+    alter("cleanup.policy=compact")
+    latest.update(roll(b.bootstrap, "t"))
+    wait_compacted(b.bootstrap, "t", latest, tombstones_gone=False)
+    alter("cleanup.policy=[compact,delete],retention.ms=1000")
+    time.sleep(1.5)
+    latest = roll(b.bootstrap, "t")
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "unused"})
+    deadline = time.time() + 30
+    while True:
+        low, high = c.get_watermark_offsets(TopicPartition("t", 0), timeout=10)
+        # Everything but the active segment is past retention.ms and deleted.
+        if low >= high - 3:
+            break
+        assert time.time() < deadline, f"log start still {low} (end {high})"
+        time.sleep(0.3)
+    c.close()
