@@ -240,11 +240,10 @@ def wait_until(what, predicate, timeout, app, reader):
     raise AssertionError(f"no {what} within {timeout} s; last values {reader.last}\n{app.log_tail()}")
 
 
-def committed(broker, group, topic):
+def committed(admin, group, topic):
     """The sum of the offsets `group` committed on `topic`'s partitions."""
-    a = AdminClient({"bootstrap.servers": broker.bootstrap})
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(PARTITIONS)])
-    result = a.list_consumer_group_offsets([request])[group].result(10)
+    result = admin.list_consumer_group_offsets([request])[group].result(10)
     return sum(max(tp.offset, 0) for tp in result.topic_partitions)
 
 
@@ -254,10 +253,11 @@ def run_with_crash(broker, app, feeder, output, guarantee, truth_of):
     with truth_of(acked input) and stops the app with SIGTERM. Returns the truth."""
     isolation = "read_committed" if guarantee == "exactly_once_v2" else "read_uncommitted"
     reader = OutputReader(broker.bootstrap, output, isolation)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     feeder.start()
     app.start()
     wait_until("output and an offset commit",
-               lambda: len(reader.records) >= 50 and committed(broker, app.group, feeder.topic) > 0,
+               lambda: len(reader.records) >= 50 and committed(admin, app.group, feeder.topic) > 0,
                90, app, reader)
     time.sleep(0.5)
     app.kill9()  # the feeder goes on: input arrives before, during and after the crash
