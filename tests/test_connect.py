@@ -1,7 +1,8 @@
 """Kafka Connect in distributed mode, unmodified (Maven jars in .deps/connect-libs, 4.1.1: see
-tests/java/connect/pom.xml), against a one-node Runnel: a FileStreamSource connector copies an input
-file to a topic and a FileStreamSink connector copies the topic to an output file, both created
-through the worker's REST API.
+tests/java/connect/pom.xml), against Runnel: a FileStreamSource connector copies an input file to a
+topic and a FileStreamSink connector copies the topic to an output file, both created through the
+worker's REST API. On one node, on three nodes (replication factor 3, a node SIGKILLed too), and
+with exactly-once source support.
 
 Checked:
 - the output file equals the input file; the worker created its config, offset and status topics
@@ -12,8 +13,12 @@ Checked:
   at-least-once, so lines copied after the last stored offsets may be copied again, and the test
   asserts exactly which: with s = the line at the source's stored file position and c = the sink's
   committed topic offset, both read after the kill, the topic must end up as (what it held at the
-  kill) + input[s:], and the output file as (what it held at the kill) + topic[c:]. So every input
-  line is there in order, and the only duplicates are one replay from each stored offset.
+  kill) + input[s:], and the output file as (what it held at the kill) + the records from offset c
+  on. So every input line is there in order, and the only duplicates are one replay from each
+  stored offset;
+- with exactly.once.source.support the topic read read_committed holds every line exactly once,
+  the records of the transaction open at the kill stay in the log aborted (read_uncommitted sees
+  them), and the sink, reading read_committed, never writes them.
 """
 
 import json
@@ -39,7 +44,7 @@ FLUSH_MS = 5000  # offset.flush.interval.ms: how often source positions and sink
 class Worker:
     """A ConnectDistributed process (heap capped) with its properties file and log in `tmp`."""
 
-    def __init__(self, tmp, bootstrap, rf):
+    def __init__(self, tmp, bootstrap, rf, extra=None):
         assert CONNECT_LIBS.exists(), f"{CONNECT_LIBS} is missing: run scripts/install-test-deps.sh"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,6 +71,7 @@ class Worker:
             "scheduled.rebalance.max.delay.ms": "0",
             "consumer.session.timeout.ms": "6000",
             "consumer.heartbeat.interval.ms": "1000",
+            **(extra or {}),
         }
         self.props.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         self.proc = None
@@ -158,11 +164,12 @@ def append(path, lines):
         f.write("".join(line + "\n" for line in lines))
 
 
-def read_topic(bootstrap, topic):
+def read_topic(bootstrap, topic, isolation="read_committed"):
     """Every record of every partition, from the beginning to the current end:
     {partition: [(offset, key, value)]}."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-connect-reader",
-                  "enable.auto.commit": False, "enable.partition.eof": True})
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "isolation.level": isolation})
     try:
         meta = c.list_topics(topic, timeout=10).topics[topic]
         assert meta.error is None, meta.error
@@ -193,13 +200,19 @@ def read_topic(bootstrap, topic):
         c.close()
 
 
-def topic_lines(bootstrap):
-    """The data topic's values in offset order, checking that offsets are contiguous from 0."""
-    records = read_topic(bootstrap, TOPIC)
+def topic_records(bootstrap, contiguous=True, isolation="read_committed"):
+    """The data topic's committed records in offset order: [(offset, line)]. Without transactions
+    their offsets run from 0 without a gap (`contiguous`)."""
+    records = read_topic(bootstrap, TOPIC, isolation)
     assert list(records) == [0], records.keys()
-    offsets = [o for o, _, _ in records[0]]
-    assert offsets == list(range(len(offsets))), offsets[:20]
-    return [v.decode() for _, _, v in records[0]]
+    out = [(o, v.decode()) for o, _, v in records[0]]
+    if contiguous:
+        assert [o for o, _ in out] == list(range(len(out))), out[:20]
+    return out
+
+
+def values(records):
+    return [v for _, v in records]
 
 
 def stored_source_position(bootstrap, input_path):
@@ -256,7 +269,19 @@ def test_connect_on_three_nodes(cluster_factory, tmp_path):
     copy_through_connect(tmp_path, cluster.bootstrap, 3, t0, while_dead=kill_config_leader)
 
 
-def copy_through_connect(tmp_path, bootstrap, rf, t0, while_dead=None):
+def test_connect_exactly_once_source(broker_factory, tmp_path):
+    """One node; the worker with exactly.once.source.support=enabled (KIP-618): the source writes
+    its records and its file position in one transaction (one per 3 s here), its tasks are fenced
+    through InitProducerId, the worker's config topic is written transactionally, and the sink
+    reads read_committed. After the SIGKILL the open transaction is aborted and the source
+    resumes at the position committed with the last committed records: the topic holds every
+    line exactly once for read_committed readers."""
+    t0 = time.time()
+    broker = broker_factory(**{"group.initial.rebalance.delay.ms": "0"})
+    copy_through_connect(tmp_path, broker.bootstrap, 1, t0, exactly_once=True)
+
+
+def copy_through_connect(tmp_path, bootstrap, rf, t0, while_dead=None, exactly_once=False):
     """The whole scenario (module docstring) against `bootstrap`, topics with replication factor
     `rf`; `while_dead()` runs while the worker is dead, after its stored offsets are read."""
     src, dst = tmp_path / "input.txt", tmp_path / "output.txt"
@@ -264,9 +289,16 @@ def copy_through_connect(tmp_path, bootstrap, rf, t0, while_dead=None):
     a = [f"a-{i:05d} first batch {'x' * (i % 50)}" for i in range(500)]
     b = [f"b-{i:05d} second batch, written before the kill" for i in range(300)]
     c = [f"c-{i:05d} third batch, written while the worker is dead" for i in range(200)]
+    everything = a + b + c
     append(src, a)
+    extra, source_extra = {}, {}
+    if exactly_once:
+        extra = {"exactly.once.source.support": "enabled",
+                 "consumer.isolation.level": "read_committed"}
+        source_extra = {"exactly.once.support": "required", "transaction.boundary": "interval",
+                        "transaction.boundary.interval.ms": "3000"}
 
-    worker = Worker(tmp_path, bootstrap, rf).start()
+    worker = Worker(tmp_path, bootstrap, rf, extra).start()
     try:
         t_started = time.time()
         worker.put_connector("src", {
@@ -275,6 +307,7 @@ def copy_through_connect(tmp_path, bootstrap, rf, t0, while_dead=None):
             # The worker creates the topic through CreateTopics (Runnel does not auto-create).
             "topic.creation.default.replication.factor": str(rf),
             "topic.creation.default.partitions": "1",
+            **source_extra,
         })
         worker.put_connector("sink", {
             "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
@@ -308,57 +341,97 @@ def copy_through_connect(tmp_path, bootstrap, rf, t0, while_dead=None):
             assert {len(p.replicas) for p in topics[t].partitions.values()} == {rf}, t
 
         # Stored offsets: the source's file position (bytes) and the sink's consumer offset reach
-        # the end of the first batch by the next offset flush; the worker reads them back from
-        # Runnel for its REST API, and the offsets topic holds the same position.
+        # the end of the first batch by the next offset flush (or transaction); the worker reads
+        # them back from Runnel for its REST API, and the offsets topic holds the same position.
+        # With transactions the sink's offset may also be past the commit marker.
+        records_a = topic_records(bootstrap, contiguous=not exactly_once)
+        assert values(records_a) == a
+        end_a = records_a[-1][0] + 1
         size_a = src.stat().st_size
         want_src = [({"filename": str(src)}, {"position": size_a})]
-        want_sink = [({"kafka_topic": TOPIC, "kafka_partition": 0}, {"kafka_offset": len(a)})]
-        worker.wait_for("stored offsets at the end of the first batch",
-                        lambda: rest_offsets(worker, "src") == want_src
-                        and rest_offsets(worker, "sink") == want_sink, 3 * FLUSH_MS / 1000)
-        assert stored_source_position(bootstrap, src) == size_a
-        assert sink_committed_offset(bootstrap) == len(a)
-        assert topic_lines(bootstrap) == a
+        sink_partition = {"kafka_topic": TOPIC, "kafka_partition": 0}
 
-        # More lines, copied; then SIGKILL as soon as they are in the output file (most likely
-        # before the next offset flush, so that both connectors replay after the restart).
+        def stored():
+            sink = rest_offsets(worker, "sink")
+            return rest_offsets(worker, "src") == want_src and sink is not None and len(sink) == 1 \
+                and sink[0][0] == sink_partition and sink[0][1]["kafka_offset"] >= end_a
+
+        worker.wait_for("stored offsets at the end of the first batch", stored, 3 * FLUSH_MS / 1000)
+        assert stored_source_position(bootstrap, src) == size_a
+        committed_a = sink_committed_offset(bootstrap)
+        assert committed_a == end_a or (exactly_once and committed_a > end_a), (committed_a, end_a)
+        assert topic_records(bootstrap, contiguous=not exactly_once) == records_a
+
         append(src, b)
-        worker.wait_for("the output file to hold the second batch",
-                        lambda: len(lines_of(dst, False)) >= len(a) + len(b), 30)
+        if exactly_once:
+            # SIGKILL once the second batch is in the log, most likely in a transaction still open
+            # (the sink, reading read_committed, may not have it yet).
+            probe = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-connect-probe",
+                              "isolation.level": "read_uncommitted"})
+            worker.wait_for("the second batch in the log", lambda: probe.get_watermark_offsets(
+                TopicPartition(TOPIC, 0), timeout=5)[1] >= end_a + len(b), 30)
+            probe.close()
+        else:
+            # SIGKILL as soon as the second batch is in the output file (most likely before the
+            # next offset flush, so that both connectors replay after the restart).
+            worker.wait_for("the output file to hold the second batch",
+                            lambda: len(lines_of(dst, False)) >= len(a) + len(b), 30)
         worker.kill9()
         t_killed = time.time()
     finally:
         worker.kill9()
 
     out_at_kill = lines_of(dst)
-    topic_at_kill = topic_lines(bootstrap)
-    assert out_at_kill == a + b, "before any failure the copy has no duplicates"
-    assert topic_at_kill == a + b
+    topic_at_kill = topic_records(bootstrap, contiguous=not exactly_once)
     position = stored_source_position(bootstrap, src)
     committed = sink_committed_offset(bootstrap)
     text = src.read_text()
     assert position is not None and text[position - 1:position] == "\n", position
     s = text[:position].count("\n")  # the first line the source will read again
     assert len(a) <= s <= len(a) + len(b), s
-    assert len(a) <= committed <= len(a) + len(b), committed
+    if exactly_once:
+        # Records and position are committed together: the committed records are the lines
+        # before the stored position, each once; the sink wrote a prefix of them.
+        assert values(topic_at_kill) == everything[:s]
+        # Past them, the records of the transaction left open, if any: the next lines.
+        open_at_kill = values(topic_records(bootstrap, False, "read_uncommitted"))[s:]
+        assert open_at_kill == everything[s:s + len(open_at_kill)]
+        assert out_at_kill == everything[:len(out_at_kill)]
+        assert len(a) <= len(out_at_kill) <= s
+    else:
+        assert out_at_kill == a + b, "before any failure the copy has no duplicates"
+        assert values(topic_at_kill) == a + b
+    assert committed_a <= committed, (committed_a, committed)
+    assert exactly_once or committed <= len(a) + len(b), committed
 
     killed = while_dead() if while_dead else None
     append(src, c)
-    everything = a + b + c
-    want_topic = topic_at_kill + everything[s:]
-    want_out = out_at_kill + want_topic[committed:]
+    # What must come of it: the source appends the input from its stored position on (after its
+    # open transaction, if any, is aborted); the sink appends every record from its committed
+    # offset on.
+    want_topic_values = values(topic_at_kill) + everything[s:]
 
     worker.start()
     t_restarted = time.time()
     try:
-        worker.wait_for("the output file to catch up after the restart",
-                        lambda: len(lines_of(dst, False)) >= len(want_out), 90)
+        def caught_up():
+            return lines_of(dst, False)[-1:] == everything[-1:]
+
+        worker.wait_for("the output file to catch up after the restart", caught_up, 90)
         t_resumed = time.time()
         time.sleep(1)  # anything more (it must not come) would show up now
         out = lines_of(dst)
-        assert topic_lines(bootstrap) == want_topic, \
+        topic = topic_records(bootstrap, contiguous=not exactly_once)
+        assert values(topic) == want_topic_values, \
             f"source replay from line {s} expected, topic holds something else"
-        assert out == want_out, f"sink replay from offset {committed} expected"
+        if exactly_once:
+            assert values(topic) == everything, "read_committed: every line exactly once"
+            # The open transaction's records are still in the log, aborted: read_uncommitted
+            # sees them once more.
+            assert values(topic_records(bootstrap, False, "read_uncommitted")) == \
+                everything[:s] + open_at_kill + everything[s:]
+        assert out == out_at_kill + [v for o, v in topic if o >= committed], \
+            f"sink replay from offset {committed} expected"
         # The same in words: every input line, in order, and nothing else than the replays.
         seen = set()
         assert [x for x in out if not (x in seen or seen.add(x))] == everything
@@ -367,9 +440,13 @@ def copy_through_connect(tmp_path, bootstrap, rf, t0, while_dead=None):
         assert all(body[n]["status"]["tasks"][0]["state"] == "RUNNING" for n in ("src", "sink")), body
     finally:
         worker.kill9()
+    sink_replayed = len([o for o, _ in topic_at_kill if o >= committed]) - \
+        (len(topic_at_kill) - len(out_at_kill))
     print(f"node {killed} SIGKILLed while the worker was dead; " if killed else "", end="")
-    print(f"source replayed {len(a) + len(b) - s} lines, sink replayed "
-          f"{len(a) + len(b) - committed} records; worker healthy {t_started - t0:.1f} s after the "
+    if exactly_once:
+        print(f"{len(open_at_kill)} records of an open transaction aborted; ", end="")
+    print(f"source replayed {len(topic_at_kill) - s} lines (committed {s}), sink replayed "
+          f"{sink_replayed} records; worker healthy {t_started - t0:.1f} s after the "
           f"broker, first copy {t_copied - t_started:.1f} s, offsets stored and second copy "
           f"{t_killed - t_copied:.1f} s, restart to healthy {t_restarted - t_killed:.1f} s, caught up "
           f"{t_resumed - t_restarted:.1f} s later, total {time.time() - t0:.1f} s")
