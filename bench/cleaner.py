@@ -11,7 +11,7 @@ need. The figures: MB/s of dirty log cleaned (the closed segments' bytes over th
 bytes before and after, and the broker's resident memory before the cleaning and at its peak
 during it (sampled every 50 ms). Rounds alternate Kafka / Runnel; medians.
 
-Usage: bench/cleaner.py [--rounds N] [--mib M] [--keys K] [--no-build]. Writes
+Usage: bench/cleaner.py [--rounds N] [--mib M] [--keys K] [--no-build] [--runnel BIN]. Writes
 bench/results/<date>-cleaner.md."""
 
 import argparse
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import side_by_side  # noqa: E402
 from side_by_side import ROOT, Kafka, Runnel  # noqa: E402
 
 from confluent_kafka import Producer  # noqa: E402
@@ -117,8 +118,11 @@ def main():
     ap.add_argument("--mib", type=int, default=512, help="MiB of records written")
     ap.add_argument("--keys", type=int, default=50_000)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--runnel", help="the runnel binary (default: the release build here)")
     args = ap.parse_args()
-    if not args.no_build:
+    if args.runnel:
+        side_by_side.RUNNEL = Path(args.runnel)
+    elif not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
     runs = {"Kafka": [], "Runnel": []}
     for rnd in range(args.rounds):
