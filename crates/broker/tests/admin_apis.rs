@@ -840,3 +840,69 @@ async fn several_log_dirs_describe_and_move_replicas_between_them() {
     }
     assert_eq!(counts, [3, 3, 3]);
 }
+
+/// DescribeAcls, CreateAcls and DeleteAcls at every served version: no authorizer, so
+/// SECURITY_DISABLED as Apache Kafka answers without `authorizer.class.name` (one result per
+/// creation and per filter for the last two), never an unsupported API (MirrorMaker 2 syncs topic
+/// ACLs by default and stops quietly only on SECURITY_DISABLED).
+#[tokio::test]
+async fn acl_apis_answer_security_disabled() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let disabled = ResponseError::SecurityDisabled.code();
+    for v in versions(ApiKey::DescribeAcls) {
+        let req = DescribeAclsRequest::default()
+            .with_resource_type_filter(1) // ANY
+            .with_pattern_type_filter(1) // ANY
+            .with_operation(1) // ANY
+            .with_permission_type(1); // ANY
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.error_code, disabled, "v{v}");
+        assert_eq!(
+            resp.error_message.as_deref(),
+            Some("No Authorizer is configured on the broker")
+        );
+        assert!(resp.resources.is_empty());
+    }
+    for v in versions(ApiKey::CreateAcls) {
+        use create_acls_request::AclCreation;
+        let acl = |topic: &str| {
+            AclCreation::default()
+                .with_resource_type(2) // TOPIC
+                .with_resource_name(s(topic))
+                .with_resource_pattern_type(3) // LITERAL
+                .with_principal(s("User:alice"))
+                .with_host(s("*"))
+                .with_operation(3) // READ
+                .with_permission_type(3) // ALLOW
+        };
+        let req = CreateAclsRequest::default().with_creations(vec![acl("a"), acl("b")]);
+        let resp = c.send(&req, v).await;
+        let got: Vec<_> = resp
+            .results
+            .iter()
+            .map(|r| (r.error_code, r.error_message.as_deref()))
+            .collect();
+        let want = (disabled, Some("No Authorizer is configured."));
+        assert_eq!(got, vec![want, want], "v{v}");
+    }
+    for v in versions(ApiKey::DeleteAcls) {
+        use delete_acls_request::DeleteAclsFilter;
+        let filter = DeleteAclsFilter::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1);
+        let req = DeleteAclsRequest::default().with_filters(vec![filter.clone(), filter]);
+        let resp = c.send(&req, v).await;
+        assert_eq!(resp.filter_results.len(), 2, "v{v}");
+        for r in &resp.filter_results {
+            assert_eq!(r.error_code, disabled);
+            assert_eq!(
+                r.error_message.as_deref(),
+                Some("No Authorizer is configured.")
+            );
+            assert!(r.matching_acls.is_empty());
+        }
+    }
+}

@@ -26,11 +26,14 @@ pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -304,6 +307,9 @@ pub async fn dispatch(
         RequestKind::OffsetForLeaderEpoch(r) => {
             Some(offset_for_leader_epoch::handle(&ctx, r).into())
         }
+        RequestKind::DescribeAcls(r) => Some(describe_acls::handle(&ctx, r).into()),
+        RequestKind::CreateAcls(r) => Some(create_acls::handle(&ctx, r).into()),
+        RequestKind::DeleteAcls(r) => Some(delete_acls::handle(&ctx, r).into()),
         RequestKind::DescribeConfigs(r) => Some(describe_configs::handle(&ctx, r).into()),
         RequestKind::AlterConfigs(r) => Some(alter_configs::handle(&ctx, r).into()),
         RequestKind::IncrementalAlterConfigs(r) => {
