@@ -6,6 +6,7 @@
 #     and .deps/kafka-libs-4.4.0 (the newest 4.x)
 #   - Kafka Connect's runtime and the FileStream connectors (Maven) copied to .deps/connect-libs
 #   - Kafka Streams and Apache Kafka's WordCountDemo (Maven) copied to .deps/streams-libs
+#   - MirrorMaker 2 (Maven) copied to .deps/mm2-libs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,5 +65,15 @@ if [ ! -f .deps/streams-libs/.pom ] || ! cmp -s "$STREAMS_POM" .deps/streams-lib
   mkdir -p .deps/streams-libs
   mvn -q -B -f "$STREAMS_POM" dependency:copy-dependencies -DoutputDirectory="$PWD/.deps/streams-libs"
   cp "$STREAMS_POM" .deps/streams-libs/.pom
+fi
+# MirrorMaker 2 (connect-mirror with its Connect runtime) for tests/test_mirror_maker.py, in
+# .deps/mm2-libs; its pom says which version and why.
+MM2_POM=tests/java/mirror/pom.xml
+if [ ! -f .deps/mm2-libs/.pom ] || ! cmp -s "$MM2_POM" .deps/mm2-libs/.pom; then
+  echo "== fetching MirrorMaker 2 (Maven) into .deps/mm2-libs"
+  rm -rf .deps/mm2-libs
+  mkdir -p .deps/mm2-libs
+  mvn -q -B -f "$MM2_POM" dependency:copy-dependencies -DoutputDirectory="$PWD/.deps/mm2-libs"
+  cp "$MM2_POM" .deps/mm2-libs/.pom
 fi
 echo "== test dependencies ready"
