@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
-#   - kcat (Debian package)
+#   - kcat and rapidjson-dev (Debian packages; RapidJSON for librdkafka's tests, scripts/peer)
 #   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python and codecs
 #   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
 #     and .deps/kafka-libs-4.4.0 (the newest 4.x)
@@ -14,6 +14,12 @@ if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q kcat >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null; }
+fi
+if [ ! -f /usr/include/rapidjson/schema.h ]; then
+  echo "== installing rapidjson-dev"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q rapidjson-dev >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q rapidjson-dev >/dev/null; }
 fi
 
 REQ=tests/requirements.txt
