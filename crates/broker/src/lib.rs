@@ -11,6 +11,7 @@ pub mod internal_topics;
 pub mod internode;
 pub mod partition;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod txn;
 

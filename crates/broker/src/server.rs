@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{dispatch, Outcome};
+use crate::security::Session;
 
 /// Accepts connections on one listener until the task is aborted.
 pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, listener_name: String) {
@@ -81,13 +82,14 @@ async fn serve_connection(
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let max = broker.config.socket_request_max_bytes;
     let mut stopping = broker.stopping();
+    let session = Session::anonymous(&listener_name, peer);
     loop {
         let frame = tokio::select! {
             f = read_frame(&mut rd, max, peer) => f?,
             _ = stopping.wait_for(|s| *s) => None,
         };
         let Some(frame) = frame else { break };
-        match dispatch(&broker, &listener_name, peer, frame).await {
+        match dispatch(&broker, &session, frame).await {
             Outcome::Respond(bytes) => wr.write_all(&bytes).await?,
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {

@@ -90,6 +90,8 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     /// The client's address as Kafka prints it ("/ip").
     pub client_host: String,
+    /// The principal the connection is authenticated as.
+    pub principal: Arc<crate::security::KafkaPrincipal>,
 }
 
 impl RequestContext {
@@ -244,10 +246,10 @@ async fn internode(
 /// Decodes and handles one request frame.
 pub async fn dispatch(
     broker: &Arc<Broker>,
-    listener: &str,
-    peer: std::net::SocketAddr,
+    session: &crate::security::Session,
     frame: Bytes,
 ) -> Outcome {
+    let (listener, peer) = (session.listener.as_str(), session.peer);
     let Ok((api_key_raw, api_version, correlation_id)) = peek_prefix(&frame) else {
         return Outcome::Close("request shorter than a header");
     };
@@ -292,6 +294,7 @@ pub async fn dispatch(
         api_version,
         client_id: head.client_id,
         client_host: format!("/{}", peer.ip()),
+        principal: session.principal.clone(),
     };
     let response: Option<ResponseKind> = match request {
         RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
