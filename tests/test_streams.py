@@ -7,8 +7,23 @@ exactly_once_v2.
 Every run feeds input while the application runs, kills the application with SIGKILL half a second
 after it has written output and committed input offsets (commit.interval.ms 1000 / 1500: so inside
 an open transaction under exactly_once_v2, after progress not yet committed under at_least_once), restarts
-it on the same state directory while the input keeps coming, and stops it with SIGTERM once its
-output has caught up. Then, with the input the broker acknowledged as the truth:
+it on the same state directory while the input keeps coming, and does it again once the restarted
+instance has written output and committed and the broker's log cleaner has compacted the changelogs
+past their ends of that moment; stops it with SIGTERM once its output has caught up and its input
+offsets are committed.
+
+The changelogs are really compacted while the application runs: Streams creates its internal topics
+with our topic.* settings (segment.ms 1000, min.cleanable.dirty.ratio 0.01, delete.retention.ms
+1000; no small segment.bytes, which Kafka 4 refuses below 1 MiB) and the broker looks for dirty logs
+every 200 ms (log.cleaner.backoff.ms). So the second restart restores its stores (from offset 0:
+under exactly_once_v2 Streams wipes them after a crash, under at_least_once it has written no
+checkpoint file for so few records) from a changelog the cleaner has rewritten; under
+exactly_once_v2 one that held transactional batches, commit markers and the aborted transaction
+(its records and abort marker) of the first SIGKILL, which the first restart aborted. Any mistake
+of the cleaner there (an aborted record kept without its marker, a latest value dropped, a
+committed batch lost) shows in the output checks below.
+
+Then, with the input the broker acknowledged as the truth:
 
 - exactly_once_v2 (output read with isolation.level=read_committed): the committed update stream of
   every key is exactly what processing each input record once implies, duplicates of none. The
@@ -23,8 +38,14 @@ output has caught up. Then, with the input the broker acknowledged as the truth:
 
 Both: the changelog topics Streams created are compacted on Runnel (DescribeConfigs), its
 repartition topics have cleanup.policy=delete and retention.ms=-1, and the purge of consumed
-repartition records (DeleteRecords) moved their log start offset. The restarted instance restored
-its stores from the changelogs. The whole file takes about 55 s (four runs of about 13 s)."""
+repartition records (DeleteRecords) moved their log start offset. The second restart restored its
+stores from the changelogs. Read from the beginning at the end, the part of every partition of the
+busy changelogs (WordCount's counts, RegionClicks' totals) that the broker reports cleaned ("cleaned
+a log" with its end offset) holds every key once, fewer records than offsets, and under
+exactly_once_v2 nothing that read_committed does not also return (no aborted record left); and
+under exactly_once_v2 the output has aborted records below its ends of the moment the changelogs
+were taken (the first SIGKILL's transaction had writes). The whole file takes about 80 s (four runs
+of about 20 s) on two busy cores."""
 
 import collections
 import random
@@ -48,8 +69,9 @@ JAVA_OPTS = ["-Xmx128m", "-Xss1m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"
              "-Dorg.slf4j.simpleLogger.showDateTime=true",
              "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"]
 # A restarted instance joins at once (no initial delay); the killed one leaves the group within
-# its short session timeout.
-BROKER_SETTINGS = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "1000"}
+# its short session timeout. The log cleaner looks for dirty logs every 200 ms (Kafka: 15 s).
+BROKER_SETTINGS = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "1000",
+                   "log.cleaner.backoff.ms": "200"}
 PARTITIONS = 2
 GUARANTEES = ["at_least_once", "exactly_once_v2"]
 
@@ -121,9 +143,16 @@ def app_settings(broker, tmp, guarantee):
         "commit.interval.ms": 1000 if guarantee == "exactly_once_v2" else 1500,
         "statestore.cache.max.bytes": 0,
         "repartition.purge.interval.ms": 500,
-        # the main consumer's: a killed instance is out of the group within 3 s
-        "session.timeout.ms": 3000,
+        # the main consumer's: a killed instance is out of the group within 2 s
+        "session.timeout.ms": 2000,
         "heartbeat.interval.ms": 500,
+        # Configs of the internal topics Streams creates: a segment a second (rolled by time:
+        # Kafka 4 refuses a segment.bytes below 1 MiB), cleaned as soon as a closed segment is
+        # dirty, tombstones and transaction markers removed a second after their first cleaning.
+        # So the changelogs are compacted while the application runs.
+        "topic.segment.ms": 1000,
+        "topic.min.cleanable.dirty.ratio": 0.01,
+        "topic.delete.retention.ms": 1000,
     }
 
 
@@ -177,11 +206,16 @@ class Feeder(threading.Thread):
         return self.acked
 
 
-class OutputReader:
-    """Every record of an output topic (string keys, long values) from the beginning, in order per
-    partition, read with `isolation`."""
+def long_value(v):
+    return struct.unpack(">q", v)[0]
 
-    def __init__(self, bootstrap, topic, isolation):
+
+class OutputReader:
+    """Every record of an output topic (string keys, long values; other values with another
+    `decode`) from the beginning, in order per partition, read with `isolation`."""
+
+    def __init__(self, bootstrap, topic, isolation, decode=long_value):
+        self.decode = decode
         self.c = Consumer({"bootstrap.servers": bootstrap, "group.id": "checker",
                            "enable.auto.commit": False, "isolation.level": isolation,
                            "enable.partition.eof": True})
@@ -202,7 +236,8 @@ class OutputReader:
                     self.eof[m.partition()] = m.offset()
                     continue
                 raise AssertionError(m.error())
-            key, (value,) = m.key().decode(), struct.unpack(">q", m.value())
+            key, value = m.key().decode(), m.value()
+            value = None if value is None else self.decode(value)
             self.records.append((m.partition(), m.offset(), key, value))
             self.last[key] = value
             self.eof.pop(m.partition(), None)
@@ -247,13 +282,51 @@ def committed(admin, group, topic):
     return sum(max(tp.offset, 0) for tp in result.topic_partitions)
 
 
-def run_with_crash(broker, app, feeder, output, guarantee, truth_of):
+def end_offsets(consumer, topic):
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(PARTITIONS)}
+
+
+def cleaned_to(broker, topic):
+    """partition → the end offset of the furthest cleaning of `topic` in the broker's log."""
+    out = {}
+    for line in broker.log_text().splitlines():
+        if "cleaned a log" in line:
+            fields = dict(re.findall(r"(\w+)=(\S+)", line))
+            if fields.get("topic") == topic:
+                p = int(fields["partition"])
+                out[p] = max(out.get(p, 0), int(fields["to"]))
+    return out
+
+
+def restored(app):
+    """The records the latest run of `app` restored into its stores, per changelog."""
+    log = app.log_path.read_text(errors="replace").split(f"===== run {app.runs} =====")[-1]
+    out = collections.Counter()
+    for changelog, n in re.findall(r"Finished restoring changelog (\S+) to store \S+ with a total "
+                                   r"number of (\d+) records", log):
+        out[changelog.rsplit("-", 1)[0]] += int(n)
+    return out
+
+
+def run_with_crash(broker, app, feeder, output, guarantee, truth_of, changelogs):
     """Starts the app while the feeder runs; once it wrote output and committed its input offsets,
-    SIGKILLs it half a second later, restarts it, ends the input, waits until the output caught up
-    with truth_of(acked input) and stops the app with SIGTERM. Returns the truth."""
+    SIGKILLs it half a second later and restarts it; once the restarted instance wrote output and
+    committed, waits until the broker cleaned every partition of `changelogs` past the end it had then, and
+    SIGKILLs and restarts it again, so that this second restart restores its stores from
+    changelogs compacted over the first crash (under exactly_once_v2: over the transaction the
+    first SIGKILL left open, which the first restart aborted). Then ends the input, waits until
+    the output caught up with truth_of(acked input) and stops the app with SIGTERM. Returns the
+    truth, and per partition the output's end offset when the first restart wrote output."""
     isolation = "read_committed" if guarantee == "exactly_once_v2" else "read_uncommitted"
     reader = OutputReader(broker.bootstrap, output, isolation)
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    t0 = time.time()
+    phases = []
+
+    def phase(name):
+        phases.append(f"{name} {time.time() - t0:.1f}")
+
     feeder.start()
     app.start()
     wait_until("output and an offset commit",
@@ -261,27 +334,80 @@ def run_with_crash(broker, app, feeder, output, guarantee, truth_of):
                90, app, reader)
     time.sleep(0.5)
     app.kill9()  # the feeder goes on: input arrives before, during and after the crash
-    before = len(reader.records)
-    time.sleep(0.5)
+    phase("kill")
+    before, commits = len(reader.records), committed(admin, app.group, feeder.topic)
     app.start()
-    time.sleep(2)  # input arrives while the restarted instance rejoins and restores its state
+    # Output and an offset commit from the restarted instance (so that the second SIGKILL, like
+    # the first, loses only the progress since a commit): under exactly_once_v2 its producer
+    # (the same transactional.id: the process id is kept in the state directory) aborted the
+    # killed instance's transaction first, so the changelogs' ends are past its abort markers.
+    wait_until("output and an offset commit from the restarted instance",
+               lambda: len(reader.records) >= before + 20
+               and committed(admin, app.group, feeder.topic) > commits,
+               90, app, reader)
+    phase("restarted")
+    marks = {t: end_offsets(reader.c, t) for t in changelogs}
+    output_marks = end_offsets(reader.c, output)
+    started = time.time()
+    wait_until(f"cleanings of {changelogs} past {marks}",
+               lambda: all(cleaned_to(broker, t).get(p, -1) >= end
+                           for t, ends in marks.items() for p, end in ends.items()),
+               60, app, reader)
+    waited = time.time() - started
+    app.kill9()
+    phase("kill")
+    app.start()
+    time.sleep(1)  # input arrives while the restarted instance rejoins and restores its state
     truth = truth_of(feeder.finish())
+    # Caught up: all input processed and its offsets committed (under at_least_once the output
+    # alone can reach the truth early, counts being over-counted), and the output as expected.
+    input_end = sum(end_offsets(reader.c, feeder.topic).values())
     if guarantee == "exactly_once_v2":
-        def caught_up():
+        def output_ok():
             return reader.last == truth
     else:
-        def caught_up():
+        def output_ok():
             return reader.last.keys() == truth.keys() and all(reader.last[k] >= v for k, v in truth.items())
-    wait_until(f"output equal to the truth {truth}", caught_up, 90, app, reader)
+    wait_until(f"output equal to the truth {truth} and input offsets committed",
+               lambda: output_ok() and committed(admin, app.group, feeder.topic) == input_end,
+               90, app, reader)
+    phase("caught up")
     reader.close()
-    print(f"{guarantee}: {feeder.sent} input records; {before} output records before the SIGKILL")
-    # The restarted instance rebuilt its stores from the changelog topics on Runnel (under
+    # The second restart rebuilt the stores from the changelog topics on Runnel (under
     # exactly_once_v2 it wipes them first: after a crash they may hold uncommitted writes).
-    restart_log = app.log_path.read_text(errors="replace").split(f"===== run {app.runs} =====")[-1]
-    restored = [int(n) for n in re.findall(r"Finished restoring changelog \S+ to store \S+ with a total "
-                                           r"number of (\d+) records", restart_log)]
-    assert sum(restored) > 0, f"nothing restored from the changelogs: {restored}\n{app.log_tail()}"
-    return truth
+    counts = restored(app)
+    print(f"{guarantee}: {feeder.sent} input records; {before} output records before the first "
+          f"SIGKILL; changelogs cleaned past {marks} {waited:.1f} s after; the second restart "
+          f"restored {dict(counts)}; seconds: {', '.join(phases)}")
+    assert all(counts[t] > 0 for t in changelogs), f"not restored: {counts}\n{app.log_tail()}"
+    return truth, output_marks
+
+
+def check_changelogs(broker, changelogs, guarantee):
+    """Read from the beginning once the application stopped, the part of every partition of
+    `changelogs` that the broker cleaned is compacted: every key once, nothing an aborted
+    transaction wrote (read_uncommitted sees exactly what read_committed sees), fewer records
+    than offsets."""
+    for topic in changelogs:
+        upto = cleaned_to(broker, topic)
+        assert sorted(upto) == list(range(PARTITIONS)), f"{topic}: cleaned {upto}"
+        views = {}
+        eos = guarantee == "exactly_once_v2"
+        for isolation in ["read_uncommitted"] + (["read_committed"] if eos else []):
+            r = OutputReader(broker.bootstrap, topic, isolation, decode=bytes).read_to_end()
+            views[isolation] = sorted(r.records)
+            ends = end_offsets(r.c, topic)
+            r.close()
+        for p, end in upto.items():
+            cleaned = {i: [x for x in views[i] if x[0] == p and x[1] < end] for i in views}
+            keys = [k for _p, _o, k, _v in cleaned["read_uncommitted"]]
+            assert len(keys) == len(set(keys)), f"{topic}-{p}: keys repeated below {end}: {keys}"
+            if "read_committed" in cleaned:
+                assert cleaned["read_uncommitted"] == cleaned["read_committed"], \
+                    f"{topic}-{p}: aborted records below {end}"
+            assert len(keys) < end, (topic, p, end, keys)
+            print(f"{topic}-{p} ({guarantee}): {len(keys)} records below offset {end} (cleaned), "
+                  f"{ends[p]} offsets in all")
 
 
 def check_internal_topics(broker, app_id, changelogs, repartitions):
@@ -319,17 +445,27 @@ def wait_purged(broker, app, topic):
 
 def final_output(broker, topic, guarantee):
     """The whole output once the application stopped: key → its values in offset order, read
-    read_committed for exactly_once_v2 (then the number of records that read_uncommitted sees
-    besides, those of transactions aborted after the SIGKILL, is printed)."""
+    read_committed for exactly_once_v2; and the (partition, offset) of the records that
+    read_uncommitted sees besides, those of aborted transactions (none for at_least_once)."""
     eos = guarantee == "exactly_once_v2"
     reader = OutputReader(broker.bootstrap, topic, "read_committed" if eos else "read_uncommitted")
-    updates, committed = reader.read_to_end().updates(), len(reader.records)
+    updates, committed = reader.read_to_end().updates(), {(p, o) for p, o, _k, _v in reader.records}
     reader.close()
+    aborted = set()
     if eos:
         everything = OutputReader(broker.bootstrap, topic, "read_uncommitted").read_to_end()
-        print(f"{topic}: {committed} committed records, {len(everything.records) - committed} aborted")
+        aborted = {(p, o) for p, o, _k, _v in everything.records} - committed
+        print(f"{topic}: {len(committed)} committed records, {len(aborted)} aborted")
         everything.close()
-    return updates
+    return updates, aborted
+
+
+def check_aborted_before(aborted, marks, guarantee):
+    """Under exactly_once_v2 the first SIGKILL left a transaction with output (and so changelog
+    writes: every update goes to both) that was aborted before `marks`, the output's ends when
+    the changelogs' ends were taken and then cleaned past."""
+    if guarantee == "exactly_once_v2":
+        assert any(o < marks[p] for p, o in aborted), f"no aborted output below {marks}: {sorted(aborted)}"
 
 
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike november "
@@ -348,22 +484,24 @@ def test_wordcount_demo(broker_factory, tmp_path, classes, guarantee):
     def truth_of(acked):
         return dict(collections.Counter(w for _k, v in acked for w in v.decode().split()))
 
+    store = "streams-wordcount-KSTREAM-AGGREGATE-STATE-STORE-0000000003"
     app = StreamsApp(tmp_path, "org.apache.kafka.streams.examples.wordcount.WordCountDemo",
                      "streams-wordcount", classes,
                      app_settings(broker, tmp_path, guarantee))
     feeder = Feeder(broker.bootstrap, "streams-plaintext-input", line, rate=100, minimum=300)
     try:
-        truth = run_with_crash(broker, app, feeder, "streams-wordcount-output",
-                                       guarantee, truth_of)
-        store = "streams-wordcount-KSTREAM-AGGREGATE-STATE-STORE-0000000003"
+        truth, marks = run_with_crash(broker, app, feeder, "streams-wordcount-output", guarantee,
+                                      truth_of, [f"{store}-changelog"])
         wait_purged(broker, app, f"{store}-repartition")
         app.stop()
     finally:
         if app.alive():
             app.kill9()
     check_internal_topics(broker, "streams-wordcount", [f"{store}-changelog"], [f"{store}-repartition"])
+    check_changelogs(broker, [f"{store}-changelog"], guarantee)
 
-    updates = final_output(broker, "streams-wordcount-output", guarantee)
+    updates, aborted = final_output(broker, "streams-wordcount-output", guarantee)
+    check_aborted_before(aborted, marks, guarantee)
     assert updates.keys() == truth.keys()
     if guarantee == "exactly_once_v2":
         for word, n in truth.items():
@@ -416,8 +554,8 @@ def test_ktable_kstream_join(broker_factory, tmp_path, classes, guarantee):
                      app_settings(broker, tmp_path, guarantee))
     feeder = Feeder(broker.bootstrap, "user-clicks", click, rate=100, minimum=300)
     try:
-        truth = run_with_crash(broker, app, feeder, "clicks-per-region", guarantee,
-                                       truth_of)
+        truth, marks = run_with_crash(broker, app, feeder, "clicks-per-region", guarantee,
+                                      truth_of, ["region-clicks-region-totals-changelog"])
         wait_purged(broker, app, "region-clicks-by-region-repartition")
         app.stop()
     finally:
@@ -427,8 +565,10 @@ def test_ktable_kstream_join(broker_factory, tmp_path, classes, guarantee):
                           ["region-clicks-user-regions-STATE-STORE-0000000000-changelog",
                            "region-clicks-region-totals-changelog"],
                           ["region-clicks-by-region-repartition"])
+    check_changelogs(broker, ["region-clicks-region-totals-changelog"], guarantee)
 
-    updates = final_output(broker, "clicks-per-region", guarantee)
+    updates, aborted = final_output(broker, "clicks-per-region", guarantee)
+    check_aborted_before(aborted, marks, guarantee)
     assert updates.keys() == truth.keys()
     if guarantee == "exactly_once_v2":
         for r, values in updates.items():
