@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
@@ -24,7 +24,8 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, listener_na
                 let b = broker.clone();
                 let name = listener_name.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_connection(b, sock, peer, name).await {
+                    let session = Session::anonymous(&name, peer);
+                    if let Err(e) = serve_connection(b, sock, session).await {
                         debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
@@ -72,25 +73,36 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
 
 use bytes::BufMut;
 
-async fn serve_connection(
+/// The byte stream a connection runs over: a plain [`tokio::net::TcpStream`] or a TLS stream over one
+/// (SSL / SASL_SSL listeners). SASL runs inside [`serve_connection`] on either.
+pub trait ConnStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnStream for T {}
+
+/// Serves one connection's requests until it ends: over any [`ConnStream`] once the accept path
+/// (TCP, plus the TLS handshake on SSL listeners) has set up `session`.
+pub async fn serve_connection<S: ConnStream>(
     broker: Arc<Broker>,
-    sock: TcpStream,
-    peer: SocketAddr,
-    listener_name: String,
+    stream: S,
+    session: Session,
 ) -> std::io::Result<()> {
-    let (rd, mut wr) = sock.into_split();
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    // Requests are handled one at a time, so one buffered stream serves both directions (no
+    // split): reads go through the buffer, writes pass straight to the stream.
+    let mut conn = BufReader::with_capacity(64 * 1024, stream);
+    let peer = session.peer;
     let max = broker.config.socket_request_max_bytes;
     let mut stopping = broker.stopping();
-    let session = Session::anonymous(&listener_name, peer);
     loop {
         let frame = tokio::select! {
-            f = read_frame(&mut rd, max, peer) => f?,
+            f = read_frame(&mut conn, max, peer) => f?,
             _ = stopping.wait_for(|s| *s) => None,
         };
         let Some(frame) = frame else { break };
         match dispatch(&broker, &session, frame).await {
-            Outcome::Respond(bytes) => wr.write_all(&bytes).await?,
+            Outcome::Respond(bytes) => {
+                conn.write_all(&bytes).await?;
+                // A TLS stream holds written bytes until flushed; a TCP stream's flush is a no-op.
+                conn.flush().await?;
+            }
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
                 info!(%peer, reason, "closing connection");
@@ -98,6 +110,6 @@ async fn serve_connection(
             }
         }
     }
-    let _ = wr.shutdown().await;
+    let _ = conn.shutdown().await;
     Ok(())
 }
