@@ -56,6 +56,9 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// The transaction coordinator.
     pub txns: crate::txn::TxnCoordinator,
+    /// The client quota managers (`producer_byte_rate`, `consumer_byte_rate`,
+    /// `request_percentage`).
+    pub quotas: crate::security::quota::QuotaManagers,
     /// The controller's state on this node (active when this node leads the quorum).
     pub controller: crate::controller::Controller,
     /// Random id of this run of the process, sent with the broker registration.
@@ -321,6 +324,8 @@ impl Broker {
             stopping: watch::channel(false).0,
             groups: crate::group::GroupCoordinator::new(&config),
             txns: crate::txn::TxnCoordinator::new(&config),
+            quotas: crate::security::quota::QuotaManagers::from_config(&config)
+                .map_err(anyhow::Error::msg)?,
             controller: Default::default(),
             incarnation_id: uuid::Uuid::new_v4(),
             directory_id,

@@ -155,6 +155,8 @@ const BROKER: &[ConfigEntry] = &[
     b("offsets.topic.replication.factor", Some("3"), Short, "Replication factor of __consumer_offsets (capped at the broker count)."),
     b("offsets.topic.segment.bytes", Some("104857600"), Int, "Segment size of __consumer_offsets, set when it is created (kept small so it compacts quickly)."),
     b("process.roles", Some("broker,controller"), List, "broker, controller, or both (Runnel's default: both, a cluster of one)."),
+    b("quota.window.num", Some("11"), Int, "Sample windows client quotas are measured over (producer_byte_rate, consumer_byte_rate, request_percentage)."),
+    b("quota.window.size.seconds", Some("1"), Int, "Length of one client quota sample window."),
     dynamic("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), Long, "Bytes per second copied when AlterReplicaLogDirs moves a replica between this broker's log dirs (set at run time)."),
     b("replica.lag.time.max.ms", Some("30000"), Long, "A follower that has not caught up for this long leaves the ISR."),
     b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),

@@ -118,6 +118,8 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerImage>,
     /// The next producer id to hand out.
     pub next_producer_id: i64,
+    /// Client quotas (AlterClientQuotas), shared between images until one changes.
+    pub client_quotas: Arc<crate::quotas::ClientQuotasImage>,
     /// Finalized feature levels set through UpdateFeatures, by feature name; a feature not
     /// here has the level the broker finalizes by default.
     pub features: BTreeMap<String, i16>,
@@ -270,6 +272,12 @@ impl MetadataImage {
             MetadataRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id)
             }
+            MetadataRecord::ClientQuota {
+                entity,
+                key,
+                value,
+                remove,
+            } => Arc::make_mut(&mut self.client_quotas).apply(entity, key, value.0, *remove),
             MetadataRecord::FeatureLevel { name, level } => {
                 self.features.insert(name.clone(), *level);
             }
@@ -328,6 +336,7 @@ impl MetadataImage {
                 next_producer_id: self.next_producer_id,
             });
         }
+        out.extend(self.client_quotas.to_records());
         out.extend(
             self.features
                 .iter()

@@ -7,6 +7,7 @@
 pub mod image;
 pub mod log;
 pub mod quorum;
+pub mod quotas;
 pub mod raft;
 pub mod records;
 

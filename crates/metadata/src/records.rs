@@ -112,6 +112,17 @@ pub enum MetadataRecord {
         /// First producer id not yet handed out.
         next_producer_id: i64,
     },
+    /// A client quota value set or removed on an entity, as Kafka's ClientQuotaRecord.
+    ClientQuota {
+        /// The entity (user, client id, both, or an IP; a None name is the type's default).
+        entity: Vec<crate::quotas::EntityData>,
+        /// The quota key (`producer_byte_rate`, ...).
+        key: String,
+        /// The value set (ignored when removing).
+        value: crate::quotas::QuotaValue,
+        /// Whether the key is removed rather than set.
+        remove: bool,
+    },
     /// A finalized feature level was set (UpdateFeatures), as Kafka's FeatureLevelRecord.
     FeatureLevel {
         /// Feature name (`group.version`, `transaction.version`, ...).

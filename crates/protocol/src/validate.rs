@@ -844,6 +844,18 @@ const DESCRIBE_CLIENT_QUOTAS: &[Field] = &[
     f(0, Bool),                                   // Strict
 ];
 
+// AlterClientQuotas (49)
+const ALTER_CLIENT_QUOTAS: &[Field] = &[
+    f(
+        0,
+        Arr(&[
+            f(0, Arr(&[f(0, Str), f(0, Str)])), // Entity: EntityType, EntityName
+            f(0, Arr(&[f(0, Str), f(0, I64), f(0, Bool)])), // Ops: Key, Value (float64), Remove
+        ]),
+    ),
+    f(0, Bool), // ValidateOnly
+];
+
 // DescribeUserScramCredentials (50)
 const DESCRIBE_USER_SCRAM_CREDENTIALS: &[Field] = &[f(0, Arr(&[f(0, Str)]))]; // Users: Name
 
@@ -904,6 +916,7 @@ const APIS: &[Api] = &[
     api(46, 0, 0, 0, LIST_PARTITION_REASSIGNMENTS),
     api(47, 0, 0, NONE, OFFSET_DELETE),
     api(48, 0, 1, 1, DESCRIBE_CLIENT_QUOTAS),
+    api(49, 0, 1, 1, ALTER_CLIENT_QUOTAS),
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS),
     api(55, 0, 2, 0, DESCRIBE_QUORUM),
     api(57, 0, 2, 0, UPDATE_FEATURES),

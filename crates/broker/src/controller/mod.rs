@@ -12,6 +12,7 @@ pub mod elr;
 pub mod features;
 pub mod lifecycle;
 pub mod placement;
+pub mod quotas;
 pub mod reassign;
 
 pub use configs::set_broker_configs;
@@ -525,6 +526,13 @@ pub enum ControllerRequest {
         /// Node id.
         broker_id: i32,
     },
+    /// AlterClientQuotas: every entity's changes, committed together.
+    AlterClientQuotas {
+        /// The changes, one per entity.
+        alterations: Vec<quotas::QuotaAlteration>,
+        /// Only validate.
+        validate_only: bool,
+    },
 }
 
 /// ElectLeaders' (or AlterPartitionReassignments') outcome for one partition: Kafka's error
@@ -562,6 +570,9 @@ pub struct ControllerOk {
     /// ElectLeaders' or AlterPartitionReassignments' results, by topic.
     #[serde(default)]
     pub elections: Vec<(String, Vec<PartitionElection>)>,
+    /// AlterClientQuotas' results, one per entity.
+    #[serde(default)]
+    pub quota_results: Vec<quotas::QuotaResult>,
 }
 
 /// A reply as it crosses the wire: the result, with the error as (code, message).
@@ -815,6 +826,13 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
             propose(broker, vec![MetadataRecord::UnregisterBroker { broker_id }])?;
             broker.controller.sessions.lock().remove(&broker_id);
             tracing::info!(broker_id, "broker unregistered");
+        }
+        ControllerRequest::AlterClientQuotas {
+            alterations,
+            validate_only,
+        } => {
+            ok.quota_results =
+                quotas::exec_alter_client_quotas(broker, alterations, validate_only)?;
         }
     }
     ok.offset = broker.image().last_offset;

@@ -20,6 +20,7 @@ use crate::broker::Broker;
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod add_raft_voter;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod alter_replica_log_dirs;
@@ -34,6 +35,7 @@ pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_acls;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -363,6 +365,10 @@ pub async fn dispatch(
             Some(list_partition_reassignments::handle(&ctx, r).into())
         }
         RequestKind::UnregisterBroker(r) => Some(unregister_broker::handle(&ctx, r).await.into()),
+        RequestKind::DescribeClientQuotas(r) => {
+            Some(describe_client_quotas::handle(&ctx, r).into())
+        }
+        RequestKind::AlterClientQuotas(r) => Some(alter_client_quotas::handle(&ctx, r).into()),
         _ => return Outcome::Close("API not served"),
     };
     match response {

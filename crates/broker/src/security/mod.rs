@@ -3,6 +3,8 @@
 //! otherwise) and the per-connection [`Session`] every request of the connection carries to its
 //! handler. Authentication, authorization and quotas build on these.
 
+pub mod quota;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -41,6 +41,7 @@ pub(super) fn build(key: i16, v: i16) -> Vec<u8> {
         33 => enc(&alter_configs(), v),
         37 => enc(&create_partitions(), v),
         44 => enc(&incremental_alter_configs(), v),
+        49 => enc(&alter_client_quotas(), v),
         60 => enc(
             &DescribeClusterRequest::default()
                 .with_include_cluster_authorized_operations(true)
@@ -54,6 +55,30 @@ pub(super) fn build(key: i16, v: i16) -> Vec<u8> {
         80 | 81 => build_raft_voter(key, v),
         _ => build_group(key, v),
     }
+}
+
+/// An AlterClientQuotas body: a user+client entity with a default client, a set and a removal.
+fn alter_client_quotas() -> AlterClientQuotasRequest {
+    use kafka_protocol::messages::alter_client_quotas_request::*;
+    AlterClientQuotasRequest::default()
+        .with_entries(vec![EntryData::default()
+            .with_entity(vec![
+                EntityData::default()
+                    .with_entity_type(s("user"))
+                    .with_entity_name(Some(s("alice"))),
+                EntityData::default()
+                    .with_entity_type(s("client-id"))
+                    .with_entity_name(None),
+            ])
+            .with_ops(vec![
+                OpData::default()
+                    .with_key(s("producer_byte_rate"))
+                    .with_value(1024.0),
+                OpData::default()
+                    .with_key(s("consumer_byte_rate"))
+                    .with_remove(true),
+            ])])
+        .with_validate_only(true)
 }
 
 /// AddRaftVoter and RemoveRaftVoter bodies.
@@ -151,6 +176,7 @@ pub(super) fn all_apis() -> Vec<(i16, i16, i16)> {
         r::<UnregisterBrokerRequest>(64),
         r::<IncrementalAlterConfigsRequest>(44),
         r::<DescribeClientQuotasRequest>(48),
+        r::<AlterClientQuotasRequest>(49),
         r::<DescribeUserScramCredentialsRequest>(50),
         r::<DescribeQuorumRequest>(55),
         r::<UpdateFeaturesRequest>(57),

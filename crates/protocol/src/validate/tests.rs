@@ -57,6 +57,7 @@ fn decode_ok(key: i16, v: i16, body: &[u8]) -> bool {
         46 => d::<ListPartitionReassignmentsRequest>(body, v),
         64 => d::<UnregisterBrokerRequest>(body, v),
         48 => d::<DescribeClientQuotasRequest>(body, v),
+        49 => d::<AlterClientQuotasRequest>(body, v),
         50 => d::<DescribeUserScramCredentialsRequest>(body, v),
         55 => d::<DescribeQuorumRequest>(body, v),
         57 => d::<UpdateFeaturesRequest>(body, v),
