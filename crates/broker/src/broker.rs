@@ -398,17 +398,21 @@ impl Broker {
     }
 
     /// Allocates a producer id, reserving a new block from the active controller when needed
-    /// (blocks never overlap across brokers).
+    /// (blocks never overlap across brokers). Off the runtime's threads as a whole: a caller
+    /// waiting for the lock while another reserves a block would otherwise hold a thread that
+    /// the reservation's wait for this broker's metadata may need.
     pub fn allocate_producer_id(&self) -> anyhow::Result<i64> {
-        let mut ids = self.producer_ids.lock();
-        if ids.0 >= ids.1 {
-            let first = crate::controller::allocate_producer_ids(self, PRODUCER_ID_BLOCK)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            *ids = (first, first + PRODUCER_ID_BLOCK);
-        }
-        let id = ids.0;
-        ids.0 += 1;
-        Ok(id)
+        crate::internode::blocking(|| {
+            let mut ids = self.producer_ids.lock();
+            if ids.0 >= ids.1 {
+                let first = crate::controller::allocate_producer_ids(self, PRODUCER_ID_BLOCK)
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                *ids = (first, first + PRODUCER_ID_BLOCK);
+            }
+            let id = ids.0;
+            ids.0 += 1;
+            Ok(id)
+        })
     }
 
     /// The cluster id (empty until a multi-node quorum has written it).

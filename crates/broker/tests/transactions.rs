@@ -192,3 +192,74 @@ async fn unused_transactional_ids_expire() {
     let code = c.send(&describe, 0).await.transaction_states[0].error_code;
     assert_eq!(code, 105);
 }
+
+/// A broker's first producer id comes from the controller, after which the broker waits for its
+/// own metadata (a raft message from the leader) to catch up. The transaction coordinator used to
+/// hold its lock meanwhile: the other requests for transactional ids it coordinates then blocked
+/// on that lock on the runtime's threads, and with them the raft message the wait needed, so the
+/// broker stalled until a 30 s deadline (librdkafka's 0098_consumer_txn saw a node fenced). On
+/// three nodes sharing two threads, producers starting all at once each get their id promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_starting_all_at_once_are_answered_promptly() {
+    let cluster =
+        common::TestCluster::start(3, &[("transaction.state.log.num.partitions", "6")]).await;
+    cluster.wait_formed().await;
+    let ports = cluster.ports.clone();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let ports = ports.clone();
+        let addr = move |node: i32| -> std::net::SocketAddr {
+            format!("127.0.0.1:{}", ports[2 * (node as usize - 1)])
+                .parse()
+                .unwrap()
+        };
+        tasks.push(tokio::spawn(async move {
+            let tid = format!("start-{i}");
+            let init = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(&tid))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let find = FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_key(s(&tid));
+            let mut any = Client::connect(addr(1 + i % 3)).await;
+            loop {
+                let f = any.send(&find, 3).await;
+                if f.error_code != 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    continue;
+                }
+                let mut c = Client::connect(addr(f.node_id.0)).await;
+                let r = c.send(&init, 4).await;
+                match r.error_code {
+                    0 => return r.producer_id.0,
+                    // COORDINATOR_LOAD_IN_PROGRESS, _NOT_AVAILABLE, NOT_COORDINATOR,
+                    // CONCURRENT_TRANSACTIONS: retried, as producers do.
+                    14 | 15 | 16 | 51 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await
+                    }
+                    e => panic!("InitProducerId for {tid}: error {e}"),
+                }
+            }
+        }));
+    }
+    let all = async {
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        ids
+    };
+    let mut ids = tokio::time::timeout(std::time::Duration::from_secs(15), all)
+        .await
+        .expect("InitProducerId not answered within 15 s: a broker stalled");
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        24,
+        "every transactional id has its own producer id"
+    );
+    cluster.shutdown().await;
+}

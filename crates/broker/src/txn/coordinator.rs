@@ -120,6 +120,31 @@ impl TxnCoordinator {
         Ok(txns)
     }
 
+    /// A producer id taken before the coordinator's lock, when the id's state says its request
+    /// will need one (`new_id`: the id is not known yet; or its epoch is exhausted). Taking one
+    /// may ask the controller and wait for this broker's metadata, whose publishing takes the
+    /// lock to load `__transaction_state` partitions: under the lock, that wait stalled the
+    /// broker until its 30 s deadline (its handlers' threads blocked on the lock in turn). A
+    /// spare that goes unused is only a producer id skipped.
+    fn spare_producer_id(
+        &self,
+        broker: &Broker,
+        id: &str,
+        new_id: bool,
+    ) -> Result<Option<i64>, ResponseError> {
+        let needed = match self.locked_for(broker, id)?.get(id) {
+            None => new_id,
+            Some(m) => m.producer_epoch >= MAX_EPOCH,
+        };
+        if !needed {
+            return Ok(None);
+        }
+        broker
+            .allocate_producer_id()
+            .map(Some)
+            .map_err(|_| ResponseError::UnknownServerError)
+    }
+
     /// Waits until this broker's writes to the id's `__transaction_state` partition are
     /// committed in the in-sync replicas: what a handler awaits before acknowledging a change.
     pub async fn committed(&self, broker: &Broker, id: &str) -> Result<(), ResponseError> {
@@ -228,12 +253,13 @@ impl TxnCoordinator {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         self.ensure_topic(broker)?;
+        let mut spare = self.spare_producer_id(broker, id, true)?;
         let mut txns = self.locked_for(broker, id)?;
         let now = now_ms();
+        // The state changed since the spare was taken (or not): the producer retries.
+        let mut take_spare = || spare.take().ok_or(ResponseError::ConcurrentTransactions);
         let Some(m) = txns.get_mut(id) else {
-            let producer_id = broker
-                .allocate_producer_id()
-                .map_err(|_| ResponseError::UnknownServerError)?;
+            let producer_id = take_spare()?;
             let m = TxnMeta {
                 producer_id,
                 producer_epoch: 0,
@@ -284,9 +310,7 @@ impl TxnCoordinator {
             }
             return Err(ResponseError::ConcurrentTransactions);
         } else if m.producer_epoch >= MAX_EPOCH {
-            m.producer_id = broker
-                .allocate_producer_id()
-                .map_err(|_| ResponseError::UnknownServerError)?;
+            m.producer_id = take_spare()?;
             m.producer_epoch = -1;
         }
         m.producer_epoch += 1;
@@ -515,6 +539,7 @@ impl TxnCoordinator {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<(i64, i16), ResponseError> {
+        let mut spare = self.spare_producer_id(broker, id, false)?;
         let mut txns = self.locked_for(broker, id)?;
         let m = txns
             .get_mut(id)
@@ -541,7 +566,7 @@ impl TxnCoordinator {
             _ if producer_epoch != m.producer_epoch => Err(ResponseError::ProducerFenced),
             TxnStatus::Ongoing => {
                 let before = m.clone();
-                self.bump_for_v2(broker, m)?;
+                Self::bump_for_v2(m, &mut spare)?;
                 m.status = if commit {
                     TxnStatus::PrepareCommit
                 } else {
@@ -563,7 +588,7 @@ impl TxnCoordinator {
             // Nothing open: an abort just moves to a new epoch; a commit is an error.
             _ if !commit => {
                 let before = m.clone();
-                self.bump_for_v2(broker, m)?;
+                Self::bump_for_v2(m, &mut spare)?;
                 self.finish_overflow(broker, id, m);
                 m.status = TxnStatus::CompleteAbort;
                 m.last_update_ms = now_ms();
@@ -578,14 +603,12 @@ impl TxnCoordinator {
         }
     }
 
-    /// Bumps the epoch for a v2 end; at the last epoch the markers use it and a new producer id
-    /// is taken afterwards (`finish_overflow`).
-    fn bump_for_v2(&self, broker: &Broker, m: &mut TxnMeta) -> Result<(), ResponseError> {
+    /// Bumps the epoch for a v2 end; at the last epoch the markers use it and a new producer id,
+    /// `spare` (see `spare_producer_id`), is switched to afterwards (`finish_overflow`).
+    fn bump_for_v2(m: &mut TxnMeta, spare: &mut Option<i64>) -> Result<(), ResponseError> {
         if m.producer_epoch >= MAX_EPOCH {
             // Markers at i16::MAX; the id is replaced once they are written.
-            m.prev_producer_id = broker
-                .allocate_producer_id()
-                .map_err(|_| ResponseError::UnknownServerError)?;
+            m.prev_producer_id = spare.take().ok_or(ResponseError::ConcurrentTransactions)?;
             m.producer_epoch = i16::MAX;
         } else {
             m.producer_epoch += 1;
