@@ -643,3 +643,37 @@ class _Reader:
 
     def ints(self):
         return [self.i32() for _ in range(self.i32())]
+
+
+def make_tls_certs(directory: Path, clients=("client",), hosts=("localhost",), ips=("127.0.0.1",)):
+    """Test certificates made with the openssl CLI, as the README's "Securing a cluster" shows: a
+    CA (ca.crt, ca.key), a server certificate for `hosts`/`ips` signed by it (server.crt,
+    server.key, and server.pem = key + chain for ssl.keystore.location), and one client
+    certificate per name in `clients` with subject CN=<name>,OU=test,O=runnel (<name>.crt,
+    <name>.key, <name>.pem). Returns `directory`."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", "ca.key",
+        "-out", "ca.crt", "-subj", "/CN=runnel-test-ca")
+
+    def issue(name, subj, ext):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", subj)
+        (d / f"{name}.ext").write_text(ext)
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", "-extfile", f"{name}.ext")
+        (d / f"{name}.pem").write_text((d / f"{name}.key").read_text() + (d / f"{name}.crt").read_text())
+
+    san = ",".join([f"DNS:{h}" for h in hosts] + [f"IP:{i}" for i in ips])
+    issue("server", "/CN=localhost/O=runnel",
+          f"basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+          f"extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName={san}\n")
+    for c in clients:
+        issue(c, f"/O=runnel/OU=test/CN={c}",
+              "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+              "extendedKeyUsage=clientAuth\n")
+    return d

@@ -73,6 +73,9 @@ pub struct Broker {
     /// Whether leftover partition directories were looked for since start-up (done once the
     /// broker's metadata is known to be caught up).
     pub strays_checked: AtomicBool,
+    /// TLS of the SSL / SASL_SSL listeners (server side, and the client side for reaching the
+    /// inter-broker and controller listeners of other nodes).
+    pub tls: Arc<crate::security::tls::TlsListeners>,
     shutting_down: AtomicBool,
     /// Turns true when shutdown begins: client connections close.
     stopping: watch::Sender<bool>,
@@ -264,13 +267,19 @@ impl Broker {
                 .map_err(|e| anyhow::anyhow!("registering with the controller: {}", e.message))?;
         }
         let mut tasks = Vec::new();
+        let limits = Arc::new(
+            crate::security::connections::ConnectionLimits::from_config(&broker.config)
+                .map_err(anyhow::Error::msg)?,
+        );
         for (name, tcp) in sockets {
             tasks.push(tokio::spawn(crate::server::accept_loop(
                 broker.clone(),
                 tcp,
                 name,
+                limits.clone(),
             )));
         }
+        tasks.push(tokio::spawn(broker.tls.clone().reload_loop()));
         tasks.push(tokio::spawn(retention_loop(broker.clone())));
         tasks.push(tokio::spawn(flush_loop(broker.clone())));
         tasks.push(tokio::spawn(group_loop(broker.clone())));
@@ -289,6 +298,9 @@ impl Broker {
     }
 
     fn open(config: BrokerConfig) -> anyhow::Result<Broker> {
+        let tls = Arc::new(
+            crate::security::tls::TlsListeners::from_config(&config).map_err(anyhow::Error::msg)?,
+        );
         let previous_broker_epoch = previous_broker_epoch(&config.log_dirs);
         let (log_dirs, log_dir, stored_cluster_id) = prepare_log_dirs(&config)?;
         let directory_id = ensure_directory_id(&log_dir, config.node_id)?;
@@ -333,6 +345,7 @@ impl Broker {
             broker_epoch: Mutex::new(None),
             previous_broker_epoch,
             strays_checked: AtomicBool::new(false),
+            tls,
             config,
         };
         // Open every partition the metadata places here; remove directories of deleted topics.

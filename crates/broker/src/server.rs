@@ -13,29 +13,91 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{dispatch, Outcome};
+use crate::security::connections::ConnectionLimits;
+use crate::security::tls::{ListenerTls, HANDSHAKE_TIMEOUT};
 use crate::security::Session;
 
-/// Accepts connections on one listener until the task is aborted.
-pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, listener_name: String) {
+/// Accepts connections on one listener until the task is aborted. On SSL and SASL_SSL
+/// listeners each connection first completes its TLS handshake (on its own task, so a slow or
+/// garbage handshake holds up no other client); `limits` applies `max.connections` (accepting
+/// waits for a free place) and `max.connections.per.ip` (a connection past it is closed).
+pub async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    listener_name: String,
+    limits: Arc<ConnectionLimits>,
+) {
+    let tls = broker.tls.get(&listener_name);
     loop {
+        let permits = limits.reserve(&listener_name).await;
         match listener.accept().await {
             Ok((sock, peer)) => {
+                let Some(slot) = limits.admit(peer.ip(), permits) else {
+                    info!(%peer, listener = %listener_name, "max.connections.per.ip reached for this address: connection closed");
+                    drop(sock);
+                    continue;
+                };
                 let _ = sock.set_nodelay(true);
                 let b = broker.clone();
                 let name = listener_name.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let session = Session::anonymous(&name, peer);
-                    if let Err(e) = serve_connection(b, sock, session).await {
+                    let _slot = slot;
+                    let result = match tls {
+                        None => serve_connection(b, sock, Session::anonymous(&name, peer)).await,
+                        Some(tls) => serve_tls(b, sock, peer, name, tls).await,
+                    };
+                    if let Err(e) = result {
                         debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
             }
             Err(e) => {
+                drop(permits);
                 warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
     }
+}
+
+/// A connection on an SSL or SASL_SSL listener: the TLS handshake (at most
+/// [`HANDSHAKE_TIMEOUT`]), then on SSL listeners the principal from the client certificate, then
+/// the requests over the TLS stream. A failed handshake (garbage, plaintext Kafka requests, an
+/// untrusted or missing required certificate) closes the connection and is logged.
+async fn serve_tls(
+    broker: Arc<Broker>,
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    listener_name: String,
+    tls: Arc<ListenerTls>,
+) -> std::io::Result<()> {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(sock)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            info!(%peer, listener = %listener_name, error = %e, "TLS handshake failed: connection closed");
+            return Ok(());
+        }
+        Err(_) => {
+            info!(%peer, listener = %listener_name, "TLS handshake not finished within {} s: connection closed", HANDSHAKE_TIMEOUT.as_secs());
+            return Ok(());
+        }
+    };
+    let mut session = Session::anonymous(&listener_name, peer);
+    if tls.protocol == "SSL" {
+        // On SASL_SSL listeners SASL names the principal; on SSL ones the certificate does.
+        match tls.principal(stream.get_ref().1.peer_certificates()) {
+            Ok(p) => session.principal = Arc::new(p),
+            Err(e) => {
+                warn!(%peer, listener = %listener_name, error = %e, "TLS client authentication failed: connection closed");
+                let mut stream = stream;
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+    debug!(%peer, listener = %listener_name, principal = %session.principal, "TLS connection");
+    serve_connection(broker, stream, session).await
 }
 
 /// Reads the next frame; `Ok(None)` on a clean end of stream.

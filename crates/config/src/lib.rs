@@ -317,7 +317,7 @@ impl BrokerConfig {
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         let mut set = |k: &str, v: &str, origin: &str, warnings: &mut Vec<String>| {
             let k = k.trim().to_string();
-            if tables::broker_entry(&k).is_none() {
+            if tables::broker_entry(&k).is_none() && tables::listener_prefixed_entry(&k).is_none() {
                 if tables::is_accepted_kafka_key(&k) {
                     warnings.push(format!(
                         "{origin}: {k} is a Kafka setting Runnel accepts but does not use"
@@ -354,6 +354,24 @@ impl BrokerConfig {
             .describe()
             .into_iter()
             .map(|(k, v, s)| (k, v.unwrap_or_else(|| "null".into()), s))
+            // Listener-prefixed keys (listener.name.<l>.[<mechanism>.]<key>) as given.
+            .chain(config.explicit.iter().filter_map(|(k, v)| {
+                tables::listener_prefixed_entry(k)
+                    .map(|e| (k.clone(), v.clone(), ConfigSource::StaticBrokerConfig, e))
+                    .map(|(k, v, s, e)| (k, if e.sensitive { "[hidden]".into() } else { v }, s))
+            }))
+            .map(|(k, v, s)| {
+                let secret = tables::broker_entry(&k).is_some_and(|e| e.sensitive);
+                (
+                    k,
+                    if secret && v != "null" {
+                        "[hidden]".into()
+                    } else {
+                        v
+                    },
+                    s,
+                )
+            })
             .collect();
         Ok(LoadedConfig {
             config,
@@ -424,7 +442,7 @@ impl BrokerConfig {
                 ));
             }
             if let Some((_, p)) = map.iter().find(|(n, _)| n == &l.name) {
-                if p != "PLAINTEXT" {
+                if p != "PLAINTEXT" && p != "SSL" {
                     return Err(invalid(
                         "listeners",
                         raw.get("listeners").unwrap_or(""),

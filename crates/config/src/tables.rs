@@ -78,6 +78,14 @@ const fn b(
     }
 }
 
+/// A secret broker config (its value is never shown).
+const fn secret(name: &'static str, doc: &'static str) -> ConfigEntry {
+    ConfigEntry {
+        sensitive: true,
+        ..b(name, None, Password, doc)
+    }
+}
+
 /// A broker config that can be changed at run time (IncrementalAlterConfigs on the broker).
 const fn dynamic(
     name: &'static str,
@@ -142,6 +150,9 @@ const BROKER: &[ConfigEntry] = &[
     b("log.roll.ms", None, Long, "Milliseconds before a new segment is rolled."),
     b("log.segment.bytes", Some("1073741824"), Int, "Largest size of a segment file."),
     b("log.segment.delete.delay.ms", Some("60000"), Long, "Delay before a deleted segment's file is removed."),
+    b("max.connections", Some("2147483647"), Int, "Connections the broker accepts at once on its client listeners (per listener with listener.name.<l>.max.connections); past it, accepting waits until one closes. Inter-broker and controller listeners are not held back."),
+    b("max.connections.per.ip", Some("2147483647"), Int, "Connections accepted from one IP address at once; a connection past it is closed at once."),
+    b("max.connections.per.ip.overrides", Some(""), String, "Per-IP limits overriding max.connections.per.ip: host-or-ip:count pairs separated by commas."),
     b("message.max.bytes", Some("1048588"), Int, "Largest record batch a topic accepts by default."),
     b("metadata.log.dir", None, String, "Directory of the metadata log (__cluster_metadata-0); default: the first of log.dirs."),
     b("min.insync.replicas", Some("1"), Int, "Replicas that must acknowledge an acks=all write."),
@@ -160,7 +171,24 @@ const BROKER: &[ConfigEntry] = &[
     dynamic("replica.alter.log.dirs.io.max.bytes.per.second", Some("9223372036854775807"), Long, "Bytes per second copied when AlterReplicaLogDirs moves a replica between this broker's log dirs (set at run time)."),
     b("replica.lag.time.max.ms", Some("30000"), Long, "A follower that has not caught up for this long leaves the ISR."),
     b("runnel.fsync.on.ack", Some("false"), Boolean, "Runnel only: fsync before acknowledging acks=all writes."),
+    b("runnel.ssl.reload.interval.ms", Some("5000"), Long, "Runnel only: how often TLS listeners check their keystore and truststore files and reload them when they changed (0: never)."),
     b("socket.request.max.bytes", Some("104857600"), Int, "Largest request accepted; larger frames close the connection."),
+    b("ssl.cipher.suites", None, List, "TLS cipher suites allowed (IANA names, e.g. TLS_AES_256_GCM_SHA384); unset: rustls' safe defaults."),
+    b("ssl.client.auth", Some("none"), String, "none, requested or required: whether SSL listeners ask clients for a certificate (its subject becomes the principal). SASL_SSL listeners take it only listener-prefixed, as Kafka (KIP-684)."),
+    b("ssl.enabled.protocols", Some("TLSv1.2,TLSv1.3"), List, "TLS versions accepted (TLSv1.2, TLSv1.3)."),
+    b("ssl.endpoint.identification.algorithm", Some("https"), String, "https: connections to other brokers check the host name against their certificate; empty: they do not."),
+    secret("ssl.key.password", "Password of an encrypted PKCS#8 private key (ssl.keystore.key or the key in ssl.keystore.location)."),
+    secret("ssl.keystore.certificate.chain", "The listener's certificate chain in PEM, inline (with ssl.keystore.type=PEM)."),
+    secret("ssl.keystore.key", "The listener's private key in PEM (PKCS#8, or PKCS#1/SEC1), inline (with ssl.keystore.type=PEM)."),
+    b("ssl.keystore.location", None, String, "File holding the listener's private key and certificate chain in PEM (ssl.keystore.type=PEM); reloaded when it changes."),
+    secret("ssl.keystore.password", "Keystore password: not used with PEM keystores (Kafka refuses it there too; use ssl.key.password)."),
+    b("ssl.keystore.type", Some("JKS"), String, "Keystore format; Runnel reads PEM only (JKS and PKCS12 keystores convert with keytool / openssl, see the README)."),
+    b("ssl.principal.mapping.rules", Some("DEFAULT"), String, "Rules mapping a client certificate's subject (RFC 2253) to a principal name: RULE:pattern/replacement/[LU], ..., DEFAULT (the subject as it is)."),
+    b("ssl.protocol", Some("TLSv1.3"), String, "TLS protocol (TLSv1.2 or TLSv1.3); the versions accepted are ssl.enabled.protocols."),
+    secret("ssl.truststore.certificates", "Trusted CA certificates in PEM, inline (with ssl.truststore.type=PEM): client certificates are checked against them, as are other brokers'."),
+    b("ssl.truststore.location", None, String, "File of trusted CA certificates in PEM (ssl.truststore.type=PEM); reloaded when it changes."),
+    secret("ssl.truststore.password", "Truststore password: not used with PEM trust stores."),
+    b("ssl.truststore.type", Some("JKS"), String, "Trust store format; Runnel reads PEM only."),
     b("transaction.max.timeout.ms", Some("900000"), Int, "Largest transaction.timeout.ms a transactional producer may ask for."),
     b("transaction.state.log.min.isr", Some("2"), Int, "min.insync.replicas of __transaction_state (capped at its replication factor)."),
     b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),
@@ -493,6 +521,15 @@ pub fn broker_entry(name: &str) -> Option<&'static ConfigEntry> {
 /// Looks up a topic config.
 pub fn topic_entry(name: &str) -> Option<&'static TopicConfigEntry> {
     TOPIC.iter().find(|e| e.name == name)
+}
+
+/// The broker key behind a listener-prefixed key, as Kafka reads them:
+/// `listener.name.<listener>.<key>` or `listener.name.<listener>.<mechanism>.<key>` (SASL
+/// settings per mechanism, e.g. `listener.name.sasl_plaintext.plain.sasl.jaas.config`).
+pub fn listener_prefixed_entry(name: &str) -> Option<&'static ConfigEntry> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (_, key) = rest.split_once('.')?;
+    broker_entry(key).or_else(|| key.split_once('.').and_then(|(_, k)| broker_entry(k)))
 }
 
 /// Whether a key is a Kafka broker setting Runnel accepts without using.

@@ -5,6 +5,9 @@
 
 pub mod quota;
 
+pub mod connections;
+pub mod tls;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
