@@ -73,6 +73,8 @@ pub struct Broker {
     /// Whether leftover partition directories were looked for since start-up (done once the
     /// broker's metadata is known to be caught up).
     pub strays_checked: AtomicBool,
+    /// The ACL authorizer (`authorizer.class.name`); None: every request is allowed.
+    pub authorizer: Option<crate::security::acl::Authorizer>,
     /// TLS of the SSL / SASL_SSL listeners (server side, and the client side for reaching the
     /// inter-broker and controller listeners of other nodes).
     pub tls: Arc<crate::security::tls::TlsListeners>,
@@ -154,7 +156,6 @@ fn open_quorum(
     config: &BrokerConfig,
     log_dir: &Path,
     directory_id: uuid::Uuid,
-    raft_tls: Option<Arc<rustls::ClientConfig>>,
 ) -> anyhow::Result<Arc<RaftQuorum>> {
     let cluster = &config.cluster;
     let single = cluster.is_single_node(config.node_id);
@@ -202,7 +203,7 @@ fn open_quorum(
     let network: Arc<dyn RaftTransport> = if single {
         Arc::new(NoTransport)
     } else {
-        Arc::new(crate::internode::TcpRaftTransport::with_tls(raft_tls))
+        Arc::new(crate::internode::TcpRaftTransport::default())
     };
     RaftQuorum::open(RaftQuorumConfig {
         log_dir: log_dir.to_path_buf(),
@@ -299,6 +300,8 @@ impl Broker {
     }
 
     fn open(config: BrokerConfig) -> anyhow::Result<Broker> {
+        let authorizer =
+            crate::security::acl::Authorizer::from_config(&config).map_err(anyhow::Error::msg)?;
         let tls = Arc::new(
             crate::security::tls::TlsListeners::from_config(&config).map_err(anyhow::Error::msg)?,
         );
@@ -309,10 +312,10 @@ impl Broker {
             // Before joining the quorum: the other nodes must agree on who this node is.
             let cluster_id = stored_cluster_id.or_else(|| config.cluster_id.clone());
             let hello = crate::identity::own_hello(&config, directory_id, cluster_id);
-            crate::identity::exchange(&config, &hello, tls.for_controllers())?;
+            crate::identity::exchange(&config, &hello)?;
         }
         take_clean_shutdown_markers(&log_dirs)?;
-        let quorum = open_quorum(&config, &log_dir, directory_id, tls.for_controllers())?;
+        let quorum = open_quorum(&config, &log_dir, directory_id)?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
             // A cluster of one leads its quorum already; a multi-node quorum writes its cluster
@@ -339,13 +342,14 @@ impl Broker {
             txns: crate::txn::TxnCoordinator::new(&config),
             quotas: crate::security::quota::QuotaManagers::from_config(&config)
                 .map_err(anyhow::Error::msg)?,
-            controller: crate::controller::Controller::with_tls(tls.for_controllers()),
+            controller: Default::default(),
             incarnation_id: uuid::Uuid::new_v4(),
             directory_id,
             failure: watch::channel(None).0,
             broker_epoch: Mutex::new(None),
             previous_broker_epoch,
             strays_checked: AtomicBool::new(false),
+            authorizer,
             tls,
             config,
         };

@@ -101,6 +101,8 @@ const fn dynamic(
 
 const BROKER: &[ConfigEntry] = &[
     b("advertised.listeners", None, List, "Listeners to publish to clients, if different from listeners."),
+    b("allow.everyone.if.no.acl.found", Some("false"), Boolean, "With an authorizer: a resource that no ACL names is open to everyone (Kafka's default: false, refused)."),
+    b("authorizer.class.name", None, Class, "org.apache.kafka.metadata.authorizer.StandardAuthorizer turns ACL authorization on (ACLs in the metadata log, managed with kafka-acls); unset: no authorization."),
     b("auto.create.topics.enable", Some("false"), Boolean, "Create a topic when a client asks for metadata of an unknown one (Runnel's default is false)."),
     b("auto.leader.rebalance.enable", Some("true"), Boolean, "The active controller moves leaderships back to the preferred replicas (checked every leader.imbalance.check.interval.seconds)."),
     b("broker.heartbeat.interval.ms", Some("2000"), Int, "How often a broker heartbeats to the active controller."),
@@ -189,6 +191,7 @@ const BROKER: &[ConfigEntry] = &[
     b("ssl.truststore.location", None, String, "File of trusted CA certificates in PEM (ssl.truststore.type=PEM); reloaded when it changes."),
     secret("ssl.truststore.password", "Truststore password: not used with PEM trust stores."),
     b("ssl.truststore.type", Some("JKS"), String, "Trust store format; Runnel reads PEM only."),
+    b("super.users", None, String, "Principals allowed everything by the authorizer, separated by ';' (User:admin;User:broker)."),
     b("transaction.max.timeout.ms", Some("900000"), Int, "Largest transaction.timeout.ms a transactional producer may ask for."),
     b("transaction.state.log.min.isr", Some("2"), Int, "min.insync.replicas of __transaction_state (capped at its replication factor)."),
     b("transaction.state.log.num.partitions", Some("50"), Int, "Partitions of __transaction_state."),

@@ -123,6 +123,8 @@ pub struct MetadataImage {
     /// Finalized feature levels set through UpdateFeatures, by feature name; a feature not
     /// here has the level the broker finalizes by default.
     pub features: BTreeMap<String, i16>,
+    /// Every ACL (CreateAcls / DeleteAcls), shared between images until one changes.
+    pub acls: Arc<crate::acls::AclImage>,
     /// Offset of the last record applied (-1 for an empty log).
     pub last_offset: i64,
 }
@@ -281,6 +283,14 @@ impl MetadataImage {
             MetadataRecord::FeatureLevel { name, level } => {
                 self.features.insert(name.clone(), *level);
             }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                Arc::make_mut(&mut self.acls).insert(*id, acl.clone());
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if self.acls.by_id.contains_key(id) {
+                    Arc::make_mut(&mut self.acls).remove(id);
+                }
+            }
         }
     }
 }
@@ -343,6 +353,15 @@ impl MetadataImage {
                 .map(|(name, level)| MetadataRecord::FeatureLevel {
                     name: name.clone(),
                     level: *level,
+                }),
+        );
+        out.extend(
+            self.acls
+                .by_id
+                .iter()
+                .map(|(id, acl)| MetadataRecord::AccessControlEntry {
+                    id: *id,
+                    acl: acl.clone(),
                 }),
         );
         out
@@ -468,6 +487,33 @@ mod tests {
                 name: "group.version".into(),
                 level: 0,
             },
+            MetadataRecord::AccessControlEntry {
+                id: Uuid::from_u128(1),
+                acl: crate::acls::AclEntry {
+                    resource_type: 2,
+                    resource_name: "a".into(),
+                    pattern_type: crate::acls::PATTERN_PREFIXED,
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: 3,
+                    permission_type: 3,
+                },
+            },
+            MetadataRecord::AccessControlEntry {
+                id: Uuid::from_u128(2),
+                acl: crate::acls::AclEntry {
+                    resource_type: 4,
+                    resource_name: "kafka-cluster".into(),
+                    pattern_type: crate::acls::PATTERN_LITERAL,
+                    principal: "User:bob".into(),
+                    host: "*".into(),
+                    operation: 7,
+                    permission_type: 2,
+                },
+            },
+            MetadataRecord::RemoveAccessControlEntry {
+                id: Uuid::from_u128(2),
+            },
         ];
         for r in &records {
             img.apply(r);
@@ -484,6 +530,8 @@ mod tests {
             (&[1][..], &[3][..])
         );
         assert!(!img.broker_configs.contains_key("1"));
+        assert_eq!(rebuilt.acls.by_id.len(), 1);
+        assert_eq!(rebuilt.acls.matching(2, "abc").count(), 1);
         assert_eq!(MetadataImage::default().to_records(), vec![]);
     }
 }

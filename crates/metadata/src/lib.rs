@@ -4,6 +4,7 @@
 //! appended to and replayed from at start-up. A single node is a cluster of one whose controller
 //! appends to this log; several nodes replicate the same log (voters, and learners that follow it).
 
+pub mod acls;
 pub mod image;
 pub mod log;
 pub mod quorum;
@@ -11,6 +12,7 @@ pub mod quotas;
 pub mod raft;
 pub mod records;
 
+pub use acls::{AclEntry, AclImage};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log::MetadataLog;
 pub use quorum::{MembershipError, MetadataQuorum, QuorumError, QuorumStatus, VoterStatus};

@@ -130,6 +130,18 @@ pub enum MetadataRecord {
         /// The finalized level; 0 turns the feature off.
         level: i16,
     },
+    /// An ACL was created (CreateAcls), as Kafka's AccessControlEntryRecord.
+    AccessControlEntry {
+        /// The ACL's id.
+        id: Uuid,
+        /// The binding.
+        acl: crate::acls::AclEntry,
+    },
+    /// An ACL was deleted (DeleteAcls), as Kafka's RemoveAccessControlEntryRecord.
+    RemoveAccessControlEntry {
+        /// The id of the ACL removed.
+        id: Uuid,
+    },
 }
 
 /// One listener of a registered broker, as advertised.

@@ -5,6 +5,7 @@
 //! other node is forwarded to it ([`submit`]) and answered once the node's own image has caught
 //! up with the change. Requests are executed one at a time, as by Kafka's controller thread.
 
+pub mod acls;
 pub mod balance;
 pub mod configs;
 pub mod election;
@@ -521,6 +522,16 @@ pub enum ControllerRequest {
         /// Only validate.
         validate_only: bool,
     },
+    /// CreateAcls: the bindings to create.
+    CreateAcls {
+        /// The ACLs, in request order.
+        acls: Vec<runnel_metadata::AclEntry>,
+    },
+    /// DeleteAcls: the filters whose matches are deleted.
+    DeleteAcls {
+        /// The filters, in request order.
+        filters: Vec<crate::security::acl::filter::AclFilter>,
+    },
     /// UnregisterBroker: forgets a broker's registration (a decommissioned broker).
     UnregisterBroker {
         /// Node id.
@@ -567,6 +578,9 @@ pub struct ControllerOk {
     /// and every other live broker has heartbeaten with metadata that says so).
     #[serde(default)]
     pub should_shut_down: bool,
+    /// CreateAcls' or DeleteAcls' results, one per creation or filter.
+    #[serde(default)]
+    pub acls: Vec<acls::AclResult>,
     /// ElectLeaders' or AlterPartitionReassignments' results, by topic.
     #[serde(default)]
     pub elections: Vec<(String, Vec<PartitionElection>)>,
@@ -595,17 +609,6 @@ pub struct Controller {
     /// This broker has begun a controlled shutdown: every heartbeat from now on asks to shut
     /// down, so that it is never unfenced again before it restarts.
     pub(crate) shutdown_requested: std::sync::atomic::AtomicBool,
-}
-
-impl Controller {
-    /// A controller whose requests to the active controller use TLS with `tls` (the controller
-    /// listener is an SSL one), else plain TCP.
-    pub fn with_tls(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Controller {
-        Controller {
-            forward: crate::internode::BlockingNodeClient::with_tls(tls),
-            ..Default::default()
-        }
-    }
 }
 
 /// How long a forwarded request waits for the active controller (including leader changes).
@@ -827,6 +830,10 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
             configs,
             validate_only,
         } => configs::exec_set_broker_configs(broker, &name, configs, validate_only)?,
+        ControllerRequest::CreateAcls { acls } => ok.acls = acls::exec_create_acls(broker, acls)?,
+        ControllerRequest::DeleteAcls { filters } => {
+            ok.acls = acls::exec_delete_acls(broker, filters)?
+        }
         ControllerRequest::UnregisterBroker { broker_id } => {
             if !broker.image().brokers.contains_key(&broker_id) {
                 return Err(ControllerError::new(
@@ -1163,7 +1170,7 @@ pub async fn quorum_status(
         return Err(QuorumError::NotLeader { leader: None });
     };
     // A connection of its own: a rare admin request, not worth a pooled one.
-    let client = crate::internode::NodeClient::with_tls(broker.tls.for_controllers());
+    let client = crate::internode::NodeClient::default();
     let call = client.call(leader, &addr, crate::internode::RAFT_API_KEY, describe, &[]);
     match tokio::time::timeout(QUORUM_STATUS_TIMEOUT, call).await {
         Ok(Ok(bytes)) => parse(&bytes),

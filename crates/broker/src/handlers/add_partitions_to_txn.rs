@@ -8,6 +8,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// The error a fenced producer gets: PRODUCER_FENCED from `fenced_since`, before that
 /// INVALID_PRODUCER_EPOCH (what older clients understand).
@@ -29,14 +30,54 @@ pub async fn handle(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect();
-    let errors = ctx.broker.txns.add_partitions(
-        &ctx.broker,
+    // As Kafka: WRITE on the transactional id (else every partition fails), WRITE on each
+    // topic (else its partitions fail with TOPIC_AUTHORIZATION_FAILED, the others with
+    // OPERATION_NOT_ATTEMPTED, and nothing is added).
+    let txn_denied = !ctx.authorize(
+        Op::Write,
+        Rt::TransactionalId,
         &req.v3_and_below_transactional_id.0,
-        req.v3_and_below_producer_id.0,
-        req.v3_and_below_producer_epoch,
-        &partitions,
-        fenced_error(ctx.api_version, 2),
     );
+    let topic_denied: Vec<bool> = if txn_denied {
+        Vec::new()
+    } else {
+        partitions
+            .iter()
+            .map(|(t, _)| !ctx.allowed(Op::Write, Rt::Topic, t))
+            .collect()
+    };
+    let denied_errors = if txn_denied {
+        Some(vec![
+            ResponseError::TransactionalIdAuthorizationFailed.code();
+            partitions.len()
+        ])
+    } else if topic_denied.iter().any(|d| *d) {
+        Some(
+            topic_denied
+                .iter()
+                .map(|d| {
+                    if *d {
+                        ResponseError::TopicAuthorizationFailed.code()
+                    } else {
+                        ResponseError::OperationNotAttempted.code()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let errors = match denied_errors {
+        Some(e) => e,
+        None => ctx.broker.txns.add_partitions(
+            &ctx.broker,
+            &req.v3_and_below_transactional_id.0,
+            req.v3_and_below_producer_id.0,
+            req.v3_and_below_producer_epoch,
+            &partitions,
+            fenced_error(ctx.api_version, 2),
+        ),
+    };
     // Acknowledged once the transaction's new state is in the in-sync replicas.
     let errors = if errors.iter().all(|c| *c == 0) {
         match ctx

@@ -40,6 +40,12 @@ pub fn cluster_id_mismatch(ctx: &RequestContext, asked: &Option<StrBytes>) -> Op
 
 /// Handles AddRaftVoter.
 pub async fn handle(ctx: &RequestContext, req: AddRaftVoterRequest) -> AddRaftVoterResponse {
+    // As Kafka: ALTER on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Alter) {
+        return AddRaftVoterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb("Cluster authorization failed.")));
+    }
     if let Some(message) = cluster_id_mismatch(ctx, &req.cluster_id) {
         return AddRaftVoterResponse::default()
             .with_error_code(ResponseError::InconsistentClusterId.code())

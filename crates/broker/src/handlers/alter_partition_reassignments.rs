@@ -39,28 +39,36 @@ pub fn handle(
             )
         })
         .collect();
-    let (top, results) =
-        match controller::alter_reassignments(&ctx.broker, changes.clone(), allow_rf_change) {
-            Ok(results) => ((0, None), results),
-            Err(e) => {
-                tracing::info!(error = %e.message, "AlterPartitionReassignments refused");
-                let failed = changes
-                    .into_iter()
-                    .map(|(name, parts)| {
-                        let parts = parts
-                            .into_iter()
-                            .map(|(partition, _)| PartitionElection {
-                                partition,
-                                error_code: e.error.code(),
-                                message: Some(e.message.clone()),
-                            })
-                            .collect();
-                        (name, parts)
-                    })
-                    .collect();
-                ((e.error.code(), Some(e.message)), failed)
-            }
-        };
+    // As Kafka: ALTER on the cluster.
+    let outcome = if ctx.authorize_cluster(crate::security::acl::AclOperation::Alter) {
+        controller::alter_reassignments(&ctx.broker, changes.clone(), allow_rf_change)
+    } else {
+        Err(controller::ControllerError::new(
+            kafka_protocol::ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ))
+    };
+    let (top, results) = match outcome {
+        Ok(results) => ((0, None), results),
+        Err(e) => {
+            tracing::info!(error = %e.message, "AlterPartitionReassignments refused");
+            let failed = changes
+                .into_iter()
+                .map(|(name, parts)| {
+                    let parts = parts
+                        .into_iter()
+                        .map(|(partition, _)| PartitionElection {
+                            partition,
+                            error_code: e.error.code(),
+                            message: Some(e.message.clone()),
+                        })
+                        .collect();
+                    (name, parts)
+                })
+                .collect();
+            ((e.error.code(), Some(e.message)), failed)
+        }
+    };
     AlterPartitionReassignmentsResponse::default()
         .with_error_code(top.0)
         .with_error_message(top.1.map(sb))

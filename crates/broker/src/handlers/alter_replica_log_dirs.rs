@@ -33,13 +33,20 @@ pub fn handle(
             }
         }
     }
+    // As Kafka: ALTER on the cluster, else every partition fails.
+    let allowed = ctx.authorize_cluster(crate::security::acl::AclOperation::Alter);
     let results = wanted
         .into_iter()
         .map(|(topic, partitions)| {
             let partitions = partitions
                 .into_iter()
                 .map(|(index, dir)| {
-                    let code = match ctx.broker.replicas.alter_log_dir(&topic, index, &dir) {
+                    let outcome = if allowed {
+                        ctx.broker.replicas.alter_log_dir(&topic, index, &dir)
+                    } else {
+                        Err(kafka_protocol::ResponseError::ClusterAuthorizationFailed)
+                    };
+                    let code = match outcome {
                         Ok(()) => 0,
                         Err(e) => e.code(),
                     };

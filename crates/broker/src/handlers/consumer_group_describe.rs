@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 fn assignment(parts: Vec<(uuid::Uuid, String, Vec<i32>)>) -> Assignment {
     Assignment::default().with_topic_partitions(
@@ -37,6 +38,15 @@ pub fn handle(
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default().with_group_id(id.clone());
+            // As Kafka: DESCRIBE on the group.
+            if !ctx.authorize(Op::Describe, Rt::Group, &id.0) {
+                return base.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            let base = if req.include_authorized_operations {
+                base.with_authorized_operations(ctx.authorized_operations(Rt::Group, &id.0))
+            } else {
+                base
+            };
             match ctx
                 .broker
                 .groups

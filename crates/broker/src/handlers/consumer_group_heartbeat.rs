@@ -7,6 +7,7 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use super::{sb, RequestContext};
 use crate::group::consumer::Assignment as Owned;
 use crate::group::coordinator::HeartbeatParams;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles ConsumerGroupHeartbeat.
 pub async fn handle(
@@ -14,6 +15,26 @@ pub async fn handle(
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     let v = ctx.api_version;
+    // As Kafka: READ on the group, DESCRIBE on every subscribed topic.
+    if !ctx.authorize(Op::Read, Rt::Group, &req.group_id.0) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
+    if let Some(names) = &req.subscribed_topic_names {
+        let denied: Vec<&str> = names
+            .iter()
+            .map(|n| n.0.as_str())
+            .filter(|n| !ctx.authorize(Op::Describe, Rt::Topic, n))
+            .collect();
+        if !denied.is_empty() {
+            return ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(kafka_protocol::ResponseError::TopicAuthorizationFailed.code())
+                .with_error_message(Some(sb(format!(
+                    "The following topics are not authorized: {}",
+                    denied.join(", ")
+                ))));
+        }
+    }
     let owned = req.topic_partitions.as_ref().map(|tps| {
         let mut a = Owned::new();
         for tp in tps {

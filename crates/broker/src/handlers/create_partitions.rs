@@ -6,6 +6,8 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::{sb, RequestContext};
 use crate::controller;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
+use kafka_protocol::ResponseError;
 
 /// Handles CreatePartitions.
 pub fn handle(ctx: &RequestContext, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -21,6 +23,11 @@ pub fn handle(ctx: &RequestContext, req: CreatePartitionsRequest) -> CreateParti
                     .collect()
             });
             let base = CreatePartitionsTopicResult::default().with_name(t.name);
+            if !ctx.authorize(Op::Alter, Rt::Topic, &name) {
+                return base
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(sb("Authorization failed.")));
+            }
             match controller::create_partitions(
                 &ctx.broker,
                 &name,

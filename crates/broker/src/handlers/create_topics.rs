@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 use super::describe_configs::topic_config_rows;
 use super::{sb, RequestContext};
 use crate::controller;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt, CLUSTER_NAME};
 
 /// Handles CreateTopics.
 pub fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
@@ -20,6 +21,9 @@ pub fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsRes
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
     let mut results = Vec::with_capacity(req.topics.len());
+    // As Kafka: CREATE on the cluster, else on each topic; the configs of a created topic are
+    // answered only with DESCRIBE_CONFIGS on it (else topic_config_error_code says why).
+    let cluster_create = ctx.allowed(Op::Create, Rt::Cluster, CLUSTER_NAME);
     for t in req.topics {
         let name = t.name.0.to_string();
         let base = CreatableTopicResult::default()
@@ -32,6 +36,13 @@ pub fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsRes
                     .with_error_message(Some(sb(format!(
                         "Duplicate topic name {name} in the request"
                     )))),
+            );
+            continue;
+        }
+        if !cluster_create && !ctx.authorize(Op::Create, Rt::Topic, &name) {
+            results.push(
+                base.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(sb("Authorization failed."))),
             );
             continue;
         }
@@ -92,6 +103,11 @@ pub fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsRes
                         .with_num_partitions(created.num_partitions)
                         .with_replication_factor(created.replication_factor)
                         .with_configs(Some(cfgs));
+                    if !ctx.allowed(Op::DescribeConfigs, Rt::Topic, &name) {
+                        r = r.with_configs(None).with_topic_config_error_code(
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        );
+                    }
                 }
                 if ctx.api_version >= 7 {
                     r = r.with_topic_id(created.topic_id);

@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 use runnel_storage::log::LogError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles DeleteRecords.
 pub fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -17,6 +18,7 @@ pub fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsR
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let denied = !ctx.authorize(Op::Delete, Rt::Topic, &name);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -24,6 +26,10 @@ pub fn handle(ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsR
                     let base = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if denied {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) = ctx.broker.replicas.partition(&name, p.partition_index)
                     else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{sb, RequestContext};
 use crate::controller;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles DeleteTopics.
 pub fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
@@ -43,6 +44,13 @@ pub fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsRes
             );
             continue;
         };
+        if !ctx.authorize(Op::Delete, Rt::Topic, &topic) {
+            results.push(
+                base.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(sb("Authorization failed."))),
+            );
+            continue;
+        }
         match controller::delete_topic(&ctx.broker, &topic) {
             Ok(topic_id) => results.push(base.with_error_code(0).with_topic_id(
                 if ctx.api_version >= 6 {

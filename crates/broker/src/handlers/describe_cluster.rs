@@ -87,5 +87,21 @@ pub fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClus
                 })
                 .collect(),
         )
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(cluster_authorized_operations(
+            ctx,
+            req.include_cluster_authorized_operations,
+        ))
+}
+
+/// As Kafka: when asked for, the principal's operations on the cluster (0 without DESCRIBE on
+/// it); else the schema's default.
+fn cluster_authorized_operations(ctx: &RequestContext, asked: bool) -> i32 {
+    use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+    if !asked {
+        i32::MIN
+    } else if ctx.authorize_cluster(AclOperation::Describe) {
+        ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
+    }
 }

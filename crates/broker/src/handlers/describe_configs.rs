@@ -13,6 +13,7 @@ use runnel_metadata::records::{RESOURCE_BROKER, RESOURCE_TOPIC};
 
 use super::{sb, RequestContext};
 use crate::broker::Broker;
+use crate::security::acl::AclOperation as Op;
 
 /// One config as DescribeConfigs and CreateTopics report it.
 pub struct ConfigRow {
@@ -153,6 +154,16 @@ pub fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConf
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
             let name = r.resource_name.to_string();
+            // As Kafka: DESCRIBE_CONFIGS on the topic or group; on the cluster for brokers,
+            // broker loggers and client metrics.
+            if let Some(e) = crate::security::acl::config_authorization(
+                ctx,
+                r.resource_type,
+                &name,
+                Op::DescribeConfigs,
+            ) {
+                return base.with_error_code(e.code());
+            }
             let rows = match r.resource_type {
                 RESOURCE_TOPIC => match image.topic(&name) {
                     Some(t) => topic_config_rows(broker, &t.configs),

@@ -5,6 +5,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
 use super::{sb, RequestContext};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles DescribeGroups.
 pub fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
@@ -14,6 +15,16 @@ pub fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroup
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default().with_group_id(id.clone());
+            if !ctx.authorize(Op::Describe, Rt::Group, &id.0) {
+                return base.with_error_code(
+                    kafka_protocol::ResponseError::GroupAuthorizationFailed.code(),
+                );
+            }
+            let base = if v >= 3 && req.include_authorized_operations {
+                base.with_authorized_operations(ctx.authorized_operations(Rt::Group, &id.0))
+            } else {
+                base
+            };
             match ctx.broker.groups.describe(&ctx.broker, &id.0) {
                 Err(e) => base.with_error_code(e.code()),
                 Ok(None) => base

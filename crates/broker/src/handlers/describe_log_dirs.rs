@@ -32,6 +32,14 @@ type DirTopics = BTreeMap<String, Vec<DescribeLogDirsPartition>>;
 /// Handles DescribeLogDirs.
 pub fn handle(ctx: &RequestContext, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let broker = &ctx.broker;
+    // As Kafka: DESCRIBE on the cluster, else no directories (and, v3+, the error).
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Describe) {
+        return DescribeLogDirsResponse::default().with_error_code(if ctx.api_version >= 3 {
+            ResponseError::ClusterAuthorizationFailed.code()
+        } else {
+            0
+        });
+    }
     let wanted = |topic: &str, index: i32| match &req.topics {
         None => true,
         Some(topics) => topics

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles DescribeProducers.
 pub fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> DescribeProducersResponse {
@@ -15,11 +16,17 @@ pub fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> DescribePr
         req.topics
             .into_iter()
             .map(|t| {
+                // As Kafka: READ on the topic.
+                let denied = !ctx.authorize(Op::Read, Rt::Topic, &t.name.0);
                 let partitions = t
                     .partition_indexes
                     .iter()
                     .map(|p| {
                         let base = PartitionResponse::default().with_partition_index(*p);
+                        if denied {
+                            return base
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        }
                         let Some(partition) = ctx.broker.replicas.partition(&t.name.0, *p) else {
                             return base
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());

@@ -92,6 +92,16 @@ fn voter_nodes(ctx: &RequestContext, status: &QuorumStatus) -> Vec<Node> {
 /// Handles DescribeQuorum.
 pub async fn handle(ctx: &RequestContext, req: DescribeQuorumRequest) -> DescribeQuorumResponse {
     let v = ctx.api_version;
+    // As Kafka: DESCRIBE on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(if v >= 2 {
+                Some(sb("Cluster authorization failed."))
+            } else {
+                None
+            });
+    }
     if !names_the_metadata_partition(&req) {
         // Kafka answers every partition asked with the error.
         let topics = req

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::{is_live, sb, RequestContext};
 use crate::controller;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one response holds.
 pub const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
@@ -142,6 +143,20 @@ pub fn handle(
             next_cursor = Some((name, 0));
             break;
         }
+        // As Kafka: a topic the principal may not describe is left out of an all-topics
+        // answer, and answered TOPIC_AUTHORIZATION_FAILED when named.
+        if !ctx.allowed(Op::Describe, Rt::Topic, &name) {
+            if !all {
+                ctx.authorize(Op::Describe, Rt::Topic, &name);
+                topics.push(topic_entry(
+                    &name,
+                    Some(ResponseError::TopicAuthorizationFailed),
+                    Uuid::nil(),
+                    vec![],
+                ));
+            }
+            continue;
+        }
         match image.topic(&name) {
             Some(t) => {
                 let start = match &cursor {
@@ -150,7 +165,9 @@ pub fn handle(
                 };
                 let (parts, next) = partitions(&image, t, start, remaining);
                 remaining -= parts.len() as i32;
-                topics.push(topic_entry(&name, None, t.topic_id, parts));
+                let mut entry = topic_entry(&name, None, t.topic_id, parts);
+                entry.topic_authorized_operations = ctx.authorized_operations(Rt::Topic, &name);
+                topics.push(entry);
                 if let Some(next) = next {
                     next_cursor = Some((name, next));
                     break;

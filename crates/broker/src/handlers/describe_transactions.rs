@@ -7,6 +7,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles DescribeTransactions.
 pub fn handle(
@@ -18,6 +19,15 @@ pub fn handle(
             .into_iter()
             .map(|id| {
                 let base = TransactionState::default().with_transactional_id(id.clone());
+                // As Kafka: DESCRIBE on the transactional id; its topics without DESCRIBE
+                // are left out.
+                if !ctx.authorize(Op::Describe, Rt::TransactionalId, &id.0) {
+                    return base
+                        .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+                        .with_transaction_state(sb(""))
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1);
+                }
                 match ctx.broker.txns.describe(&ctx.broker, &id.0) {
                     Err(e) => base
                         .with_error_code(e.code())
@@ -38,6 +48,7 @@ pub fn handle(
                         .with_topics(
                             d.partitions
                                 .into_iter()
+                                .filter(|(t, _)| ctx.allowed(Op::Describe, Rt::Topic, t))
                                 .map(|(t, ps)| {
                                     TopicData::default()
                                         .with_topic(TopicName(sb(t)))

@@ -21,6 +21,11 @@ pub fn handle(ctx: &RequestContext, req: ElectLeadersRequest) -> ElectLeadersRes
             .collect()
     });
     let outcome = match ElectionType::from_code(req.election_type) {
+        // As Kafka: ALTER on the cluster.
+        _ if !ctx.authorize_cluster(crate::security::acl::AclOperation::Alter) => Err((
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.".to_string(),
+        )),
         None => Err((
             ResponseError::InvalidRequest,
             format!("Unknown election type {}", req.election_type),

@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::add_partitions_to_txn::fenced_error;
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Waits for the Prepare state, then writes the markers: the EndTxn's error, if any.
 async fn prepared_then_complete(ctx: &RequestContext, id: &str) -> Result<(), ResponseError> {
@@ -21,6 +22,13 @@ async fn prepared_then_complete(ctx: &RequestContext, id: &str) -> Result<(), Re
 /// Handles EndTxn.
 pub async fn handle(ctx: &RequestContext, req: EndTxnRequest) -> EndTxnResponse {
     let id = &req.transactional_id.0;
+    // As Kafka: WRITE on the transactional id.
+    if !ctx.authorize(Op::Write, Rt::TransactionalId, id) {
+        return EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     if ctx.api_version >= 5 {
         let result = ctx.broker.txns.end_txn_v2(
             &ctx.broker,

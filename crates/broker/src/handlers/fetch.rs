@@ -28,6 +28,8 @@ struct Wanted {
     topic: String,
     topic_id: uuid::Uuid,
     known: bool,
+    /// The principal may not read it (TOPIC_AUTHORIZATION_FAILED).
+    denied: bool,
     partitions: Vec<Wanted1>,
 }
 
@@ -65,6 +67,10 @@ fn read_once(
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_records(Some(Bytes::new()));
+            if w.denied {
+                parts.push(pd.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
+            }
             let partition = if w.known {
                 ctx.broker.replicas.partition(&w.topic, index)
             } else {
@@ -160,10 +166,9 @@ fn read_once(
                 parts.push(pd.with_error_code(0));
                 continue;
             }
-            // As Kafka: a partition reads at most min(its limit, what is left of max_bytes), the
-            // first partition with data at least one whole batch; later ones stop.
+            // The first partition with data may exceed the budget by one batch; later ones stop.
             let limit = if total == 0 {
-                (pmax.max(0) as usize).min(budget).max(1)
+                (pmax.max(0) as usize).max(1)
             } else {
                 (pmax.max(0) as usize).min(budget)
             };
@@ -217,6 +222,15 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
             .with_session_id(0);
     }
     let image = ctx.broker.image();
+    let replica_id = if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    // As Kafka: a follower needs CLUSTER_ACTION on the cluster, a consumer READ on each topic;
+    // what is refused is TOPIC_AUTHORIZATION_FAILED per partition.
+    let follower_denied = replica_id >= 0
+        && !ctx.authorize_cluster(crate::security::acl::AclOperation::ClusterAction);
     let wanted: Vec<Wanted> = req
         .topics
         .iter()
@@ -232,10 +246,19 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
                 let known = image.topic(&name).is_some();
                 (name, id, known)
             };
+            let denied = known
+                && (follower_denied
+                    || (replica_id < 0
+                        && !ctx.authorize(
+                            crate::security::acl::AclOperation::Read,
+                            crate::security::acl::ResourceType::Topic,
+                            &name,
+                        )));
             Wanted {
                 topic: name,
                 topic_id: id,
                 known,
+                denied,
                 partitions: t
                     .partitions
                     .iter()
@@ -257,11 +280,6 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
-    let replica_id = if ctx.api_version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
     let mut rx = ctx.broker.replicas.subscribe_appends();
     loop {
         rx.borrow_and_update();

@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
 use crate::group::records::partition_for;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Key type of consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -64,7 +65,22 @@ pub fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordina
             "The coordinator is not available.",
         ))
     };
-    let entry = |key: &str| match outcome.and_then(|()| coordinator_of(key)) {
+    // As Kafka: DESCRIBE on the group or the transactional id.
+    let authorized = |key: &str| match key_type {
+        KEY_TYPE_GROUP if !ctx.authorize(Op::Describe, Rt::Group, key) => Err((
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        )),
+        KEY_TYPE_TRANSACTION if !ctx.authorize(Op::Describe, Rt::TransactionalId, key) => Err((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "Transactional Id authorization failed.",
+        )),
+        _ => Ok(()),
+    };
+    let entry = |key: &str| match authorized(key)
+        .and(outcome)
+        .and_then(|()| coordinator_of(key))
+    {
         Ok(b) => Coordinator::default()
             .with_key(sb(key))
             .with_node_id(BrokerId(b.id))

@@ -79,6 +79,14 @@ pub fn handle(
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Some(e) = crate::security::acl::config_authorization(
+                ctx,
+                r.resource_type,
+                &r.resource_name,
+                crate::security::acl::AclOperation::AlterConfigs,
+            ) {
+                return base.with_error_code(e.code());
+            }
             if r.resource_type == RESOURCE_BROKER {
                 return match alter_broker(ctx, &r, req.validate_only) {
                     Ok(()) => base.with_error_code(0),

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles InitProducerId.
 pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -19,6 +20,22 @@ pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> InitPro
         .is_some_and(|t| t.0.is_empty())
     {
         return base.with_error_code(ResponseError::InvalidRequest.code());
+    }
+    // As Kafka: WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE on
+    // the cluster or WRITE on some topic.
+    match &req.transactional_id {
+        Some(id) if !ctx.authorize(Op::Write, Rt::TransactionalId, &id.0) => {
+            return base.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+        }
+        None if !ctx.allowed(
+            Op::IdempotentWrite,
+            Rt::Cluster,
+            crate::security::acl::CLUSTER_NAME,
+        ) && !ctx.authorize_any(Op::Write, Rt::Topic) =>
+        {
+            return base.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+        }
+        _ => {}
     }
     if let Some(id) = &req.transactional_id {
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));

@@ -7,10 +7,16 @@ use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
 use crate::group::coordinator::{JoinParams, JoinResult};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles JoinGroup.
 pub async fn handle(ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupResponse {
     let v = ctx.api_version;
+    if !ctx.authorize(Op::Read, Rt::Group, &req.group_id.0) {
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_generation_id(-1);
+    }
     let params = JoinParams {
         group_id: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),

@@ -4,10 +4,15 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::{sb, RequestContext};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles LeaveGroup.
 pub fn handle(ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let v = ctx.api_version;
+    if !ctx.authorize(Op::Read, Rt::Group, &req.group_id.0) {
+        return LeaveGroupResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::GroupAuthorizationFailed.code());
+    }
     let members: Vec<(String, Option<String>)> = if v >= 3 {
         req.members
             .iter()

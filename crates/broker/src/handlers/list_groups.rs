@@ -5,6 +5,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::{sb, RequestContext};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt, CLUSTER_NAME};
 
 /// Handles ListGroups.
 pub fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
@@ -19,11 +20,14 @@ pub fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsRespons
     } else {
         Vec::new()
     };
+    // As Kafka: every group with DESCRIBE on the cluster, else those the principal may describe.
+    let cluster_describe = ctx.allowed(Op::Describe, Rt::Cluster, CLUSTER_NAME);
     let groups = ctx
         .broker
         .groups
         .list()
         .into_iter()
+        .filter(|(id, _, _, _)| cluster_describe || ctx.allowed(Op::Describe, Rt::Group, id))
         .filter(|(_, _, state, _)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
         .map(|(id, protocol_type, state, kind)| {

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// ListOffsets special timestamp: the log end (high watermark).
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -32,6 +33,7 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let denied = !ctx.authorize(Op::Describe, Rt::Topic, &name);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -41,6 +43,9 @@ pub fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsRespo
                         .with_timestamp(-1)
                         .with_offset(-1)
                         ;
+                    if denied {
+                        return base.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) = ctx.broker.replicas.partition(&name, p.partition_index) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

@@ -22,6 +22,12 @@ pub fn handle(
     ctx: &RequestContext,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    // As Kafka: DESCRIBE on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb("Cluster authorization failed.")));
+    }
     let image = ctx.broker.image();
     let asked: Vec<(String, Option<Vec<i32>>)> = match &req.topics {
         None => image.topics.keys().map(|n| (n.clone(), None)).collect(),

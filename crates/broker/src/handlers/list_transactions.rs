@@ -8,6 +8,7 @@ use kafka_protocol::messages::{
 
 use super::{sb, RequestContext};
 use crate::broker::now_ms;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Every state name a filter may use.
 const STATES: &[&str] = &[
@@ -45,6 +46,8 @@ pub fn handle(ctx: &RequestContext, req: ListTransactionsRequest) -> ListTransac
         .filter(|(_, pid, _, _)| pids.is_empty() || pids.contains(pid))
         // As Kafka: kept unless started within the filter (an id with no start time, -1, is kept).
         .filter(|(_, _, _, start)| min_open_ms < 0 || now - start > min_open_ms)
+        // As Kafka: only the transactional ids the principal may describe.
+        .filter(|(id, _, _, _)| ctx.allowed(Op::Describe, Rt::TransactionalId, id))
         .map(|(id, pid, state, _)| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(sb(id)))

@@ -2,8 +2,10 @@
 //! advertised address for the listener the client used, the active controller, topics with
 //! stable ids, and each partition's leader, leader epoch, replicas, ISR and offline replicas
 //! (a partition whose leader is fenced reports LEADER_NOT_AVAILABLE). Auto-creation when
-//! enabled. Topic authorized operations, when asked for (v8+), are all of them: there is no
-//! authorizer.
+//! enabled. With an authorizer, as Kafka: a topic the principal may not DESCRIBE is left out of
+//! an all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when asked for by name (no id)
+//! or id (no name); auto-creation needs CREATE on the cluster or on the topic (else
+//! TOPIC_AUTHORIZATION_FAILED); authorized operations (v8+, when asked for) are the principal's.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -15,6 +17,7 @@ use uuid::Uuid;
 
 use super::{is_live, sb, RequestContext};
 use crate::controller;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 fn topic_entry(image: &MetadataImage, version: i16, t: &TopicImage) -> MetadataResponseTopic {
     let partitions = t
@@ -85,13 +88,29 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
     if all {
-        topics.extend(image.topics.values().map(|t| topic_entry(&image, v, t)));
+        topics.extend(
+            image
+                .topics
+                .values()
+                .filter(|t| ctx.allowed(AclOperation::Describe, ResourceType::Topic, &t.name))
+                .map(|t| topic_entry(&image, v, t)),
+        );
     } else {
         for requested in req.topics.as_deref().unwrap_or_default() {
             let name = requested.name.as_ref().map(|n| n.0.to_string());
             let Some(name) = name else {
                 // Lookup by topic id (v10+).
                 match image.topic_by_id(&requested.topic_id) {
+                    Some(t)
+                        if !ctx.authorize(AclOperation::Describe, ResourceType::Topic, &t.name) =>
+                    {
+                        topics.push(error_entry(
+                            v,
+                            None,
+                            t.topic_id,
+                            ResponseError::TopicAuthorizationFailed,
+                        ))
+                    }
                     Some(t) => topics.push(topic_entry(&image, v, t)),
                     None => topics.push(error_entry(
                         v,
@@ -102,6 +121,15 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                 }
                 continue;
             };
+            if !ctx.authorize(AclOperation::Describe, ResourceType::Topic, &name) {
+                topics.push(error_entry(
+                    v,
+                    Some(name),
+                    Uuid::nil(),
+                    ResponseError::TopicAuthorizationFailed,
+                ));
+                continue;
+            }
             if let Some(t) = image.topic(&name) {
                 topics.push(topic_entry(&image, v, t));
                 continue;
@@ -118,6 +146,17 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
                     Some(name),
                     Uuid::nil(),
                     ResponseError::UnknownTopicOrPartition,
+                ));
+                continue;
+            }
+            if !ctx.allowed(AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                && !ctx.authorize(AclOperation::Create, ResourceType::Topic, &name)
+            {
+                topics.push(error_entry(
+                    v,
+                    Some(name),
+                    Uuid::nil(),
+                    ResponseError::TopicAuthorizationFailed,
                 ));
                 continue;
             }
@@ -143,12 +182,23 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
         }
     }
     if v >= 8 && req.include_topic_authorized_operations {
-        // No authorizer: every topic operation is allowed, as Kafka reports it.
-        for t in topics.iter_mut().filter(|t| t.name.is_some()) {
-            t.topic_authorized_operations =
-                super::describe_topic_partitions::TOPIC_AUTHORIZED_OPERATIONS;
+        // Without an authorizer every topic operation is allowed, as Kafka reports it.
+        for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    ctx.authorized_operations(ResourceType::Topic, &name.0);
+            }
         }
     }
+    let cluster_ops = if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
+        if ctx.authorize_cluster(AclOperation::Describe) {
+            ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        }
+    } else {
+        i32::MIN
+    };
     MetadataResponse::default()
         .with_brokers(
             ctx.live_brokers(&image)
@@ -173,5 +223,5 @@ pub fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
             -1
         }))
         .with_topics(topics)
-        .with_cluster_authorized_operations(i32::MIN)
+        .with_cluster_authorized_operations(cluster_ops)
 }

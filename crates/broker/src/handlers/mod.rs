@@ -256,6 +256,9 @@ pub async fn dispatch(
         return Outcome::Close("request shorter than a header");
     };
     if crate::internode::is_internode_key(api_key_raw) {
+        if !crate::security::acl::internode_allowed(broker, session) {
+            return Outcome::Close("inter-node request without CLUSTER_ACTION on the cluster");
+        }
         return internode(
             broker,
             listener,

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::RequestContext;
 use crate::group::coordinator::OffsetCommitEntry;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Per-entry results of a commit once its wait for the in-sync replicas is over: the entries
 /// that succeeded take the wait's error, if any.
@@ -31,6 +32,17 @@ pub(crate) async fn acknowledged(
 /// Handles OffsetCommit.
 pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let v = ctx.api_version;
+    // As Kafka: READ on the group (else every partition fails), READ on each topic (else its
+    // partitions fail with TOPIC_AUTHORIZATION_FAILED and the others are committed).
+    let group_denied = !ctx.authorize(Op::Read, Rt::Group, &req.group_id.0);
+    let topic_denied: Vec<bool> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let denied = !group_denied && !ctx.authorize(Op::Read, Rt::Topic, &t.name.0);
+            t.partitions.iter().map(move |_| denied)
+        })
+        .collect();
     let entries: Vec<OffsetCommitEntry> = req
         .topics
         .iter()
@@ -43,31 +55,48 @@ pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCom
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
+        .zip(&topic_denied)
+        .filter(|(_, denied)| !**denied)
+        .map(|(e, _)| e)
         .collect();
     let retention_ms = if (2..=4).contains(&v) {
         req.retention_time_ms
     } else {
         -1
     };
-    let result = ctx.broker.groups.commit_offsets(
-        &ctx.broker,
-        v,
-        &req.group_id.0,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        if v >= 7 {
-            req.group_instance_id.as_deref()
-        } else {
-            None
-        },
-        retention_ms,
-        &entries,
-    );
+    let result = if group_denied {
+        Err(kafka_protocol::ResponseError::GroupAuthorizationFailed)
+    } else if entries.is_empty() {
+        Ok(vec![])
+    } else {
+        ctx.broker.groups.commit_offsets(
+            &ctx.broker,
+            v,
+            &req.group_id.0,
+            req.generation_id_or_member_epoch,
+            &req.member_id,
+            if v >= 7 {
+                req.group_instance_id.as_deref()
+            } else {
+                None
+            },
+            retention_ms,
+            &entries,
+        )
+    };
     let errors: Vec<i16> = match result {
         Ok(e) => acknowledged(ctx, &req.group_id.0, e).await,
         Err(e) => vec![e.code(); entries.len()],
     };
     let mut errors = errors.into_iter();
+    let denied_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+    let mut errors = topic_denied.into_iter().map(move |denied| {
+        if denied {
+            denied_code
+        } else {
+            errors.next().unwrap_or(0)
+        }
+    });
     OffsetCommitResponse::default().with_topics(
         req.topics
             .into_iter()

@@ -7,9 +7,15 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles OffsetDelete.
 pub async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    // As Kafka: DELETE on the group, READ on each topic.
+    if !ctx.authorize(Op::Delete, Rt::Group, &req.group_id.0) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let image = ctx.broker.image();
     // Partitions of unknown topics are answered here; the rest go to the coordinator.
     let mut known = Vec::new();
@@ -17,6 +23,15 @@ pub async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDel
     for t in &req.topics {
         let topic = image.topic(&t.name.0);
         let mut row = Vec::new();
+        if !ctx.authorize(Op::Read, Rt::Topic, &t.name.0) {
+            row.extend(
+                t.partitions
+                    .iter()
+                    .map(|_| Some(ResponseError::TopicAuthorizationFailed.code())),
+            );
+            answers.push(row);
+            continue;
+        }
         for p in &t.partitions {
             let exists = topic.is_some_and(|tt| {
                 p.partition_index >= 0 && (p.partition_index as usize) < tt.partitions.len()

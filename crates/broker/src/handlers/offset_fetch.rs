@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
 use crate::group::coordinator::CommittedOffset;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 use crate::group::coordinator::OffsetsByTopic as Fetched;
 
@@ -21,13 +22,67 @@ fn fetch(
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> (Fetched, i16) {
+    // As Kafka: DESCRIBE on the group; a topic asked for without DESCRIBE on it is answered
+    // TOPIC_AUTHORIZATION_FAILED (marked here by an offset of DENIED), and left out of an
+    // all-topics answer.
+    if !ctx.authorize(Op::Describe, Rt::Group, group) {
+        return (Vec::new(), ResponseError::GroupAuthorizationFailed.code());
+    }
+    let (topics, denied): (Option<Vec<_>>, Vec<_>) = match topics {
+        None => (None, Vec::new()),
+        Some(ts) => {
+            let (ok, denied) = ts
+                .into_iter()
+                .partition(|(t, _)| ctx.authorize(Op::Describe, Rt::Topic, t));
+            (Some(ok), denied)
+        }
+    };
+    let denied_entries = denied.into_iter().map(|(t, ps): (String, Vec<i32>)| {
+        let parts = ps
+            .into_iter()
+            .map(|p| {
+                let mut c = CommittedOffset::none();
+                c.offset = DENIED;
+                (p, c)
+            })
+            .collect();
+        (t, parts)
+    });
+    let asked_all = topics.is_none();
     match ctx
         .broker
         .groups
         .fetch_offsets(&ctx.broker, group, topics.as_deref())
     {
-        Ok(f) => (f, 0),
+        Ok(mut f) => {
+            if asked_all {
+                f.retain(|(t, _)| ctx.allowed(Op::Describe, Rt::Topic, t));
+            }
+            f.extend(denied_entries);
+            (f, 0)
+        }
         Err(e) => (Vec::new(), e.code()),
+    }
+}
+
+/// The committed offset that marks a partition of a topic the principal may not describe.
+const DENIED: i64 = i64::MIN;
+
+/// A partition's error: TOPIC_AUTHORIZATION_FAILED for a denied topic, else `other`.
+fn denied_or(c: &CommittedOffset, other: i16) -> i16 {
+    if c.offset == DENIED {
+        ResponseError::TopicAuthorizationFailed.code()
+    } else {
+        other
+    }
+}
+
+/// The offset to answer: -1 for a denied topic's partition.
+fn offset_of(c: &CommittedOffset) -> i64 {
+    if c.offset == DENIED {
+        -1
+    } else {
+        c.offset
     }
 }
 
@@ -84,9 +139,9 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                                     .into_iter()
                                     .map(|(p, c)| {
                                         OffsetFetchResponsePartition::default()
-                                            .with_error_code(partition_error(&c))
+                                            .with_error_code(denied_or(&c, partition_error(&c)))
                                             .with_partition_index(p)
-                                            .with_committed_offset(c.offset)
+                                            .with_committed_offset(offset_of(&c))
                                             .with_committed_leader_epoch(if v >= 5 {
                                                 c.leader_epoch
                                             } else {
@@ -124,9 +179,9 @@ pub fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchRespo
                                         .into_iter()
                                         .map(|(p, c)| {
                                             OffsetFetchResponsePartitions::default()
-                                                .with_error_code(unstable(&c))
+                                                .with_error_code(denied_or(&c, unstable(&c)))
                                                 .with_partition_index(p)
-                                                .with_committed_offset(c.offset)
+                                                .with_committed_offset(offset_of(&c))
                                                 .with_committed_leader_epoch(c.leader_epoch)
                                                 .with_metadata(Some(sb(c.metadata)))
                                         })

@@ -8,17 +8,21 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt, CLUSTER_NAME};
 
 /// Handles OffsetForLeaderEpoch.
 pub fn handle(
     ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // As Kafka: CLUSTER_ACTION on the cluster (a follower), else DESCRIBE on each topic.
+    let cluster_action = ctx.allowed(Op::ClusterAction, Rt::Cluster, CLUSTER_NAME);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let name = t.topic.0.to_string();
+            let denied = !cluster_action && !ctx.authorize(Op::Describe, Rt::Topic, &name);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -27,6 +31,10 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if denied {
+                        return base
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(partition) = ctx.broker.replicas.partition(&name, p.partition) else {
                         return base.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

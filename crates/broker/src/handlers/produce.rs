@@ -23,6 +23,7 @@ use runnel_storage::log::AppendError;
 use super::{sb, RequestContext};
 use crate::broker::now_ms;
 use crate::partition::Replication;
+use crate::security::acl::{AclOperation, ResourceType};
 
 struct Appended {
     base_offset: i64,
@@ -307,10 +308,26 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
     // (topic response, partition response, topic, partition, last offset) awaiting the ISR.
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    // As Kafka: a transactional producer needs WRITE on its transactional id (else every
+    // partition fails), and every producer WRITE on each topic.
+    let txn_denied = transactional_id
+        .as_deref()
+        .is_some_and(|id| !ctx.authorize(AclOperation::Write, ResourceType::TransactionalId, id));
     for td in req.topic_data {
         let topic = td.name.0.to_string();
+        let denied = if txn_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !ctx.authorize(AclOperation::Write, ResourceType::Topic, &topic) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let mut partitions = Vec::with_capacity(td.partition_data.len());
         for pd in td.partition_data {
+            if let Some(e) = denied {
+                partitions.push(partition_error(ctx.api_version, pd.index, e, String::new()));
+                continue;
+            }
             if !valid_acks {
                 partitions.push(partition_error(
                     ctx.api_version,

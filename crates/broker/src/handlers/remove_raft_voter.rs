@@ -13,6 +13,12 @@ use super::{sb, RequestContext};
 
 /// Handles RemoveRaftVoter.
 pub async fn handle(ctx: &RequestContext, req: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse {
+    // As Kafka: ALTER on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Alter) {
+        return RemoveRaftVoterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb("Cluster authorization failed.")));
+    }
     if let Some(message) = cluster_id_mismatch(ctx, &req.cluster_id) {
         return RemoveRaftVoterResponse::default()
             .with_error_code(ResponseError::InconsistentClusterId.code())

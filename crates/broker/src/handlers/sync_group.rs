@@ -5,10 +5,15 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::ResponseError;
 
 use super::{sb, RequestContext};
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles SyncGroup.
 pub async fn handle(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
     let v = ctx.api_version;
+    if !ctx.authorize(Op::Read, Rt::Group, &req.group_id.0) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let protocol_type = req.protocol_type.as_ref().map(|s| s.to_string());
     let protocol_name = req.protocol_name.as_ref().map(|s| s.to_string());
     let rx = ctx.broker.groups.sync(

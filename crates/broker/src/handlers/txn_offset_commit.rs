@@ -9,10 +9,28 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::RequestContext;
 use crate::group::coordinator::OffsetCommitEntry;
+use crate::security::acl::{AclOperation as Op, ResourceType as Rt};
 
 /// Handles TxnOffsetCommit.
 pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
     let v = ctx.api_version;
+    // As Kafka: WRITE on the transactional id, READ on the group (else every partition fails),
+    // READ on each topic (else its partitions fail and the others are committed).
+    let denied_all = if !ctx.authorize(Op::Write, Rt::TransactionalId, &req.transactional_id.0) {
+        Some(kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.authorize(Op::Read, Rt::Group, &req.group_id.0) {
+        Some(kafka_protocol::ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let topic_denied: Vec<bool> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let denied = denied_all.is_none() && !ctx.authorize(Op::Read, Rt::Topic, &t.name.0);
+            t.partitions.iter().map(move |_| denied)
+        })
+        .collect();
     let entries: Vec<OffsetCommitEntry> = req
         .topics
         .iter()
@@ -25,8 +43,15 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOff
                 metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
             })
         })
+        .zip(&topic_denied)
+        .filter(|(_, denied)| !**denied)
+        .map(|(e, _)| e)
         .collect();
-    let implicit = if v >= 5 {
+    let implicit = if let Some(e) = denied_all {
+        Err(e)
+    } else if entries.is_empty() {
+        Ok(())
+    } else if v >= 5 {
         ctx.broker
             .groups
             .ensure_offsets_topic(&ctx.broker)
@@ -45,6 +70,9 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOff
         Ok(())
     };
     let result = implicit.and_then(|()| {
+        if entries.is_empty() {
+            return Ok(vec![]);
+        }
         ctx.broker.groups.txn_commit_offsets(
             &ctx.broker,
             &req.group_id.0,
@@ -65,6 +93,14 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> TxnOff
         Err(e) => vec![e.code(); entries.len()],
     };
     let mut errors = errors.into_iter();
+    let denied_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+    let mut errors = topic_denied.into_iter().map(move |denied| {
+        if denied {
+            denied_code
+        } else {
+            errors.next().unwrap_or(0)
+        }
+    });
     TxnOffsetCommitResponse::default().with_topics(
         req.topics
             .into_iter()

@@ -15,6 +15,12 @@ pub async fn handle(
     req: UnregisterBrokerRequest,
 ) -> UnregisterBrokerResponse {
     let id = req.broker_id.0;
+    // As Kafka: ALTER on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Alter) {
+        return UnregisterBrokerResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb("Cluster authorization failed.")));
+    }
     match controller::unregister_broker(&ctx.broker, id) {
         Ok(()) => {
             let change = runnel_metadata::MembershipChange::RemoveLearner { node_id: id };

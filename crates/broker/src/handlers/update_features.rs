@@ -13,6 +13,12 @@ use crate::controller::{self, features::upgrade_type, features::FeatureUpdate};
 /// Handles UpdateFeatures.
 pub fn handle(ctx: &RequestContext, req: UpdateFeaturesRequest) -> UpdateFeaturesResponse {
     let v = ctx.api_version;
+    // As Kafka: ALTER on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::Alter) {
+        return UpdateFeaturesResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb("Cluster authorization failed.")));
+    }
     let updates: Vec<FeatureUpdate> = req
         .feature_updates
         .iter()

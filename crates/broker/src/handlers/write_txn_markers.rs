@@ -66,6 +66,36 @@ fn append(
 pub async fn handle(ctx: &RequestContext, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
     let mut markers = Vec::with_capacity(req.markers.len());
+    // As Kafka: only brokers write markers (CLUSTER_ACTION on the cluster).
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::ClusterAction) {
+        let code = kafka_protocol::ResponseError::ClusterAuthorizationFailed.code();
+        for m in req.markers {
+            markers.push(
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(m.producer_id)
+                    .with_topics(
+                        m.topics
+                            .into_iter()
+                            .map(|t| {
+                                WritableTxnMarkerTopicResult::default()
+                                    .with_partitions(
+                                        t.partition_indexes
+                                            .iter()
+                                            .map(|p| {
+                                                WritableTxnMarkerPartitionResult::default()
+                                                    .with_partition_index(*p)
+                                                    .with_error_code(code)
+                                            })
+                                            .collect(),
+                                    )
+                                    .with_name(t.name)
+                            })
+                            .collect(),
+                    ),
+            );
+        }
+        return WriteTxnMarkersResponse::default().with_markers(markers);
+    }
     for m in req.markers {
         let commit = m.transaction_result;
         let marker = (

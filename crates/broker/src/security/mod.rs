@@ -8,6 +8,8 @@ pub mod quota;
 pub mod connections;
 pub mod tls;
 
+pub mod acl;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
