@@ -156,6 +156,7 @@ fn open_quorum(
     config: &BrokerConfig,
     log_dir: &Path,
     directory_id: uuid::Uuid,
+    raft_tls: Option<Arc<rustls::ClientConfig>>,
 ) -> anyhow::Result<Arc<RaftQuorum>> {
     let cluster = &config.cluster;
     let single = cluster.is_single_node(config.node_id);
@@ -203,7 +204,7 @@ fn open_quorum(
     let network: Arc<dyn RaftTransport> = if single {
         Arc::new(NoTransport)
     } else {
-        Arc::new(crate::internode::TcpRaftTransport::default())
+        Arc::new(crate::internode::TcpRaftTransport::with_tls(raft_tls))
     };
     RaftQuorum::open(RaftQuorumConfig {
         log_dir: log_dir.to_path_buf(),
@@ -312,10 +313,10 @@ impl Broker {
             // Before joining the quorum: the other nodes must agree on who this node is.
             let cluster_id = stored_cluster_id.or_else(|| config.cluster_id.clone());
             let hello = crate::identity::own_hello(&config, directory_id, cluster_id);
-            crate::identity::exchange(&config, &hello)?;
+            crate::identity::exchange(&config, &hello, tls.for_controllers())?;
         }
         take_clean_shutdown_markers(&log_dirs)?;
-        let quorum = open_quorum(&config, &log_dir, directory_id)?;
+        let quorum = open_quorum(&config, &log_dir, directory_id, tls.for_controllers())?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
             // A cluster of one leads its quorum already; a multi-node quorum writes its cluster
@@ -342,7 +343,7 @@ impl Broker {
             txns: crate::txn::TxnCoordinator::new(&config),
             quotas: crate::security::quota::QuotaManagers::from_config(&config)
                 .map_err(anyhow::Error::msg)?,
-            controller: Default::default(),
+            controller: crate::controller::Controller::with_tls(tls.for_controllers()),
             incarnation_id: uuid::Uuid::new_v4(),
             directory_id,
             failure: watch::channel(None).0,

@@ -236,7 +236,11 @@ pub fn check_answer(ours: &Hello, peer: &Peer, answer: &HelloAnswer) -> Result<(
 /// Says hello to every peer at once (blocking, at most about [`HELLO_TIMEOUT`]) and refuses, with
 /// an error naming the key, on the first answer that shows a mismatch. Peers that do not answer
 /// are skipped.
-pub fn exchange(config: &BrokerConfig, ours: &Hello) -> anyhow::Result<()> {
+pub fn exchange(
+    config: &BrokerConfig,
+    ours: &Hello,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> anyhow::Result<()> {
     let peers = peers(config);
     let body = serde_json::to_vec(ours)?;
     let answers: Vec<(Peer, Option<HelloAnswer>)> = std::thread::scope(|s| {
@@ -244,8 +248,9 @@ pub fn exchange(config: &BrokerConfig, ours: &Hello) -> anyhow::Result<()> {
             .iter()
             .map(|peer| {
                 let body = &body;
+                let tls = tls.clone();
                 s.spawn(move || {
-                    let client = BlockingNodeClient::default();
+                    let client = BlockingNodeClient::with_tls(tls);
                     let target = peer.voter_id.unwrap_or(-1);
                     match client.call_within(
                         target,

@@ -13,8 +13,22 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use runnel_metadata::quorum::BoxFuture;
 use runnel_metadata::{RaftRpcKind, RaftTransport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+
+/// A connection's stream: TCP, or TLS over TCP when the listener reached is an SSL one.
+trait NodeStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> NodeStream for T {}
+
+/// The TLS server name of `host:port` (a DNS name or an IP address).
+fn server_name(addr: &str) -> io::Result<ServerName<'static>> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("TLS name {host}: {e}")))
+}
 
 /// Private api key of a raft message; the api version carries the [`RaftRpcKind`] code.
 pub const RAFT_API_KEY: i16 = 32_000;
@@ -71,7 +85,7 @@ pub fn encode_response(correlation_id: i32, body: &[u8]) -> Bytes {
 /// One connection to a node, one request in flight at a time.
 #[derive(Default)]
 struct Conn {
-    stream: Option<TcpStream>,
+    stream: Option<Box<dyn NodeStream>>,
     correlation_id: i32,
 }
 
@@ -79,6 +93,7 @@ impl Conn {
     async fn call(
         &mut self,
         addr: &str,
+        tls: Option<&Arc<ClientConfig>>,
         api_key: i16,
         api_version: i16,
         body: &[u8],
@@ -93,7 +108,19 @@ impl Conn {
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
                 s.set_nodelay(true)?;
-                s
+                match tls {
+                    None => Box::new(s) as Box<dyn NodeStream>,
+                    Some(cfg) => {
+                        let connect = tokio_rustls::TlsConnector::from(cfg.clone())
+                            .connect(server_name(addr)?, s);
+                        let t = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                            .await
+                            .map_err(|_| {
+                                io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                            })??;
+                        Box::new(t)
+                    }
+                }
             }
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
@@ -104,8 +131,8 @@ impl Conn {
 }
 
 /// Writes one request and reads its response on `stream`.
-async fn exchange(
-    stream: &mut TcpStream,
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
     corr: i32,
     api_key: i16,
     api_version: i16,
@@ -114,6 +141,7 @@ async fn exchange(
     stream
         .write_all(&encode_request(api_key, api_version, corr, body))
         .await?;
+    stream.flush().await?;
     let size = stream.read_i32().await?;
     if size < 4 || size as usize > MAX_RESPONSE_BYTES {
         return Err(io::Error::new(
@@ -140,9 +168,18 @@ type SharedConn = Arc<tokio::sync::Mutex<Conn>>;
 #[derive(Default)]
 pub struct NodeClient {
     conns: parking_lot::Mutex<HashMap<(i32, i16), SharedConn>>,
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl NodeClient {
+    /// A client whose connections use TLS with `tls` (None: plain TCP).
+    pub fn with_tls(tls: Option<Arc<ClientConfig>>) -> NodeClient {
+        NodeClient {
+            conns: Default::default(),
+            tls,
+        }
+    }
+
     /// Sends one request to node `target` at `addr` and returns the response body.
     pub async fn call(
         &self,
@@ -159,7 +196,8 @@ impl NodeClient {
             .or_default()
             .clone();
         let mut conn = conn.lock().await;
-        conn.call(addr, api_key, api_version, body).await
+        conn.call(addr, self.tls.as_ref(), api_key, api_version, body)
+            .await
     }
 }
 
@@ -167,6 +205,15 @@ impl NodeClient {
 #[derive(Default)]
 pub struct TcpRaftTransport {
     client: Arc<NodeClient>,
+}
+
+impl TcpRaftTransport {
+    /// A transport over TLS with `tls` (None: plain TCP).
+    pub fn with_tls(tls: Option<Arc<ClientConfig>>) -> TcpRaftTransport {
+        TcpRaftTransport {
+            client: Arc::new(NodeClient::with_tls(tls)),
+        }
+    }
 }
 
 impl RaftTransport for TcpRaftTransport {
@@ -194,6 +241,78 @@ impl RaftTransport for TcpRaftTransport {
 #[derive(Default)]
 pub struct BlockingNodeClient {
     conns: parking_lot::Mutex<HashMap<(i32, Duration), SharedBlockingConn>>,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+/// A blocking stream: TCP, or TLS over TCP.
+enum BlockingStream {
+    Plain(std::net::TcpStream),
+    Tls(
+        Box<
+            tokio_rustls::rustls::StreamOwned<
+                tokio_rustls::rustls::ClientConnection,
+                std::net::TcpStream,
+            >,
+        >,
+    ),
+}
+
+impl BlockingStream {
+    fn tcp(&self) -> &std::net::TcpStream {
+        match self {
+            BlockingStream::Plain(s) => s,
+            BlockingStream::Tls(t) => &t.sock,
+        }
+    }
+
+    /// Connects to `addr` (TLS with `tls`), at most `timeout` for the TCP connection; the TLS
+    /// handshake runs with the first write, under the caller's socket timeouts.
+    fn connect(
+        addr: &str,
+        tls: Option<&Arc<ClientConfig>>,
+        timeout: Duration,
+    ) -> io::Result<BlockingStream> {
+        use std::net::ToSocketAddrs;
+        let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{addr} does not resolve"))
+        })?;
+        let s = std::net::TcpStream::connect_timeout(&sa, timeout)?;
+        s.set_nodelay(true)?;
+        Ok(match tls {
+            None => BlockingStream::Plain(s),
+            Some(cfg) => {
+                let conn =
+                    tokio_rustls::rustls::ClientConnection::new(cfg.clone(), server_name(addr)?)
+                        .map_err(io::Error::other)?;
+                BlockingStream::Tls(Box::new(tokio_rustls::rustls::StreamOwned::new(conn, s)))
+            }
+        })
+    }
+}
+
+impl std::io::Read for BlockingStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            BlockingStream::Plain(s) => s.read(buf),
+            BlockingStream::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for BlockingStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            BlockingStream::Plain(s) => s.write(buf),
+            BlockingStream::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            BlockingStream::Plain(s) => s.flush(),
+            BlockingStream::Tls(t) => t.flush(),
+        }
+    }
 }
 
 /// A blocking connection shared by the callers that reach one node with one timeout.
@@ -202,7 +321,7 @@ type SharedBlockingConn = Arc<parking_lot::Mutex<BlockingConn>>;
 /// One blocking connection to a node.
 #[derive(Default)]
 struct BlockingConn {
-    stream: Option<std::net::TcpStream>,
+    stream: Option<BlockingStream>,
     correlation_id: i32,
 }
 
@@ -216,29 +335,27 @@ impl BlockingConn {
     fn call(
         &mut self,
         addr: &str,
+        tls: Option<&Arc<ClientConfig>>,
         api_key: i16,
         api_version: i16,
         body: &[u8],
         deadline: Instant,
     ) -> io::Result<Vec<u8>> {
         use std::io::{Read, Write};
-        use std::net::ToSocketAddrs;
         let left = || time_left(deadline);
         if self.stream.is_none() {
-            let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, format!("{addr} does not resolve"))
-            })?;
-            let s = std::net::TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT.min(left()?))?;
-            s.set_nodelay(true)?;
+            let s = BlockingStream::connect(addr, tls, CONNECT_TIMEOUT.min(left()?))?;
             self.stream = Some(s);
         }
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let corr = self.correlation_id;
         let stream = self.stream.as_mut().expect("connected");
         let result = (|| {
-            stream.set_write_timeout(Some(left()?))?;
+            stream.tcp().set_write_timeout(Some(left()?))?;
+            stream.tcp().set_read_timeout(Some(left()?))?;
             stream.write_all(&encode_request(api_key, api_version, corr, body))?;
-            stream.set_read_timeout(Some(left()?))?;
+            stream.flush()?;
+            stream.tcp().set_read_timeout(Some(left()?))?;
             let mut head = [0u8; 8];
             stream.read_exact(&mut head)?;
             let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
@@ -252,7 +369,7 @@ impl BlockingConn {
                 ));
             }
             let mut out = vec![0u8; size as usize - 4];
-            stream.set_read_timeout(Some(left()?))?;
+            stream.tcp().set_read_timeout(Some(left()?))?;
             stream.read_exact(&mut out)?;
             Ok(out)
         })();
@@ -264,6 +381,14 @@ impl BlockingConn {
 }
 
 impl BlockingNodeClient {
+    /// A client whose connections use TLS with `tls` (None: plain TCP).
+    pub fn with_tls(tls: Option<Arc<ClientConfig>>) -> BlockingNodeClient {
+        BlockingNodeClient {
+            conns: Default::default(),
+            tls,
+        }
+    }
+
     /// Sends one request to node `target` at `addr` and waits for the response body, at most
     /// [`BLOCKING_CALL_TIMEOUT`].
     pub fn call(
@@ -306,7 +431,14 @@ impl BlockingNodeClient {
         let mut conn = conn
             .try_lock_for(time_left(deadline)?)
             .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connection busy"))?;
-        conn.call(addr, api_key, api_version, body, deadline)
+        conn.call(
+            addr,
+            self.tls.as_ref(),
+            api_key,
+            api_version,
+            body,
+            deadline,
+        )
     }
 }
 
@@ -322,14 +454,18 @@ fn time_left(deadline: Instant) -> io::Result<Duration> {
 /// Sends one Kafka request to a broker and waits for its response, on a new blocking
 /// connection: for the rare calls a coordinator makes to other brokers from synchronous code
 /// (transaction markers to partition leaders).
-pub fn blocking_kafka_request<R>(addr: &str, req: &R, version: i16) -> io::Result<R::Response>
+pub fn blocking_kafka_request<R>(
+    addr: &str,
+    tls: Option<&Arc<ClientConfig>>,
+    req: &R,
+    version: i16,
+) -> io::Result<R::Response>
 where
     R: kafka_protocol::protocol::Request,
 {
     use kafka_protocol::messages::RequestHeader;
     use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
     use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
     let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
@@ -345,13 +481,11 @@ where
         .map_err(|e| bad(e.to_string()))?;
     let n = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&n.to_be_bytes());
-    let sa = addr.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{addr} does not resolve"))
-    })?;
-    let mut s = std::net::TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT)?;
-    s.set_read_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
-    s.set_write_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
+    let mut s = BlockingStream::connect(addr, tls, CONNECT_TIMEOUT)?;
+    s.tcp().set_read_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
+    s.tcp().set_write_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
     s.write_all(&buf)?;
+    s.flush()?;
     let mut size = [0u8; 4];
     s.read_exact(&mut size)?;
     let size = i32::from_be_bytes(size);

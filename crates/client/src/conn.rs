@@ -46,18 +46,57 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` and asks for the broker's API versions.
     pub async fn connect(addr: &str, client_id: &str, timeout: Duration) -> Result<Connection> {
+        Connection::connect_tls(addr, client_id, timeout, None).await
+    }
+
+    /// [`Connection::connect`], over TLS when `tls` is given (an SSL listener): the server's
+    /// certificate is checked for the host of `addr` as the config says.
+    pub async fn connect_tls(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    ) -> Result<Connection> {
+        let failed = |reason: String| Error::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| Error::Connect {
-                addr: addr.to_string(),
-                reason: format!("no answer within {} ms", timeout.as_millis()),
-            })?
-            .map_err(|e| Error::Connect {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|_| failed(format!("no answer within {} ms", timeout.as_millis())))?
+            .map_err(|e| failed(e.to_string()))?;
         stream.set_nodelay(true).ok();
-        let (mut rd, wr) = stream.into_split();
+        let Some(tls) = tls else {
+            let (rd, wr) = stream.into_split();
+            return Connection::start(addr, client_id, timeout, rd, wr).await;
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| failed(format!("bad TLS server name {host}: {e}")))?;
+        let stream = tokio::time::timeout(
+            timeout,
+            tokio_rustls::TlsConnector::from(tls).connect(name, stream),
+        )
+        .await
+        .map_err(|_| failed("TLS handshake timed out".into()))?
+        .map_err(|e| failed(format!("TLS handshake failed: {e}")))?;
+        let (rd, wr) = tokio::io::split(stream);
+        Connection::start(addr, client_id, timeout, rd, wr).await
+    }
+
+    /// Starts the reader and writer tasks on a connected stream's halves.
+    async fn start<R, W>(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+        mut rd: R,
+        wr: W,
+    ) -> Result<Connection>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let pending = Arc::new(Mutex::new(Pending {
             waiters: HashMap::new(),
             closed: false,

@@ -611,6 +611,17 @@ pub struct Controller {
     pub(crate) shutdown_requested: std::sync::atomic::AtomicBool,
 }
 
+impl Controller {
+    /// A controller whose requests to the active controller use TLS with `tls` (the controller
+    /// listener is an SSL one), else plain TCP.
+    pub fn with_tls(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Controller {
+        Controller {
+            forward: crate::internode::BlockingNodeClient::with_tls(tls),
+            ..Default::default()
+        }
+    }
+}
+
 /// How long a forwarded request waits for the active controller (including leader changes).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -1170,7 +1181,7 @@ pub async fn quorum_status(
         return Err(QuorumError::NotLeader { leader: None });
     };
     // A connection of its own: a rare admin request, not worth a pooled one.
-    let client = crate::internode::NodeClient::default();
+    let client = crate::internode::NodeClient::with_tls(broker.tls.for_controllers());
     let call = client.call(leader, &addr, crate::internode::RAFT_API_KEY, describe, &[]);
     match tokio::time::timeout(QUORUM_STATUS_TIMEOUT, call).await {
         Ok(Ok(bytes)) => parse(&bytes),

@@ -166,9 +166,10 @@ fn read_once(
                 parts.push(pd.with_error_code(0));
                 continue;
             }
-            // The first partition with data may exceed the budget by one batch; later ones stop.
+            // As Kafka: a partition reads at most min(its limit, what is left of max_bytes), the
+            // first partition with data at least one whole batch; later ones stop.
             let limit = if total == 0 {
-                (pmax.max(0) as usize).max(1)
+                (pmax.max(0) as usize).min(budget).max(1)
             } else {
                 (pmax.max(0) as usize).min(budget)
             };

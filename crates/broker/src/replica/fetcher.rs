@@ -87,7 +87,14 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
             .as_ref()
             .is_none_or(|c| c.is_closed() || c.addr() != addr)
         {
-            match Connection::connect(&addr, "runnel-replica-fetcher", Duration::from_secs(5)).await
+            let tls = broker.tls.for_brokers();
+            match Connection::connect_tls(
+                &addr,
+                "runnel-replica-fetcher",
+                Duration::from_secs(5),
+                tls,
+            )
+            .await
             {
                 Ok(c) => conn = Some(c),
                 Err(e) => {

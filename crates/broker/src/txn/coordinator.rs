@@ -491,6 +491,7 @@ impl TxnCoordinator {
             // The partition leader is not the transaction's coordinator: it asks the coordinator
             // to add the partition (AddPartitionsToTxn), as a Kafka leader verifies with it.
             return add_partition_remotely(
+                broker,
                 &addr,
                 id,
                 producer_id,
@@ -920,9 +921,11 @@ fn send_marker(broker: &Broker, topic: &str, index: i32, job: &MarkerJob) -> Res
                 topic.to_string(),
             )))
             .with_partition_indexes(vec![index])])]);
-    let resp =
-        crate::internode::blocking(|| crate::internode::blocking_kafka_request(&addr, &req, 1))
-            .map_err(|e| e.to_string())?;
+    let resp = crate::internode::blocking(|| {
+        let tls = broker.tls.for_brokers();
+        crate::internode::blocking_kafka_request(&addr, tls.as_ref(), &req, 1)
+    })
+    .map_err(|e| e.to_string())?;
     let code = resp
         .markers
         .first()
@@ -955,6 +958,7 @@ fn coordinator_elsewhere(broker: &Broker, id: &str) -> Option<String> {
 
 /// Adds a partition to a transaction on its coordinator at `addr` (AddPartitionsToTxn v3).
 fn add_partition_remotely(
+    broker: &Broker,
     addr: &str,
     id: &str,
     producer_id: i64,
@@ -975,7 +979,8 @@ fn add_partition_remotely(
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(vec![partition])]);
     let resp = crate::internode::blocking(|| {
-        crate::internode::blocking_kafka_request(addr, &req, 3)
+        let tls = broker.tls.for_brokers();
+        crate::internode::blocking_kafka_request(addr, tls.as_ref(), &req, 3)
     })
     .map_err(|e| {
         warn!(transactional_id = id, error = %e, "asking the transaction coordinator failed");

@@ -605,6 +605,8 @@ impl ListenerTls {
 pub struct TlsListeners {
     by_name: HashMap<String, Arc<ListenerTls>>,
     reload_interval: Option<Duration>,
+    inter_broker: String,
+    controller: Option<String>,
 }
 
 impl TlsListeners {
@@ -651,6 +653,8 @@ impl TlsListeners {
         Ok(TlsListeners {
             by_name,
             reload_interval: (ms > 0).then(|| Duration::from_millis(ms)),
+            inter_broker: cfg.cluster.inter_broker_listener_name.clone(),
+            controller: cfg.cluster.controller_listener_names.first().cloned(),
         })
     }
 
@@ -668,6 +672,20 @@ impl TlsListeners {
     /// does not use TLS.
     pub fn client_for(&self, listener: &str) -> Option<Arc<ClientConfig>> {
         self.by_name.get(listener).and_then(|t| t.client_config())
+    }
+
+    /// How this node reaches other brokers' inter-broker listener (replication, transaction
+    /// markers): TLS when that listener is an SSL one.
+    pub fn for_brokers(&self) -> Option<Arc<ClientConfig>> {
+        self.client_for(&self.inter_broker)
+    }
+
+    /// How this node reaches controllers (the metadata quorum, forwarded requests, start-up
+    /// hellos): TLS when the first of `controller.listener.names` is an SSL one. Raft messages
+    /// to broker-only nodes go to their inter-broker listener with the same settings, so with
+    /// broker-only nodes both listeners use TLS or neither does.
+    pub fn for_controllers(&self) -> Option<Arc<ClientConfig>> {
+        self.controller.as_deref().and_then(|c| self.client_for(c))
     }
 
     /// Checks the keystore and truststore files every `runnel.ssl.reload.interval.ms` and
