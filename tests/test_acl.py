@@ -297,9 +297,16 @@ def test_cluster_operations_need_cluster_acls(broker, conf, acls):
     broker_res = ConfigResource(ResourceType.BROKER, "1")
     # The cluster has ACLs (ANONYMOUS's ALTER): DESCRIBE_CONFIGS is not among them.
     assert future_error(admin.describe_configs([broker_res])[broker_res]) == CLUSTER_DENIED
+    # Client quotas too (DescribeClientQuotas needs DESCRIBE_CONFIGS on the cluster).
+    quotas = ("kafka-configs", "--bootstrap-server", broker.bootstrap, "--describe",
+              "--entity-type", "clients")
+    rc, out, err = kafka_tool(*quotas)
+    assert rc != 0 and "ClusterAuthorizationException" in out + err, out + err
     grant = binding(ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE_CONFIGS)
     acls.add(grant)
     assert future_error(admin.describe_configs([broker_res])[broker_res]) is None
+    rc, out, err = kafka_tool(*quotas)
+    assert rc == 0, out + err
     # DescribeAcls needs DESCRIBE on the cluster: a DENY takes it away (ALTER is kept).
     deny = binding(ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE,
                    permission=AclPermissionType.DENY)

@@ -48,7 +48,16 @@ pub fn handle(ctx: &RequestContext, req: AlterClientQuotasRequest) -> AlterClien
                 .collect(),
         })
         .collect();
-    let entries = match alter_client_quotas(&ctx.broker, alterations.clone(), req.validate_only) {
+    // As Kafka: ALTER_CONFIGS on the cluster, else every entity fails.
+    let outcome = if ctx.authorize_cluster(crate::security::acl::AclOperation::AlterConfigs) {
+        alter_client_quotas(&ctx.broker, alterations.clone(), req.validate_only)
+    } else {
+        Err(crate::controller::ControllerError::new(
+            kafka_protocol::ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ))
+    };
+    let entries = match outcome {
         Ok(results) => results.into_iter().map(entry).collect(),
         // The controller could not be reached (or refused the whole request): every entity
         // gets its error, as Kafka's getErrorResponse answers.

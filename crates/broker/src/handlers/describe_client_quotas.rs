@@ -15,6 +15,13 @@ pub fn handle(
     ctx: &RequestContext,
     req: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
+    // As Kafka: DESCRIBE_CONFIGS on the cluster.
+    if !ctx.authorize_cluster(crate::security::acl::AclOperation::DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(sb("Cluster authorization failed.")))
+            .with_entries(None);
+    }
     let components: Vec<FilterComponent> = req
         .components
         .iter()
