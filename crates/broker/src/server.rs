@@ -170,6 +170,18 @@ pub async fn serve_connection<S: ConnStream>(
                 info!(%peer, reason, "closing connection");
                 break;
             }
+            Outcome::Throttled { response, until } => {
+                if let Some(bytes) = response {
+                    conn.write_all(&bytes).await?;
+                    conn.flush().await?;
+                }
+                // A client over its quota: the response went out, the connection is muted for
+                // the throttle time (KIP-219), as Kafka's socket server mutes the channel.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = stopping.wait_for(|s| *s) => break,
+                }
+            }
         }
     }
     let _ = conn.shutdown().await;

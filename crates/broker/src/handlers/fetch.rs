@@ -281,10 +281,17 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
     let min_bytes = req.min_bytes.max(0) as usize;
     let read_committed = req.isolation_level == 1;
+    // A consumer fetches at most what a window of its consumer_byte_rate allows (Kafka's cap).
+    let max_bytes = if replica_id < 0 {
+        crate::security::quota::throttle::fetch_max_bytes(ctx, req.max_bytes)
+    } else {
+        req.max_bytes
+    };
+    let min_bytes = min_bytes.min(max_bytes.max(0) as usize);
     let mut rx = ctx.broker.replicas.subscribe_appends();
     loop {
         rx.borrow_and_update();
-        let (responses, total) = read_once(ctx, &wanted, req.max_bytes, read_committed, replica_id);
+        let (responses, total) = read_once(ctx, &wanted, max_bytes, read_committed, replica_id);
         let any_error = responses
             .iter()
             .any(|t| t.partitions.iter().any(|p| p.error_code != 0));

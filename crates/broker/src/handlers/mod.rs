@@ -78,6 +78,14 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, for the logged reason.
     Close(&'static str),
+    /// A client over its quota (KIP-219): write the response, if any, then read nothing more
+    /// from the connection until `until`.
+    Throttled {
+        /// The response frame (None for acks=0 produce).
+        response: Option<Bytes>,
+        /// When the connection may read again.
+        until: tokio::time::Instant,
+    },
 }
 
 /// Per-request context handed to handlers.
@@ -245,8 +253,17 @@ async fn internode(
     Outcome::Respond(encode_response(correlation_id, &reply))
 }
 
-/// Decodes and handles one request frame.
+/// Decodes and handles one request frame, timing how long it runs (the request quota).
 pub async fn dispatch(
+    broker: &Arc<Broker>,
+    session: &crate::security::Session,
+    frame: Bytes,
+) -> Outcome {
+    crate::security::quota::throttle::timed(dispatch_timed(broker, session, frame)).await
+}
+
+/// [`dispatch`], inside the timing.
+async fn dispatch_timed(
     broker: &Arc<Broker>,
     session: &crate::security::Session,
     frame: Bytes,
@@ -301,7 +318,8 @@ pub async fn dispatch(
         client_host: format!("/{}", peer.ip()),
         principal: session.principal.clone(),
     };
-    let response: Option<ResponseKind> = match request {
+    let facts = crate::security::quota::throttle::RequestFacts::of(api_version, &request);
+    let mut response: Option<ResponseKind> = match request {
         RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
         RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
         RequestKind::Produce(r) => produce::handle(&ctx, r).await.map(Into::into),
@@ -374,7 +392,9 @@ pub async fn dispatch(
         RequestKind::AlterClientQuotas(r) => Some(alter_client_quotas::handle(&ctx, r).into()),
         _ => return Outcome::Close("API not served"),
     };
-    match response {
+    let throttle_ms =
+        crate::security::quota::throttle::throttle(&ctx, &facts, frame.len(), &mut response);
+    let outcome = match response {
         None => Outcome::NoResponse,
         Some(resp) => match encode_response_kind(api_key, api_version, correlation_id, &resp) {
             Ok(b) => Outcome::Respond(b),
@@ -383,5 +403,17 @@ pub async fn dispatch(
                 Outcome::Close("response encoding failed")
             }
         },
+    };
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(throttle_ms);
+    match outcome {
+        Outcome::Respond(b) if throttle_ms > 0 => Outcome::Throttled {
+            response: Some(b),
+            until,
+        },
+        Outcome::NoResponse if throttle_ms > 0 => Outcome::Throttled {
+            response: None,
+            until,
+        },
+        other => other,
     }
 }

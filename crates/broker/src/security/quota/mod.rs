@@ -22,6 +22,7 @@
 //! described but not enforced.
 
 pub mod rate;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::Arc;
