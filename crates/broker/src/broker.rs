@@ -230,6 +230,7 @@ impl Broker {
     /// Opens the log dir, replays metadata, opens every partition, binds the listeners and spawns
     /// the background tasks.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<BrokerHandle> {
+        crate::security::sasl::check_config(&config).map_err(anyhow::Error::msg)?;
         let mut broker = tokio::task::spawn_blocking(move || Broker::open(config)).await??;
         let mut bound = Vec::new();
         let mut sockets = Vec::new();

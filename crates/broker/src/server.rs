@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 use crate::broker::Broker;
 use crate::handlers::{dispatch, Outcome};
 use crate::security::connections::ConnectionLimits;
+use crate::security::sasl::{self, Authenticator, Gate};
 use crate::security::tls::{ListenerTls, HANDSHAKE_TIMEOUT};
 use crate::security::Session;
 
@@ -100,22 +101,27 @@ async fn serve_tls(
     serve_connection(broker, stream, session).await
 }
 
-/// Reads the next frame; `Ok(None)` on a clean end of stream.
-async fn read_frame<R: AsyncReadExt + Unpin>(
-    rd: &mut R,
-    max_bytes: i32,
-    peer: SocketAddr,
-) -> std::io::Result<Option<Bytes>> {
+/// What reading a frame found.
+enum Frame {
+    /// A whole frame.
+    Data(Bytes),
+    /// The end of the stream (clean, or in the middle of a frame).
+    End,
+    /// A size prefix out of range (negative or above the limit): nothing more is read.
+    BadSize(i32),
+}
+
+/// Reads the next frame.
+async fn read_frame<R: AsyncReadExt + Unpin>(rd: &mut R, max_bytes: i32) -> std::io::Result<Frame> {
     let mut size_buf = [0u8; 4];
     match rd.read_exact(&mut size_buf).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(Frame::End),
         Err(e) => return Err(e),
     }
     let size = i32::from_be_bytes(size_buf);
     if size < 0 || size > max_bytes {
-        warn!(%peer, size, max_bytes, "request size out of range (socket.request.max.bytes): closing the connection");
-        return Ok(None);
+        return Ok(Frame::BadSize(size));
     }
     // Grow the buffer as bytes arrive rather than trusting the claimed size up front.
     let mut buf = BytesMut::with_capacity((size as usize).min(64 * 1024));
@@ -126,11 +132,11 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
         }
         let n = rd.read_buf(&mut (&mut buf).limit(remaining)).await?;
         if n == 0 {
-            return Ok(None);
+            return Ok(Frame::End);
         }
         remaining -= n;
     }
-    Ok(Some(buf.freeze()))
+    Ok(Frame::Data(buf.freeze()))
 }
 
 use bytes::BufMut;
@@ -141,11 +147,13 @@ pub trait ConnStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnStream for T {}
 
 /// Serves one connection's requests until it ends: over any [`ConnStream`] once the accept path
-/// (TCP, plus the TLS handshake on SSL listeners) has set up `session`.
+/// (TCP, plus the TLS handshake on SSL listeners) has set up `session`. On SASL_PLAINTEXT and
+/// SASL_SSL listeners every frame first passes the connection's SASL [`Authenticator`], which
+/// answers the authentication exchange itself and lets requests through once it completed.
 pub async fn serve_connection<S: ConnStream>(
     broker: Arc<Broker>,
     stream: S,
-    session: Session,
+    mut session: Session,
 ) -> std::io::Result<()> {
     // Requests are handled one at a time, so one buffered stream serves both directions (no
     // split): reads go through the buffer, writes pass straight to the stream.
@@ -153,12 +161,48 @@ pub async fn serve_connection<S: ConnStream>(
     let peer = session.peer;
     let max = broker.config.socket_request_max_bytes;
     let mut stopping = broker.stopping();
+    let mut auth = match sasl_authenticator(&broker, &session.listener) {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(%peer, listener = %session.listener, error = %e, "SASL settings unusable: connection closed");
+            return Ok(());
+        }
+    };
     loop {
+        let limit = auth.as_ref().map_or(max, |a| a.max_frame(max));
         let frame = tokio::select! {
-            f = read_frame(&mut conn, max, peer) => f?,
-            _ = stopping.wait_for(|s| *s) => None,
+            f = read_frame(&mut conn, limit) => f?,
+            _ = stopping.wait_for(|s| *s) => Frame::End,
         };
-        let Some(frame) = frame else { break };
+        let frame = match frame {
+            Frame::Data(f) => f,
+            Frame::End => break,
+            Frame::BadSize(size) => match auth.as_ref().filter(|a| !a.authenticated()) {
+                Some(a) => {
+                    let gate = a.oversized(size);
+                    finish_gate(&mut conn, peer, gate).await;
+                    break;
+                }
+                None => {
+                    warn!(%peer, size, max_bytes = limit, "request size out of range (socket.request.max.bytes): closing the connection");
+                    break;
+                }
+            },
+        };
+        if let Some(a) = auth.as_mut() {
+            match a.on_frame(&*broker, &mut session.principal, &frame) {
+                Gate::Pass => {}
+                Gate::Respond(bytes) => {
+                    conn.write_all(&bytes).await?;
+                    conn.flush().await?;
+                    continue;
+                }
+                gate => {
+                    finish_gate(&mut conn, peer, gate).await;
+                    break;
+                }
+            }
+        }
         match dispatch(&broker, &session, frame).await {
             Outcome::Respond(bytes) => {
                 conn.write_all(&bytes).await?;
@@ -186,4 +230,37 @@ pub async fn serve_connection<S: ConnStream>(
     }
     let _ = conn.shutdown().await;
     Ok(())
+}
+
+/// The SASL authenticator of a connection on `listener`, None on listeners without SASL.
+fn sasl_authenticator(broker: &Broker, listener: &str) -> Result<Option<Authenticator>, String> {
+    match sasl::listener_protocol(&broker.config, listener) {
+        Some(p) if sasl::is_sasl_protocol(p) => {
+            let settings = sasl::ListenerSasl::from_config(&broker.config, listener)?;
+            Ok(Some(Authenticator::new(Arc::new(settings))))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Ends a connection as the authenticator asked: a failed authentication waits
+/// `connection.failed.authentication.delay.ms`, then gets its error response (as Kafka sends it
+/// when the delay is over), then the connection closes.
+async fn finish_gate<W: AsyncWrite + Unpin>(conn: &mut W, peer: SocketAddr, gate: Gate) {
+    match gate {
+        Gate::Fail {
+            response,
+            reason,
+            delay,
+        } => {
+            info!(%peer, %reason, "failed SASL authentication: connection closed");
+            tokio::time::sleep(delay).await;
+            if let Some(r) = response {
+                let _ = conn.write_all(&r).await;
+                let _ = conn.flush().await;
+            }
+        }
+        Gate::Close(reason) => info!(%peer, %reason, "closing connection"),
+        Gate::Pass | Gate::Respond(_) => {}
+    }
 }

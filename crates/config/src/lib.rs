@@ -441,18 +441,6 @@ impl BrokerConfig {
                     &format!("no security protocol for listener {}", l.name),
                 ));
             }
-            if let Some((_, p)) = map.iter().find(|(n, _)| n == &l.name) {
-                if p != "PLAINTEXT" && p != "SSL" {
-                    return Err(invalid(
-                        "listeners",
-                        raw.get("listeners").unwrap_or(""),
-                        &format!(
-                            "listener {} uses {p}, which Runnel does not support yet",
-                            l.name
-                        ),
-                    ));
-                }
-            }
         }
         let mapped_names: Vec<String> = map.iter().map(|(n, _)| n.clone()).collect();
         let cluster = ClusterConfig::from_values(&cluster::ClusterKeys {

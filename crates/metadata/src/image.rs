@@ -108,6 +108,8 @@ pub struct TopicImage {
 pub struct MetadataImage {
     /// Cluster id, once written.
     pub cluster_id: Option<String>,
+    /// SCRAM credentials (AlterUserScramCredentials).
+    pub scram: crate::scram::ScramImage,
     /// Topics by name.
     pub topics: BTreeMap<String, Arc<TopicImage>>,
     /// Topic names by id.
@@ -144,6 +146,14 @@ impl MetadataImage {
     pub fn apply(&mut self, record: &MetadataRecord) {
         match record {
             MetadataRecord::Cluster { cluster_id } => self.cluster_id = Some(cluster_id.clone()),
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                credential,
+            } => self.scram.upsert(name, *mechanism, credential.clone()),
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                self.scram.remove(name, *mechanism)
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_names.insert(*topic_id, name.clone());
                 self.topics.insert(
@@ -305,6 +315,7 @@ impl MetadataImage {
                 cluster_id: cluster_id.clone(),
             });
         }
+        out.extend(self.scram.to_records());
         for topic in self.topics.values() {
             out.push(MetadataRecord::Topic {
                 name: topic.name.clone(),

@@ -11,6 +11,7 @@ pub mod quorum;
 pub mod quotas;
 pub mod raft;
 pub mod records;
+pub mod scram;
 
 pub use acls::{AclEntry, AclImage};
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};

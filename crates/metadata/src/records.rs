@@ -18,6 +18,24 @@ pub enum MetadataRecord {
         /// Cluster id (base64 of 16 bytes, as Kafka).
         cluster_id: String,
     },
+    /// A user's SCRAM credential for one mechanism was set, as Kafka's
+    /// UserScramCredentialRecord (AlterUserScramCredentials).
+    UserScramCredential {
+        /// User name.
+        name: String,
+        /// 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512.
+        mechanism: i8,
+        /// Salt, stored key, server key and iterations.
+        credential: crate::scram::ScramCredentialData,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted, as Kafka's
+    /// RemoveUserScramCredentialRecord.
+    RemoveUserScramCredential {
+        /// User name.
+        name: String,
+        /// 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512.
+        mechanism: i8,
+    },
     /// A topic came into being.
     Topic {
         /// Topic name.

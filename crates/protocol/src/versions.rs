@@ -44,6 +44,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::SyncGroup, 0, 0, 5),
     r(ApiKey::DescribeGroups, 0, 0, 5),
     r(ApiKey::ListGroups, 0, 0, 5),
+    // Answered by the connection's SASL authenticator on SASL listeners; elsewhere (and
+    // after authentication) with ILLEGAL_SASL_STATE, as Kafka.
+    r(ApiKey::SaslHandshake, 0, 0, 1),
     r(ApiKey::ApiVersions, 0, 0, 4),
     r(ApiKey::CreateTopics, 0, 2, 7),
     r(ApiKey::DeleteTopics, 0, 1, 6),
@@ -63,6 +66,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::AlterConfigs, 0, 0, 2),
     r(ApiKey::AlterReplicaLogDirs, 1, 1, 2),
     r(ApiKey::DescribeLogDirs, 1, 1, 4),
+    r(ApiKey::SaslAuthenticate, 0, 0, 2),
     r(ApiKey::CreatePartitions, 0, 0, 3),
     r(ApiKey::DeleteGroups, 0, 0, 2),
     r(ApiKey::ElectLeaders, 0, 0, 2),
@@ -127,6 +131,8 @@ mod tests {
                 ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
                 ApiKey::Metadata => MetadataRequest::VERSIONS,
                 ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+                ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+                ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
                 ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
                 ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
                 ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,

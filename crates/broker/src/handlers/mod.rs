@@ -64,6 +64,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod remove_raft_voter;
+pub mod sasl;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -321,6 +322,8 @@ async fn dispatch_timed(
     let facts = crate::security::quota::throttle::RequestFacts::of(api_version, &request);
     let mut response: Option<ResponseKind> = match request {
         RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
+        RequestKind::SaslHandshake(_) => Some(sasl::handshake_out_of_place().into()),
+        RequestKind::SaslAuthenticate(_) => Some(sasl::authenticate_out_of_place().into()),
         RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
         RequestKind::Produce(r) => produce::handle(&ctx, r).await.map(Into::into),
         RequestKind::Fetch(r) => Some(fetch::handle(&ctx, r).await.into()),

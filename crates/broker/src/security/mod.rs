@@ -10,6 +10,8 @@ pub mod tls;
 
 pub mod acl;
 
+pub mod sasl;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
