@@ -362,3 +362,23 @@ def test_bad_tls_settings_refused_at_start(tmp_path, certs, settings, message):
     with pytest.raises(AssertionError, match="exited") as e:
         b.start()
     assert message in str(e.value), str(e.value)[-2000:]
+
+
+def test_max_connections_holds_accepting_back(tmp_path):
+    b = Broker(tmp_path, {"max.connections": "2"}).start()
+    try:
+        first, second = (socket.create_connection(("127.0.0.1", b.port)) for _ in range(2))
+        api_versions_ok(first)
+        api_versions_ok(second)
+        # The third is not served while two are open (the broker does not accept it yet).
+        third = socket.create_connection(("127.0.0.1", b.port))
+        third.sendall(raw_frame(18, 0, 7))
+        with pytest.raises(socket.timeout):
+            read_frame(third, timeout=1.5)
+        # Once one closes, it is accepted and answered.
+        first.close()
+        resp = read_frame(third, timeout=10)
+        assert resp is not None and resp[:4] == (7).to_bytes(4, "big")
+        api_versions_ok(second)
+    finally:
+        b.kill9()

@@ -1,8 +1,9 @@
 //! Connection limits, as Kafka's `ConnectionQuotas`: `max.connections` (broker-wide, and per
 //! listener as `listener.name.<l>.max.connections`) holds accepting back until a connection
 //! closes; `max.connections.per.ip` (with `max.connections.per.ip.overrides`) closes a
-//! connection past the limit of its address at once. The inter-broker and controller listeners
-//! are not held back by `max.connections`, so a node flooded by clients still hears its peers.
+//! connection past the limit of its address at once. When the node has several listeners, the
+//! inter-broker and controller ones are not held back by `max.connections` (Kafka's protected
+//! listener), so a node flooded by clients still hears its peers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -108,8 +109,20 @@ impl ConnectionLimits {
                 }
             }
         }
-        let mut exempt = vec![cfg.cluster.inter_broker_listener_name.clone()];
-        exempt.extend(cfg.cluster.controller_listener_names.iter().cloned());
+        // As Kafka's protected listener: only when there are other listeners to hold back.
+        let mut exempt = Vec::new();
+        if cfg.listeners.len() > 1 {
+            exempt.push(cfg.cluster.inter_broker_listener_name.clone());
+            exempt.extend(cfg.cluster.controller_listener_names.iter().cloned());
+        }
+        if broker_wide.is_some() || !per_listener.is_empty() {
+            tracing::info!(
+                max_connections = broker_wide.as_ref().map(|s| s.available_permits()),
+                listeners = per_listener.len(),
+                exempt = ?exempt,
+                "connection limits"
+            );
+        }
         Ok(ConnectionLimits {
             broker_wide,
             per_listener,
