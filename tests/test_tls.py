@@ -382,3 +382,34 @@ def test_max_connections_holds_accepting_back(tmp_path):
         api_versions_ok(second)
     finally:
         b.kill9()
+
+
+def test_sasl_plain_over_tls(tls_broker, certs, monkeypatch):
+    """SASL_SSL: SASL PLAIN inside the TLS stream. The plain ssl.client.auth=required does not
+    apply to a SASL_SSL listener (KIP-684), so a client without a certificate connects; the
+    principal is the SASL user."""
+    monkeypatch.setenv("RUNNEL_LOG", "info,runnel_broker::server=debug,runnel_broker::security::sasl=debug")
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'user_alice="alice-pw";')
+    port = free_port()
+    b = tls_broker(certs, **{
+        "listeners": f"SASL_SSL://127.0.0.1:{port}",
+        "ssl.keystore.location": str(certs / "server.pem"),
+        "ssl.truststore.location": str(certs / "ca.crt"),
+        "ssl.client.auth": "required",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": jaas,
+    })
+    conf = {"bootstrap.servers": b.bootstrap, "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(certs / "ca.crt"), "sasl.mechanism": "PLAIN",
+            "sasl.username": "alice", "sasl.password": "alice-pw"}
+    create_topic(conf, "sasl-ssl")
+    librdkafka_round_trip(conf, "sasl-ssl", n=20)
+    assert "User:alice" in b.log_text()
+    # TLS came first: the SASL_SSL connection's TLS session has no client principal of its own.
+    assert "User:CN=" not in b.log_text()
+    # A wrong password fails authentication over TLS too.
+    a = AdminClient({**conf, "sasl.password": "wrong"})
+    with pytest.raises(Exception):
+        a.list_topics(timeout=5)
+    assert b.alive()
