@@ -8,10 +8,12 @@ ALLOW, prefixed patterns cover their names, Metadata hides what may not be descr
 user passes a DENY. Without an authorizer the ACL APIs answer SECURITY_DISABLED (kafka-acls
 --list says so).
 
-Until SASL users exist in this tree, every client here is User:ANONYMOUS (a PLAINTEXT listener):
-the broker runs with allow.everyone.if.no.acl.found=true and ANONYMOUS holds ALTER on the cluster
-(to manage ACLs); "without the ACL" means the resource has ACLs, for User:other only, so that
-ANONYMOUS is refused exactly as Kafka refuses a principal no ACL names. About 60 s."""
+Most clients here are User:ANONYMOUS (a PLAINTEXT listener): that broker runs with
+allow.everyone.if.no.acl.found=true and ANONYMOUS holds ALTER on the cluster (to manage ACLs);
+"without the ACL" means the resource has ACLs, for User:other only, so that ANONYMOUS is refused
+exactly as Kafka refuses a principal no ACL names. A SASL PLAIN broker checks real users with
+Kafka's default deny (User:admin a super user, User:alice granted and denied), librdkafka and
+kafka-acls --command-config; a 3-node cluster enforces the same ACLs everywhere. About 35 s."""
 
 import time
 import uuid
@@ -22,7 +24,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                    AdminClient, ConfigResource, NewPartitions, NewTopic,
                                    OffsetSpec, ResourcePatternType, ResourceType)
 
-from helpers import KAFKA_TOOLS_VERSIONS, Broker, Cluster, kafka_tool
+from helpers import KAFKA_TOOLS_VERSIONS, Broker, Cluster, free_port, kafka_tool
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 ME = "User:ANONYMOUS"
@@ -420,3 +422,60 @@ def test_a_cluster_enforces_the_same_acls_on_every_node(tmp_path):
             time.sleep(0.5)
     finally:
         cluster.kill_all()
+
+
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'username="admin" password="admin-pw" user_admin="admin-pw" user_alice="alice-pw";')
+
+
+def test_sasl_plain_users_with_default_deny(tmp_path):
+    # Real principals: User:admin (a super user) manages ACLs, User:alice has only what it grants;
+    # allow.everyone.if.no.acl.found stays false (Kafka's default), so no ACL means refused.
+    port = free_port()
+    b = Broker(tmp_path, {
+        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+        "authorizer.class.name": AUTHORIZER,
+        "super.users": "User:admin",
+        "offsets.topic.num.partitions": "2",
+    }).start()
+    try:
+        def conf(user):
+            return {"bootstrap.servers": b.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": "PLAIN", "sasl.username": user,
+                    "sasl.password": f"{user}-pw"}
+        admin, alice = conf("admin"), conf("alice")
+        topic = fresh("sa")
+        make_topic(admin, topic)
+        assert produce_error(alice, topic) == TOPIC_DENIED
+        acls = Acls(AdminClient(admin))
+        grant = binding(ResourceType.TOPIC, "sa-", AclOperation.WRITE, principal="User:alice",
+                        pattern=ResourcePatternType.PREFIXED)
+        acls.add(grant)
+        assert produce_error(alice, topic) is None
+        deny = binding(ResourceType.TOPIC, topic, AclOperation.WRITE, principal="User:alice",
+                       permission=AclPermissionType.DENY)
+        acls.add(deny)
+        assert produce_error(alice, topic) == TOPIC_DENIED
+        # The super user still writes; alice may not manage ACLs (ALTER on the cluster).
+        assert produce_error(admin, topic) is None
+        alice_admin = AdminClient(alice)
+        f = alice_admin.create_acls([binding(ResourceType.TOPIC, "x", AclOperation.READ,
+                                             principal="User:alice")])
+        assert [future_error(x) for x in f.values()] == [CLUSTER_DENIED]
+        # kafka-acls with --command-config: admin lists, alice is refused.
+        cfg = tmp_path / "admin.properties"
+        cfg.write_text("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                       "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule "
+                       'required username="admin" password="admin-pw";\n')
+        rc, out, err = kafka_tool("kafka-acls", "--bootstrap-server", b.bootstrap,
+                                  "--command-config", str(cfg), "--list", "--principal",
+                                  "User:alice")
+        assert rc == 0 and f"name={topic}, patternType=LITERAL" in out and "DENY" in out, out + err
+        cfg.write_text(cfg.read_text().replace('"admin"', '"alice"').replace("admin-pw", "alice-pw"))
+        rc, out, err = kafka_tool("kafka-acls", "--bootstrap-server", b.bootstrap,
+                                  "--command-config", str(cfg), "--list")
+        assert rc != 0 and "ClusterAuthorizationException" in out + err, out + err
+    finally:
+        b.kill9()
