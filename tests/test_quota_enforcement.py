@@ -5,6 +5,8 @@ client does unthrottled), see `throttle_time_ms` in the responses (librdkafka's 
 callback), and a quota changed at run time takes effect; entity precedence picks the most
 specific quota (client-id over the client-id default). The broker runs with short quota windows
 (`quota.window.num=3`, `quota.window.size.seconds=1`) so that the rate settles within seconds.
+With SASL PLAIN users, user quotas follow Kafka's precedence (user+client-id over user over the
+default user). About 65 s.
 """
 
 import time
@@ -29,14 +31,14 @@ def set_quota(broker, entity, key, value):
     assert all(code == 0 for code, _ in got.values()), got
 
 
-def produce_for(bootstrap, topic, client_id, seconds, throttles):
+def produce_for(bootstrap, topic, client_id, seconds, throttles, **config):
     """Produces 1000-byte records as fast as the broker lets for `seconds`; returns the
     (time, acknowledged bytes so far) samples taken as deliveries arrive."""
     acked = [0]
     p = Producer({
         "bootstrap.servers": bootstrap, "client.id": client_id, "acks": 1, "linger.ms": 5,
         "queue.buffering.max.kbytes": 200, "batch.size": 16384,
-        "throttle_cb": lambda ev: throttles.append(ev.throttle_time),
+        "throttle_cb": lambda ev: throttles.append(ev.throttle_time), **config,
     })
 
     def delivered(err, msg):
@@ -180,3 +182,42 @@ def test_request_percentage_throttles_a_busy_client(broker_factory):
     assert not free_throttles, free_throttles
     assert busy_throttles and 0 < max(busy_throttles) <= 1.0, busy_throttles
     assert busy < free / 3, (busy, free)
+
+
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'user_alice="alice-pw" user_bob="bob-pw";')
+
+
+def test_user_quotas_with_sasl_users_follow_kafkas_precedence(broker_factory):
+    """Real users (SASL PLAIN): user alice's own quota beats the default user's, alice's quota
+    for one client id beats her user quota, and bob gets the default user's."""
+    from helpers import free_port
+    port, sasl_port = free_port(), free_port()
+    # PLAINTEXT for the raw AlterClientQuotas requests, SASL_PLAINTEXT for the users.
+    broker = broker_factory(**WINDOWS, **{
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+    })
+    create_topic(broker, "uq")
+    quota = 100_000
+    set_quota(broker, [("user", None)], "producer_byte_rate", 8 * quota)
+    set_quota(broker, [("user", "alice")], "producer_byte_rate", quota)
+    set_quota(broker, [("user", "alice"), ("client-id", "special")], "producer_byte_rate", 3 * quota)
+    sasl = f"127.0.0.1:{sasl_port}"
+
+    def steady_rate(user, client_id):
+        throttles = []
+        samples = produce_for(sasl, "uq", client_id, 7, throttles, **{
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+            "sasl.username": user, "sasl.password": f"{user}-pw"})
+        return rate_between(samples, 3, 7), throttles
+
+    alice, throttles = steady_rate("alice", "app")
+    assert 0.6 * quota <= alice <= 1.4 * quota and throttles, alice
+    special, _ = steady_rate("alice", "special")
+    assert 1.8 * quota <= special <= 4.2 * quota, special
+    bob, _ = steady_rate("bob", "app")
+    assert 4.8 * quota <= bob <= 11.2 * quota, bob
+    print(f"user quotas: alice {alice:.0f} B/s (quota {quota}), alice/special {special:.0f} B/s "
+          f"(quota {3 * quota}), bob {bob:.0f} B/s (default user {8 * quota})")
