@@ -224,3 +224,73 @@ def test_configuration_errors_are_refused_at_start_up(tmp_path):
                            timeout=30)
         assert p.returncode != 0
         assert message in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_scram_credentials_with_kafka_configs_and_clients(sasl_broker, tmp_path):
+    """SCRAM-SHA-256/512 users made with kafka-configs (AlterUserScramCredentials), described,
+    used by librdkafka, kafka-python and the Java tools, kept across a restart (metadata log),
+    deleted per mechanism."""
+    b = sasl_broker(**{"sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"})
+    admin = java_config(tmp_path / "admin.properties", "admin", "admin-pw")
+
+    def configs(*args):
+        rc, out, err = kafka_tool("kafka-configs", "--bootstrap-server", b.bootstrap,
+                                  "--command-config", admin, "--entity-type", "users", *args)
+        return rc, out + err
+
+    # Both mechanisms in one request: refused, as Kafka's controller (ScramControlManager) does.
+    rc, out = configs("--entity-name", "carol", "--alter", "--add-config",
+                      "SCRAM-SHA-256=[iterations=8192,password=carol-pw],SCRAM-SHA-512=[password=carol-512]")
+    assert rc != 0 and "A user credential cannot be altered twice in the same request" in out, out
+    for mech in ("SCRAM-SHA-256=[iterations=8192,password=carol-pw]", "SCRAM-SHA-512=[password=carol-512]"):
+        rc, out = configs("--entity-name", "carol", "--alter", "--add-config", mech)
+        assert rc == 0, out
+    rc, out = configs("--entity-name", "carol", "--describe")
+    assert rc == 0, out
+    assert "SCRAM-SHA-256=iterations=8192" in out and "SCRAM-SHA-512=iterations=4096" in out, out
+    rc, out = configs("--describe")
+    assert rc == 0 and "carol" in out, out
+    # Too few iterations: the tool refuses them itself (the broker would answer "Too few iterations").
+    rc, out = configs("--entity-name", "dave", "--alter", "--add-config",
+                      "SCRAM-SHA-256=[iterations=100,password=x]")
+    assert rc != 0 and "less than the minimum 4096" in out, out
+
+    produce_consume_rdk(rdk(b, "carol", "carol-pw", "SCRAM-SHA-256"), "scram-256")
+    produce_consume_rdk(rdk(b, "carol", "carol-512", "SCRAM-SHA-512"), "scram-512")
+    assert "principal=User:carol mechanism=SCRAM-SHA-512" in b.log_text()
+    kp = dict(bootstrap_servers=b.bootstrap, security_protocol="SASL_PLAINTEXT",
+              sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="carol",
+              sasl_plain_password="carol-512")
+    prod = KafkaProducer(**kp)
+    prod.send("scram-512", value=b"from-python").get(timeout=30)
+    prod.close()
+    cfg = java_config(tmp_path / "carol.properties", "carol", "carol-pw", "SCRAM-SHA-256")
+    rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", b.bootstrap, "--command-config",
+                              cfg, "--list")
+    assert rc == 0 and "scram-256" in out.split(), err
+    wrong = java_config(tmp_path / "wrong.properties", "carol", "nope", "SCRAM-SHA-256")
+    rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", b.bootstrap, "--command-config",
+                              wrong, "--list", timeout=60)
+    assert rc != 0
+    assert ("Authentication failed during authentication due to invalid credentials with SASL "
+            "mechanism SCRAM-SHA-256") in out + err
+
+    # The credentials are in the metadata log: they survive a restart.
+    b.restart()
+    rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", b.bootstrap, "--command-config",
+                              cfg, "--list")
+    assert rc == 0 and "scram-512" in out.split(), err
+    # Deleting the SHA-512 credential leaves the SHA-256 one.
+    rc, out = configs("--entity-name", "carol", "--alter", "--delete-config", "SCRAM-SHA-512")
+    assert rc == 0, out
+    rc, out = configs("--entity-name", "carol", "--describe")
+    assert "SCRAM-SHA-256=iterations=8192" in out and "SCRAM-SHA-512" not in out, out
+    errors = []
+    p = Producer(rdk(b, "carol", "carol-512", "SCRAM-SHA-512", error_cb=errors.append))
+    deadline = time.time() + 10
+    while not errors and time.time() < deadline:
+        p.poll(0.2)
+    assert any("SCRAM-SHA-512" in str(e) for e in errors), errors
+    rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", b.bootstrap, "--command-config",
+                              cfg, "--list")
+    assert rc == 0, err

@@ -37,7 +37,8 @@ class Broker:
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "--override", f"log.dirs={self.tmp.name}/data"]
         for k, v in overrides.items():
-            args += ["--override", f"{k}={v}"]
+            # "{port}" in a value is this broker's first (PLAINTEXT) port, e.g. to add listeners.
+            args += ["--override", f"{k}={v}".replace("{port}", str(self.port))]
         self.log = open(Path(self.tmp.name) / "broker.log", "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=node_env())
         deadline = time.time() + 30

@@ -5,15 +5,18 @@ The module comes from the Go module proxy at the pinned release; its test binary
 and cached under .deps/. Tests are never skipped by editing them: a test counts only if it is on
 tests/peer/franz-go.allowlist."""
 
+import hashlib
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, Broker, Cluster, report  # noqa: E402
+from common import ROOT, Broker, Cluster, free_port, report  # noqa: E402
 
 VERSION = "v1.22.3"
 MODULE = "github.com/twmb/franz-go"
@@ -69,19 +72,86 @@ def isolated_names():
             if l.strip() and not l.startswith("#")]
 
 
+SASL_MECHANISMS = "SCRAM-SHA-256"
+SCRAM_USER, SCRAM_PASSWORD = "kgo", "kgo-secret"
+
+
+def create_scram_user(bootstrap, user, password, iterations=4096):
+    """Creates a SCRAM-SHA-256 credential with one AlterUserScramCredentials v0 request (what
+    kafka-configs --add-config 'SCRAM-SHA-256=[password=...]' sends): the salted password is
+    computed here, the broker derives and stores the keys."""
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+
+    def uvarint(n):
+        out = b""
+        while n >= 0x80:
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+        return out + bytes([n])
+
+    def compact(b):
+        return uvarint(len(b) + 1) + b
+
+    header = struct.pack(">hhih", 51, 0, 1, 3) + b"kgo" + b"\0"
+    body = (uvarint(1)  # no deletions
+            + uvarint(2) + compact(user.encode()) + struct.pack(">bi", 1, iterations)
+            + compact(salt) + compact(salted) + b"\0"  # one upsertion
+            + b"\0")
+    frame = header + body
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", _read(s, 4))[0]
+        resp = _read(s, size)
+    # correlation id, header tags, throttle, results array (1 entry): user, error code.
+    pos = 4 + 1 + 4 + 1
+    name_len = resp[pos] - 1
+    pos += 1 + name_len
+    (code,) = struct.unpack(">h", resp[pos:pos + 2])
+    if code != 0:
+        raise SystemExit(f"creating the SCRAM user failed with error {code}: {resp!r}")
+
+
+def _read(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise SystemExit("broker closed the connection")
+        buf += chunk
+    return buf
+
+
 def main():
     # --rf3: against a 3-node cluster with KGO_TEST_RF=3 (its own allowlist).
     rf3 = "--rf3" in sys.argv
     DEPS.mkdir(exist_ok=True)
     build()
     settings = {"auto.create.topics.enable": "false"}
+    sasl_port = None if rf3 else free_port()
+    if sasl_port:
+        # A SASL_PLAINTEXT listener beside the suite's PLAINTEXT one, for TestSCRAMAuth and
+        # TestSCRAMAuthBadCredentials (KGO_TEST_SCRAM_SEEDS, KGO_TEST_SCRAM) and TestOAuthAuth
+        # (KGO_TEST_OAUTH_SEEDS: Kafka's default validator, unsecured tokens).
+        settings.update({
+            "listeners": f"PLAINTEXT://127.0.0.1:{{port}},SASL_PLAINTEXT://127.0.0.1:{sasl_port}",
+            "sasl.enabled.mechanisms": SASL_MECHANISMS,
+        })
     broker = Cluster(settings) if rf3 else Broker(settings)
+    sasl_env = {}
+    if sasl_port:
+        create_scram_user(broker.bootstrap, SCRAM_USER, SCRAM_PASSWORD)
+        sasl_env = {"KGO_TEST_SCRAM_SEEDS": f"127.0.0.1:{sasl_port}",
+                    "KGO_TEST_SCRAM": f"{SCRAM_USER}:{SCRAM_PASSWORD}"}
+        if "OAUTHBEARER" in SASL_MECHANISMS:
+            sasl_env["KGO_TEST_OAUTH_SEEDS"] = f"127.0.0.1:{sasl_port}"
     cwd = DEPS / f"franz-go-{VERSION}" / "pkg" / "kgo"
     isolated = isolated_names()
     logs = []
     try:
         env = dict(os.environ, KGO_SEEDS=broker.bootstrap, KGO_TEST_RF="3" if rf3 else "1",
-                   KGO_TEST_RECORDS="5000")
+                   KGO_TEST_RECORDS="5000", **sasl_env)
         args = [str(BINARY), "-test.v", "-test.timeout", "600s"]
         if isolated:
             args += ["-test.skip", "^(" + "|".join(isolated) + ")$"]

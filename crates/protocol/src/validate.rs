@@ -859,6 +859,16 @@ const ALTER_CLIENT_QUOTAS: &[Field] = &[
 // DescribeUserScramCredentials (50)
 const DESCRIBE_USER_SCRAM_CREDENTIALS: &[Field] = &[f(0, Arr(&[f(0, Str)]))]; // Users: Name
 
+// AlterUserScramCredentials (51)
+const ALTER_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    f(0, Arr(&[f(0, Str), f(0, I8)])), // Deletions: Name, Mechanism
+    // Upsertions: Name, Mechanism, Iterations, Salt, SaltedPassword
+    f(
+        0,
+        Arr(&[f(0, Str), f(0, I8), f(0, I32), f(0, Bytes), f(0, Bytes)]),
+    ),
+];
+
 // DescribeProducers (61)
 const DESCRIBE_PRODUCERS: &[Field] = &[f(0, Arr(&[f(0, Str), f(0, INT32S)]))]; // Topics: Name, PartitionIndexes
 
@@ -918,6 +928,7 @@ const APIS: &[Api] = &[
     api(48, 0, 1, 1, DESCRIBE_CLIENT_QUOTAS),
     api(49, 0, 1, 1, ALTER_CLIENT_QUOTAS),
     api(50, 0, 0, 0, DESCRIBE_USER_SCRAM_CREDENTIALS),
+    api(51, 0, 0, 0, ALTER_USER_SCRAM_CREDENTIALS),
     api(55, 0, 2, 0, DESCRIBE_QUORUM),
     api(57, 0, 2, 0, UPDATE_FEATURES),
     api(60, 0, 2, 0, DESCRIBE_CLUSTER),

@@ -76,6 +76,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     r(ApiKey::OffsetDelete, 0, 0, 0),
     r(ApiKey::DescribeClientQuotas, 0, 0, 1),
     r(ApiKey::AlterClientQuotas, 0, 0, 1),
+    r(ApiKey::DescribeUserScramCredentials, 0, 0, 0),
+    r(ApiKey::AlterUserScramCredentials, 0, 0, 0),
     r(ApiKey::DescribeQuorum, 0, 0, 2),
     r(ApiKey::UpdateFeatures, 0, 0, 2),
     r(ApiKey::DescribeCluster, 0, 0, 1),
@@ -132,6 +134,10 @@ mod tests {
                 ApiKey::Metadata => MetadataRequest::VERSIONS,
                 ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
                 ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+                ApiKey::DescribeUserScramCredentials => {
+                    DescribeUserScramCredentialsRequest::VERSIONS
+                }
+                ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::VERSIONS,
                 ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
                 ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
                 ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod placement;
 pub mod quotas;
 pub mod reassign;
+pub mod scram;
 
 pub use configs::set_broker_configs;
 pub use reassign::alter_reassignments;
@@ -537,6 +538,12 @@ pub enum ControllerRequest {
         /// Node id.
         broker_id: i32,
     },
+    /// AlterUserScramCredentials: credentials set and deleted, committed together (deletions
+    /// of credentials that do not exist are refused one by one).
+    AlterScramCredentials {
+        /// The changes, in request order.
+        changes: Vec<scram::ScramChange>,
+    },
     /// AlterClientQuotas: every entity's changes, committed together.
     AlterClientQuotas {
         /// The changes, one per entity.
@@ -587,6 +594,9 @@ pub struct ControllerOk {
     /// AlterClientQuotas' results, one per entity.
     #[serde(default)]
     pub quota_results: Vec<quotas::QuotaResult>,
+    /// AlterUserScramCredentials' refusals: (user, error code, message).
+    #[serde(default)]
+    pub scram_errors: Vec<(String, i16, String)>,
 }
 
 /// A reply as it crosses the wire: the result, with the error as (code, message).
@@ -855,6 +865,9 @@ fn execute(broker: &Broker, req: ControllerRequest) -> Result<ControllerOk, Cont
             propose(broker, vec![MetadataRecord::UnregisterBroker { broker_id }])?;
             broker.controller.sessions.lock().remove(&broker_id);
             tracing::info!(broker_id, "broker unregistered");
+        }
+        ControllerRequest::AlterScramCredentials { changes } => {
+            ok.scram_errors = scram::exec_alter(broker, changes)?;
         }
         ControllerRequest::AlterClientQuotas {
             alterations,

@@ -65,6 +65,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod remove_raft_voter;
 pub mod sasl;
+pub mod scram_credentials;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -324,6 +325,10 @@ async fn dispatch_timed(
         RequestKind::ApiVersions(r) => Some(api_versions::handle(&ctx, r).into()),
         RequestKind::SaslHandshake(_) => Some(sasl::handshake_out_of_place().into()),
         RequestKind::SaslAuthenticate(_) => Some(sasl::authenticate_out_of_place().into()),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            Some(scram_credentials::describe(&ctx, r).into())
+        }
+        RequestKind::AlterUserScramCredentials(r) => Some(scram_credentials::alter(&ctx, r).into()),
         RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
         RequestKind::Produce(r) => produce::handle(&ctx, r).await.map(Into::into),
         RequestKind::Fetch(r) => Some(fetch::handle(&ctx, r).await.into()),

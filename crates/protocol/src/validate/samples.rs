@@ -49,7 +49,7 @@ pub(super) fn build(key: i16, v: i16) -> Vec<u8> {
                 .with_include_fenced_brokers(v >= 2),
             v,
         ),
-        29 | 30 | 31 | 34 | 35 | 43 | 45 | 46 | 48 | 50 | 55 | 57 | 61 | 64 | 65 | 66 | 75 => {
+        29 | 30 | 31 | 34 | 35 | 43 | 45 | 46 | 48 | 50 | 51 | 55 | 57 | 61 | 64 | 65 | 66 | 75 => {
             build_admin(key, v)
         }
         80 | 81 => build_raft_voter(key, v),
@@ -178,6 +178,7 @@ pub(super) fn all_apis() -> Vec<(i16, i16, i16)> {
         r::<DescribeClientQuotasRequest>(48),
         r::<AlterClientQuotasRequest>(49),
         r::<DescribeUserScramCredentialsRequest>(50),
+        r::<AlterUserScramCredentialsRequest>(51),
         r::<DescribeQuorumRequest>(55),
         r::<UpdateFeaturesRequest>(57),
         r::<DescribeClusterRequest>(60),
@@ -385,6 +386,22 @@ pub(super) fn build_admin(key: i16, v: i16) -> Vec<u8> {
                     UserName::default().with_name(s("alice")),
                     UserName::default().with_name(s("bob")),
                 ])),
+                v,
+            )
+        }
+        51 => {
+            use kafka_protocol::messages::alter_user_scram_credentials_request::*;
+            enc(
+                &AlterUserScramCredentialsRequest::default()
+                    .with_deletions(vec![ScramCredentialDeletion::default()
+                        .with_name(s("bob"))
+                        .with_mechanism(2)])
+                    .with_upsertions(vec![ScramCredentialUpsertion::default()
+                        .with_name(s("alice"))
+                        .with_mechanism(1)
+                        .with_iterations(4096)
+                        .with_salt(bytes::Bytes::from_static(b"salt"))
+                        .with_salted_password(bytes::Bytes::from_static(&[7; 32]))]),
                 v,
             )
         }

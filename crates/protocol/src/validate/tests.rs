@@ -59,6 +59,7 @@ fn decode_ok(key: i16, v: i16, body: &[u8]) -> bool {
         48 => d::<DescribeClientQuotasRequest>(body, v),
         49 => d::<AlterClientQuotasRequest>(body, v),
         50 => d::<DescribeUserScramCredentialsRequest>(body, v),
+        51 => d::<AlterUserScramCredentialsRequest>(body, v),
         55 => d::<DescribeQuorumRequest>(body, v),
         57 => d::<UpdateFeaturesRequest>(body, v),
         75 => d::<DescribeTopicPartitionsRequest>(body, v),
@@ -114,7 +115,7 @@ fn every_served_version_accepts_encoded_requests_and_rejects_prefixes() {
 #[test]
 fn every_version_kafka_protocol_decodes_is_in_the_table() {
     let all = all_apis();
-    assert_eq!(all.len(), 53);
+    assert_eq!(all.len(), 55);
     for (key, min, max) in all {
         for v in min..=max {
             assert!(has_schema(key, v), "api {key} v{v} missing from the table");
