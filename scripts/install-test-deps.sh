@@ -15,6 +15,12 @@ if ! command -v kcat >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q kcat >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null; }
 fi
+if ! command -v openssl >/dev/null 2>&1; then
+  # The TLS tests make their certificates with the openssl CLI (tests/helpers.make_tls_certs).
+  echo "== installing openssl"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q openssl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q openssl >/dev/null; }
+fi
 if [ ! -f /usr/include/rapidjson/schema.h ]; then
   echo "== installing rapidjson-dev"
   export DEBIAN_FRONTEND=noninteractive
