@@ -1,11 +1,14 @@
 """SASL authentication (issue 14) on SASL_PLAINTEXT listeners, with real clients: PLAIN users from
-the listener's JAAS config (PlainLoginModule user_<name>="<password>") used by librdkafka
-(confluent_kafka), kafka-python and Apache Kafka's Java tools (--command-config); the principal the
-connection gets (the broker's debug log); a wrong password answered SASL_AUTHENTICATION_FAILED with
-Kafka's message after connection.failed.authentication.delay.ms, then closed; raw bad input on the
-auth path (requests before authentication, truncated and oversized tokens, an unknown mechanism)
-closing only that connection while another client goes on; configuration errors refused at
-start-up. About 30 s."""
+the listener's JAAS config (PlainLoginModule user_<name>="<password>") and SCRAM-SHA-256/512 users
+made with kafka-configs (AlterUserScramCredentials, kept in the metadata log across a restart,
+described and deleted), used by librdkafka (confluent_kafka), kafka-python and Apache Kafka's Java
+tools (--command-config); the principal the connection gets (the broker's debug log); a wrong
+password answered SASL_AUTHENTICATION_FAILED with Kafka's message after
+connection.failed.authentication.delay.ms, then closed; raw bad input on the auth path (requests
+before authentication, truncated and oversized tokens, an unknown mechanism) closing only that
+connection while another client goes on; KIP-368 re-authentication with connections.max.reauth.ms
+(librdkafka re-authenticates and goes on; a raw client that does not is disconnected);
+configuration errors refused at start-up. About 55 s."""
 
 import socket
 import struct
@@ -294,3 +297,37 @@ def test_scram_credentials_with_kafka_configs_and_clients(sasl_broker, tmp_path)
     rc, out, err = kafka_tool("kafka-topics", "--bootstrap-server", b.bootstrap, "--command-config",
                               cfg, "--list")
     assert rc == 0, err
+
+
+def test_reauthentication_keeps_clients_connected(sasl_broker):
+    """connections.max.reauth.ms (KIP-368): the session lifetime is sent to the client, which
+    re-authenticates on the same connection before it ends and goes on without errors; a raw
+    client that does not is disconnected at its next request."""
+    b = sasl_broker(**{"connections.max.reauth.ms": "1500"})
+    errors = []
+    conf = rdk(b, "alice", "alice-pw", error_cb=errors.append)
+    p = Producer(conf)
+    admin = AdminClient(conf)
+    for f in admin.create_topics([NewTopic("reauth", 1, 1)]).values():
+        f.result(30)
+    deadline = time.time() + 6
+    n = 0
+    while time.time() < deadline:
+        p.produce("reauth", str(n).encode())
+        p.poll(0.1)
+        n += 1
+    assert p.flush(10) == 0
+    assert not errors, errors
+    assert b.log_text().count("reauth=true") >= 2, "no re-authentication seen"
+    # Raw: the lifetime is in the SaslAuthenticate v1 response; after it, a request closes.
+    s = sasl_handshake(b, b"PLAIN")
+    s.sendall(raw_frame(36, 1, 2, bytes_field(b"\0alice\0alice-pw")))
+    resp = read_frame(s)
+    (corr, code) = struct.unpack(">ih", resp[:6])
+    assert (corr, code) == (2, 0)
+    assert struct.unpack(">q", resp[-8:])[0] == 1500
+    s.sendall(raw_frame(3, 1, 3, struct.pack(">i", -1)))
+    assert read_frame(s) is not None
+    time.sleep(1.7)
+    s.sendall(raw_frame(3, 1, 4, struct.pack(">i", -1)))
+    assert read_frame(s) is None
