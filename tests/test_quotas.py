@@ -217,3 +217,33 @@ def test_alter_and_describe_errors_as_kafka(brokers):
         assert ours == theirs, (components, ours, theirs)
     assert describe(runnel.bootstrap, [("client-id", 0, "mixed-ok")], True)[2] == {
         (("client-id", "mixed-ok"),): {"producer_byte_rate": 100.0}}
+
+
+def test_runnel_cli_manages_quotas(brokers):
+    """`runnel quota alter|describe` (AlterClientQuotas / DescribeClientQuotas), read back by
+    kafka-configs."""
+    import json
+    import subprocess
+    from helpers import RUNNEL
+    runnel, _ = brokers
+
+    def cli(*args):
+        p = subprocess.run([str(RUNNEL), "--bootstrap-server", runnel.bootstrap, *args],
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout.strip(), p.stderr.strip()
+
+    assert cli("quota", "alter", "--client-id", "cli-app", "--set", "producer_byte_rate=4096",
+               "--set", "consumer_byte_rate=8192")[0] == 0
+    assert cli("quota", "alter", "--user", "cli-user", "--client-default",
+               "--set", "request_percentage=12.5")[0] == 0
+    rc, out, err = cli("quota", "describe", "--client-id", "cli-app")
+    assert (rc, out) == (0, "Quota configs for client-id 'cli-app' are consumer_byte_rate=8192.0, "
+                            "producer_byte_rate=4096.0"), (out, err)
+    rc, out, _ = cli("--format", "json", "quota", "describe", "--user", "cli-user")
+    assert json.loads(out) == [{"entity": {"user": "cli-user", "client-id": None},
+                                "quotas": {"request_percentage": 12.5}}]
+    assert cli("quota", "alter", "--client-id", "cli-app", "--delete", "consumer_byte_rate")[0] == 0
+    rc, out, err = cli("quota", "alter", "--client-id", "cli-app", "--set", "producer_byte_rate=1.5")
+    assert rc != 0 and "producer_byte_rate cannot be a fractional value." in err, (rc, err)
+    assert configs(runnel.bootstrap, None, "--describe", "--entity-type", "clients", "--entity-name",
+                   "cli-app") == (0, "Quota configs for client-id 'cli-app' are producer_byte_rate=4096.0", "")

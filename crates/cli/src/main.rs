@@ -18,6 +18,7 @@ mod consume;
 mod output;
 mod perf;
 mod produce;
+mod quota;
 mod settings;
 
 use output::Format;
@@ -72,6 +73,9 @@ enum Command {
     /// Describe the cluster.
     #[command(subcommand)]
     Cluster(admin::ClusterCmd),
+    /// Client quotas of users and client ids.
+    #[command(subcommand)]
+    Quota(quota::QuotaCmd),
     /// Throughput and latency tests.
     #[command(subcommand)]
     Perf(perf::PerfCmd),
@@ -270,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Records(c) => rt.block_on(admin::records(&ctx()?, c)),
         Command::Cluster(c) => rt.block_on(admin::cluster(&ctx()?, c)),
         Command::Perf(c) => rt.block_on(perf::run(&ctx()?, c)),
+        Command::Quota(c) => rt.block_on(quota::run(&ctx()?, c)),
     }
 }
 

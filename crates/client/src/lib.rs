@@ -28,6 +28,7 @@ mod group;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
+pub mod quotas;
 pub mod record;
 
 pub use admin::Admin;
