@@ -72,7 +72,7 @@ def isolated_names():
             if l.strip() and not l.startswith("#")]
 
 
-SASL_MECHANISMS = "SCRAM-SHA-256"
+SASL_MECHANISMS = "SCRAM-SHA-256,OAUTHBEARER"
 SCRAM_USER, SCRAM_PASSWORD = "kgo", "kgo-secret"
 
 

@@ -13,6 +13,7 @@
 //! the stream, so it runs the same over TCP and TLS.
 
 pub mod jaas;
+pub mod oauth;
 pub mod plain;
 pub mod scram;
 
@@ -218,6 +219,7 @@ pub fn check_config(config: &BrokerConfig) -> Result<(), String> {
 enum MechServer {
     Plain,
     Scram(Box<ScramServer>),
+    OAuth(oauth::OAuthServer),
 }
 
 /// What a step of a mechanism produced.
@@ -236,6 +238,7 @@ impl MechServer {
     fn new(mechanism: &str) -> MechServer {
         match ScramMechanism::from_name(mechanism) {
             Some(m) => MechServer::Scram(Box::new(ScramServer::new(m))),
+            None if mechanism == "OAUTHBEARER" => MechServer::OAuth(Default::default()),
             None => MechServer::Plain,
         }
     }
@@ -253,6 +256,24 @@ impl MechServer {
                     response: Vec::new(),
                     expires_at_ms: None,
                 })
+            }
+            MechServer::OAuth(server) => {
+                let v = oauth::UnsecuredValidator::from_jaas(settings.jaas.get("OAUTHBEARER"));
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                match server.evaluate(&v, token, now_ms)? {
+                    oauth::OAuthStep::Challenge(c) => Ok(MechStep::Challenge(c)),
+                    oauth::OAuthStep::Complete {
+                        user,
+                        expires_at_ms,
+                    } => Ok(MechStep::Complete {
+                        user,
+                        response: Vec::new(),
+                        expires_at_ms: Some(expires_at_ms),
+                    }),
+                }
             }
             MechServer::Scram(server) => {
                 let mech = server.mechanism();
