@@ -339,6 +339,8 @@ impl Authorizer {
         let mut deny_literal = HashSet::new();
         let mut deny_prefixed = HashSet::new();
         let mut allow = Vec::new();
+        // A wildcard deny wins whatever order the ACLs come in; a wildcard allow then suffices.
+        let mut allow_all = false;
         for acl in acls.of_type(rt as i8) {
             if acl.host != WILDCARD && acl.host != who.host {
                 continue;
@@ -360,13 +362,16 @@ impl Authorizer {
                     deny_prefixed.insert(acl.resource_name.as_str());
                 }
                 (PERMISSION_ALLOW, PATTERN_LITERAL) if acl.resource_name == WILDCARD => {
-                    return true
+                    allow_all = true;
                 }
                 (PERMISSION_ALLOW, pt @ (PATTERN_LITERAL | PATTERN_PREFIXED)) => {
                     allow.push((pt, acl.resource_name.as_str()))
                 }
                 _ => {}
             }
+        }
+        if allow_all {
+            return true;
         }
         allow.iter().any(|(pt, name)| {
             if *pt == PATTERN_LITERAL && deny_literal.contains(name) {
