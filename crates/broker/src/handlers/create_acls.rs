@@ -12,7 +12,6 @@ use runnel_metadata::AclEntry;
 
 use super::{sb, RequestContext};
 use crate::controller::{self, ControllerRequest};
-use crate::security::acl::AclOperation;
 
 fn all_failed(req: &CreateAclsRequest, error: ResponseError, message: &str) -> CreateAclsResponse {
     CreateAclsResponse::default().with_results(
@@ -29,19 +28,8 @@ fn all_failed(req: &CreateAclsRequest, error: ResponseError, message: &str) -> C
 
 /// Handles CreateAcls.
 pub fn handle(ctx: &RequestContext, req: CreateAclsRequest) -> CreateAclsResponse {
-    if !ctx.authorizer_on() {
-        return all_failed(
-            &req,
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.",
-        );
-    }
-    if !ctx.authorize_cluster(AclOperation::Alter) {
-        return all_failed(
-            &req,
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Some((error, message)) = ctx.acl_change_refused() {
+        return all_failed(&req, error, message);
     }
     let acls: Vec<AclEntry> = req
         .creations

@@ -12,7 +12,6 @@ use kafka_protocol::ResponseError;
 use super::{sb, RequestContext};
 use crate::controller::{self, ControllerRequest};
 use crate::security::acl::filter::AclFilter;
-use crate::security::acl::AclOperation;
 
 fn all_failed(req: &DeleteAclsRequest, error: ResponseError, message: &str) -> DeleteAclsResponse {
     DeleteAclsResponse::default().with_filter_results(
@@ -29,19 +28,8 @@ fn all_failed(req: &DeleteAclsRequest, error: ResponseError, message: &str) -> D
 
 /// Handles DeleteAcls.
 pub fn handle(ctx: &RequestContext, req: DeleteAclsRequest) -> DeleteAclsResponse {
-    if !ctx.authorizer_on() {
-        return all_failed(
-            &req,
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.",
-        );
-    }
-    if !ctx.authorize_cluster(AclOperation::Alter) {
-        return all_failed(
-            &req,
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Some((error, message)) = ctx.acl_change_refused() {
+        return all_failed(&req, error, message);
     }
     let filters: Vec<AclFilter> = req
         .filters

@@ -43,6 +43,26 @@ impl RequestContext {
         auth.authorize(&self.broker.image().acls, &who, op, rt, name)
     }
 
+    /// What refuses an ACL-changing request (CreateAcls, DeleteAcls) as a whole, as Kafka:
+    /// SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED without ALTER on
+    /// the cluster; the error and message every entry of the response then carries.
+    pub fn acl_change_refused(&self) -> Option<(kafka_protocol::ResponseError, &'static str)> {
+        use kafka_protocol::ResponseError;
+        if !self.authorizer_on() {
+            Some((
+                ResponseError::SecurityDisabled,
+                "No Authorizer is configured.",
+            ))
+        } else if !self.authorize_cluster(AclOperation::Alter) {
+            Some((
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Whether this request's principal may do `op` on the cluster.
     pub fn authorize_cluster(&self, op: AclOperation) -> bool {
         self.authorize(op, ResourceType::Cluster, CLUSTER_NAME)
