@@ -383,6 +383,15 @@ struct Group {
 }
 
 impl Group {
+    /// Empty, with no members, committed offsets or pending transactional offsets: Kafka
+    /// removes such a group.
+    fn is_empty_without_offsets(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.offsets.is_empty()
+            && self.members.is_empty()
+            && self.pending_txn.is_empty()
+    }
+
     fn new(id: &str) -> Group {
         Group {
             id: id.to_string(),
@@ -1427,15 +1436,22 @@ impl GroupCoordinator {
         let mut empty_groups = Vec::new();
         for g in groups.values_mut() {
             self.expire_offsets(broker, g, wall);
-            if g.state == GroupState::Empty
-                && g.offsets.is_empty()
-                && g.members.is_empty()
-                && g.pending_txn.is_empty()
-            {
+            if g.is_empty_without_offsets() {
                 empty_groups.push(g.id.clone());
             }
         }
-        for id in empty_groups {
+        self.remove_empty_groups(broker, &mut groups, empty_groups);
+    }
+
+    /// Removes the groups `ids` (empty, with no offsets left), with a tombstone each, as Kafka
+    /// does when their last offsets expire or their topics are deleted.
+    fn remove_empty_groups(
+        &self,
+        broker: &Broker,
+        groups: &mut HashMap<String, Group>,
+        ids: Vec<String>,
+    ) {
+        for id in ids {
             let key = encode_key(&RecordKey::Group { group: id.clone() });
             if self.store(broker, &id, &[(key, None)]).is_ok() {
                 groups.remove(&id);

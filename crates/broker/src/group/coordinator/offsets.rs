@@ -242,9 +242,11 @@ impl GroupCoordinator {
     }
 
     /// Drops every group's committed offsets of a deleted topic (Kafka does the same when a
-    /// topic is deleted), with tombstones so that a replay agrees.
+    /// topic is deleted), with tombstones so that a replay agrees; a group left empty with no
+    /// offsets is removed then, as Kafka removes it.
     pub fn remove_topic_offsets(&self, broker: &Broker, topic: &str) {
         let mut groups = self.groups.lock();
+        let mut emptied = Vec::new();
         for g in groups.values_mut() {
             let keys: Vec<(String, i32)> = g
                 .offsets
@@ -273,12 +275,16 @@ impl GroupCoordinator {
                     for k in &keys {
                         g.offsets.remove(k);
                     }
+                    if g.is_empty_without_offsets() {
+                        emptied.push(g.id.clone());
+                    }
                 }
                 Err(e) => {
                     warn!(group = %g.id, topic, error = ?e, "could not drop offsets of a deleted topic")
                 }
             }
         }
+        self.remove_empty_groups(broker, &mut groups, emptied);
     }
 
     /// Handles a TxnOffsetCommit: the offsets are written as part of the producer's
