@@ -551,7 +551,12 @@ impl ListenerTls {
 
     /// The acceptor for a new connection (the current certificates).
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.server.read().clone())
+        tokio_rustls::TlsAcceptor::from(self.server_config())
+    }
+
+    /// The current server-side rustls config (what [`ListenerTls::acceptor`] accepts with).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.read().clone()
     }
 
     /// How this node connects to this listener on other nodes, if it has a trust store.
