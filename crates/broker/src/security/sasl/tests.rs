@@ -47,6 +47,7 @@ fn settings(reauth_ms: i64) -> Arc<ListenerSasl> {
             .collect(),
         failed_delay: Duration::from_millis(100),
         max_receive_size: 524288,
+        oauth: Default::default(),
     })
 }
 
