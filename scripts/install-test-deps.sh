@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
 #   - kcat and rapidjson-dev (Debian packages; RapidJSON for librdkafka's tests, scripts/peer)
-#   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python and codecs
+#   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python, codecs, and
+#     PyJWT + cryptography (signed OAUTHBEARER tokens)
 #   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
 #     and .deps/kafka-libs-4.4.0 (the newest 4.x)
 #   - Kafka Connect's runtime and the FileStream connectors (Maven) copied to .deps/connect-libs

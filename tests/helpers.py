@@ -4,6 +4,7 @@ the bad-input tests."""
 
 import json
 import os
+import shlex
 import signal
 import socket
 import struct
@@ -151,8 +152,10 @@ def kafka_tool_cmd(name, *args, version=None):
 
 
 def java_cmd(main_class, *args, version=None):
-    """The command line that runs any main class from the Kafka jars, as kafka-run-class.sh would."""
-    return ["java", "-Xss4m", "-cp", f"{kafka_libs(version)}/*", main_class, *args]
+    """The command line that runs any main class from the Kafka jars, as kafka-run-class.sh would
+    (with the JVM options of KAFKA_OPTS, e.g. a -D system property)."""
+    opts = shlex.split(os.environ.get("KAFKA_OPTS", ""))
+    return ["java", "-Xss4m", *opts, "-cp", f"{kafka_libs(version)}/*", main_class, *args]
 
 
 def kafka_tool(name, *args, timeout=120, input=None, version=None):

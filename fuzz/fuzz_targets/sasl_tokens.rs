@@ -1,7 +1,7 @@
 //! Fuzz target: the SASL path's parsers and the per-connection authenticator never panic on any
 //! input. The first byte picks what the rest is: a PLAIN message, a SCRAM client-first or
-//! client-final message (also as the second step of a real exchange), JAAS text, or a sequence
-//! of frames (split at "\n--\n") fed to an authenticator as a connection would.
+//! client-final message (also as the second step of a real exchange), JAAS text, a JWKS
+//! document, a signed JWT checked against a small key set, or a sequence of frames (split at "\n--\n") fed to an authenticator as a connection would.
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use runnel_broker::security::sasl::scram::{
     parse_client_final, parse_client_first, ScramCredential, ScramMechanism, ScramServer,
 };
 use runnel_broker::security::sasl::{
-    jaas, plain, Authenticator, CredentialStore, ListenerSasl,
+    jaas, jwks, jwt, plain, Authenticator, CredentialStore, ListenerSasl,
 };
 use runnel_broker::security::KafkaPrincipal;
 
@@ -38,6 +38,7 @@ fn settings() -> Arc<ListenerSasl> {
         plain_users: [("alice".to_string(), "pw".to_string())].into(),
         failed_delay: Duration::ZERO,
         max_receive_size: 524288,
+        oauth: Default::default(),
     })
 }
 
@@ -45,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 6 {
+    match which % 8 {
         0 => {
             let users = [("alice".to_string(), "pw".to_string())].into();
             let _ = plain::authenticate(&users, rest);
@@ -67,6 +68,20 @@ fuzz_target!(|data: &[u8]| {
         4 => {
             if let Ok(text) = std::str::from_utf8(rest) {
                 let _ = jaas::parse(text);
+            }
+        }
+        5 => {
+            let _ = jwks::parse_jwks(rest);
+        }
+        6 => {
+            if let Ok(text) = std::str::from_utf8(rest) {
+                let keys = jwks::parse_jwks(
+                    br#"{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"},
+                    {"kty":"EC","kid":"e","crv":"P-256","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","y":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#,
+                )
+                .unwrap_or_default();
+                let _ = jwt::header_kid(text);
+                let _ = jwt::validate(&jwt::ClaimRules::default(), &keys, text, 0);
             }
         }
         _ => {

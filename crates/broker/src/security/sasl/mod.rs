@@ -13,6 +13,8 @@
 //! the stream, so it runs the same over TCP and TLS.
 
 pub mod jaas;
+pub mod jwks;
+pub mod jwt;
 pub mod oauth;
 pub mod plain;
 pub mod scram;
@@ -94,17 +96,28 @@ pub fn listener_value(
     mechanism: Option<&str>,
     key: &str,
 ) -> Option<String> {
+    listener_setting(config, listener, mechanism, key).map(|(_, v)| v)
+}
+
+/// As [`listener_value`], with the key that supplied the value (to name it in messages).
+pub fn listener_setting(
+    config: &BrokerConfig,
+    listener: &str,
+    mechanism: Option<&str>,
+    key: &str,
+) -> Option<(String, String)> {
     let l = listener.to_ascii_lowercase();
     if let Some(m) = mechanism {
         let k = format!("listener.name.{l}.{}.{key}", m.to_ascii_lowercase());
         if let Some(v) = config.explicit.get(&k) {
-            return Some(v.clone());
+            return Some((k, v.clone()));
         }
     }
-    if let Some(v) = config.explicit.get(&format!("listener.name.{l}.{key}")) {
-        return Some(v.clone());
+    let k = format!("listener.name.{l}.{key}");
+    if let Some(v) = config.explicit.get(&k) {
+        return Some((k, v.clone()));
     }
-    config.value_of(key)
+    config.value_of(key).map(|v| (key.to_string(), v))
 }
 
 /// A listener's SASL settings.
@@ -124,11 +137,18 @@ pub struct ListenerSasl {
     pub failed_delay: Duration,
     /// `sasl.server.max.receive.size`: the largest frame before authentication completes.
     pub max_receive_size: i32,
+    /// How OAUTHBEARER tokens are checked (when it is enabled).
+    pub oauth: oauth::Validator,
 }
 
 impl ListenerSasl {
     /// The settings of listener `listener`, or why they are unusable.
     pub fn from_config(config: &BrokerConfig, listener: &str) -> Result<ListenerSasl, String> {
+        Self::build(config, listener, false)
+    }
+
+    /// The settings; `fresh` (at start-up) reads files such as the OAUTHBEARER JWKS anew.
+    fn build(config: &BrokerConfig, listener: &str, fresh: bool) -> Result<ListenerSasl, String> {
         let mechs_text =
             listener_value(config, listener, None, "sasl.enabled.mechanisms").unwrap_or_default();
         let mechanisms: Vec<String> = mechs_text
@@ -180,7 +200,24 @@ impl ListenerSasl {
                 format!("listener {listener}: connections.max.reauth.ms {reauth:?} is not a number")
             })?;
             max_reauth_ms.insert(m.clone(), reauth.max(0));
+            let class_key = format!(
+                "listener.name.{}.{}.sasl.server.callback.handler.class",
+                listener.to_ascii_lowercase(),
+                m.to_ascii_lowercase()
+            );
+            if m != "OAUTHBEARER" && config.explicit.contains_key(&class_key) {
+                return Err(format!(
+                    "listener {listener}: {class_key}: server callback handlers are not supported for {m} (only OAUTHBEARER's validators)"
+                ));
+            }
         }
+        let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+            let lookup = |key: &str| listener_setting(config, listener, Some("OAUTHBEARER"), key);
+            oauth::Validator::from_config(&lookup, jaas.get("OAUTHBEARER"), fresh)
+                .map_err(|e| format!("listener {listener}: OAUTHBEARER: {e}"))?
+        } else {
+            oauth::Validator::default()
+        };
         let number = |key: &str| -> Result<i64, String> {
             let v = listener_value(config, listener, None, key).unwrap_or_default();
             v.trim()
@@ -200,6 +237,7 @@ impl ListenerSasl {
             max_reauth_ms,
             failed_delay,
             max_receive_size,
+            oauth,
         })
     }
 }
@@ -209,7 +247,7 @@ impl ListenerSasl {
 pub fn check_config(config: &BrokerConfig) -> Result<(), String> {
     for l in &config.listeners {
         if listener_protocol(config, &l.name).is_some_and(is_sasl_protocol) {
-            ListenerSasl::from_config(config, &l.name)?;
+            ListenerSasl::build(config, &l.name, true)?;
         }
     }
     Ok(())
@@ -258,12 +296,12 @@ impl MechServer {
                 })
             }
             MechServer::OAuth(server) => {
-                let v = oauth::UnsecuredValidator::from_jaas(settings.jaas.get("OAUTHBEARER"));
+                let v = &settings.oauth;
                 let now_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
-                match server.evaluate(&v, token, now_ms)? {
+                match server.evaluate(v, token, now_ms)? {
                     oauth::OAuthStep::Challenge(c) => Ok(MechStep::Challenge(c)),
                     oauth::OAuthStep::Complete {
                         user,

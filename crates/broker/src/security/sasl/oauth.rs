@@ -1,16 +1,162 @@
-//! SASL/OAUTHBEARER (RFC 7628) with Kafka's default server-side validation for development,
-//! OAuthBearerUnsecuredValidatorCallbackHandler: the client's initial response
-//! `n,[a=authzid],\x01auth=Bearer <jws>\x01[key=value\x01]*\x01` carries an unsecured JWS
-//! (`{"alg":"none"}` header, empty signature) whose claims name the principal (`sub`, or the JAAS
-//! option `unsecuredValidatorPrincipalClaimName`) and must not be expired (`exp`, with
-//! `unsecuredValidatorAllowableClockSkewMs`). A refused token gets the RFC 7628 error challenge
-//! `{"status":"invalid_token"}`; the client's `\x01` then fails the authentication with it.
+//! SASL/OAUTHBEARER (RFC 7628): the client's initial response
+//! `n,[a=authzid],\x01auth=Bearer <jws>\x01[key=value\x01]*\x01` carries a JWT, checked by one
+//! of Kafka's two server callback handlers, as
+//! `listener.name.<l>.oauthbearer.sasl.server.callback.handler.class` names it:
+//! - the default, OAuthBearerUnsecuredValidatorCallbackHandler (for development): an unsecured
+//!   JWS (`{"alg":"none"}` header, empty signature) whose claims name the principal (`sub`, or
+//!   the JAAS option `unsecuredValidatorPrincipalClaimName`) and must not be expired (`exp`, with
+//!   `unsecuredValidatorAllowableClockSkewMs`);
+//! - OAuthBearerValidatorCallbackHandler: a signed JWT verified against the JWKS file of
+//!   `sasl.oauthbearer.jwks.endpoint.url` (`jwks.rs`) with the claim checks of `jwt.rs`.
+//!
+//! A refused token gets the RFC 7628 error challenge `{"status":"invalid_token"}` (and a log
+//! line saying why, never the token); the client's `\x01` then fails the authentication with it.
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use super::jaas::JaasEntry;
+use super::jwks::{self, JwksCache, JwksSource};
+use super::jwt::{self, ClaimRules};
 use super::AuthError;
+
+/// Kafka's JWKS-validating server callback handler (4.x name, then the 3.x one).
+pub const VALIDATOR_CLASSES: &[&str] = &[
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+];
+
+/// Kafka's default (unsecured) server callback handler.
+pub const UNSECURED_VALIDATOR_CLASS: &str =
+    "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
+
+/// How a listener checks OAUTHBEARER tokens.
+#[derive(Debug, Clone)]
+pub enum Validator {
+    /// Unsecured JWTs (Kafka's default handler).
+    Unsecured(UnsecuredValidator),
+    /// Signed JWTs verified against a JWKS.
+    Jwks {
+        /// The claim checks.
+        rules: ClaimRules,
+        /// The key set (shared by the listener's connections).
+        keys: Arc<JwksCache>,
+    },
+}
+
+impl Default for Validator {
+    fn default() -> Self {
+        Validator::Unsecured(UnsecuredValidator::from_jaas(None))
+    }
+}
+
+/// A config lookup for the OAUTHBEARER mechanism of one listener: the key as it was set (or the
+/// bare key for a default) and its value.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<(String, String)>;
+
+fn number(lookup: Lookup, key: &str) -> Result<i64, String> {
+    let (name, v) = lookup(key).ok_or_else(|| format!("{key} has no value"))?;
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{name} {v:?} is not a number"))
+}
+
+impl Validator {
+    /// The validator `sasl.server.callback.handler.class` names, with its settings; `fresh`
+    /// (at start-up) reads the JWKS file now, so a missing or bad one is an error naming the key.
+    pub fn from_config(
+        lookup: Lookup,
+        jaas: Option<&JaasEntry>,
+        fresh: bool,
+    ) -> Result<Validator, String> {
+        const CLASS: &str = "sasl.server.callback.handler.class";
+        const URL: &str = "sasl.oauthbearer.jwks.endpoint.url";
+        let class = lookup(CLASS);
+        match &class {
+            None => {}
+            Some((_, c)) if c.trim() == UNSECURED_VALIDATOR_CLASS => {}
+            Some((_, c)) if VALIDATOR_CLASSES.contains(&c.trim()) => {
+                return Self::jwks(lookup, fresh, CLASS, URL);
+            }
+            Some((name, c)) => {
+                return Err(format!(
+                    "{name}={c}: Runnel serves OAUTHBEARER with {} (signed JWTs, JWKS) or Kafka's unsecured default only",
+                    VALIDATOR_CLASSES[0]
+                ))
+            }
+        }
+        if fresh {
+            if let Some((name, _)) = lookup(URL) {
+                tracing::warn!(key = %name, "a JWKS is set but the OAUTHBEARER validator is Kafka's unsecured default (set listener.name.<l>.oauthbearer.{CLASS}={}): the JWKS is not used", VALIDATOR_CLASSES[0]);
+            }
+        }
+        Ok(Validator::Unsecured(UnsecuredValidator::from_jaas(jaas)))
+    }
+
+    fn jwks(lookup: Lookup, fresh: bool, class: &str, url: &str) -> Result<Validator, String> {
+        let (url_key, url_value) = lookup(url).ok_or_else(|| {
+            format!(
+                "{class} names {} but {url} is not set (the JWKS file's file: URL)",
+                VALIDATOR_CLASSES[0]
+            )
+        })?;
+        let path = jwks::file_url_path(url_value.trim()).map_err(|e| format!("{url_key}: {e}"))?;
+        let refresh_ms = number(lookup, "sasl.oauthbearer.jwks.endpoint.refresh.ms")?;
+        if refresh_ms <= 0 {
+            return Err("sasl.oauthbearer.jwks.endpoint.refresh.ms must be positive".into());
+        }
+        let backoff_ms = number(lookup, "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms")?;
+        let backoff_max_ms = number(
+            lookup,
+            "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+        )?;
+        let source = JwksSource {
+            path,
+            refresh_ms: refresh_ms as u64,
+            retry_backoff_ms: backoff_ms.max(0) as u64,
+            retry_backoff_max_ms: backoff_max_ms.max(0) as u64,
+        };
+        let keys = jwks::open(&source, fresh).map_err(|e| format!("{url_key}: {e}"))?;
+        let text = |k: &str| {
+            lookup(k)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let rules = ClaimRules {
+            expected_audience: text("sasl.oauthbearer.expected.audience")
+                .map(|a| {
+                    a.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            expected_issuer: text("sasl.oauthbearer.expected.issuer"),
+            sub_claim: text("sasl.oauthbearer.sub.claim.name").unwrap_or_else(|| "sub".into()),
+            scope_claim: text("sasl.oauthbearer.scope.claim.name")
+                .unwrap_or_else(|| "scope".into()),
+            clock_skew_s: number(lookup, "sasl.oauthbearer.clock.skew.seconds")?,
+        };
+        Ok(Validator::Jwks { rules, keys })
+    }
+
+    /// Checks a token: the principal and `exp` (unix ms), or why not.
+    pub fn validate(&self, jws: &str, now_ms: i64) -> Result<(String, i64), String> {
+        match self {
+            Validator::Unsecured(v) => validate_unsecured(v, jws, now_ms),
+            Validator::Jwks { rules, keys } => {
+                let kid = jwt::header_kid(jws);
+                let keys = keys.keys(kid.as_deref(), Instant::now());
+                let t = jwt::validate(rules, &keys, jws, now_ms)?;
+                tracing::debug!(subject = %t.subject, scope = ?t.scope, expires_at_ms = t.expires_at_ms, "OAUTHBEARER signed token accepted");
+                Ok((t.subject, t.expires_at_ms))
+            }
+        }
+    }
+}
 
 /// The validator's settings (JAAS options of the OAUTHBEARER entry).
 #[derive(Debug, Clone)]
@@ -125,7 +271,7 @@ impl OAuthServer {
     /// Evaluates the client's next message.
     pub fn evaluate(
         &mut self,
-        v: &UnsecuredValidator,
+        v: &Validator,
         token: &[u8],
         now_ms: i64,
     ) -> Result<OAuthStep, AuthError> {
@@ -134,13 +280,13 @@ impl OAuthServer {
             return Err(AuthError::shown(err));
         }
         let jws = parse_initial_response(token)?;
-        match validate_unsecured(v, &jws, now_ms) {
+        match v.validate(&jws, now_ms) {
             Ok((user, expires_at_ms)) => Ok(OAuthStep::Complete {
                 user,
                 expires_at_ms,
             }),
             Err(reason) => {
-                tracing::debug!(%reason, "OAUTHBEARER token refused");
+                tracing::info!(%reason, "OAUTHBEARER token refused");
                 let err = r#"{"status":"invalid_token"}"#.to_string();
                 self.error = Some(err.clone());
                 Ok(OAuthStep::Challenge(err.into_bytes()))
@@ -167,7 +313,7 @@ mod tests {
 
     #[test]
     fn unsecured_tokens() {
-        let v = UnsecuredValidator::from_jaas(None);
+        let v = Validator::default();
         let now = 1_000_000_000;
         let mut s = OAuthServer::default();
         match s.evaluate(&v, &first(&token(r#"{"sub":"admin","exp":2000000}"#)), now) {

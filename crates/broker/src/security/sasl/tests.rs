@@ -47,6 +47,7 @@ fn settings(reauth_ms: i64) -> Arc<ListenerSasl> {
             .collect(),
         failed_delay: Duration::from_millis(100),
         max_receive_size: 524288,
+        oauth: Default::default(),
     })
 }
 
@@ -349,4 +350,109 @@ fn oversized_frames_fail_authentication() {
         c.auth.oversized(1 << 30),
         Gate::Fail { response: None, .. }
     ));
+}
+
+/// A listener serving OAUTHBEARER with a JWKS validator (an EC P-256 key made here), and a
+/// signer of tokens for that key.
+fn jwks_settings(
+    dir: &std::path::Path,
+    reauth_ms: i64,
+) -> (Arc<ListenerSasl>, impl Fn(&str, i64) -> String) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let p = key.public_key().as_ref().to_vec();
+    let path = dir.join("jwks.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","x":"{}","y":"{}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode(&p[1..33]),
+            URL_SAFE_NO_PAD.encode(&p[33..])
+        ),
+    )
+    .unwrap();
+    let source = jwks::JwksSource {
+        path,
+        refresh_ms: 3_600_000,
+        retry_backoff_ms: 100,
+        retry_backoff_max_ms: 10_000,
+    };
+    let keys = Arc::new(jwks::JwksCache::load(source, Instant::now()).unwrap());
+    let mut s = (*settings(reauth_ms)).clone();
+    s.mechanisms = vec!["OAUTHBEARER".into()];
+    s.max_reauth_ms = [("OAUTHBEARER".to_string(), reauth_ms)].into();
+    s.oauth = oauth::Validator::Jwks {
+        rules: jwt::ClaimRules::default(),
+        keys,
+    };
+    let sign = move |sub: &str, lifetime_s: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","kid":"k1"}"#),
+            URL_SAFE_NO_PAD.encode(
+                format!(
+                    r#"{{"sub":"{sub}","iat":{now},"exp":{}}}"#,
+                    now + lifetime_s
+                )
+                .as_bytes()
+            )
+        );
+        let sig = key.sign(&rng, input.as_bytes()).unwrap();
+        let jws = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        format!("n,,\u{1}auth=Bearer {jws}\u{1}\u{1}")
+    };
+    (Arc::new(s), sign)
+}
+
+#[test]
+fn oauthbearer_signed_tokens_set_the_principal_and_the_session_lifetime() {
+    let dir = tempfile::tempdir().unwrap();
+    for (reauth_ms, lifetime_s, lo, hi) in [
+        (0, 3600, 3_590_000, 3_600_000),
+        (5000, 3600, 5000, 5000),
+        (3_600_000, 60, 50_000, 60_000),
+    ] {
+        let (settings, sign) = jwks_settings(dir.path(), reauth_ms);
+        let mut c = Conn::new(0);
+        c.auth = Authenticator::new(settings);
+        let g = c.send(&handshake("OAUTHBEARER", 1));
+        assert_eq!(handshake_resp(&g).error_code, 0);
+        let g = c.send(&authenticate(sign("alice", lifetime_s).as_bytes(), 1));
+        let r = auth_resp(&g, 1);
+        assert_eq!(r.error_code, 0);
+        assert!(
+            (lo..=hi).contains(&r.session_lifetime_ms),
+            "{reauth_ms}/{lifetime_s}: {}",
+            r.session_lifetime_ms
+        );
+        assert!(c.auth.authenticated());
+        assert_eq!(c.principal.to_string(), "User:alice");
+    }
+    // Expired: the error challenge, then the failure.
+    let (settings, sign) = jwks_settings(dir.path(), 0);
+    let mut c = Conn::new(0);
+    c.auth = Authenticator::new(settings);
+    c.send(&handshake("OAUTHBEARER", 1));
+    let g = c.send(&authenticate(sign("alice", -60).as_bytes(), 1));
+    let r = auth_resp(&g, 1);
+    assert_eq!(
+        (r.error_code, &r.auth_bytes[..]),
+        (0, &br#"{"status":"invalid_token"}"#[..])
+    );
+    let g = c.send(&authenticate(b"\x01", 1));
+    assert!(is_fail(&g));
+    assert_eq!(
+        auth_resp(&g, 1).error_code,
+        ResponseError::SaslAuthenticationFailed.code()
+    );
+    assert!(!c.auth.authenticated());
 }
