@@ -78,6 +78,8 @@ pub struct Broker {
     /// TLS of the SSL / SASL_SSL listeners (server side, and the client side for reaching the
     /// inter-broker and controller listeners of other nodes).
     pub tls: Arc<crate::security::tls::TlsListeners>,
+    /// How this node secures the connections it opens to other nodes (TLS, SASL).
+    pub outbound: crate::security::outbound::Outbound,
     shutting_down: AtomicBool,
     /// Turns true when shutdown begins: client connections close.
     stopping: watch::Sender<bool>,
@@ -156,7 +158,7 @@ fn open_quorum(
     config: &BrokerConfig,
     log_dir: &Path,
     directory_id: uuid::Uuid,
-    raft_tls: Option<Arc<rustls::ClientConfig>>,
+    raft_security: runnel_client::security::Security,
 ) -> anyhow::Result<Arc<RaftQuorum>> {
     let cluster = &config.cluster;
     let single = cluster.is_single_node(config.node_id);
@@ -204,7 +206,7 @@ fn open_quorum(
     let network: Arc<dyn RaftTransport> = if single {
         Arc::new(NoTransport)
     } else {
-        Arc::new(crate::internode::TcpRaftTransport::with_tls(raft_tls))
+        Arc::new(crate::internode::TcpRaftTransport::secured(raft_security))
     };
     RaftQuorum::open(RaftQuorumConfig {
         log_dir: log_dir.to_path_buf(),
@@ -307,6 +309,8 @@ impl Broker {
         let tls = Arc::new(
             crate::security::tls::TlsListeners::from_config(&config).map_err(anyhow::Error::msg)?,
         );
+        let outbound = crate::security::outbound::Outbound::from_config(&config, tls.clone())
+            .map_err(anyhow::Error::msg)?;
         let previous_broker_epoch = previous_broker_epoch(&config.log_dirs);
         let (log_dirs, log_dir, stored_cluster_id) = prepare_log_dirs(&config)?;
         let directory_id = ensure_directory_id(&log_dir, config.node_id)?;
@@ -314,10 +318,10 @@ impl Broker {
             // Before joining the quorum: the other nodes must agree on who this node is.
             let cluster_id = stored_cluster_id.or_else(|| config.cluster_id.clone());
             let hello = crate::identity::own_hello(&config, directory_id, cluster_id);
-            crate::identity::exchange(&config, &hello, tls.for_controllers())?;
+            crate::identity::exchange(&config, &hello, outbound.for_controllers())?;
         }
         take_clean_shutdown_markers(&log_dirs)?;
-        let quorum = open_quorum(&config, &log_dir, directory_id, tls.for_controllers())?;
+        let quorum = open_quorum(&config, &log_dir, directory_id, outbound.for_controllers())?;
         let mut image = quorum.image();
         if image.cluster_id.is_none() && config.cluster.is_single_node(config.node_id) {
             // A cluster of one leads its quorum already; a multi-node quorum writes its cluster
@@ -344,7 +348,7 @@ impl Broker {
             txns: crate::txn::TxnCoordinator::new(&config),
             quotas: crate::security::quota::QuotaManagers::from_config(&config)
                 .map_err(anyhow::Error::msg)?,
-            controller: crate::controller::Controller::with_tls(tls.for_controllers()),
+            controller: crate::controller::Controller::secured(outbound.for_controllers()),
             incarnation_id: uuid::Uuid::new_v4(),
             directory_id,
             failure: watch::channel(None).0,
@@ -353,6 +357,7 @@ impl Broker {
             strays_checked: AtomicBool::new(false),
             authorizer,
             tls,
+            outbound,
             config,
         };
         // Open every partition the metadata places here; remove directories of deleted topics.

@@ -239,7 +239,7 @@ pub fn check_answer(ours: &Hello, peer: &Peer, answer: &HelloAnswer) -> Result<(
 pub fn exchange(
     config: &BrokerConfig,
     ours: &Hello,
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    security: runnel_client::security::Security,
 ) -> anyhow::Result<()> {
     let peers = peers(config);
     let body = serde_json::to_vec(ours)?;
@@ -248,9 +248,9 @@ pub fn exchange(
             .iter()
             .map(|peer| {
                 let body = &body;
-                let tls = tls.clone();
+                let security = security.clone();
                 s.spawn(move || {
-                    let client = BlockingNodeClient::with_tls(tls);
+                    let client = BlockingNodeClient::secured(security);
                     let target = peer.voter_id.unwrap_or(-1);
                     match client.call_within(
                         target,

@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use runnel_client::security::{SaslLogin, Security};
 use runnel_metadata::quorum::BoxFuture;
 use runnel_metadata::{RaftRpcKind, RaftTransport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
+
+use crate::security::outbound;
 
 /// A connection's stream: TCP, or TLS over TCP when the listener reached is an SSL one.
 trait NodeStream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -87,17 +90,22 @@ pub fn encode_response(correlation_id: i32, body: &[u8]) -> Bytes {
 struct Conn {
     stream: Option<Box<dyn NodeStream>>,
     correlation_id: i32,
+    /// When the SASL session the other node granted ends (the connection is replaced before).
+    expires: Option<Instant>,
 }
 
 impl Conn {
     async fn call(
         &mut self,
         addr: &str,
-        tls: Option<&Arc<ClientConfig>>,
+        security: &Security,
         api_key: i16,
         api_version: i16,
         body: &[u8],
     ) -> io::Result<Vec<u8>> {
+        if self.expires.is_some_and(|e| e <= Instant::now()) {
+            self.stream = None;
+        }
         // The stream is taken out for the exchange and put back only after a whole one: a call
         // cancelled half-way (openraft drops a request at its timeout) leaves no stream with a
         // stale response in it.
@@ -108,7 +116,7 @@ impl Conn {
                     .await
                     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
                 s.set_nodelay(true)?;
-                match tls {
+                let mut stream = match &security.tls {
                     None => Box::new(s) as Box<dyn NodeStream>,
                     Some(cfg) => {
                         let connect = tokio_rustls::TlsConnector::from(cfg.clone())
@@ -120,13 +128,58 @@ impl Conn {
                             })??;
                         Box::new(t)
                     }
+                };
+                self.expires = None;
+                if let Some(login) = &security.sasl {
+                    let auth = authenticate(&mut stream, &mut self.correlation_id, login);
+                    self.expires =
+                        tokio::time::timeout(CONNECT_TIMEOUT, auth)
+                            .await
+                            .map_err(|_| {
+                                io::Error::new(
+                                    io::ErrorKind::TimedOut,
+                                    "SASL authentication timed out",
+                                )
+                            })??;
                 }
+                stream
             }
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let out = exchange(&mut stream, self.correlation_id, api_key, api_version, body).await?;
         self.stream = Some(stream);
         Ok(out)
+    }
+}
+
+/// When a session of `lifetime_ms` granted now should be replaced: at 90% of it, as Kafka's
+/// clients re-authenticate between 85% and 95%.
+fn session_end(lifetime_ms: i64) -> Option<Instant> {
+    (lifetime_ms > 0).then(|| Instant::now() + Duration::from_millis(lifetime_ms as u64 * 9 / 10))
+}
+
+/// Authenticates a new connection with SASL (SaslHandshake, then SaslAuthenticate rounds).
+/// Returns when the session ends, if the other node gave it a lifetime.
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    corr: &mut i32,
+    login: &SaslLogin,
+) -> io::Result<Option<Instant>> {
+    *corr = corr.wrapping_add(1);
+    let body = outbound::handshake_request(login)?;
+    let out = exchange(stream, *corr, 17, outbound::HANDSHAKE_VERSION, &body).await?;
+    outbound::handshake_response(&out)?;
+    let mut client = outbound::client(login)?;
+    let mut token = client.initial();
+    loop {
+        *corr = corr.wrapping_add(1);
+        let body = outbound::authenticate_request(token)?;
+        let out = exchange(stream, *corr, 36, outbound::AUTHENTICATE_VERSION, &body).await?;
+        let (server, lifetime_ms) = outbound::authenticate_response(&out)?;
+        match client.step(&server).map_err(outbound::step_error)? {
+            Some(next) => token = next,
+            None => return Ok(session_end(lifetime_ms)),
+        }
     }
 }
 
@@ -168,15 +221,16 @@ type SharedConn = Arc<tokio::sync::Mutex<Conn>>;
 #[derive(Default)]
 pub struct NodeClient {
     conns: parking_lot::Mutex<HashMap<(i32, i16), SharedConn>>,
-    tls: Option<Arc<ClientConfig>>,
+    security: Security,
 }
 
 impl NodeClient {
-    /// A client whose connections use TLS with `tls` (None: plain TCP).
-    pub fn with_tls(tls: Option<Arc<ClientConfig>>) -> NodeClient {
+    /// A client whose connections are secured as `security` says (TLS, SASL; default: plain
+    /// TCP).
+    pub fn secured(security: Security) -> NodeClient {
         NodeClient {
             conns: Default::default(),
-            tls,
+            security,
         }
     }
 
@@ -196,7 +250,7 @@ impl NodeClient {
             .or_default()
             .clone();
         let mut conn = conn.lock().await;
-        conn.call(addr, self.tls.as_ref(), api_key, api_version, body)
+        conn.call(addr, &self.security, api_key, api_version, body)
             .await
     }
 }
@@ -208,10 +262,10 @@ pub struct TcpRaftTransport {
 }
 
 impl TcpRaftTransport {
-    /// A transport over TLS with `tls` (None: plain TCP).
-    pub fn with_tls(tls: Option<Arc<ClientConfig>>) -> TcpRaftTransport {
+    /// A transport secured as `security` says.
+    pub fn secured(security: Security) -> TcpRaftTransport {
         TcpRaftTransport {
-            client: Arc::new(NodeClient::with_tls(tls)),
+            client: Arc::new(NodeClient::secured(security)),
         }
     }
 }
@@ -241,7 +295,7 @@ impl RaftTransport for TcpRaftTransport {
 #[derive(Default)]
 pub struct BlockingNodeClient {
     conns: parking_lot::Mutex<HashMap<(i32, Duration), SharedBlockingConn>>,
-    tls: Option<Arc<ClientConfig>>,
+    security: Security,
 }
 
 /// A blocking stream: TCP, or TLS over TCP.
@@ -323,6 +377,8 @@ type SharedBlockingConn = Arc<parking_lot::Mutex<BlockingConn>>;
 struct BlockingConn {
     stream: Option<BlockingStream>,
     correlation_id: i32,
+    /// When the SASL session the other node granted ends (the connection is replaced before).
+    expires: Option<Instant>,
 }
 
 /// How long a blocking call to another node may take, unless the caller gives its own timeout.
@@ -335,44 +391,33 @@ impl BlockingConn {
     fn call(
         &mut self,
         addr: &str,
-        tls: Option<&Arc<ClientConfig>>,
+        security: &Security,
         api_key: i16,
         api_version: i16,
         body: &[u8],
         deadline: Instant,
     ) -> io::Result<Vec<u8>> {
-        use std::io::{Read, Write};
-        let left = || time_left(deadline);
+        if self.expires.is_some_and(|e| e <= Instant::now()) {
+            self.stream = None;
+        }
         if self.stream.is_none() {
-            let s = BlockingStream::connect(addr, tls, CONNECT_TIMEOUT.min(left()?))?;
+            let mut s = BlockingStream::connect(
+                addr,
+                security.tls.as_ref(),
+                CONNECT_TIMEOUT.min(time_left(deadline)?),
+            )?;
+            self.expires = match &security.sasl {
+                Some(login) => {
+                    authenticate_blocking(&mut s, &mut self.correlation_id, login, deadline)?
+                }
+                None => None,
+            };
             self.stream = Some(s);
         }
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let corr = self.correlation_id;
         let stream = self.stream.as_mut().expect("connected");
-        let result = (|| {
-            stream.tcp().set_write_timeout(Some(left()?))?;
-            stream.tcp().set_read_timeout(Some(left()?))?;
-            stream.write_all(&encode_request(api_key, api_version, corr, body))?;
-            stream.flush()?;
-            stream.tcp().set_read_timeout(Some(left()?))?;
-            let mut head = [0u8; 8];
-            stream.read_exact(&mut head)?;
-            let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-            let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-            if size < 4 || size as usize > MAX_RESPONSE_BYTES || got != corr {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "bad response frame (size {size}, correlation id {got}, expected {corr})"
-                    ),
-                ));
-            }
-            let mut out = vec![0u8; size as usize - 4];
-            stream.tcp().set_read_timeout(Some(left()?))?;
-            stream.read_exact(&mut out)?;
-            Ok(out)
-        })();
+        let result = blocking_exchange(stream, corr, api_key, api_version, body, deadline);
         if result.is_err() {
             self.stream = None;
         }
@@ -380,12 +425,84 @@ impl BlockingConn {
     }
 }
 
+/// Writes one request and reads its response on a blocking stream, by `deadline`.
+fn blocking_exchange(
+    stream: &mut BlockingStream,
+    corr: i32,
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+    deadline: Instant,
+) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let left = || time_left(deadline);
+    stream.tcp().set_write_timeout(Some(left()?))?;
+    stream.tcp().set_read_timeout(Some(left()?))?;
+    stream.write_all(&encode_request(api_key, api_version, corr, body))?;
+    stream.flush()?;
+    stream.tcp().set_read_timeout(Some(left()?))?;
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head)?;
+    let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let got = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    if size < 4 || size as usize > MAX_RESPONSE_BYTES || got != corr {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad response frame (size {size}, correlation id {got}, expected {corr})"),
+        ));
+    }
+    let mut out = vec![0u8; size as usize - 4];
+    stream.tcp().set_read_timeout(Some(left()?))?;
+    stream.read_exact(&mut out)?;
+    Ok(out)
+}
+
+/// [`authenticate`] on a blocking stream, by `deadline`.
+fn authenticate_blocking(
+    stream: &mut BlockingStream,
+    corr: &mut i32,
+    login: &SaslLogin,
+    deadline: Instant,
+) -> io::Result<Option<Instant>> {
+    *corr = corr.wrapping_add(1);
+    let body = outbound::handshake_request(login)?;
+    let out = blocking_exchange(
+        stream,
+        *corr,
+        17,
+        outbound::HANDSHAKE_VERSION,
+        &body,
+        deadline,
+    )?;
+    outbound::handshake_response(&out)?;
+    let mut client = outbound::client(login)?;
+    let mut token = client.initial();
+    loop {
+        *corr = corr.wrapping_add(1);
+        let body = outbound::authenticate_request(token)?;
+        let out = blocking_exchange(
+            stream,
+            *corr,
+            36,
+            outbound::AUTHENTICATE_VERSION,
+            &body,
+            deadline,
+        )?;
+        let (server, lifetime_ms) = outbound::authenticate_response(&out)?;
+        match client.step(&server).map_err(outbound::step_error)? {
+            Some(next) => token = next,
+            None => return Ok(session_end(lifetime_ms)),
+        }
+    }
+}
+
 impl BlockingNodeClient {
-    /// A client whose connections use TLS with `tls` (None: plain TCP).
-    pub fn with_tls(tls: Option<Arc<ClientConfig>>) -> BlockingNodeClient {
+    /// A client whose connections are secured as `security` says (TLS, SASL; default: plain
+    /// TCP).
+    pub fn secured(security: Security) -> BlockingNodeClient {
         BlockingNodeClient {
             conns: Default::default(),
-            tls,
+            security,
         }
     }
 
@@ -431,14 +548,7 @@ impl BlockingNodeClient {
         let mut conn = conn
             .try_lock_for(time_left(deadline)?)
             .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connection busy"))?;
-        conn.call(
-            addr,
-            self.tls.as_ref(),
-            api_key,
-            api_version,
-            body,
-            deadline,
-        )
+        conn.call(addr, &self.security, api_key, api_version, body, deadline)
     }
 }
 
@@ -456,7 +566,7 @@ fn time_left(deadline: Instant) -> io::Result<Duration> {
 /// (transaction markers to partition leaders).
 pub fn blocking_kafka_request<R>(
     addr: &str,
-    tls: Option<&Arc<ClientConfig>>,
+    security: &Security,
     req: &R,
     version: i16,
 ) -> io::Result<R::Response>
@@ -481,7 +591,16 @@ where
         .map_err(|e| bad(e.to_string()))?;
     let n = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&n.to_be_bytes());
-    let mut s = BlockingStream::connect(addr, tls, CONNECT_TIMEOUT)?;
+    let mut s = BlockingStream::connect(addr, security.tls.as_ref(), CONNECT_TIMEOUT)?;
+    if let Some(login) = &security.sasl {
+        let mut corr = 1;
+        authenticate_blocking(
+            &mut s,
+            &mut corr,
+            login,
+            Instant::now() + BLOCKING_CALL_TIMEOUT,
+        )?;
+    }
     s.tcp().set_read_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
     s.tcp().set_write_timeout(Some(BLOCKING_CALL_TIMEOUT))?;
     s.write_all(&buf)?;

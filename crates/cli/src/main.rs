@@ -1,10 +1,14 @@
 //! The `runnel` binary: `runnel serve` starts a broker (embedded defaults, or Kafka's
 //! `server.properties` keys from `--config`, `RUNNEL_*` environment variables and `--override`);
 //! the other commands are a client of any Kafka-compatible cluster, built on `runnel-client`:
-//! topics, produce, consume, groups, records, cluster and perf.
+//! topics, produce, consume, groups, records, cluster, quotas, ACLs, users and perf. Client
+//! commands speak TLS and SASL as the `security.protocol`, `ssl.*` and `sasl.*` properties say
+//! (`-X` or the profile).
 //!
 //! Exit codes: 0 success, 1 an error from the cluster, 2 bad usage or settings, 3 a topic,
-//! partition or group that does not exist, 4 no broker reachable, 5 a timeout.
+//! partition, group or user that does not exist, 4 no broker reachable, 5 a timeout, 6 an
+//! authentication failure (SASL credentials refused, TLS handshake failed), 7 not authorized
+//! (an ACL denies it).
 
 use std::path::PathBuf;
 
@@ -13,6 +17,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use runnel_config::BrokerConfig;
 use tracing::{info, warn};
 
+mod acl;
 mod admin;
 mod consume;
 mod output;
@@ -20,6 +25,7 @@ mod perf;
 mod produce;
 mod quota;
 mod settings;
+mod user;
 
 use output::Format;
 
@@ -76,6 +82,12 @@ enum Command {
     /// Client quotas of users and client ids.
     #[command(subcommand)]
     Quota(quota::QuotaCmd),
+    /// ACLs: who may do what on topics, groups, transactional ids and the cluster.
+    #[command(subcommand)]
+    Acl(acl::AclCmd),
+    /// SCRAM users: list them, set and delete their passwords.
+    #[command(subcommand)]
+    User(user::UserCmd),
     /// Throughput and latency tests.
     #[command(subcommand)]
     Perf(perf::PerfCmd),
@@ -163,6 +175,10 @@ fn classify(e: &anyhow::Error, bootstrap: &str) -> (u8, Option<String>) {
         ),
         E::Timeout { .. } => (5, Some("the cluster did not answer in time; check that the brokers are up, or raise -X request.timeout.ms".into())),
         E::Config(_) | E::UnknownSetting(_) => (2, None),
+        E::Authentication(_) => (
+            6,
+            Some("check the credentials (sasl.mechanism, sasl.jaas.config or sasl.username/sasl.password) and the TLS settings (ssl.truststore.location, ssl.keystore.location) against the listener's security.protocol".into()),
+        ),
         E::NotFound(_) => (3, None),
         E::Kafka { code, .. } => match code {
             3 => (3, Some("`runnel topic list` shows the topics that exist".into())),
@@ -170,6 +186,10 @@ fn classify(e: &anyhow::Error, bootstrap: &str) -> (u8, Option<String>) {
             36 => (1, Some("pass --if-not-exists to accept an existing topic".into())),
             68 => (1, Some("the group still has members: stop its consumers first".into())),
             37 | 38 | 40 | 42 | 44 => (2, None),
+            29..=31 | 53 => (
+                7,
+                Some("the principal is not authorized: an administrator can grant it with `runnel acl create --allow-principal User:<name> --operation <op> ...`; `runnel acl list` shows the ACLs".into()),
+            ),
             _ => (1, None),
         },
         _ => (1, None),
@@ -275,6 +295,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cluster(c) => rt.block_on(admin::cluster(&ctx()?, c)),
         Command::Perf(c) => rt.block_on(perf::run(&ctx()?, c)),
         Command::Quota(c) => rt.block_on(quota::run(&ctx()?, c)),
+        Command::Acl(c) => rt.block_on(acl::run(&ctx()?, c)),
+        Command::User(c) => rt.block_on(user::run(&ctx()?, c)),
     }
 }
 

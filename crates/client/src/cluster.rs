@@ -1,6 +1,7 @@
 //! The cluster as a client sees it: bootstrap from a list of addresses, a metadata cache
 //! (brokers, topics, partition leaders) refreshed on demand and when a leader moves, one
-//! pipelined connection per broker with reconnect backoff, and coordinator lookup.
+//! pipelined connection per broker with reconnect backoff, and coordinator lookup. Every
+//! connection is secured (TLS, SASL) as the config's `security.protocol` says.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use runnel_protocol::kafka_protocol::protocol::StrBytes;
 use crate::config::ClientConfig;
 use crate::conn::Connection;
 use crate::error::{Error, Result};
+use crate::security::Security;
 
 /// A broker from Metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +93,8 @@ pub struct Cluster {
     meta: RwLock<MetaState>,
     nodes: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Slot>>>>,
     bootstrap: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// TLS and SASL of every connection, loaded once from the config.
+    security: Security,
 }
 
 impl Cluster {
@@ -101,7 +105,9 @@ impl Cluster {
                 "no bootstrap servers: give --bootstrap-server host:port".into(),
             ));
         }
+        let security = config.security.load()?;
         let cluster = Arc::new(Cluster {
+            security,
             config,
             meta: RwLock::new(MetaState::default()),
             nodes: Mutex::new(HashMap::new()),
@@ -120,18 +126,29 @@ impl Cluster {
         }
         let mut last = None;
         for addr in &self.config.bootstrap {
-            match Connection::connect(addr, &self.config.client_id, self.config.request_timeout)
-                .await
-            {
+            match self.dial(addr).await {
                 Ok(c) => {
                     let c = Arc::new(c);
                     *slot = Some(c.clone());
                     return Ok(c);
                 }
+                // Refused credentials are refused by every broker: no point trying the others.
+                Err(e @ Error::Authentication(_)) => return Err(e),
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or(Error::Closed))
+    }
+
+    /// A new connection to `addr`, secured as the config says.
+    async fn dial(&self, addr: &str) -> Result<Connection> {
+        Connection::connect_secure(
+            addr,
+            &self.config.client_id,
+            self.config.request_timeout,
+            &self.security,
+        )
+        .await
     }
 
     /// A connection to any live broker: a known one first, else a bootstrap address.
@@ -151,6 +168,7 @@ impl Cluster {
         }
         match self.bootstrap_conn().await {
             Ok(c) => Ok(c),
+            Err(e @ Error::Authentication(_)) => Err(e),
             Err(e) => {
                 for id in ids {
                     if let Ok(c) = self.node(id).await {
@@ -196,8 +214,7 @@ impl Cluster {
         if let Some(at) = s.retry_at {
             tokio::time::sleep_until(at.into()).await;
         }
-        match Connection::connect(&addr, &self.config.client_id, self.config.request_timeout).await
-        {
+        match self.dial(&addr).await {
             Ok(c) => {
                 let c = Arc::new(c);
                 s.conn = Some(c.clone());

@@ -1,11 +1,13 @@
 //! Client settings with Kafka's defaults, settable by Kafka's property names
 //! (`linger.ms`, `auto.offset.reset`, ...) so that tools can pass `-X key=value` through.
+//! The security settings (`security.protocol`, `ssl.*`, `sasl.*`) are [`crate::security`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::record::{Compression, Header};
+use crate::security::SecuritySettings;
 
 /// Settings shared by every role: where the cluster is and how to talk to it.
 #[derive(Clone, Debug)]
@@ -24,6 +26,8 @@ pub struct ClientConfig {
     pub retry_backoff: Duration,
     /// `metadata.max.age.ms`.
     pub metadata_max_age: Duration,
+    /// `security.protocol`, `ssl.*` and `sasl.*`.
+    pub security: SecuritySettings,
 }
 
 impl ClientConfig {
@@ -41,6 +45,7 @@ impl ClientConfig {
             reconnect_backoff_max: Duration::from_millis(1000),
             retry_backoff: Duration::from_millis(100),
             metadata_max_age: Duration::from_millis(300_000),
+            security: SecuritySettings::default(),
         }
     }
 
@@ -54,7 +59,7 @@ impl ClientConfig {
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = ms(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = ms(key, value)?,
             "metadata.max.age.ms" => self.metadata_max_age = ms(key, value)?,
-            _ => return Ok(false),
+            _ => return self.security.set(key, value),
         }
         Ok(true)
     }

@@ -5,6 +5,8 @@
 //!
 //! Connection handling lives in [`cluster`]: bootstrap from a list of addresses, one pipelined
 //! connection per broker, metadata refresh when a leader moves, reconnects with backoff.
+//! Connections speak TLS and authenticate with SASL (PLAIN, SCRAM) as `security.protocol`
+//! says ([`security`], [`sasl`], [`tls`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), runnel_client::Error> {
@@ -17,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acls;
 pub mod admin;
 pub mod assignor;
 pub mod cluster;
@@ -25,11 +28,16 @@ pub mod conn;
 pub mod consumer;
 pub mod error;
 mod group;
+pub mod jaas;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod quotas;
 pub mod record;
+pub mod sasl;
+pub mod security;
+pub mod tls;
+pub mod users;
 
 pub use admin::Admin;
 pub use config::{ClientConfig, ConsumerConfig, IsolationLevel, OffsetReset, ProducerConfig};

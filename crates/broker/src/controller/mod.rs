@@ -279,11 +279,11 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller whose requests to the active controller use TLS with `tls` (the controller
-    /// listener is an SSL one), else plain TCP.
-    pub fn with_tls(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Controller {
+    /// A controller whose requests to the active controller are secured as `security` says
+    /// (TLS when the controller listener is an SSL one, SASL when it is a SASL one).
+    pub fn secured(security: runnel_client::security::Security) -> Controller {
         Controller {
-            forward: crate::internode::BlockingNodeClient::with_tls(tls),
+            forward: crate::internode::BlockingNodeClient::secured(security),
             ..Default::default()
         }
     }
@@ -770,7 +770,7 @@ pub async fn quorum_status(
         return Err(QuorumError::NotLeader { leader: None });
     };
     // A connection of its own: a rare admin request, not worth a pooled one.
-    let client = crate::internode::NodeClient::with_tls(broker.tls.for_controllers());
+    let client = crate::internode::NodeClient::secured(broker.outbound.for_controllers());
     let call = client.call(leader, &addr, crate::internode::RAFT_API_KEY, describe, &[]);
     match tokio::time::timeout(QUORUM_STATUS_TIMEOUT, call).await {
         Ok(Ok(bytes)) => parse(&bytes),

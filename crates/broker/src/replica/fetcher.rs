@@ -87,16 +87,24 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
             .as_ref()
             .is_none_or(|c| c.is_closed() || c.addr() != addr)
         {
-            let tls = broker.tls.for_brokers();
-            match Connection::connect_tls(
+            let security = broker.outbound.for_brokers();
+            match Connection::connect_secure(
                 &addr,
                 "runnel-replica-fetcher",
                 Duration::from_secs(5),
-                tls,
+                &security,
             )
             .await
             {
                 Ok(c) => conn = Some(c),
+                Err(e @ runnel_client::Error::Authentication(_)) => {
+                    // As Kafka logs it: a misconfigured credential keeps this node out of the
+                    // ISR, and the operator must see why.
+                    warn!(leader, %addr, error = %e, "replica fetcher: authentication to another node failed");
+                    drop(broker);
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
                 Err(e) => {
                     debug!(leader, %addr, error = %e, "replica fetcher cannot connect");
                     drop(broker);

@@ -12,6 +12,8 @@ pub mod acl;
 
 pub mod sasl;
 
+pub mod outbound;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;

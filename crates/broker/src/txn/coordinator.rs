@@ -922,8 +922,8 @@ fn send_marker(broker: &Broker, topic: &str, index: i32, job: &MarkerJob) -> Res
             )))
             .with_partition_indexes(vec![index])])]);
     let resp = crate::internode::blocking(|| {
-        let tls = broker.tls.for_brokers();
-        crate::internode::blocking_kafka_request(&addr, tls.as_ref(), &req, 1)
+        let security = broker.outbound.for_brokers();
+        crate::internode::blocking_kafka_request(&addr, &security, &req, 1)
     })
     .map_err(|e| e.to_string())?;
     let code = resp
@@ -979,8 +979,8 @@ fn add_partition_remotely(
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(vec![partition])]);
     let resp = crate::internode::blocking(|| {
-        let tls = broker.tls.for_brokers();
-        crate::internode::blocking_kafka_request(addr, tls.as_ref(), &req, 3)
+        let security = broker.outbound.for_brokers();
+        crate::internode::blocking_kafka_request(addr, &security, &req, 3)
     })
     .map_err(|e| {
         warn!(transactional_id = id, error = %e, "asking the transaction coordinator failed");

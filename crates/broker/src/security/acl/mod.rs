@@ -269,19 +269,18 @@ impl Authorizer {
                 ))
             }
         };
-        let anonymous = KafkaPrincipal::anonymous().to_string();
-        if !config.cluster.is_single_node(config.node_id)
-            && !super_users.contains(&anonymous)
-            && !allow_if_no_acl
-        {
-            // Brokers reach each other as User:ANONYMOUS until inter-broker authentication
-            // names them: without this, their first requests to each other are refused.
-            tracing::warn!(
-                "authorizer on in a cluster: other nodes connect as {anonymous}, which is not in \
-                 super.users, and allow.everyone.if.no.acl.found is false; inter-node requests \
-                 (raft, forwarded controller requests, follower fetches) will be refused until \
-                 an ACL grants {anonymous} CLUSTER_ACTION on the cluster"
-            );
+        if !config.cluster.is_single_node(config.node_id) && !allow_if_no_acl {
+            // Other nodes must be let in: their requests need CLUSTER_ACTION on the cluster.
+            if let Some(node) = crate::security::outbound::node_principal(config)
+                .filter(|p| !super_users.contains(p))
+            {
+                tracing::warn!(
+                    "authorizer on in a cluster: other nodes connect as {node}, which is not in \
+                     super.users, and allow.everyone.if.no.acl.found is false; inter-node \
+                     requests (raft, forwarded controller requests, follower fetches) will be \
+                     refused until an ACL grants {node} CLUSTER_ACTION on the cluster"
+                );
+            }
         }
         Ok(Some(Authorizer {
             super_users,

@@ -12,12 +12,14 @@
 //! The [`Authenticator`] is a per-connection state machine fed whole frames; it knows nothing of
 //! the stream, so it runs the same over TCP and TLS.
 
-pub mod jaas;
 pub mod jwks;
 pub mod jwt;
 pub mod oauth;
 pub mod plain;
 pub mod scram;
+
+/// The JAAS parser lives in the client crate (clients read `sasl.jaas.config` too).
+pub use runnel_client::jaas;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

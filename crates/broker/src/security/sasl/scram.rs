@@ -1,106 +1,20 @@
 //! SCRAM-SHA-256 / SCRAM-SHA-512 (RFC 5802, RFC 7677) as Kafka's ScramSaslServer: the
-//! credential math (salted password, stored and server keys, what Kafka's
-//! UserScramCredentialRecord holds), the server's two-step exchange and a client (used by
-//! inter-broker connections and tests). Failure messages are Kafka's.
+//! credential (salted password, stored and server keys, what Kafka's UserScramCredentialRecord
+//! holds) and the server's two-step exchange. The hash math and the client side are
+//! `runnel_client::sasl`. Failure messages are Kafka's.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use rand::Rng;
-use sha2::{Digest, Sha256, Sha512};
 
 use super::AuthError;
-
-/// A SCRAM mechanism, with Kafka's codes (ScramMechanism in the protocol and the records).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ScramMechanism {
-    /// SCRAM-SHA-256 (code 1).
-    Sha256,
-    /// SCRAM-SHA-512 (code 2).
-    Sha512,
-}
+/// The mechanisms and their credential math live in the client crate (its admin client computes
+/// salted passwords; its SASL client is the other side of this exchange).
+pub use runnel_client::sasl::scram::{nonce, ScramMechanism};
 
 /// Kafka's minimum iterations for both mechanisms.
 pub const MIN_ITERATIONS: i32 = 4096;
 /// Kafka's maximum iterations accepted by AlterUserScramCredentials.
 pub const MAX_ITERATIONS: i32 = 16384;
-
-impl ScramMechanism {
-    /// From Kafka's code (1, 2).
-    pub fn from_code(code: i8) -> Option<ScramMechanism> {
-        match code {
-            1 => Some(ScramMechanism::Sha256),
-            2 => Some(ScramMechanism::Sha512),
-            _ => None,
-        }
-    }
-
-    /// From the mechanism name (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
-    pub fn from_name(name: &str) -> Option<ScramMechanism> {
-        match name {
-            "SCRAM-SHA-256" => Some(ScramMechanism::Sha256),
-            "SCRAM-SHA-512" => Some(ScramMechanism::Sha512),
-            _ => None,
-        }
-    }
-
-    /// Kafka's code.
-    pub fn code(self) -> i8 {
-        match self {
-            ScramMechanism::Sha256 => 1,
-            ScramMechanism::Sha512 => 2,
-        }
-    }
-
-    /// The mechanism name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScramMechanism::Sha256 => "SCRAM-SHA-256",
-            ScramMechanism::Sha512 => "SCRAM-SHA-512",
-        }
-    }
-
-    /// H(data).
-    pub fn hash(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            ScramMechanism::Sha256 => Sha256::digest(data).to_vec(),
-            ScramMechanism::Sha512 => Sha512::digest(data).to_vec(),
-        }
-    }
-
-    /// HMAC(key, data).
-    pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        match self {
-            ScramMechanism::Sha256 => {
-                let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-            ScramMechanism::Sha512 => {
-                let mut m = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-        }
-    }
-
-    /// Hi(password, salt, iterations): PBKDF2 with this mechanism's HMAC.
-    pub fn salted_password(self, password: &str, salt: &[u8], iterations: i32) -> Vec<u8> {
-        let rounds = iterations.max(1) as u32;
-        match self {
-            ScramMechanism::Sha256 => {
-                let mut out = [0u8; 32];
-                pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, rounds, &mut out);
-                out.to_vec()
-            }
-            ScramMechanism::Sha512 => {
-                let mut out = [0u8; 64];
-                pbkdf2::pbkdf2_hmac::<Sha512>(password.as_bytes(), salt, rounds, &mut out);
-                out.to_vec()
-            }
-        }
-    }
-}
 
 /// What the broker keeps of a SCRAM password (Kafka's ScramCredential).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,15 +58,6 @@ impl ScramCredential {
     }
 }
 
-/// A random printable nonce.
-pub fn nonce() -> String {
-    rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(32)
-        .map(char::from)
-        .collect()
-}
-
 /// `saslname` to user name: `=2C` is `,` and `=3D` is `=` (RFC 5802 5.1); None for any other
 /// `=` escape.
 fn decode_saslname(s: &str) -> Option<String> {
@@ -169,10 +74,6 @@ fn decode_saslname(s: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
-}
-
-fn encode_saslname(s: &str) -> String {
-    s.replace('=', "=3D").replace(',', "=2C")
 }
 
 /// The parts of a client-first message.
@@ -434,93 +335,6 @@ impl ScramServer {
     }
 }
 
-/// The client side of one SCRAM exchange.
-#[derive(Debug)]
-pub struct ScramClient {
-    mech: ScramMechanism,
-    user: String,
-    password: String,
-    nonce: String,
-    first_bare: String,
-    server_signature: Option<Vec<u8>>,
-}
-
-impl ScramClient {
-    /// A client for `user` with `password`.
-    pub fn new(mech: ScramMechanism, user: &str, password: &str) -> ScramClient {
-        let nonce = nonce();
-        let first_bare = format!("n={},r={nonce}", encode_saslname(user));
-        ScramClient {
-            mech,
-            user: user.to_string(),
-            password: password.to_string(),
-            nonce,
-            first_bare,
-            server_signature: None,
-        }
-    }
-
-    /// The client-first message.
-    pub fn first_message(&self) -> Vec<u8> {
-        format!("n,,{}", self.first_bare).into_bytes()
-    }
-
-    /// The client-final message answering the server-first message.
-    pub fn final_message(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
-        let text = std::str::from_utf8(server_first).map_err(|e| e.to_string())?;
-        let mut nonce = None;
-        let mut salt = None;
-        let mut iterations = None;
-        for f in text.split(',') {
-            if let Some(v) = f.strip_prefix("r=") {
-                nonce = Some(v.to_string());
-            } else if let Some(v) = f.strip_prefix("s=") {
-                salt = Some(B64.decode(v).map_err(|e| e.to_string())?);
-            } else if let Some(v) = f.strip_prefix("i=") {
-                iterations = Some(v.parse::<i32>().map_err(|e| e.to_string())?);
-            } else if let Some(v) = f.strip_prefix("e=") {
-                return Err(format!("server error: {v}"));
-            }
-        }
-        let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
-            return Err(format!("malformed server-first message {text:?}"));
-        };
-        if !nonce.starts_with(&self.nonce) {
-            return Err("server nonce does not extend the client's".into());
-        }
-        let salted = self.mech.salted_password(&self.password, &salt, iterations);
-        let client_key = self.mech.hmac(&salted, b"Client Key");
-        let stored_key = self.mech.hash(&client_key);
-        let without_proof = format!("c={},r={nonce}", B64.encode(b"n,,"));
-        let auth_message = format!("{},{text},{without_proof}", self.first_bare);
-        let signature = self.mech.hmac(&stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = self.mech.hmac(&salted, b"Server Key");
-        self.server_signature = Some(self.mech.hmac(&server_key, auth_message.as_bytes()));
-        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
-    }
-
-    /// Checks the server-final message (the server proves it knows the credential).
-    pub fn verify_server_final(&self, server_final: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(server_final).map_err(|e| e.to_string())?;
-        if let Some(e) = text.strip_prefix("e=") {
-            return Err(format!("server error: {e}"));
-        }
-        let v = text
-            .strip_prefix("v=")
-            .and_then(|v| B64.decode(v).ok())
-            .ok_or("malformed server-final message")?;
-        if Some(&v) != self.server_signature.as_ref() {
-            return Err(format!("invalid server signature for user {}", self.user));
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,14 +347,14 @@ mod tests {
     ) -> Result<String, AuthError> {
         let lookup = |u: &str| (u == "alice").then(|| stored.clone());
         let mut server = ScramServer::new(mech);
-        let mut client = ScramClient::new(mech, user, pw);
-        let ScramStep::Challenge(c) = server.evaluate(&client.first_message(), &lookup)? else {
+        let mut client = runnel_client::sasl::SaslClient::new(mech.name(), user, pw).unwrap();
+        let ScramStep::Challenge(c) = server.evaluate(&client.initial(), &lookup)? else {
             panic!("first step completed")
         };
-        let fin = client.final_message(&c).unwrap();
+        let fin = client.step(&c).unwrap().unwrap();
         match server.evaluate(&fin, &lookup)? {
             ScramStep::Complete { response, user } => {
-                client.verify_server_final(&response).unwrap();
+                assert_eq!(client.step(&response).unwrap(), None);
                 Ok(user)
             }
             ScramStep::Challenge(_) => panic!("no completion"),

@@ -9,8 +9,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use super::scram::{ScramClient, ScramCredential, ScramMechanism};
+use super::scram::{ScramCredential, ScramMechanism};
 use super::*;
+use runnel_client::sasl::SaslClient;
 
 struct Store(BTreeMap<(String, i8), ScramCredential>);
 
@@ -142,16 +143,14 @@ impl Conn {
     fn scram(&mut self, mech: ScramMechanism, user: &str, pw: &str) -> Gate {
         let g = self.send(&handshake(mech.name(), 1));
         assert_eq!(handshake_resp(&g).error_code, 0);
-        let mut client = ScramClient::new(mech, user, pw);
-        let g = self.send(&authenticate(&client.first_message(), 1));
+        let mut client = SaslClient::new(mech.name(), user, pw).unwrap();
+        let g = self.send(&authenticate(&client.initial(), 1));
         let Gate::Respond(_) = &g else { return g };
         let first = auth_resp(&g, 1);
-        let fin = client.final_message(&first.auth_bytes).unwrap();
+        let fin = client.step(&first.auth_bytes).unwrap().unwrap();
         let g = self.send(&authenticate(&fin, 1));
         if let Gate::Respond(_) = &g {
-            client
-                .verify_server_final(&auth_resp(&g, 1).auth_bytes)
-                .unwrap();
+            assert_eq!(client.step(&auth_resp(&g, 1).auth_bytes).unwrap(), None);
         }
         g
     }

@@ -26,12 +26,12 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use runnel_config::BrokerConfig;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+// PEM reading and the host-name-blind verifier are shared with the client's `ssl.*` settings.
+use runnel_client::tls::{certs_of, key_of, NoHostnameCheck};
 use tracing::{info, warn};
 
 use self::principal::PrincipalMapper;
@@ -258,77 +258,6 @@ fn read_source(s: &Source, what: &str) -> Result<String, String> {
     }
 }
 
-/// Kafka accepts PEM given inline on one line (in a properties file the line breaks are often
-/// lost or written as spaces): the base64 between the markers is re-wrapped.
-fn normalize_pem(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(b) = rest.find("-----BEGIN ") {
-        let after_begin = &rest[b + 11..];
-        let Some(end_label) = after_begin.find("-----") else {
-            break;
-        };
-        let label = &after_begin[..end_label];
-        let body_start = b + 11 + end_label + 5;
-        let end_marker = format!("-----END {label}-----");
-        let Some(e) = rest[body_start..].find(&end_marker) else {
-            break;
-        };
-        let body: String = rest[body_start..body_start + e]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        out.push_str(&format!("-----BEGIN {label}-----\n"));
-        for chunk in body.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str(&end_marker);
-        out.push('\n');
-        rest = &rest[body_start + e + end_marker.len()..];
-    }
-    out
-}
-
-/// Certificates of a PEM text.
-fn certs_of(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(normalize_pem(pem).as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{what}: bad PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("{what}: no certificate found"));
-    }
-    Ok(certs)
-}
-
-/// The private key of a PEM text: PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 with a password.
-fn key_of(pem: &str, password: Option<&str>, what: &str) -> Result<PrivateKeyDer<'static>, String> {
-    let pem = normalize_pem(pem);
-    const ENC_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
-    const ENC_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
-    if let Some(b) = pem.find(ENC_BEGIN) {
-        let Some(password) = password else {
-            return Err(format!(
-                "{what}: the private key is encrypted: give its password in ssl.key.password"
-            ));
-        };
-        let e = pem[b..]
-            .find(ENC_END)
-            .ok_or(format!("{what}: unterminated encrypted key"))?;
-        let block = &pem[b..b + e + ENC_END.len()];
-        let (_, doc) = pkcs8::der::SecretDocument::from_pem(block)
-            .map_err(|e| format!("{what}: bad encrypted key: {e}"))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
-            .map_err(|e| format!("{what}: bad encrypted key: {e}"))?;
-        let plain = info.decrypt(password).map_err(|e| {
-            format!("{what}: cannot decrypt the private key with ssl.key.password: {e}")
-        })?;
-        return Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()));
-    }
-    PrivateKeyDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| format!("{what}: no private key found ({e})"))
-}
-
 /// Loaded key material of a listener.
 struct Material {
     chain: Vec<CertificateDer<'static>>,
@@ -443,55 +372,6 @@ impl Settings {
             .with_client_auth_cert(m.chain.clone(), m.key.clone_key())
             .map_err(|e| format!("listener {}: keystore: {e}", self.listener))?;
         Ok(Some(Arc::new(cfg)))
-    }
-}
-
-/// A server certificate verifier that checks the chain but not the host name
-/// (`ssl.endpoint.identification.algorithm` empty).
-#[derive(Debug)]
-struct NoHostnameCheck(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for NoHostnameCheck {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }
 

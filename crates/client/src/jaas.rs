@@ -1,7 +1,8 @@
 //! JAAS configuration text as Kafka's `sasl.jaas.config` holds it: one login module, its control
 //! flag and its options, e.g.
 //! `org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="s" user_admin="s";`
-//! Values are bare words or double-quoted strings (with `\` escapes).
+//! Values are bare words or double-quoted strings (with `\` escapes). Shared by the broker (its
+//! listeners' login modules) and the client (its own credentials).
 
 use std::collections::BTreeMap;
 
