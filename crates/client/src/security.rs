@@ -113,17 +113,17 @@ impl SecuritySettings {
             "ssl.key.location" => self.tls.key = file(value),
             "ssl.keystore.type" => self.tls.keystore_type = non_empty(value),
             "ssl.key.password" => self.tls.key_password = Some(value.to_string()),
-            "ssl.endpoint.identification.algorithm" => self.tls.check_hostname = match value
-                .trim()
-                .to_ascii_lowercase()
-                .as_str()
-            {
-                "https" => true,
-                "" | "none" => false,
-                other => return Err(Error::Config(format!(
+            "ssl.endpoint.identification.algorithm" => {
+                self.tls.check_hostname = match value.trim().to_ascii_lowercase().as_str() {
+                    "https" => true,
+                    "" | "none" => false,
+                    other => {
+                        return Err(Error::Config(format!(
                     "ssl.endpoint.identification.algorithm must be https or empty, not {other:?}"
-                ))),
-            },
+                )))
+                    }
+                }
+            }
             // Kafka's: JKS/PKCS12 stores have passwords, PEM ones do not; accepted and unused
             // so that a Kafka client.properties with a PEM store loads as it is.
             "ssl.truststore.password" | "ssl.keystore.password" => {}
