@@ -680,3 +680,32 @@ def make_tls_certs(directory: Path, clients=("client",), hosts=("localhost",), i
               "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
               "extendedKeyUsage=clientAuth\n")
     return d
+
+
+def java_config(path, user, password, mechanism="PLAIN", protocol="SASL_PLAINTEXT", **extra):
+    """Writes a Kafka client properties file (for a Java tool's --command-config) logging in as
+    `user` with SASL `mechanism` (PLAIN, SCRAM-SHA-256/512) over `protocol`; `extra` keys (dots
+    written as underscores, e.g. ssl_truststore_location) are added. Returns its path."""
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule")
+    lines = [f"security.protocol={protocol}", f"sasl.mechanism={mechanism}",
+             f'sasl.jaas.config={module} required username="{user}" password="{password}";']
+    lines += [f"{k.replace('_', '.')}={v}" for k, v in extra.items()]
+    Path(path).write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def runnel_cli(bootstrap, *args, input=None, env=None, timeout=60):
+    """Runs the `runnel` client `ARGS` (with --bootstrap-server `bootstrap` unless None), away from
+    the user's profiles and RUNNEL_* settings; returns (rc, stdout, stderr)."""
+    cmd = [str(RUNNEL)]
+    if bootstrap:
+        cmd += ["--bootstrap-server", bootstrap]
+    cmd += list(args)
+    e = dict(os.environ)
+    e.pop("RUNNEL_BOOTSTRAP_SERVER", None)
+    e.pop("RUNNEL_PROFILE", None)
+    e["RUNNEL_PROFILES"] = "/nonexistent/runnel-profiles"
+    e.update(env or {})
+    p = subprocess.run(cmd, capture_output=True, text=True, input=input, env=e, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr

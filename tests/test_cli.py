@@ -10,22 +10,13 @@ import time
 
 import pytest
 
-from helpers import ROOT, RUNNEL, kafka_tool
+from helpers import ROOT, RUNNEL, kafka_tool, runnel_cli
 
 
 def run(broker, *args, input=None, env=None, timeout=60, bootstrap=True):
     """Runs `runnel ARGS`; returns (rc, stdout, stderr)."""
-    cmd = [str(RUNNEL)]
-    if bootstrap:
-        cmd += ["--bootstrap-server", broker.bootstrap]
-    cmd += list(args)
-    e = dict(os.environ)
-    e.pop("RUNNEL_BOOTSTRAP_SERVER", None)
-    e.pop("RUNNEL_PROFILE", None)
-    e["RUNNEL_PROFILES"] = "/nonexistent/runnel-profiles"
-    e.update(env or {})
-    p = subprocess.run(cmd, capture_output=True, text=True, input=input, env=e, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr
+    return runnel_cli(broker.bootstrap if bootstrap else None, *args, input=input, env=env,
+                      timeout=timeout)
 
 
 def ok(broker, *args, **kw):

@@ -20,7 +20,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 
-from helpers import RUNNEL, Broker, closed_by_peer, free_port, kafka_tool, raw_frame, read_frame
+from helpers import (RUNNEL, Broker, closed_by_peer, free_port, java_config, kafka_tool, raw_frame,
+                     read_frame)
 
 LOG = {"RUNNEL_LOG": "info,runnel_broker::security::sasl=debug"}
 PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
@@ -57,15 +58,6 @@ def sasl_broker(tmp_path, monkeypatch):
 def rdk(broker, user, password, mechanism="PLAIN", **extra):
     return {"bootstrap.servers": broker.bootstrap, "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password, **extra}
-
-
-def java_config(path, user, password, mechanism="PLAIN"):
-    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
-              else "org.apache.kafka.common.security.scram.ScramLoginModule")
-    path.write_text("security.protocol=SASL_PLAINTEXT\n"
-                    f"sasl.mechanism={mechanism}\n"
-                    f'sasl.jaas.config={module} required username="{user}" password="{password}";\n')
-    return str(path)
 
 
 def produce_consume_rdk(conf, topic, n=20):

@@ -166,6 +166,12 @@ fn classify(e: &anyhow::Error, bootstrap: &str) -> (u8, Option<String>) {
     let Some(ce) = e.chain().find_map(|c| c.downcast_ref::<E>()) else {
         return (1, None);
     };
+    classify_client(ce, bootstrap)
+}
+
+/// The exit code and a hint for a client error.
+pub fn classify_client(ce: &runnel_client::Error, bootstrap: &str) -> (u8, Option<String>) {
+    use runnel_client::Error as E;
     match ce {
         E::Connect { .. } | E::Disconnected(_) => (
             4,

@@ -222,7 +222,7 @@ pub async fn run(ctx: &Ctx, a: ProduceArgs) -> anyhow::Result<u8> {
     let producer = Producer::new(cfg).await?;
     let mut pending = VecDeque::new();
     let (mut sent, mut failed) = (0u64, 0u64);
-    let mut first_error: Option<String> = None;
+    let mut first_error: Option<runnel_client::Error> = None;
     let mut report = |r: Result<runnel_client::RecordMetadata, runnel_client::Error>,
                       key: Option<String>| match r {
         Ok(m) => {
@@ -240,7 +240,7 @@ pub async fn run(ctx: &Ctx, a: ProduceArgs) -> anyhow::Result<u8> {
         }
         Err(e) => {
             failed += 1;
-            first_error.get_or_insert_with(|| e.to_string());
+            first_error.get_or_insert(e);
         }
     };
     for (n, line) in input.lines().enumerate() {
@@ -292,6 +292,11 @@ pub async fn run(ctx: &Ctx, a: ProduceArgs) -> anyhow::Result<u8> {
     }
     if let Some(e) = first_error {
         eprintln!("runnel: {failed} record(s) failed; the first: {e}");
+        // Refused by an ACL: the same exit code and hint as any other command.
+        if let (7, Some(hint)) = crate::classify_client(&e, "") {
+            eprintln!("hint: {hint}");
+            return Ok(7);
+        }
         return Ok(1);
     }
     Ok(0)

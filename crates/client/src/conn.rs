@@ -447,9 +447,14 @@ impl Core {
     /// One SASL exchange: SaslHandshake v1, then SaslAuthenticate until the mechanism is done.
     /// Returns the session lifetime the broker granted, in ms (0: none).
     async fn authenticate(&self, login: &SaslLogin) -> Result<i64> {
-        let refused = |m: String| Error::Authentication(format!("{m} (broker {})", self.addr));
         let mut client = login.client()?;
         let mech = client.mechanism_name();
+        let refused = |m: String| {
+            Error::Authentication(format!(
+                "SASL {mech} authentication with {} failed: {m}",
+                self.addr
+            ))
+        };
         let hv = self
             .version::<SaslHandshakeRequest>(1)
             .ok()
@@ -507,7 +512,9 @@ impl Core {
                 return Err(refused(msg));
             }
             match client.step(&resp.auth_bytes).map_err(|e| match e {
-                Error::Authentication(m) => refused(m),
+                Error::Authentication(m) => {
+                    Error::Authentication(format!("{m} (broker {})", self.addr))
+                }
                 e => e,
             })? {
                 Some(next) => token = next,

@@ -29,7 +29,7 @@ pub enum Error {
     },
     /// The broker refused this client's credentials (SASL), or the TLS handshake failed (an
     /// untrusted or unverifiable certificate, a client certificate refused). Not retried.
-    #[error("authentication failed: {0}")]
+    #[error("{0}")]
     Authentication(String),
     /// A connection broke while a request was in flight.
     #[error("connection to {0} was closed while a request was in flight")]

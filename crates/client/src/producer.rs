@@ -384,6 +384,19 @@ async fn sender(shared: Arc<Shared>) {
                 Err(e) => {
                     tracing::warn!("idempotent producer: cannot get a producer id: {e}");
                     fail_all(&shared, &e);
+                    // Nothing left to send (e.g. CLUSTER_AUTHORIZATION_FAILED failed it all): end
+                    // when closed, else ask again only once there is a new record.
+                    let wake = shared.wake.notified();
+                    let (closed, idle) = {
+                        let acc = shared.acc.lock();
+                        (acc.closed, acc.outstanding == 0)
+                    };
+                    if closed && idle {
+                        return;
+                    }
+                    if idle {
+                        wake.await;
+                    }
                     shared.cluster.backoff().await;
                     continue;
                 }

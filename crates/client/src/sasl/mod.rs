@@ -154,7 +154,8 @@ impl SaslClient {
     /// (for SCRAM only once the server's signature checked out). An error is
     /// [`Error::Authentication`]; the exchange cannot continue after it.
     pub fn step(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>> {
-        let failed = |m: String| Error::Authentication(format!("{}: {m}", self.mechanism.name()));
+        let failed =
+            |m: String| Error::Authentication(format!("SASL {}: {m}", self.mechanism.name()));
         match std::mem::replace(&mut self.state, State::Done) {
             State::Plain { user } => {
                 if server.is_empty() {
