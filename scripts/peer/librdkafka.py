@@ -150,8 +150,14 @@ def main():
     tests = SRC / "tests"
     results, logs = {}, []
     try:
-        (tests / "test.conf").write_text(f"metadata.broker.list={broker.bootstrap}\n")
+        # The run's own test config (RDKAFKA_TEST_CONF), not the shared tests/test.conf: two
+        # runs at once (RF 1 and RF 3, two checkouts sharing .deps) must not point each
+        # other's tests at their broker.
+        conf = ROOT / "target" / f"librdkafka-test-{'rf3' if rf3 else 'rf1'}-{os.getpid()}.conf"
+        conf.parent.mkdir(exist_ok=True)
+        conf.write_text(f"metadata.broker.list={broker.bootstrap}\n")
         env = dict(os.environ, LD_LIBRARY_PATH=f"{SRC / 'src'}:{SRC / 'src-cpp'}",
+                   RDKAFKA_TEST_CONF=str(conf),
                    TEST_KAFKA_VERSION="4.0.0.0", KAFKA_PATH=str(kafka_path()),
                    BROKERS=broker.bootstrap)
         with ThreadPoolExecutor(PARALLEL) as pool:
@@ -163,6 +169,8 @@ def main():
                 logs.append(f"===== {name}: {result[0]}\n{out}")
     finally:
         broker.stop()
+        for f in (ROOT / "target").glob(f"librdkafka-test-*-{os.getpid()}.conf"):
+            f.unlink()
     (ROOT / "target").mkdir(exist_ok=True)
     suite = "librdkafka-rf3" if rf3 else "librdkafka"
     (ROOT / "target" / f"{suite}-suite.log").write_text("\n".join(logs))

@@ -37,6 +37,7 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 pub async fn run(owner: Weak<Broker>, leader: i32) {
     let mut conn: Option<Connection> = None;
     let mut idle_since: Option<Instant> = None;
+    let mut connect_failing = false;
     loop {
         let Some(broker) = owner.upgrade() else {
             return;
@@ -96,11 +97,23 @@ pub async fn run(owner: Weak<Broker>, leader: i32) {
             )
             .await
             {
-                Ok(c) => conn = Some(c),
+                Ok(c) => {
+                    connect_failing = false;
+                    conn = Some(c);
+                }
                 Err(e @ runnel_client::Error::Authentication(_)) => {
                     // As Kafka logs it: a misconfigured credential keeps this node out of the
                     // ISR, and the operator must see why.
                     warn!(leader, %addr, error = %e, "replica fetcher: authentication to another node failed");
+                    drop(broker);
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+                Err(e) if !connect_failing => {
+                    // The first failure of a streak is worth an operator's eye (a refused login
+                    // can also show as a closed connection); the retries are not.
+                    connect_failing = true;
+                    warn!(leader, %addr, error = %e, "replica fetcher cannot connect");
                     drop(broker);
                     tokio::time::sleep(BACKOFF).await;
                     continue;
