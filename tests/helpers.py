@@ -709,3 +709,29 @@ def runnel_cli(bootstrap, *args, input=None, env=None, timeout=60):
     e.update(env or {})
     p = subprocess.run(cmd, capture_output=True, text=True, input=input, env=e, timeout=timeout)
     return p.returncode, p.stdout, p.stderr
+
+
+def wait_full_isr(admin, topic, replicas=(1, 2, 3), timeout=40):
+    """Polls Metadata (an AdminClient) until every partition of `topic` has `replicas` in its
+    ISR, or `timeout` passes; returns ({partition: sorted ISR}, {partition: leader})."""
+    want = sorted(replicas)
+    deadline = time.time() + timeout
+    while True:
+        md = admin.list_topics(topic, timeout=10).topics[topic]
+        isrs = {p: sorted(pm.isrs) for p, pm in md.partitions.items()}
+        leaders = {p: pm.leader for p, pm in md.partitions.items()}
+        if all(i == want for i in isrs.values()) or time.time() > deadline:
+            return isrs, leaders
+        time.sleep(0.5)
+
+
+def poll_values(consumer, count, prefix=b"", timeout=30):
+    """The distinct values starting with `prefix` a confluent_kafka Consumer reads, until it has
+    `count` of them or `timeout` passes."""
+    seen = set()
+    deadline = time.time() + timeout
+    while len(seen) < count and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is not None and m.error() is None and m.value().startswith(prefix):
+            seen.add(m.value())
+    return seen

@@ -16,7 +16,7 @@ from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, 
                                    ResourcePatternType, ResourceType)
 
 from conftest import FAST_CLUSTER
-from helpers import Cluster, free_ports
+from helpers import Cluster, free_ports, poll_values, wait_full_isr
 
 PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule required"
 
@@ -29,21 +29,6 @@ def jaas(user, password):
 def sasl_conf(bootstrap, user, password):
     return {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanism": "PLAIN", "sasl.username": user, "sasl.password": password}
-
-
-def isrs(admin, topic):
-    md = admin.list_topics(topic, timeout=10).topics[topic]
-    return {p: sorted(pm.isrs) for p, pm in md.partitions.items()}, \
-        {p: pm.leader for p, pm in md.partitions.items()}
-
-
-def wait_full_isr(admin, topic, timeout=40):
-    deadline = time.time() + timeout
-    while True:
-        got, _ = isrs(admin, topic)
-        if all(i == [1, 2, 3] for i in got.values()) or time.time() > deadline:
-            return got
-        time.sleep(0.5)
 
 
 def test_inter_broker_and_controller_traffic_over_sasl(tmp_path):
@@ -88,17 +73,12 @@ def test_inter_broker_and_controller_traffic_over_sasl(tmp_path):
             p.produce("sasl-rf3", key=b"k%d" % i, value=b"v%d" % i)
         assert p.flush(30) == 0
         # Every replica caught up: the followers fetched over the SASL listener.
-        got = wait_full_isr(admin, "sasl-rf3")
+        got, _ = wait_full_isr(admin, "sasl-rf3")
         assert all(i == [1, 2, 3] for i in got.values()), got
         cons = Consumer({**alice, "group.id": "g-sasl", "auto.offset.reset": "earliest",
                          "isolation.level": "read_committed"})
         cons.assign([TopicPartition("sasl-rf3", part, 0) for part in range(3)])
-        values = set()
-        deadline = time.time() + 30
-        while len(values) < 600 and time.time() < deadline:
-            m = cons.poll(0.5)
-            if m is not None and m.error() is None:
-                values.add(m.value())
+        values = poll_values(cons, 600)
         assert values == {b"v%d" % i for i in range(600)}
         # A transaction (as a super user): its markers go from the coordinator to the leaders
         # over the SASL listener.
@@ -109,12 +89,7 @@ def test_inter_broker_and_controller_traffic_over_sasl(tmp_path):
         for i in range(30):
             tp.produce("sasl-rf3", key=b"t", value=b"tx%d" % i, partition=i % 3)
         tp.commit_transaction(30)
-        seen = set()
-        deadline = time.time() + 30
-        while len(seen) < 30 and time.time() < deadline:
-            m = cons.poll(0.5)
-            if m is not None and m.error() is None and m.value().startswith(b"tx"):
-                seen.add(m.value())
+        seen = poll_values(cons, 30, prefix=b"tx")
         assert seen == {b"tx%d" % i for i in range(30)}
         cons.close()
 
@@ -129,7 +104,7 @@ def test_inter_broker_and_controller_traffic_over_sasl(tmp_path):
             for i in range(50):
                 p.produce("sasl-rf3", key=b"late", value=b"late")
             assert p.flush(30) == 0
-            got, leaders = isrs(admin, "sasl-rf3")
+            got, leaders = wait_full_isr(admin, "sasl-rf3", timeout=0)
             led_by_others = [part for part, leader in leaders.items() if leader != 3]
             if (led_by_others and all(3 not in got[part] for part in led_by_others)) \
                     or time.time() > deadline:
@@ -150,7 +125,7 @@ def test_inter_broker_and_controller_traffic_over_sasl(tmp_path):
         c.stop(2)
         c.nodes[2].settings["listener.name.internal.plain.sasl.jaas.config"] = jaas("broker", "broker-secret")
         c.start(2)
-        got = wait_full_isr(admin, "sasl-rf3", timeout=60)
+        got, _ = wait_full_isr(admin, "sasl-rf3", timeout=60)
         assert all(i == [1, 2, 3] for i in got.values()), got
     finally:
         c.kill_all()

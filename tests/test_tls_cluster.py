@@ -6,13 +6,11 @@ forms, an RF 3 topic written with acks=all through the SSL listener is replicate
 logs show their peers connecting over TLS with their certificate's principal. A node restarted
 rejoins over TLS. About 30 s."""
 
-import time
-
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import FAST_CLUSTER
-from helpers import Cluster, free_ports, make_tls_certs
+from helpers import Cluster, free_ports, make_tls_certs, poll_values, wait_full_isr
 
 
 def test_inter_broker_and_controller_traffic_over_tls(tmp_path, monkeypatch):
@@ -52,23 +50,12 @@ def test_inter_broker_and_controller_traffic_over_tls(tmp_path, monkeypatch):
         assert p.flush(30) == 0
         # Every replica caught up: all three in the ISR of each partition, and the high
         # watermarks (which need the followers' fetches over TLS) cover every record.
-        deadline = time.time() + 30
-        while True:
-            md = admin.list_topics("tls-rf3", timeout=10).topics["tls-rf3"]
-            isrs = [sorted(pm.isrs) for pm in md.partitions.values()]
-            if all(i == [1, 2, 3] for i in isrs) or time.time() > deadline:
-                break
-            time.sleep(0.5)
-        assert all(i == [1, 2, 3] for i in isrs), isrs
+        isrs, _ = wait_full_isr(admin, "tls-rf3", timeout=30)
+        assert all(i == [1, 2, 3] for i in isrs.values()), isrs
         cons = Consumer({**conf, "group.id": "g-tls", "auto.offset.reset": "earliest",
                          "isolation.level": "read_committed"})
         cons.assign([TopicPartition("tls-rf3", part, 0) for part in range(3)])
-        got = set()
-        deadline = time.time() + 30
-        while len(got) < 600 and time.time() < deadline:
-            m = cons.poll(0.5)
-            if m is not None and m.error() is None:
-                got.add(m.value())
+        got = poll_values(cons, 600)
         assert got == {b"v%d" % i for i in range(600)}
         # A transaction: its markers go from the coordinator to the leaders over TLS.
         tp = Producer({**conf, "transactional.id": "tls-tx", "acks": "all"})
@@ -77,12 +64,7 @@ def test_inter_broker_and_controller_traffic_over_tls(tmp_path, monkeypatch):
         for i in range(30):
             tp.produce("tls-rf3", key=b"t", value=b"tx%d" % i, partition=i % 3)
         tp.commit_transaction(30)
-        seen = set()
-        deadline = time.time() + 30
-        while len(seen) < 30 and time.time() < deadline:
-            m = cons.poll(0.5)
-            if m is not None and m.error() is None and m.value().startswith(b"tx"):
-                seen.add(m.value())
+        seen = poll_values(cons, 30, prefix=b"tx")
         assert seen == {b"tx%d" % i for i in range(30)}
         cons.close()
         # The nodes reached each other over TLS, as the server certificate's principal (its
@@ -98,13 +80,8 @@ def test_inter_broker_and_controller_traffic_over_tls(tmp_path, monkeypatch):
         c.stop(2)
         c.start(2)
         c.wait_formed(timeout=60)
-        deadline = time.time() + 40
-        while time.time() < deadline:
-            md = admin.list_topics("tls-rf3", timeout=10).topics["tls-rf3"]
-            if all(sorted(pm.isrs) == [1, 2, 3] for pm in md.partitions.values()):
-                break
-            time.sleep(0.5)
-        assert all(sorted(pm.isrs) == [1, 2, 3] for pm in md.partitions.values())
+        isrs, _ = wait_full_isr(admin, "tls-rf3", timeout=40)
+        assert all(i == [1, 2, 3] for i in isrs.values()), isrs
     finally:
         c.kill_all()
         print(f"node logs: {[str(n.log_path) for n in c.nodes]}")

@@ -34,6 +34,18 @@ pub struct ResourceArgs {
 }
 
 impl ResourceArgs {
+    /// [`ResourceArgs::resources`], at least one (create and delete need a resource).
+    fn named(&self) -> anyhow::Result<Vec<(i8, String)>> {
+        let resources = self.resources();
+        if resources.is_empty() {
+            return Err(Usage(
+                "name a resource: --topic, --group, --cluster or --transactional-id".into(),
+            )
+            .into());
+        }
+        Ok(resources)
+    }
+
     /// (resource type code, name) of every resource named.
     fn resources(&self) -> Vec<(i8, String)> {
         let mut out = Vec::new();
@@ -236,13 +248,7 @@ pub async fn run(ctx: &Ctx, cmd: AclCmd) -> anyhow::Result<u8> {
         }
         AclCmd::Create { resource, entry } => {
             let pattern = resource.pattern_type(false)?;
-            let resources = resource.resources();
-            if resources.is_empty() {
-                return Err(Usage(
-                    "name a resource: --topic, --group, --cluster or --transactional-id".into(),
-                )
-                .into());
-            }
+            let resources = resource.named()?;
             let entries = entry.entries()?;
             if entries.is_empty() {
                 return Err(Usage("give --allow-principal or --deny-principal".into()).into());
@@ -274,13 +280,7 @@ pub async fn run(ctx: &Ctx, cmd: AclCmd) -> anyhow::Result<u8> {
         }
         AclCmd::Delete { resource, entry } => {
             let pattern = resource.pattern_type(true)?;
-            let resources = resource.resources();
-            if resources.is_empty() {
-                return Err(Usage(
-                    "name a resource: --topic, --group, --cluster or --transactional-id".into(),
-                )
-                .into());
-            }
+            let resources = resource.named()?;
             let entries = entry.entries()?;
             let ops = if entries.is_empty() && entry.operation.is_empty() {
                 vec![1]
