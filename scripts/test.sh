@@ -4,16 +4,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase prints its start with the time since the run began (CI's limit is 60 minutes),
+# and all of them again when the run ends, where CI's tail of the output shows them.
+START=$(date +%s)
+PHASES=""
+phase() {
+  local t=$(( $(date +%s) - START ))
+  local line="== $1 (at $((t / 60)) min $((t % 60)) s)"
+  echo "$line"
+  PHASES="$PHASES$line"$'\n'
+}
+trap 'phase "end"; printf "%s" "$PHASES"' EXIT
+
+phase "install test deps"
 scripts/install-test-deps.sh
 
-echo "== cargo build"
+phase "cargo build"
 cargo build --bins
-echo "== cargo test"
+phase "cargo test"
 cargo test --workspace
 
-echo "== real clients (pytest)"
+phase "real clients (pytest)"
 set +e
-tests/.venv/bin/python -m pytest tests -v -p no:cacheprovider --timeout=300
+tests/.venv/bin/python -m pytest tests -v -p no:cacheprovider --timeout=300 --durations=25
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
@@ -24,10 +37,15 @@ fi
 
 echo "== peer suites (allowlisted tests must pass)"
 status=0
+phase "franz_go.py"
 python3 scripts/peer/franz_go.py || status=1
+phase "librdkafka.py"
 python3 scripts/peer/librdkafka.py || status=1
 # The same suites against a 3-node cluster (replication factor 3), with their own allowlists.
+phase "franz_go.py --rf3"
 python3 scripts/peer/franz_go.py --rf3 || status=1
+phase "librdkafka.py --rf3"
 python3 scripts/peer/librdkafka.py --rf3 || status=1
 python3 scripts/peer/compat_page.py || true
+echo "peer suites: status $status"
 exit "$status"

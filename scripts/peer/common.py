@@ -144,13 +144,18 @@ class Cluster:
         self.tmp.cleanup()
 
 
+def read_allowlist(path):
+    """The test names an allowlist file lists (comments and blank lines left out)."""
+    return [l.strip() for l in Path(path).read_text().splitlines()
+            if l.strip() and not l.startswith("#")]
+
+
 def report(suite, results, allowlist_path):
     """Prints every test's outcome, checks the allowlist, writes target/peer-results/<suite>.json.
 
     results: {test name: (status, first failure line)} with status PASS, FAIL or SKIP.
     Returns the exit code: 1 when a listed test did not pass (or the suite ran nothing)."""
-    allow = [l.strip() for l in Path(allowlist_path).read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
+    allow = read_allowlist(allowlist_path)
     for name in sorted(results):
         status, why = results[name]
         line = f"{status:4} {name}"
@@ -169,7 +174,8 @@ def report(suite, results, allowlist_path):
     for t in new:
         print(f"NEWLY PASSING (add to {allowlist_path.name}): {t}")
     for t in regressions:
-        print(f"ALLOWLISTED BUT NOT PASSING: {t} ({results.get(t, ('MISSING', ''))[0]})")
+        status, why = results.get(t, ("MISSING", ""))
+        print(f"ALLOWLISTED BUT NOT PASSING: {t} ({status}{': ' + why[:300] if why else ''})")
     print(f"{suite} suite: {passed} passed, {failed} failed, {skipped} skipped (of {len(results)})")
     listed_ok = len(allow) - len(regressions)
     print(f"allowlist: {listed_ok} passed, {len(regressions)} failed")
