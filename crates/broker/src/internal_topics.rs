@@ -136,10 +136,7 @@ pub fn append(
         .append_as_leader(&mut buf, leader_epoch, now, false);
     partition.leader_appended();
     match result {
-        Ok(_) => {
-            broker.replicas.notify_append();
-            Ok(())
-        }
+        Ok(_) => Ok(()),
         Err(e) => {
             warn!(topic, partition = index, error = %e, "writing to an internal topic failed");
             // As Kafka's coordinators map a storage error: another broker may serve the key.

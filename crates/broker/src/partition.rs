@@ -95,8 +95,9 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Watches the high watermark (acks=all produce waits on it).
     hw_changed: watch::Sender<i64>,
-    /// Bumped whenever data becomes readable by consumers (long-polling fetches wait on it).
-    readable: Arc<watch::Sender<u64>>,
+    /// Long-polling fetches waiting for this partition's data (Kafka's fetch purgatory, keyed
+    /// by partition): woken, and forgotten, when data becomes readable here.
+    readers: Mutex<Vec<std::sync::Weak<tokio::sync::Notify>>>,
     followers: Mutex<HashMap<i32, FollowerProgress>>,
     /// Replicas an ISR change asked for but not yet applied (Kafka's "maximal ISR"): counted in
     /// the high watermark until the change is applied or refused, so that a replica the
@@ -167,7 +168,6 @@ impl Partition {
         log: Log,
         config: Arc<TopicConfig>,
         high_watermark: i64,
-        readable: Arc<watch::Sender<u64>>,
     ) -> Partition {
         let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
         Partition {
@@ -186,7 +186,7 @@ impl Partition {
             }),
             high_watermark: AtomicI64::new(hw),
             hw_changed: watch::channel(hw).0,
-            readable,
+            readers: Mutex::new(Vec::new()),
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(Vec::new()),
         }
@@ -286,7 +286,7 @@ impl Partition {
     fn set_high_watermark(&self, hw: i64) {
         self.high_watermark.store(hw, Ordering::Release);
         self.hw_changed.send_replace(hw);
-        self.readable.send_modify(|v| *v = v.wrapping_add(1));
+        self.wake_readers();
     }
 
     /// Applies a new state from the metadata image. Returns true when this node has just become
@@ -342,7 +342,30 @@ impl Partition {
     /// once. Wakes waiting fetches either way.
     pub fn leader_appended(&self) {
         self.maybe_advance_high_watermark();
-        self.readable.send_modify(|v| *v = v.wrapping_add(1));
+        self.wake_readers();
+    }
+
+    /// Registers a waiting fetch, to be woken (its `Notify` given a permit) the next time data
+    /// becomes readable here: an append (followers read to the log end) or a high watermark
+    /// move (consumers read to it). Register before reading, so that nothing appended in
+    /// between goes unseen.
+    pub fn register_reader(&self, waiter: &Arc<tokio::sync::Notify>) {
+        let mut readers = self.readers.lock();
+        if readers.len() >= 64 {
+            // Fetches that ended without a wake (their max wait passed) leave dead entries.
+            readers.retain(|w| w.strong_count() > 0);
+        }
+        readers.push(Arc::downgrade(waiter));
+    }
+
+    /// Wakes the fetches waiting for this partition.
+    fn wake_readers(&self) {
+        let readers = std::mem::take(&mut *self.readers.lock());
+        for r in readers {
+            if let Some(n) = r.upgrade() {
+                n.notify_one();
+            }
+        }
     }
 
     /// The leader's high watermark rule: the lowest log end offset in the ISR (never lower than
@@ -541,8 +564,7 @@ mod tests {
             delete_retention_ms: 86_400_000,
         });
         let log = Log::open(dir, log_config(&config), 0, false).unwrap();
-        let readable = Arc::new(watch::channel(0).0);
-        Partition::new("t".into(), Uuid::nil(), 0, 1, log, config, 0, readable)
+        Partition::new("t".into(), Uuid::nil(), 0, 1, log, config, 0)
     }
 
     fn state(isr: &[i32], partition_epoch: i32) -> ReplicaState {

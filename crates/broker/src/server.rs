@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
-use crate::handlers::{dispatch, Outcome};
+use crate::handlers::{dispatch, Outcome, Part};
 use crate::security::connections::ConnectionLimits;
 use crate::security::sasl::{self, Authenticator, Gate};
 use crate::security::tls::{ListenerTls, HANDSHAKE_TIMEOUT};
@@ -68,7 +68,7 @@ pub async fn accept_loop(
 /// untrusted or missing required certificate) closes the connection and is logged.
 async fn serve_tls(
     broker: Arc<Broker>,
-    sock: tokio::net::TcpStream,
+    sock: TcpStream,
     peer: SocketAddr,
     listener_name: String,
     tls: Arc<ListenerTls>,
@@ -143,8 +143,112 @@ use bytes::BufMut;
 
 /// The byte stream a connection runs over: a plain [`tokio::net::TcpStream`] or a TLS stream over one
 /// (SSL / SASL_SSL listeners). SASL runs inside [`serve_connection`] on either.
-pub trait ConnStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnStream for T {}
+pub trait ConnStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The plain TCP socket when the stream is one (records then go out with `sendfile`).
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ConnStream for TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl ConnStream for tokio_rustls::server::TlsStream<TcpStream> {}
+
+/// Writes a response made of parts: on a plain TCP socket the file ranges go from the page cache
+/// to the socket with `sendfile` (corked, so that the small encoded parts between them do not
+/// leave as packets of their own); on other streams (TLS) they are read and written. A file
+/// shorter than its part (a log cut since the read was planned) is an error: the frame's size
+/// is already out, so the connection must close (as Kafka's, for the same race).
+async fn write_parts<S: ConnStream>(conn: &mut S, parts: &[Part]) -> std::io::Result<()> {
+    let short = || {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "segment file shorter than the planned read (cut since)",
+        )
+    };
+    if let Some(tcp) = conn.tcp() {
+        let files = parts.iter().any(|p| matches!(p, Part::File { .. }));
+        if files {
+            let _ = rustix::net::sockopt::set_tcp_cork(tcp, true);
+        }
+        let result = async {
+            for part in parts {
+                match part {
+                    Part::Bytes(b) => tcp_write_all(tcp, b).await?,
+                    Part::File { file, pos, len } => {
+                        let (mut pos, mut left) = (*pos, *len);
+                        while left > 0 {
+                            tcp.writable().await?;
+                            let sent = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+                                rustix::fs::sendfile(tcp, &**file, Some(&mut pos), left)
+                                    .map_err(std::io::Error::from)
+                            });
+                            match sent {
+                                Ok(0) => return Err(short()),
+                                Ok(n) => left -= n,
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if files {
+            let _ = rustix::net::sockopt::set_tcp_cork(tcp, false);
+        }
+        return result;
+    }
+    for part in parts {
+        match part {
+            Part::Bytes(b) => conn.write_all(b).await?,
+            Part::File { file, pos, len } => {
+                let mut buf = vec![0u8; *len];
+                let file = file.clone();
+                let pos = *pos;
+                let (got, buf) = tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let mut done = 0;
+                    while done < buf.len() {
+                        match file.read_at(&mut buf[done..], pos + done as u64) {
+                            Ok(0) => break,
+                            Ok(n) => done += n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => return (Err(e), buf),
+                        }
+                    }
+                    (Ok(done), buf)
+                })
+                .await
+                .map_err(std::io::Error::other)?;
+                if got? < buf.len() {
+                    return Err(short());
+                }
+                conn.write_all(&buf).await?;
+            }
+        }
+    }
+    conn.flush().await
+}
+
+/// Writes all of `buf` to a TCP socket shared by reference.
+async fn tcp_write_all(tcp: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        tcp.writable().await?;
+        match tcp.try_write(buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Serves one connection's requests until it ends: over any [`ConnStream`] once the accept path
 /// (TCP, plus the TLS handshake on SSL listeners) has set up `session`. On SASL_PLAINTEXT and
@@ -209,6 +313,7 @@ pub async fn serve_connection<S: ConnStream>(
                 // A TLS stream holds written bytes until flushed; a TCP stream's flush is a no-op.
                 conn.flush().await?;
             }
+            Outcome::RespondParts(parts) => write_parts(conn.get_mut(), &parts).await?,
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
                 info!(%peer, reason, "closing connection");

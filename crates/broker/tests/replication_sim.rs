@@ -243,7 +243,6 @@ struct Sim {
     /// so only invariants 1 and 2 and the final convergence are checked.
     unclean: bool,
     config: Arc<TopicConfig>,
-    readable: Arc<tokio::sync::watch::Sender<u64>>,
     trace: Arc<Mutex<Vec<String>>>,
     stats: std::cell::RefCell<Stats>,
     /// Leader epoch -> the one replica seen leading in it.
@@ -344,7 +343,6 @@ impl Sim {
                 broker_epoch: 1,
             });
         }
-        let readable = Arc::new(tokio::sync::watch::channel(0).0);
         let mut sim = Sim {
             rng,
             now: START_MS,
@@ -364,7 +362,6 @@ impl Sim {
             late_isr: knobs.late_isr,
             unclean: knobs.unclean,
             config,
-            readable,
             trace,
             stats: Default::default(),
             leader_of_epoch: BTreeMap::new(),
@@ -441,7 +438,6 @@ impl Sim {
             log,
             self.config.clone(),
             node.hw_checkpoint,
-            self.readable.clone(),
         );
         self.node_mut(id).part = Some(part);
     }

@@ -12,6 +12,7 @@
 //! leader's epoch history: a follower whose log diverged is told where (`diverging_epoch`,
 //! KIP-320) and gets no records until it has truncated.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,9 +21,11 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError;
-use runnel_storage::log::LogError;
+use runnel_storage::log::{LogError, ReadPlan};
 
 use super::{sb, RequestContext};
+
+pub mod encode;
 
 struct Wanted {
     topic: String,
@@ -42,13 +45,24 @@ struct Wanted1 {
     last_fetched_epoch: i32,
 }
 
+/// What one pass over the wanted partitions found: the response's topics, the bytes of records
+/// in them, and the records left in the files (`defer`): (partition's place in the response,
+/// its planned read).
+struct Found {
+    topics: Vec<FetchableTopicResponse>,
+    total: usize,
+    deferred: Vec<(usize, ReadPlan)>,
+}
+
 fn read_once(
     ctx: &RequestContext,
     wanted: &[Wanted],
     max_bytes: i32,
     read_committed: bool,
     replica_id: i32,
-) -> (Vec<FetchableTopicResponse>, usize) {
+    defer: bool,
+    waiter: &Arc<tokio::sync::Notify>,
+) -> Found {
     let now = crate::broker::now_ms();
     let image = ctx.broker.image();
     let node = ctx.broker.config.node_id;
@@ -56,7 +70,12 @@ fn read_once(
     let mut total: usize = 0;
     let mut budget = max_bytes.max(0) as usize;
     let mut out = Vec::with_capacity(wanted.len());
+    let mut deferred = Vec::new();
+    let mut place = 0;
     for w in wanted {
+        // Where this topic's first partition is in the whole response.
+        let topic_start = place;
+        place += w.partitions.len();
         let mut parts = Vec::with_capacity(w.partitions.len());
         for wp in &w.partitions {
             let (index, offset, pmax) = (wp.index, wp.offset, wp.max_bytes);
@@ -85,6 +104,7 @@ fn read_once(
                 parts.push(pd.with_error_code(err.code()));
                 continue;
             };
+            partition.register_reader(waiter);
             if let Err(e) = partition.check_leader(wp.current_leader_epoch) {
                 parts.push(pd.with_error_code(e.code()));
                 continue;
@@ -181,19 +201,30 @@ fn read_once(
             // producers and followers appending to this partition.
             let plan = log.plan_read(offset, limit, upper);
             drop(log);
-            match plan.and_then(|p| p.execute()) {
-                Ok(r) => {
-                    let n = r.records.len();
-                    // Past the first partition, a batch that does not fit the budget waits.
-                    if total > 0 && n > budget {
-                        parts.push(pd.with_error_code(0));
-                        continue;
-                    }
+            let plan = match plan {
+                // Past the first partition, a batch that does not fit the budget waits.
+                Ok(p) if total > 0 && p.len() > budget => {
+                    parts.push(pd.with_error_code(0));
+                    continue;
+                }
+                Ok(p) => {
+                    let n = p.len();
                     total += n;
                     budget = budget.saturating_sub(n);
                     if throttled {
                         quota.record(&image, node, n);
                     }
+                    if defer {
+                        deferred.push((topic_start + parts.len(), p));
+                        parts.push(pd.with_error_code(0));
+                        continue;
+                    }
+                    p.execute()
+                }
+                Err(e) => Err(e),
+            };
+            match plan {
+                Ok(r) => {
                     parts.push(pd.with_error_code(0).with_records(Some(r.records)));
                 }
                 Err(LogError::OffsetOutOfRange { .. }) => {
@@ -212,15 +243,26 @@ fn read_once(
                 .with_partitions(parts),
         );
     }
-    (out, total)
+    Found {
+        topics: out,
+        total,
+        deferred,
+    }
 }
 
-/// Handles Fetch, long-polling as asked.
-pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+/// Handles Fetch, long-polling as asked. With `defer`, the records found stay in the segment
+/// files: the response's partitions carry none, and the second value holds, for the i-th
+/// partition of the response, the read that [`encode::encode`] sends as its records.
+pub async fn handle(
+    ctx: &RequestContext,
+    req: FetchRequest,
+    defer: bool,
+) -> (FetchResponse, Vec<Option<ReadPlan>>) {
     if req.session_id != 0 {
-        return FetchResponse::default()
+        let resp = FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
+        return (resp, Vec::new());
     }
     let image = ctx.broker.image();
     let replica_id = if ctx.api_version >= 15 {
@@ -288,23 +330,38 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
         req.max_bytes
     };
     let min_bytes = min_bytes.min(max_bytes.max(0) as usize);
-    let mut rx = ctx.broker.replicas.subscribe_appends();
+    // Woken by the wanted partitions only (each pass registers it again before reading).
+    let waiter = Arc::new(tokio::sync::Notify::new());
     loop {
-        rx.borrow_and_update();
-        let (responses, total) = read_once(ctx, &wanted, max_bytes, read_committed, replica_id);
-        let any_error = responses
+        let found = read_once(
+            ctx,
+            &wanted,
+            max_bytes,
+            read_committed,
+            replica_id,
+            defer,
+            &waiter,
+        );
+        let any_error = found
+            .topics
             .iter()
             .any(|t| t.partitions.iter().any(|p| p.error_code != 0));
-        if total >= min_bytes
+        if found.total >= min_bytes
             || any_error
             || Instant::now() >= deadline
             || ctx.broker.is_shutting_down()
         {
-            return FetchResponse::default()
+            let count = found.topics.iter().map(|t| t.partitions.len()).sum();
+            let mut plans: Vec<Option<ReadPlan>> = (0..count).map(|_| None).collect();
+            for (i, plan) in found.deferred {
+                plans[i] = Some(plan);
+            }
+            let resp = FetchResponse::default()
                 .with_error_code(0)
                 .with_session_id(0)
-                .with_responses(responses);
+                .with_responses(found.topics);
+            return (resp, plans);
         }
-        let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
+        let _ = tokio::time::timeout_at(deadline.into(), waiter.notified()).await;
     }
 }

@@ -76,6 +76,9 @@ pub mod write_txn_markers;
 pub enum Outcome {
     /// Write these bytes (a whole response frame).
     Respond(Bytes),
+    /// Write these parts in order (a whole response frame whose records stay in the log's
+    /// files: a Fetch response).
+    RespondParts(Vec<Part>),
     /// Send nothing (acks=0 produce).
     NoResponse,
     /// Close the connection, for the logged reason.
@@ -88,6 +91,37 @@ pub enum Outcome {
         /// When the connection may read again.
         until: tokio::time::Instant,
     },
+}
+
+/// A piece of a response frame: bytes, or a byte range of a log segment file sent as it is.
+#[derive(Debug)]
+pub enum Part {
+    /// Encoded bytes.
+    Bytes(Bytes),
+    /// `len` bytes of `file` from `pos`.
+    File {
+        /// The segment file (kept open: a deleted segment still reads).
+        file: Arc<std::fs::File>,
+        /// Where the range starts.
+        pos: u64,
+        /// How long it is.
+        len: usize,
+    },
+}
+
+impl Part {
+    /// The part's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Bytes(b) => b.len(),
+            Part::File { len, .. } => *len,
+        }
+    }
+
+    /// An empty part.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Per-request context handed to handlers.
@@ -331,7 +365,22 @@ async fn dispatch_timed(
         RequestKind::AlterUserScramCredentials(r) => Some(scram_credentials::alter(&ctx, r).into()),
         RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
         RequestKind::Produce(r) => produce::handle(&ctx, r).await.map(Into::into),
-        RequestKind::Fetch(r) => Some(fetch::handle(&ctx, r).await.into()),
+        RequestKind::Fetch(r) => {
+            // Without client quotas (which weigh and may empty the response) the records stay
+            // in the files until the connection sends them.
+            let defer = !crate::security::quota::QuotaManagers::any(&ctx.broker.image());
+            let (resp, plans) = fetch::handle(&ctx, r, defer).await;
+            if defer {
+                return match fetch::encode::encode(api_version, correlation_id, resp, plans) {
+                    Ok(parts) => Outcome::RespondParts(parts),
+                    Err(e) => {
+                        tracing::error!(api_version, error = %e, "fetch response encoding failed");
+                        Outcome::Close("response encoding failed")
+                    }
+                };
+            }
+            Some(resp.into())
+        }
         RequestKind::ListOffsets(r) => Some(list_offsets::handle(&ctx, r).into()),
         RequestKind::CreateTopics(r) => Some(create_topics::handle(&ctx, r).into()),
         RequestKind::DeleteTopics(r) => Some(delete_topics::handle(&ctx, r).into()),

@@ -304,7 +304,6 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
     let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
     // Once per request: whether this broker is registered, unfenced and caught up.
     let serving = ctx.broker.is_serving();
-    let mut appended_any = false;
     // (topic response, partition response, topic, partition, last offset) awaiting the ISR.
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -349,7 +348,6 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                 &mut record_errors,
             ) {
                 Ok(a) => {
-                    appended_any = true;
                     if acks == -1 {
                         waits.push((
                             responses.len(),
@@ -395,9 +393,6 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                 .with_topic_id(td.topic_id)
                 .with_partition_responses(partitions),
         );
-    }
-    if appended_any {
-        ctx.broker.replicas.notify_append();
     }
     for (t, p, topic, index, appended) in waits {
         if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, appended, deadline).await {

@@ -117,7 +117,6 @@ pub async fn handle(ctx: &RequestContext, req: WriteTxnMarkersRequest) -> WriteT
                 (t.name.0.to_string(), parts)
             })
             .collect();
-        ctx.broker.replicas.notify_append();
         let mut topics = Vec::with_capacity(m.topics.len());
         for (name, parts) in appended {
             let mut partitions = Vec::with_capacity(parts.len());

@@ -23,7 +23,6 @@ use runnel_config::{BrokerConfig, TopicConfig};
 use runnel_metadata::{MetadataImage, TopicImage};
 use runnel_storage::checkpoint::write_offset_checkpoint;
 use runnel_storage::log::Log;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::broker::{now_ms, TopicPartition};
@@ -51,8 +50,6 @@ pub struct ReplicaManager {
     runtime: tokio::runtime::Handle,
     /// The broker, once started (fetchers need its image and configuration).
     owner: Mutex<std::sync::Weak<crate::broker::Broker>>,
-    /// Bumped whenever data becomes readable; long-polling fetches wait on it.
-    appended: Arc<watch::Sender<u64>>,
     /// Wakes the ISR upkeep early (a follower caught up).
     isr_wakeup: tokio::sync::Notify,
     /// The throttle of what this broker sends to throttled followers, as their leader.
@@ -81,7 +78,6 @@ impl ReplicaManager {
             fetchers: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
             owner: Mutex::new(std::sync::Weak::new()),
-            appended: Arc::new(watch::channel(0).0),
             isr_wakeup: tokio::sync::Notify::new(),
             leader_quota: throttle::Quota::leader(),
             follower_quota: throttle::Quota::follower(),
@@ -105,16 +101,6 @@ impl ReplicaManager {
     /// Number of hosted partitions.
     pub fn partition_count(&self) -> usize {
         self.partitions.read().len()
-    }
-
-    /// Wakes long-polling fetches after an append.
-    pub fn notify_append(&self) {
-        self.appended.send_modify(|v| *v = v.wrapping_add(1));
-    }
-
-    /// A receiver that changes after every append (what a long-polling fetch waits on).
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
     }
 
     /// Brings the hosted partitions in line with `new`: opens the partitions this node is a
@@ -218,7 +204,6 @@ impl ReplicaManager {
             log,
             Arc::new(tc),
             hw,
-            self.appended.clone(),
         ));
         self.partitions
             .write()

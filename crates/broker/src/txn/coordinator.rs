@@ -875,7 +875,6 @@ fn write_markers(broker: &Broker, job: &MarkerJob) -> bool {
         }
         touched_offsets |= topic == OFFSETS_TOPIC;
     }
-    broker.replicas.notify_append();
     for (partition, end, epoch) in appended {
         let r = partition.wait_replication_blocking(end, epoch, MARKER_REPLICATION_TIMEOUT);
         if r != crate::partition::Replication::Committed {
@@ -888,7 +887,6 @@ fn write_markers(broker: &Broker, job: &MarkerJob) -> bool {
             .groups
             .complete_txn_offsets(job.producer_id, job.commit);
     }
-    broker.replicas.notify_append();
     true
 }
 

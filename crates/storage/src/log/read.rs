@@ -26,6 +26,23 @@ pub struct ReadPlan {
 }
 
 impl ReadPlan {
+    /// How many bytes the planned batches take: what [`ReadPlan::execute`] returns unless the
+    /// log was cut since the plan.
+    pub fn len(&self) -> usize {
+        self.pieces.iter().map(|p| p.len).sum()
+    }
+
+    /// No batch planned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The planned byte ranges, in order: (segment file, position, length). For sending the
+    /// batches straight from the files (`sendfile`) instead of reading them first.
+    pub fn ranges(&self) -> impl Iterator<Item = (&Arc<File>, u64, usize)> {
+        self.pieces.iter().map(|p| (&p.file, p.pos, p.len))
+    }
+
     /// Reads the planned ranges and keeps the whole batches below the plan's max offset,
     /// stopping at the first range that ends inside a batch (by size, or because the log was
     /// truncated since the plan: a short read ends the records there, it is not an error).
@@ -88,9 +105,10 @@ impl Log {
             .execute()
     }
 
-    /// Plans [`Log::read`]: which byte ranges of which segment files hold the batches wanted.
-    /// Cheap (index lookups only), so it is what runs under the partition's lock; the file
-    /// reads happen in [`ReadPlan::execute`], outside it.
+    /// Plans [`Log::read`]: which byte ranges of which segment files hold exactly the whole
+    /// batches wanted. Cheap (index lookups and a few batch headers read), so it is what runs
+    /// under the partition's lock; the file reads happen in [`ReadPlan::execute`], or the ranges
+    /// are sent as they are ([`ReadPlan::ranges`]), outside it.
     pub fn plan_read(
         &self,
         start_offset: i64,
@@ -127,22 +145,37 @@ impl Log {
             if h.base_offset >= max_offset {
                 break;
             }
-            // One positional read of as much as may be wanted, cut back to whole batches below
-            // max_offset when done; the first batch is returned whole even when it exceeds
-            // max_bytes.
+            // Exactly the whole batches wanted: those below max_offset (a batch holding it is
+            // in), within max_bytes, the first batch whole even when it exceeds max_bytes.
             let room = max_bytes.saturating_sub(planned);
-            let want = if planned == 0 {
+            let room = if planned == 0 {
                 room.max(h.size_bytes())
             } else {
                 room
             };
-            let len = (want as u64).min(seg.size - pos) as usize;
+            let by_size = seg.batch_end_at_or_below(pos, pos.saturating_add(room as u64));
+            let by_offset = if max_offset < seg.next_offset {
+                match seg.find(max_offset) {
+                    Some((p, m)) if m.base_offset < max_offset => p + m.size_bytes() as u64,
+                    Some((p, _)) => p,
+                    None => seg.size,
+                }
+            } else {
+                seg.size
+            };
+            let end = by_size.min(by_offset);
+            if end <= pos {
+                break;
+            }
             pieces.push(ReadPiece {
                 file: Arc::clone(&seg.file),
                 pos,
-                len,
+                len: (end - pos) as usize,
             });
-            planned += len;
+            planned += (end - pos) as usize;
+            if end < seg.size {
+                break;
+            }
             offset = seg.next_offset;
         }
         Ok(ReadPlan { pieces, max_offset })

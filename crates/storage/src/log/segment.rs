@@ -199,6 +199,29 @@ impl Segment {
         None
     }
 
+    /// The end of the last whole batch that starts at or after `start` (a batch boundary) and
+    /// ends at or before `limit`; `start` when the batch there does not fit.
+    pub(super) fn batch_end_at_or_below(&self, start: u64, limit: u64) -> u64 {
+        if limit >= self.size {
+            return self.size;
+        }
+        // From the last indexed batch at or below the limit (index entries are batch starts),
+        // walking the few batch headers after it.
+        let i = self.index.partition_point(|(_, p)| (*p as u64) <= limit);
+        let mut pos = if i == 0 {
+            start
+        } else {
+            start.max(self.index[i - 1].1 as u64)
+        };
+        while let Some(h) = self.read_header(pos) {
+            if pos + h.size_bytes() as u64 > limit {
+                break;
+            }
+            pos += h.size_bytes() as u64;
+        }
+        pos
+    }
+
     /// Cuts the segment at byte `pos`, a batch boundary where offset `next_offset` would begin
     /// (the base offset of the first batch cut off, or the segment's end): the file, the
     /// in-memory indexes (and their files, rewritten if they held more), the largest timestamp

@@ -585,6 +585,49 @@ fn reads_respect_max_bytes_and_max_offset() {
 }
 
 #[test]
+fn a_plan_covers_exactly_the_bytes_its_read_returns() {
+    // What a Fetch sends straight from the files (the plan's ranges, its length announced
+    // first) must be the very bytes the read would have returned, whole batches only, for any
+    // start, byte limit and offset bound, across segments.
+    let d = tempfile::tempdir().unwrap();
+    let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+    let spans = fill(&mut log, 40);
+    assert!(log.segment_count() > 3);
+    let leo = log.log_end_offset();
+    for start in 0..leo {
+        for max_bytes in [0, 1, 60, 100, 333, 1000, 2500, usize::MAX] {
+            for max_offset in [start, start + 1, start + 7, leo - 3, leo, i64::MAX] {
+                let plan = log.plan_read(start, max_bytes, max_offset).unwrap();
+                let mut from_ranges = Vec::new();
+                for (file, pos, len) in plan.ranges() {
+                    let mut buf = vec![0u8; len];
+                    std::os::unix::fs::FileExt::read_exact_at(&**file, &mut buf, pos).unwrap();
+                    from_ranges.extend_from_slice(&buf);
+                }
+                let len = plan.len();
+                let read = plan.execute().unwrap().records;
+                let case = format!("start {start} max_bytes {max_bytes} max_offset {max_offset}");
+                assert_eq!(len, read.len(), "{case}");
+                assert_eq!(&from_ranges[..], &read[..], "{case}");
+                let got = offsets_of(&read);
+                if let Some(&(first, _)) = got.first() {
+                    assert!(first <= start, "{case}: starts at the batch holding start");
+                    assert!(
+                        got.iter().all(|&(b, _)| b < max_offset.max(start + 1)),
+                        "{case}"
+                    );
+                    assert!(
+                        got.len() == 1 || read.len() <= max_bytes,
+                        "{case}: over max_bytes"
+                    );
+                }
+            }
+        }
+    }
+    assert!(!spans.is_empty());
+}
+
+#[test]
 fn recovery_drops_segments_after_a_corrupt_one_and_keeps_producer_state() {
     let d = tempfile::tempdir().unwrap();
     let cfg = LogConfig {
