@@ -98,6 +98,11 @@ pub struct Partition {
     /// Long-polling fetches waiting for this partition's data (Kafka's fetch purgatory, keyed
     /// by partition): woken, and forgotten, when data becomes readable here.
     readers: Mutex<Vec<std::sync::Weak<tokio::sync::Notify>>>,
+    /// (leader epoch, offset): this leader's appends below the offset are on disk. One group
+    /// commit at a time holds it; the appends made meanwhile wait and share the next fsync.
+    synced: tokio::sync::Mutex<(i32, i64)>,
+    /// How many group-commit fsyncs ran.
+    syncs: std::sync::atomic::AtomicU64,
     followers: Mutex<HashMap<i32, FollowerProgress>>,
     /// Replicas an ISR change asked for but not yet applied (Kafka's "maximal ISR"): counted in
     /// the high watermark until the change is applied or refused, so that a replica the
@@ -187,6 +192,8 @@ impl Partition {
             high_watermark: AtomicI64::new(hw),
             hw_changed: watch::channel(hw).0,
             readers: Mutex::new(Vec::new()),
+            synced: tokio::sync::Mutex::new((-1, 0)),
+            syncs: std::sync::atomic::AtomicU64::new(0),
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(Vec::new()),
         }
@@ -343,6 +350,36 @@ impl Partition {
     pub fn leader_appended(&self) {
         self.maybe_advance_high_watermark();
         self.wake_readers();
+    }
+
+    /// Returns once this leader's appends below `end` are on disk (`runnel.fsync.on.ack`,
+    /// `flush.messages=1`): group commit. Only one fsync runs at a time, outside the log's lock,
+    /// covering everything appended when it started; an append that arrives meanwhile waits for
+    /// it, then finds itself covered or starts the next one for all who waited.
+    pub async fn sync_to(&self, end: i64) -> std::io::Result<()> {
+        let epoch = self.leader_epoch();
+        let mut synced = self.synced.lock().await;
+        if synced.0 == epoch && synced.1 >= end {
+            return Ok(());
+        }
+        // What is known synced holds for this leader epoch only (a log cut and written again
+        // under another epoch starts from the recovery point, which `unsynced_files` floors).
+        let from = if synced.0 == epoch { synced.1 } else { 0 };
+        let (files, target) = {
+            let log = self.log.lock();
+            (log.unsynced_files(from), log.log_end_offset())
+        };
+        tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
+            .await
+            .map_err(std::io::Error::other)??;
+        *synced = (epoch, target);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// How many group-commit fsyncs [`Partition::sync_to`] ran.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Registers a waiting fetch, to be woken (its `Notify` given a permit) the next time data
@@ -620,5 +657,52 @@ mod tests {
         let end = append(&solo);
         solo.leader_appended();
         assert_eq!(solo.high_watermark(), end);
+    }
+
+    #[tokio::test]
+    async fn one_fsync_covers_every_append_made_before_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_of(dir.path(), 1);
+        p.apply_state(state(&[1], 1), 0).unwrap();
+        let first = append(&p);
+        let second = append(&p);
+        let third = append(&p);
+        p.sync_to(first).await.unwrap();
+        assert_eq!(p.sync_count(), 1);
+        // The appends made before that fsync started are covered by it: no other fsync.
+        p.sync_to(second).await.unwrap();
+        p.sync_to(third).await.unwrap();
+        assert_eq!(p.sync_count(), 1);
+        let fourth = append(&p);
+        p.sync_to(fourth).await.unwrap();
+        assert_eq!(p.sync_count(), 2);
+        // Under a new leader epoch nothing is taken as synced.
+        p.apply_state(
+            ReplicaState {
+                leader_epoch: 1,
+                ..state(&[1], 2)
+            },
+            0,
+        )
+        .unwrap();
+        p.sync_to(fourth).await.unwrap();
+        assert_eq!(p.sync_count(), 3);
+        // Many at once: each returns once its append is on disk, and they share fsyncs.
+        let p = Arc::new(p);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let p = p.clone();
+                let end = append(&p);
+                tokio::spawn(async move { p.sync_to(end).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert!(p.sync_count() <= 3 + 16, "{}", p.sync_count());
+        assert!(
+            p.sync_count() < 3 + 16,
+            "appends made before one fsync share it"
+        );
     }
 }

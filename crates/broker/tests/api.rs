@@ -886,3 +886,41 @@ async fn compacted_topics_refuse_records_without_a_key() {
     );
     assert_eq!(produce(&mut c, "cmp", 0, batch(3, 1), 1).await, (0, 0, -1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_messages_1_is_on_disk_before_the_answer_with_shared_fsyncs() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        create_topic(&mut c, "durable", 1, &[("flush.messages", "1")]).await,
+        0
+    );
+    assert_eq!(create_topic(&mut c, "plain", 1, &[]).await, 0);
+    let addr = b.addr;
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            tokio::spawn(async move {
+                let mut p = Client::connect(addr).await;
+                for i in 0..20 {
+                    let (err, _, _) = produce(&mut p, "durable", 0, batch(2, w * 100 + i), 1).await;
+                    assert_eq!(err, 0);
+                    let (err, _, _) = produce(&mut p, "plain", 0, batch(2, i), 1).await;
+                    assert_eq!(err, 0);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let broker = b.handle.as_ref().unwrap().broker.clone();
+    let durable = broker.replicas.partition("durable", 0).unwrap();
+    let plain = broker.replicas.partition("plain", 0).unwrap();
+    assert_eq!(durable.high_watermark(), 240);
+    // Each answer waited for an fsync covering its records; none ran for the plain topic.
+    let syncs = durable.sync_count();
+    assert!((1..=120).contains(&syncs), "{syncs} fsyncs for 120 writes");
+    assert_eq!(plain.sync_count(), 0);
+    let p = fetch(&mut c, "durable", 0, 0, 0).await;
+    assert_eq!(batch_offsets(p.records.as_ref().unwrap()).len(), 120);
+}

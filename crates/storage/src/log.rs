@@ -759,7 +759,14 @@ impl Log {
             }
             pos += h.size_bytes();
         }
-        self.apply_flush_policy((last_offset - first_offset + 1) as u64, now_ms)?;
+        let messages = (last_offset - first_offset + 1) as u64;
+        if self.syncs_every_append() {
+            // The caller syncs through `unsynced_files` outside the partition's lock, one fsync
+            // covering every append made while the previous one ran (group commit).
+            self.unflushed_messages += messages;
+        } else {
+            self.apply_flush_policy(messages, now_ms)?;
+        }
         Ok(AppendInfo {
             first_offset,
             last_offset,
@@ -925,6 +932,25 @@ impl Log {
             pos += h.size_bytes();
         }
         Ok(())
+    }
+
+    /// Whether every leader append is to be on disk before it is acknowledged
+    /// (`flush.messages=1`): [`Log::append_as_leader`] then leaves the fsync to its caller.
+    pub fn syncs_every_append(&self) -> bool {
+        self.config.flush_interval_messages == 1
+    }
+
+    /// The segment files that may hold data at or above offset `from` not yet on disk, for a
+    /// caller that fsyncs them outside the partition's lock (the data, not the indexes, which
+    /// recovery rebuilds; the recovery point does not move).
+    pub fn unsynced_files(&self, from: i64) -> Vec<Arc<std::fs::File>> {
+        let from = from.max(self.recovery_point);
+        self.segments
+            .range(..)
+            .rev()
+            .take_while(|(_, s)| s.next_offset > from)
+            .map(|(_, s)| Arc::clone(&s.file))
+            .collect()
     }
 
     /// fsyncs the active segment and writes its indexes.

@@ -32,6 +32,8 @@ struct Appended {
     leader_epoch: i32,
     log_append_time_ms: i64,
     log_start_offset: i64,
+    /// The partition, when the append must be on disk before the answer.
+    sync: Option<std::sync::Arc<crate::partition::Partition>>,
 }
 
 fn partition_error(
@@ -185,13 +187,9 @@ fn append(
         now_ms(),
         config.message_timestamp_type_log_append,
     );
-    if result.is_ok() && acks == -1 && ctx.broker.config.fsync_on_ack {
-        // runnel.fsync.on.ack: the write is on disk before acks=all is answered.
-        if let Err(e) = log.flush() {
-            tracing::error!(topic, partition = index, error = %e, "fsync failed");
-            return Err((ResponseError::KafkaStorageError, e.to_string()));
-        }
-    }
+    // runnel.fsync.on.ack (acks=all) and flush.messages=1 (any acks): on disk before the answer,
+    // synced after the lock is let go (group commit, `Partition::sync_to`).
+    let sync = (acks == -1 && ctx.broker.config.fsync_on_ack) || log.syncs_every_append();
     let log_start_offset = log.log_start_offset();
     drop(log);
     partition.leader_appended();
@@ -202,6 +200,7 @@ fn append(
             leader_epoch,
             log_append_time_ms: info.log_append_time_ms,
             log_start_offset: info.log_start_offset,
+            sync: sync.then_some(partition),
         }),
         // A retried batch that was already written: answer with its original offsets, as Kafka does.
         Err(AppendError::DuplicateSequence {
@@ -213,6 +212,7 @@ fn append(
             leader_epoch,
             log_append_time_ms: -1,
             log_start_offset,
+            sync: sync.then_some(partition),
         }),
         Err(AppendError::OutOfOrderSequence) => Err((
             ResponseError::OutOfOrderSequenceNumber,
@@ -306,6 +306,8 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
     let serving = ctx.broker.is_serving();
     // (topic response, partition response, topic, partition, last offset) awaiting the ISR.
     let mut waits = Vec::new();
+    // (topic response, partition response, partition, its replica, end offset) to be synced.
+    let mut syncs = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // As Kafka: a transactional producer needs WRITE on its transactional id (else every
     // partition fails), and every producer WRITE on each topic.
@@ -348,6 +350,15 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                 &mut record_errors,
             ) {
                 Ok(a) => {
+                    if let Some(partition) = &a.sync {
+                        syncs.push((
+                            responses.len(),
+                            partitions.len(),
+                            pd.index,
+                            partition.clone(),
+                            a.last_offset + 1,
+                        ));
+                    }
                     if acks == -1 {
                         waits.push((
                             responses.len(),
@@ -393,6 +404,17 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                 .with_topic_id(td.topic_id)
                 .with_partition_responses(partitions),
         );
+    }
+    for (t, p, index, partition, end) in syncs {
+        if let Err(e) = partition.sync_to(end).await {
+            tracing::error!(topic = %partition.topic, partition = index, error = %e, "fsync failed");
+            responses[t].partition_responses[p] = partition_error(
+                ctx.api_version,
+                index,
+                ResponseError::KafkaStorageError,
+                e.to_string(),
+            );
+        }
     }
     for (t, p, topic, index, appended) in waits {
         if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, appended, deadline).await {

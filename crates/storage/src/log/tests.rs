@@ -740,6 +740,39 @@ fn flush_interval_messages_moves_the_recovery_point() {
 }
 
 #[test]
+fn flush_messages_1_leaves_the_leader_fsync_to_the_caller() {
+    // flush.messages=1: the partition fsyncs outside its lock (group commit), from the files
+    // that may hold what is not yet synced.
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        flush_interval_messages: 1,
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(d.path(), cfg, 0, true).unwrap();
+    assert!(log.syncs_every_append());
+    assert!(log.unsynced_files(0).is_empty(), "nothing written");
+    log.append_as_leader(&mut batch(3, 1), 0, 1, false).unwrap();
+    assert_eq!(log.recovery_point(), 0, "not synced under the lock");
+    assert_eq!(log.unsynced_files(0).len(), 1);
+    for _ in 0..6 {
+        log.append_as_leader(&mut batch(3, 1), 0, 1, false).unwrap();
+    }
+    assert!(log.segment_count() > 2);
+    // Every segment written since offset 3 (or since the recovery point, which the background
+    // fsync of rolled segments moves), and nothing at the log end.
+    let from = log.recovery_point().max(3);
+    let since = log
+        .segments
+        .values()
+        .filter(|s| s.next_offset > from)
+        .count();
+    assert!(since >= 1);
+    assert_eq!(log.unsynced_files(3).len(), since);
+    assert!(log.unsynced_files(log.log_end_offset()).is_empty());
+}
+
+#[test]
 fn a_torn_tail_is_cut_even_after_a_clean_shutdown_claim() {
     let d = tempfile::tempdir().unwrap();
     let spans = {
