@@ -124,14 +124,14 @@ def main():
         side_by_side.RUNNEL = Path(args.runnel)
     elif not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
-    runs = {"Kafka": [], "Runnel": []}
+    runs = {}
     for rnd in range(args.rounds):
         for broker in (Kafka(BROKER), Runnel(BROKER)):
             r = run(broker, args.mib, args.keys)
             print(f"round {rnd + 1} {broker.name}: {r['dirty_mib']:.0f} MiB dirty cleaned in "
                   f"{r['seconds']:.2f} s = {r['mbps']:.1f} MB/s, {r['after_mib']:.1f} MiB left; "
                   f"RSS {r['rss0']:.0f} -> peak {r['peak']:.0f} MiB", flush=True)
-            runs[broker.name].append(r)
+            runs.setdefault(broker.name, []).append(r)
 
     def med(name, field):
         return statistics.median(r[field] for r in runs[name])
@@ -141,7 +141,7 @@ def main():
                          ("dirty log (MiB)", "dirty_mib"), ("log left (MiB)", "after_mib"),
                          ("RSS before cleaning (MiB)", "rss0"), ("peak RSS while cleaning (MiB)", "peak"),
                          ("RSS growth while cleaning (MiB)", "grow")]:
-        r, k = med("Runnel", field), med("Kafka", field)
+        r, k = med("Runnel", field), med(Kafka(BROKER).name, field)
         ratio = f"{r / k:.2f}" if k else "n/a"
         rows.append(f"| {label} | {r:.1f} | {k:.1f} | {ratio} |")
     date = datetime.date.today().isoformat()

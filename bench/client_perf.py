@@ -11,7 +11,6 @@ Usage: bench/client_perf.py [--rounds N] [--records N]. Writes bench/results/cli
 
 import argparse
 import datetime
-import json
 import statistics
 import subprocess
 import sys
@@ -19,13 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from side_by_side import RUNNEL, ROOT, Runnel, consumer_perf, create_topic, producer_perf  # noqa: E402
-
-
-def runnel_perf(bootstrap, *args):
-    out = subprocess.run([str(RUNNEL), "-b", bootstrap, "--format", "json", "perf", *args, "--quiet"],
-                         capture_output=True, text=True, timeout=600)
-    return json.loads(out.stdout) if out.returncode == 0 else None
+from side_by_side import RUNNEL, ROOT, Runnel, consumer_perf, create_topic, producer_perf, runnel_perf  # noqa: E402
 
 
 def main():
@@ -42,7 +35,7 @@ def main():
             try:
                 create_topic(boot, "ours")
                 create_topic(boot, "java")
-                ours = runnel_perf(boot, "produce", "ours", "-n", str(a.records), "-s", "100", "--acks", "1",
+                ours = runnel_perf(RUNNEL, boot, "produce", "ours", "-n", str(a.records), "-s", "100", "--acks", "1",
                                    "--linger-ms", "5", "--batch-size", "131072")
                 java = producer_perf(boot, "java", a.records, 100, "1")
                 rows["produce records/s"][0].append(ours["records_per_sec"])
@@ -51,7 +44,7 @@ def main():
                 rows["produce MB/s"][1].append(java["mbps"])
                 rows["produce p99 ms"][0].append(ours["latency_ms"]["p99"])
                 rows["produce p99 ms"][1].append(java["p99"])
-                oc = runnel_perf(boot, "consume", "ours", "-n", str(a.records))
+                oc = runnel_perf(RUNNEL, boot, "consume", "ours", "-n", str(a.records))
                 jc = consumer_perf(boot, "java", a.records)
                 rows["consume MB/s"][0].append(oc["mb_per_sec"])
                 rows["consume MB/s"][1].append(jc["fetch_mbps"])

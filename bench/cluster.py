@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from side_by_side import CP, ROOT, RUNNEL, free_port, java_tool, proc_stats, producer_perf, wait_port  # noqa: E402
+import side_by_side  # noqa: E402
+from side_by_side import (KAFKA_NEWEST, KAFKA_VERSION, ROOT, consumer_perf, free_port, java_tool,  # noqa: E402
+                          kafka_libs, proc_stats, producer_perf, wait_port)
 
 NODES = 3
 
@@ -77,17 +79,19 @@ class RunnelCluster(Cluster):
     name = "Runnel"
 
     def launch(self, conf):
-        return subprocess.Popen([str(RUNNEL), "serve", "--config", str(conf)],
+        return subprocess.Popen([str(side_by_side.RUNNEL), "serve", "--config", str(conf)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class KafkaCluster(Cluster):
-    name = "Kafka"
+    def __init__(self, version=KAFKA_VERSION):
+        self.name = f"Kafka {version}"
+        self.cp = f"{kafka_libs(version)}/*"
 
     def launch(self, conf):
-        subprocess.run(["java", "-cp", CP, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
+        subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
                         "-c", str(conf)], check=True, capture_output=True)
-        return subprocess.Popen(["java", "-Xmx1G", "-Xms1G", "-cp", CP, "kafka.Kafka", str(conf)],
+        return subprocess.Popen(["java", "-Xmx1G", "-Xms1G", "-cp", self.cp, "kafka.Kafka", str(conf)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -110,7 +114,9 @@ def run(cluster, seconds):
             create_topic(cluster.bootstrap, topic)
             records = max(10_000, int(seconds * (200_000 if size <= 100 else 60_000)))
             figures[key] = producer_perf(cluster.bootstrap, topic, records, size, "all")
-        if cluster.name == "Kafka" and "rate" not in latency_rate and figures.get("p1k"):
+            if key == "p1k" and figures[key]:
+                figures["c1k"] = consumer_perf(cluster.bootstrap, topic, records)
+        if cluster.name.startswith("Kafka") and "rate" not in latency_rate and figures.get("p1k"):
             latency_rate["rate"] = figures["p1k"]["rps"] / 2
         rate = latency_rate.get("rate")
         if rate:
@@ -129,42 +135,57 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--kafka", default=f"{KAFKA_NEWEST},{KAFKA_VERSION}",
+                    help="the Kafka versions to measure, comma-separated")
+    ap.add_argument("--runnel", help="the runnel binary (default: the release build)")
     ap.add_argument("--no-build", action="store_true", help="use target/release/runnel as it is")
+    ap.add_argument("--short", action="store_true", help="one round of 3 s runs (CI's form)")
     args = ap.parse_args()
-    if not args.no_build:
+    if args.short:
+        args.rounds, args.seconds = 1, 3
+    if args.runnel:
+        side_by_side.RUNNEL = Path(args.runnel)
+    elif not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
-    runs = {"Kafka": [], "Runnel": []}
+    versions = [v for v in args.kafka.split(",") if v]
+    runs = {}
     for rnd in range(args.rounds):
-        for cluster in (KafkaCluster(), RunnelCluster()):
+        for cluster in [KafkaCluster(v) for v in versions] + [RunnelCluster()]:
             print(f"round {rnd + 1}: {cluster.name}", flush=True)
-            runs[cluster.name].append(run(cluster, args.seconds))
+            runs.setdefault(cluster.name, []).append(run(cluster, args.seconds))
 
     def med(name, key, field):
-        vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs[name]]
+        vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs.get(name, [])]
         vals = [v for v in vals if isinstance(v, (int, float))]
         return statistics.median(vals) if vals else None
 
-    rows = []
+    fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"
+    kafkas = [f"Kafka {v}" for v in versions]
+    rows = ["| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |",
+            "|---|---|" + "---|---|" * len(kafkas)]
     for label, key, field in [
         ("produce 100 B acks=all, RF 3 (MB/s)", "p100", "mbps"),
         ("produce 1 KiB acks=all, RF 3 (MB/s)", "p1k", "mbps"),
+        ("consume 1 KiB, consumer group (MB/s)", "c1k", "fetch_mbps"),
         ("latency p50 at fixed rate (ms)", "latency", "p50"), ("latency p99 (ms)", "latency", "p99"),
         ("latency p99.9 (ms)", "latency", "p999"), ("peak RSS, 3 processes (MiB)", "rss_mib", None),
     ]:
-        k, r = med("Kafka", key, field), med("Runnel", key, field)
-        ratio = f"{r / k:.2f}" if k and r else "n/a"
-        fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"
-        rows.append(f"| {label} | {fmt(r)} | {fmt(k)} | {ratio} |")
+        r = med("Runnel", key, field)
+        cells = []
+        for k in kafkas:
+            kv = med(k, key, field)
+            cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
+        rows.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
     date = datetime.date.today().isoformat()
     text = "\n".join([
-        f"# 3 Runnel nodes vs 3 Apache Kafka 4.1.1 nodes — {date}", "",
-        f"Same machine (2 cores), one cluster at a time, {args.rounds} rounds alternating Kafka/Runnel,",
+        f"# 3 Runnel nodes vs 3 Apache Kafka nodes ({', '.join(versions)}): {date}", "",
+        f"Same machine, one cluster at a time, {args.rounds} round(s) alternating {' / '.join(kafkas + ['Runnel'])},",
         f"about {args.seconds:.0f} s of records per run; medians. RF 3, min.insync.replicas=2, acks=all,",
         "6 partitions. Ratio = Runnel / Kafka.",
-        f"Latency run at {latency_rate.get('rate', 0):.0f} records/s of 1 KiB (half Kafka's throughput).", "",
-        "| figure | Runnel | Kafka | ratio |", "|---|---|---|---|", *rows, ""])
+        f"Latency run at {latency_rate.get('rate', 0):.0f} records/s of 1 KiB (half the first Kafka's throughput).", "",
+        *rows, ""])
     print(text)
-    out = ROOT / "bench" / "results" / f"{date}-cluster.md"
+    out = ROOT / "target" / "bench-short-cluster.md" if args.short else ROOT / "bench" / "results" / f"{date}-cluster.md"
     out.write_text(text)
     print(f"wrote {out}")
 

@@ -1,23 +1,36 @@
 #!/usr/bin/env python3
 """Runnel and Apache Kafka side by side on this machine (not a test; prints figures).
 
-Apache Kafka 4.1.1 comes from Maven Central through tests/java/pom.xml (the jars in
-.deps/kafka-libs, installed by scripts/install-test-deps.sh) and runs in KRaft mode as a single
-broker+controller. Runnel is the release build. Each gets a fresh data directory on the same disk
-and runs alone; the rounds alternate A B A B. Figures are medians over rounds:
+Apache Kafka comes from Maven Central (the jars that scripts/install-test-deps.sh fetches:
+.deps/kafka-libs for 4.1.1, .deps/kafka-libs-4.4.0 for the newest) and runs in KRaft mode as a
+single broker+controller; by default both versions are measured. Runnel is the release build (or
+--runnel BIN). Each broker gets a fresh data directory on the same disk and runs alone; the
+rounds alternate (Kafka 4.4.0, Kafka 4.1.1, Runnel, ...). The clients are the same for every
+broker (Kafka 4.1.1's Java tools, librdkafka's rdkafka_performance, `runnel perf`). Figures are
+medians over rounds:
 
 - kafka-producer-perf-test (Java client), 100 B and 1 KiB records, acks=1 and acks=all, unthrottled;
-- kafka-consumer-perf-test in a new consumer group, reading back the acks=1 topics; the group join
-  time is reported too;
+- kafka-consumer-perf-test in a new consumer group reading back the acks=1 topics, with the page
+  cache warm ("hot") and, when /proc/sys/vm/drop_caches is writable, dropped first ("cold"); the
+  group join time is reported too;
 - a latency run at a fixed rate (half of Kafka's measured 1 KiB acks=all throughput): p50/p99/p99.9;
+- end-to-end latency (produce to consume, Kafka's EndToEndLatency tool, acks=all, 1 KiB):
+  p50/p99/p99.9;
+- durable writes: 1 KiB acks=all to a topic with flush.messages=1 (fsync before the answer), next
+  to what `dd` writes on the same disk in 128 KiB blocks (the producer's batch.size) with
+  oflag=dsync (a data sync after every block);
 - librdkafka's rdkafka_performance (native client; built from the rdkafka-sys crate's source by
   scripts/peer/librdkafka.py) producing and consuming (partition mode, no group);
+- `runnel perf produce` / `runnel perf consume` (Runnel's own client);
 - each broker's peak RSS and CPU seconds per GiB moved.
 
-Usage: bench/side_by_side.py [--rounds N] [--seconds S]. Writes bench/results/<date>.md."""
+Usage: bench/side_by_side.py [--rounds N] [--seconds S] [--kafka 4.4.0,4.1.1] [--runnel BIN]
+[--no-build] [--short]. Writes bench/results/<date>.md (--short: target/bench-short.md, one round
+of 3 s runs, the form CI prints)."""
 
 import argparse
 import datetime
+import json
 import os
 import re
 import shutil
@@ -31,9 +44,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import KAFKA_NEWEST, KAFKA_VERSION, kafka_libs  # noqa: E402
+
 LIBS = ROOT / ".deps" / "kafka-libs"
 RUNNEL = ROOT / "target" / "release" / "runnel"
 RDPERF = ROOT / ".deps" / "librdkafka-2.12.1" / "examples" / "rdkafka_performance"
+# The clients (Java tools) of every run: Kafka 4.1.1's.
 CP = f"{LIBS}/*"
 
 
@@ -71,15 +88,16 @@ def proc_stats(pid):
 class Runnel:
     name = "Runnel"
 
-    def __init__(self, extra=None):
-        """`extra`: more broker properties (key -> value)."""
+    def __init__(self, extra=None, binary=None):
+        """`extra`: more broker properties (key -> value); `binary`: the runnel to run."""
         self.extra = extra or {}
+        self.binary = Path(binary) if binary else RUNNEL
 
     def start(self, tmp):
         self.port = free_port()
         extra = [a for k, v in self.extra.items() for a in ("--override", f"{k}={v}")]
         self.proc = subprocess.Popen(
-            [str(RUNNEL), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            [str(self.binary), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
              "--override", f"log.dirs={tmp}/data",
              # As the Kafka broker below (and Kafka's shipped server.properties).
              "--override", "group.initial.rebalance.delay.ms=0", *extra],
@@ -94,9 +112,12 @@ class Runnel:
 class Kafka:
     name = "Kafka"
 
-    def __init__(self, extra=None):
-        """`extra`: more broker properties (key -> value)."""
+    def __init__(self, extra=None, version=KAFKA_VERSION):
+        """`extra`: more broker properties (key -> value); `version`: which Kafka (its jars)."""
         self.extra = extra or {}
+        self.version = version
+        self.name = f"Kafka {version}"
+        self.cp = f"{kafka_libs(version)}/*"
 
     def start(self, tmp):
         self.port, cport = free_port(), free_port()
@@ -110,9 +131,9 @@ class Kafka:
             "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
             "group.initial.rebalance.delay.ms=0\n"
             + "".join(f"{k}={v}\n" for k, v in self.extra.items()))
-        subprocess.run(["java", "-cp", CP, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
+        subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
                         "-c", str(conf), "--standalone"], check=True, capture_output=True)
-        self.proc = subprocess.Popen(["java", "-Xmx1G", "-Xms1G", "-cp", CP, "kafka.Kafka", str(conf)],
+        self.proc = subprocess.Popen(["java", "-Xmx1G", "-Xms1G", "-cp", self.cp, "kafka.Kafka", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
         time.sleep(3)
@@ -130,9 +151,53 @@ def java_tool(cls, *args, timeout=600):
     return p.stdout + p.stderr
 
 
-def create_topic(bootstrap, topic, partitions=1):
+def create_topic(bootstrap, topic, partitions=1, configs=None):
+    extra = [a for k, v in (configs or {}).items() for a in ("--config", f"{k}={v}")]
     java_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", bootstrap, "--create",
-              "--topic", topic, "--partitions", str(partitions), "--replication-factor", "1")
+              "--topic", topic, "--partitions", str(partitions), "--replication-factor", "1", *extra)
+
+
+def end_to_end_latency(bootstrap, topic, records, size):
+    """Kafka's EndToEndLatency: one record at a time produced (acks=all) and consumed back;
+    {p50, p99, p999} in ms."""
+    out = java_tool("org.apache.kafka.tools.EndToEndLatency", bootstrap, topic, str(records), "all", str(size))
+    m = re.search(r"Percentiles: 50th = ([\d.]+), 99th = ([\d.]+), 99.9th = ([\d.]+)", out)
+    if not m:
+        return None
+    return {"p50": float(m.group(1)), "p99": float(m.group(2)), "p999": float(m.group(3))}
+
+
+def runnel_perf(binary, bootstrap, *args):
+    """`runnel perf ...` (JSON), or None."""
+    p = subprocess.run([str(binary), "-b", bootstrap, "--format", "json", "perf", *args, "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    try:
+        return json.loads(p.stdout) if p.returncode == 0 else None
+    except json.JSONDecodeError:
+        return None
+
+
+def drop_caches():
+    """Drops the page cache (root only); whether it could."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def dd_fdatasync_mbps(directory, mib=256, block_kib=128):
+    """MB/s that dd writes in `directory` with a data sync after every block (oflag=dsync), the
+    blocks as large as the producer's batch.size: the disk's speed for writes that must each be
+    on disk before the next is acknowledged."""
+    target = Path(directory) / "dd.bin"
+    count = mib * 1024 // block_kib
+    p = subprocess.run(["dd", "if=/dev/zero", f"of={target}", f"bs={block_kib}k", f"count={count}", "oflag=dsync"],
+                       capture_output=True, text=True)
+    target.unlink(missing_ok=True)
+    m = re.search(r"copied, ([\d.]+) s", p.stderr)
+    return (mib * 1048576 / 1e6) / float(m.group(1)) if m else None
 
 
 def producer_perf(bootstrap, topic, records, size, acks, throughput=-1):
@@ -187,9 +252,11 @@ def rdkafka_perf(bootstrap, topic, records, size, mode):
     return {"rps": float(last["m/s"]), "mbps": float(last["MB/s"])}
 
 
-def run_broker(broker, plan, seconds):
-    tmp = tempfile.mkdtemp(prefix=f"bench-{broker.name}-", dir=str(ROOT / "target"))
+def run_broker(broker, plan, seconds, client):
+    """Every figure of one broker run; `client` is the runnel binary that `runnel perf` uses."""
+    tmp = tempfile.mkdtemp(prefix=f"bench-{broker.name.replace(' ', '-')}-", dir=str(ROOT / "target"))
     figures = {}
+    stamp = lambda: int(time.time() * 1000)
     try:
         broker.start(tmp)
         bootstrap = f"127.0.0.1:{broker.port}"
@@ -198,7 +265,7 @@ def run_broker(broker, plan, seconds):
         produced = {}
         for key, size, acks in plan:
             records = max(10_000, int(seconds * (300_000 if size <= 100 else 100_000)))
-            topic = f"perf-{size}-{acks.replace('-', 'm')}-{int(time.time() * 1000)}"
+            topic = f"perf-{size}-{acks.replace('-', 'm')}-{stamp()}"
             create_topic(bootstrap, topic)
             r = producer_perf(bootstrap, topic, records, size, acks)
             figures[key] = r
@@ -210,19 +277,42 @@ def run_broker(broker, plan, seconds):
                 topic, records, size = produced[key]
                 figures[f"c{key[1:]}"] = consumer_perf(bootstrap, topic, records)
                 moved += records * size
-        if broker.name == "Kafka" and "rate" not in plan_latency_rate and figures.get("p1k_acksall"):
+        if "p1k_acks1" in produced and drop_caches():
+            topic, records, size = produced["p1k_acks1"]
+            figures["c1k_cold"] = consumer_perf(bootstrap, topic, records)
+            moved += records * size
+        if broker.name.startswith("Kafka") and "rate" not in plan_latency_rate and figures.get("p1k_acksall"):
             plan_latency_rate["rate"] = figures["p1k_acksall"]["rps"] / 2
         lat_rate = plan_latency_rate.get("rate")
         if lat_rate:
-            topic = f"lat-{int(time.time() * 1000)}"
+            topic = f"lat-{stamp()}"
             create_topic(bootstrap, topic)
             figures["latency"] = producer_perf(bootstrap, topic, int(lat_rate * seconds), 1024, "all", throughput=int(lat_rate))
             moved += int(lat_rate * seconds) * 1024
-        topic = f"rd-{int(time.time() * 1000)}"
+        topic = f"e2e-{stamp()}"
+        create_topic(bootstrap, topic)
+        e2e_n = max(500, int(seconds * 100))
+        figures["e2e"] = end_to_end_latency(bootstrap, topic, e2e_n, 1024)
+        moved += 2 * e2e_n * 1024
+        # Durable writes: fsync before the answer (flush.messages=1), several producers' batches
+        # in flight (the Java producer's 5 per connection).
+        topic = f"fsync-{stamp()}"
+        create_topic(bootstrap, topic, configs={"flush.messages": "1"})
+        n = max(5_000, int(seconds * 20_000))
+        figures["fsync"] = producer_perf(bootstrap, topic, n, 1024, "all")
+        moved += n * 1024
+        topic = f"rd-{stamp()}"
         create_topic(bootstrap, topic)
         n = max(10_000, int(seconds * 200_000))
         figures["rd_produce"] = rdkafka_perf(bootstrap, topic, n, 100, "produce")
         figures["rd_consume"] = rdkafka_perf(bootstrap, topic, n, 100, "consume")
+        moved += 2 * n * 100
+        topic = f"rp-{stamp()}"
+        create_topic(bootstrap, topic)
+        n = max(10_000, int(seconds * 200_000))
+        figures["rp_produce"] = runnel_perf(client, bootstrap, "produce", topic, "-n", str(n), "-s", "100",
+                                            "--acks", "1", "--linger-ms", "5", "--batch-size", "131072")
+        figures["rp_consume"] = runnel_perf(client, bootstrap, "consume", topic, "-n", str(n))
         moved += 2 * n * 100
         rss, cpu1 = proc_stats(broker.proc.pid)
         figures["rss_mib"] = rss
@@ -235,59 +325,90 @@ def run_broker(broker, plan, seconds):
 
 plan_latency_rate = {}
 
+ROWS = [
+    ("produce 100 B acks=1 (MB/s)", "p100_acks1", "mbps"), ("produce 100 B acks=all (MB/s)", "p100_acksall", "mbps"),
+    ("produce 1 KiB acks=1 (MB/s)", "p1k_acks1", "mbps"), ("produce 1 KiB acks=all (MB/s)", "p1k_acksall", "mbps"),
+    ("consume 100 B, consumer group, hot (MB/s)", "c100_acks1", "fetch_mbps"),
+    ("consume 1 KiB, consumer group, hot (MB/s)", "c1k_acks1", "fetch_mbps"),
+    ("consume 1 KiB, consumer group, cold cache (MB/s)", "c1k_cold", "fetch_mbps"),
+    ("consumer group join (ms)", "c1k_acks1", "rebalance_ms"),
+    ("produce latency p50 at fixed rate (ms)", "latency", "p50"), ("produce latency p99 (ms)", "latency", "p99"),
+    ("produce latency p99.9 (ms)", "latency", "p999"),
+    ("end-to-end latency p50 (ms)", "e2e", "p50"), ("end-to-end latency p99 (ms)", "e2e", "p99"),
+    ("end-to-end latency p99.9 (ms)", "e2e", "p999"),
+    ("durable produce 1 KiB acks=all, flush.messages=1 (MB/s)", "fsync", "mbps"),
+    ("rdkafka_performance produce 100 B (MB/s)", "rd_produce", "mbps"),
+    ("rdkafka_performance consume 100 B (MB/s)", "rd_consume", "mbps"),
+    ("runnel perf produce 100 B (MB/s)", "rp_produce", "mb_per_sec"),
+    ("runnel perf consume 100 B (MB/s)", "rp_consume", "mb_per_sec"),
+    ("peak RSS (MiB)", "rss_mib", None), ("CPU s per GiB moved", "cpu_s_per_gib", None),
+]
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--kafka", default=f"{KAFKA_NEWEST},{KAFKA_VERSION}",
+                    help="the Kafka versions to measure, comma-separated")
+    ap.add_argument("--runnel", help="the runnel binary (default: the release build)")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--short", action="store_true", help="one round of 3 s runs (CI's form)")
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
+    if args.short:
+        args.rounds, args.seconds = 1, 3
+    binary = Path(args.runnel) if args.runnel else RUNNEL
+    if not args.runnel and not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
     if not RDPERF.exists() and (RDPERF.parent.parent / "src" / "librdkafka.a").exists():
         subprocess.run(["make", "-C", str(RDPERF.parent), "rdkafka_performance"], check=True,
                        stdout=subprocess.DEVNULL)
+    versions = [v for v in args.kafka.split(",") if v]
     plan = [("p100_acks1", 100, "1"), ("p100_acksall", 100, "all"), ("p1k_acks1", 1024, "1"), ("p1k_acksall", 1024, "all")]
-    runs = {"Kafka": [], "Runnel": []}
+    brokers = [lambda v=v: Kafka(version=v) for v in versions] + [lambda: Runnel(binary=binary)]
+    runs = {}
     for rnd in range(args.rounds):
-        for broker in (Kafka(), Runnel()):
+        for make in brokers:
+            broker = make()
             print(f"round {rnd + 1}: {broker.name}", flush=True)
-            f = run_broker(broker, plan, args.seconds)
-            runs[broker.name].append(f)
-    rows = []
+            runs.setdefault(broker.name, []).append(run_broker(broker, plan, args.seconds, binary))
+    disk = dd_fdatasync_mbps(ROOT / "target")
 
     def med(name, key, field):
-        vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs[name]]
+        vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs.get(name, [])]
         vals = [v for v in vals if isinstance(v, (int, float))]
         return statistics.median(vals) if vals else None
 
-    for label, key, field in [
-        ("produce 100 B acks=1 (MB/s)", "p100_acks1", "mbps"), ("produce 100 B acks=all (MB/s)", "p100_acksall", "mbps"),
-        ("produce 1 KiB acks=1 (MB/s)", "p1k_acks1", "mbps"), ("produce 1 KiB acks=all (MB/s)", "p1k_acksall", "mbps"),
-        ("consume 100 B, consumer group (MB/s)", "c100_acks1", "fetch_mbps"),
-        ("consume 1 KiB, consumer group (MB/s)", "c1k_acks1", "fetch_mbps"),
-        ("consumer group join (ms)", "c1k_acks1", "rebalance_ms"),
-        ("latency p50 at fixed rate (ms)", "latency", "p50"), ("latency p99 (ms)", "latency", "p99"),
-        ("latency p99.9 (ms)", "latency", "p999"),
-        ("rdkafka_performance produce 100 B (MB/s)", "rd_produce", "mbps"),
-        ("rdkafka_performance consume 100 B (MB/s)", "rd_consume", "mbps"),
-        ("peak RSS (MiB)", "rss_mib", None), ("CPU s per GiB moved", "cpu_s_per_gib", None),
-    ]:
-        k = med("Kafka", key, field)
+    fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"
+    kafkas = [f"Kafka {v}" for v in versions]
+    head = "| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |"
+    rows = [head, "|---|---|" + "---|---|" * len(kafkas)]
+    for label, key, field in ROWS:
         r = med("Runnel", key, field)
-        ratio = f"{r / k:.2f}" if k and r else "n/a"
-        fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"
-        rows.append(f"| {label} | {fmt(r)} | {fmt(k)} | {ratio} |")
+        cells = []
+        for k in kafkas:
+            kv = med(k, key, field)
+            cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
+        rows.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
+    durable = med("Runnel", "fsync", "mbps")
+    rows.append(f"| dd oflag=dsync, 128 KiB blocks, same disk (MB/s) | {fmt(disk)} | "
+                + " | ".join(["", ""] * len(kafkas)) + " |")
     date = datetime.date.today().isoformat()
     text = "\n".join([
-        f"# Runnel vs Apache Kafka 4.1.1 — {date}", "",
-        f"Same machine (2 cores), one broker at a time, {args.rounds} rounds alternating Kafka/Runnel,",
-        f"about {args.seconds:.0f} s of records per run; medians. Ratio = Runnel / Kafka.",
-        f"Latency run at {plan_latency_rate.get('rate', 0):.0f} records/s of 1 KiB (half Kafka's acks=all throughput).",
-        "Consume figures: kafka-consumer-perf-test in a new consumer group, reading what the acks=1 run wrote",
-        "(fetch MB/s, the group join excluded; the join time is its own row). Both brokers run with",
-        "group.initial.rebalance.delay.ms=0, as Kafka's shipped server.properties has it.", "",
-        "| figure | Runnel | Kafka | ratio |", "|---|---|---|---|", *rows, ""])
+        f"# Runnel vs Apache Kafka {', '.join(versions)}: one node, {date}", "",
+        f"Same machine ({os.cpu_count()} cores), one broker at a time, {args.rounds} round(s) alternating",
+        f"{' / '.join(kafkas + ['Runnel'])}, about {args.seconds:.0f} s of records per run; medians.",
+        "Ratio = Runnel / Kafka. Clients: Kafka 4.1.1's Java perf tools, rdkafka_performance, runnel perf.",
+        f"Latency run at {plan_latency_rate.get('rate', 0):.0f} records/s of 1 KiB (half the first Kafka's acks=all throughput).",
+        "Consume: kafka-consumer-perf-test in a new consumer group reading what the acks=1 run wrote",
+        "(fetch MB/s, the group join excluded; the join time is its own row); cold = page cache dropped first.",
+        "Durable produce: a topic with flush.messages=1 (each write fsynced before its answer), against dd",
+        "writing 128 KiB blocks (the producer's batch.size) with a data sync after each"
+        + (f": Runnel reaches {100 * durable / disk:.0f} % of dd's figure." if durable and disk else "."),
+        "Both brokers run with group.initial.rebalance.delay.ms=0, as Kafka's shipped server.properties has it.", "",
+        *rows, ""])
     print(text)
-    out = ROOT / "bench" / "results" / f"{date}.md"
+    out = ROOT / "target" / "bench-short.md" if args.short else ROOT / "bench" / "results" / f"{date}.md"
     out.write_text(text)
     print(f"wrote {out}")
 

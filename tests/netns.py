@@ -36,6 +36,7 @@ process is gone left behind, and close() removes its own even after a failure.""
 
 import atexit
 import ctypes
+import fcntl
 import os
 import re
 import secrets
@@ -228,13 +229,18 @@ class NetnsCluster(Cluster):
             host, port = self.address(i).rsplit(":", 1)
             self.nodes[i] = NetnsNode(node.node_id, node.dir, int(port), 9093, conf, self.node_ns[i], host)
 
-        clean_leftovers()
         atexit.register(self.close)
-        try:
-            self._build()
-        except BaseException:
-            self.close()
-            raise
+        # One cleaning-and-building at a time on the machine: a cleaning that listed the
+        # namespaces before another run (a parallel pytest worker) made its own, then the links
+        # after, would take that run's links for leftovers.
+        with open("/tmp/runnel-netns.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            clean_leftovers()
+            try:
+                self._build()
+            except BaseException:
+                self.close()
+                raise
 
     # ---- addresses ----
 

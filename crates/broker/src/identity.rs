@@ -346,10 +346,14 @@ impl DuplicateRegistration {
         DuplicateRegistration { since: None, limit }
     }
 
-    /// The limit for a node: twice its `broker.session.timeout.ms`, plus a second.
+    /// The limit for a node: twice its `broker.session.timeout.ms`, plus 20 s. A previous run's
+    /// session can outlast one timeout: each controller failover gives every registered broker a
+    /// full session again (as Kafka's new active controller does), and a node restarted while
+    /// the controllers change hands (or on a loaded machine) was seen refused for over 10 s with
+    /// a 3 s session. Kafka's broker retries for ever; Runnel stops to name a shared node.id.
     pub fn for_config(config: &BrokerConfig) -> DuplicateRegistration {
         let session = config.cluster.broker_session_timeout_ms.max(0) as u64;
-        DuplicateRegistration::new(Duration::from_millis(2 * session + 1000))
+        DuplicateRegistration::new(Duration::from_millis(2 * session + 20_000))
     }
 
     /// Notes the outcome of one registration or heartbeat step at `now` (`duplicate`: refused
