@@ -4,6 +4,7 @@ the bad-input tests."""
 
 import json
 import os
+import random
 import shlex
 import signal
 import socket
@@ -52,10 +53,49 @@ TOOLS = {
 }
 
 
+def _port_slice():
+    """Where listener ports come from: below the kernel's ephemeral range, so that no outgoing
+    connection takes a stopped node's port before it restarts, and a slice of it per pytest-xdist
+    worker, so that two workers never pick the same one."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    low, high = 10000, max(ephemeral, 12000)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 1)
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    span = (high - low) // count
+    return low + index * span, low + (index + 1) * span
+
+
+_next_port = [None]
+
+
+def free_ports(n):
+    """n distinct ports free now (bound, then let go), taken in turn from this worker's slice
+    (see `_port_slice`), from a random start."""
+    low, high = _port_slice()
+    if _next_port[0] is None:
+        _next_port[0] = random.randrange(low, high)
+    ports = []
+    for _ in range(high - low):
+        port = _next_port[0]
+        _next_port[0] = low if port + 1 >= high else port + 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"fewer than {n} free ports in {low}-{high}")
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """One free port (see `free_ports`)."""
+    return free_ports(1)[0]
 
 
 def wait_listening(proc, port, name, log, timeout=30):
@@ -293,20 +333,6 @@ class ApacheKafka:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-
-
-def free_ports(n):
-    """n distinct free ports, all held open until every one is picked."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class ClusterNode:
