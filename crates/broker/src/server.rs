@@ -163,7 +163,7 @@ impl ConnStream for tokio_rustls::server::TlsStream<TcpStream> {}
 /// leave as packets of their own); on other streams (TLS) they are read and written. A file
 /// shorter than its part (a log cut since the read was planned) is an error: the frame's size
 /// is already out, so the connection must close (as Kafka's, for the same race).
-async fn write_parts<S: ConnStream>(conn: &mut S, parts: &[Part]) -> std::io::Result<()> {
+async fn write_parts<S: ConnStream>(conn: &mut S, parts: Vec<Part>) -> std::io::Result<()> {
     let short = || {
         std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -176,7 +176,7 @@ async fn write_parts<S: ConnStream>(conn: &mut S, parts: &[Part]) -> std::io::Re
             let _ = rustix::net::sockopt::set_tcp_cork(tcp, true);
         }
         let result = async {
-            for part in parts {
+            for part in &parts {
                 match part {
                     Part::Bytes(b) => tcp_write_all(tcp, b).await?,
                     Part::File { file, pos, len } => {
@@ -205,35 +205,34 @@ async fn write_parts<S: ConnStream>(conn: &mut S, parts: &[Part]) -> std::io::Re
         }
         return result;
     }
-    for part in parts {
-        match part {
-            Part::Bytes(b) => conn.write_all(b).await?,
-            Part::File { file, pos, len } => {
-                let mut buf = vec![0u8; *len];
-                let file = file.clone();
-                let pos = *pos;
-                let (got, buf) = tokio::task::spawn_blocking(move || {
-                    use std::os::unix::fs::FileExt;
-                    let mut done = 0;
-                    while done < buf.len() {
-                        match file.read_at(&mut buf[done..], pos + done as u64) {
-                            Ok(0) => break,
-                            Ok(n) => done += n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(e) => return (Err(e), buf),
-                        }
-                    }
-                    (Ok(done), buf)
-                })
-                .await
-                .map_err(std::io::Error::other)?;
-                if got? < buf.len() {
-                    return Err(short());
+    // Other streams (TLS): the frame read into one buffer (one write, full TLS records), the file
+    // ranges read on a blocking thread.
+    let total: usize = parts.iter().map(Part::len).sum();
+    let frame = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut out = Vec::with_capacity(total);
+        for part in &parts {
+            match part {
+                Part::Bytes(b) => out.extend_from_slice(b),
+                Part::File { file, pos, len } => {
+                    let start = out.len();
+                    out.resize(start + len, 0);
+                    file.read_exact_at(&mut out[start..], *pos)?;
                 }
-                conn.write_all(&buf).await?;
             }
         }
-    }
+        Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            short()
+        } else {
+            e
+        }
+    })?;
+    conn.write_all(&frame).await?;
     conn.flush().await
 }
 
@@ -313,7 +312,7 @@ pub async fn serve_connection<S: ConnStream>(
                 // A TLS stream holds written bytes until flushed; a TCP stream's flush is a no-op.
                 conn.flush().await?;
             }
-            Outcome::RespondParts(parts) => write_parts(conn.get_mut(), &parts).await?,
+            Outcome::RespondParts(parts) => write_parts(conn.get_mut(), parts).await?,
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {
                 info!(%peer, reason, "closing connection");
