@@ -12,7 +12,6 @@ Usage: bench/client_perf.py [--rounds N] [--records N]. Writes bench/results/cli
 import argparse
 import datetime
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

@@ -17,7 +17,6 @@ import argparse
 import datetime
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import side_by_side  # noqa: E402
 from side_by_side import (KAFKA_NEWEST, KAFKA_VERSION, ROOT, consumer_perf, free_port, java_tool,  # noqa: E402
-                          kafka_libs, proc_stats, producer_perf, wait_port)
+                          kafka_libs, proc_stats, producer_perf, ratio_table, wait_port)
 
 NODES = 3
 
@@ -154,28 +153,14 @@ def main():
             print(f"round {rnd + 1}: {cluster.name}", flush=True)
             runs.setdefault(cluster.name, []).append(run(cluster, args.seconds))
 
-    def med(name, key, field):
-        vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs.get(name, [])]
-        vals = [v for v in vals if isinstance(v, (int, float))]
-        return statistics.median(vals) if vals else None
-
-    fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"
     kafkas = [f"Kafka {v}" for v in versions]
-    rows = ["| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |",
-            "|---|---|" + "---|---|" * len(kafkas)]
-    for label, key, field in [
+    rows = ratio_table(runs, kafkas, [
         ("produce 100 B acks=all, RF 3 (MB/s)", "p100", "mbps"),
         ("produce 1 KiB acks=all, RF 3 (MB/s)", "p1k", "mbps"),
         ("consume 1 KiB, consumer group (MB/s)", "c1k", "fetch_mbps"),
         ("latency p50 at fixed rate (ms)", "latency", "p50"), ("latency p99 (ms)", "latency", "p99"),
         ("latency p99.9 (ms)", "latency", "p999"), ("peak RSS, 3 processes (MiB)", "rss_mib", None),
-    ]:
-        r = med("Runnel", key, field)
-        cells = []
-        for k in kafkas:
-            kv = med(k, key, field)
-            cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
-        rows.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
+    ])
     date = datetime.date.today().isoformat()
     text = "\n".join([
         f"# 3 Runnel nodes vs 3 Apache Kafka nodes ({', '.join(versions)}): {date}", "",

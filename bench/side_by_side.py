@@ -345,6 +345,33 @@ ROWS = [
 ]
 
 
+def median_of(runs, name, key, field):
+    """The median over `name`'s runs of figure `key` (its `field` when the figure is a dict)."""
+    vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs.get(name, [])]
+    vals = [v for v in vals if isinstance(v, (int, float))]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v):
+    """A figure for the table (n/a when missing)."""
+    return f"{v:.1f}" if v is not None else "n/a"
+
+
+def ratio_table(runs, kafkas, rows):
+    """The markdown table: per (label, key, field) of `rows`, Runnel's median, then each Kafka's
+    (names in `kafkas`) with the ratio Runnel / Kafka."""
+    out = ["| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |",
+           "|---|---|" + "---|---|" * len(kafkas)]
+    for label, key, field in rows:
+        r = median_of(runs, "Runnel", key, field)
+        cells = []
+        for k in kafkas:
+            kv = median_of(runs, k, key, field)
+            cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
+        out.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
@@ -374,23 +401,9 @@ def main():
             runs.setdefault(broker.name, []).append(run_broker(broker, plan, args.seconds, binary))
     disk = dd_fdatasync_mbps(ROOT / "target")
 
-    def med(name, key, field):
-        vals = [r[key][field] if isinstance(r.get(key), dict) else r.get(key) for r in runs.get(name, [])]
-        vals = [v for v in vals if isinstance(v, (int, float))]
-        return statistics.median(vals) if vals else None
-
-    fmt = lambda v: f"{v:.1f}" if v is not None else "n/a"
     kafkas = [f"Kafka {v}" for v in versions]
-    head = "| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |"
-    rows = [head, "|---|---|" + "---|---|" * len(kafkas)]
-    for label, key, field in ROWS:
-        r = med("Runnel", key, field)
-        cells = []
-        for k in kafkas:
-            kv = med(k, key, field)
-            cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
-        rows.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
-    durable = med("Runnel", "fsync", "mbps")
+    rows = ratio_table(runs, kafkas, ROWS)
+    durable = median_of(runs, "Runnel", "fsync", "mbps")
     rows.append(f"| dd oflag=dsync, 128 KiB blocks, same disk (MB/s) | {fmt(disk)} | "
                 + " | ".join(["", ""] * len(kafkas)) + " |")
     date = datetime.date.today().isoformat()

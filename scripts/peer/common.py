@@ -150,6 +150,21 @@ def read_allowlist(path):
             if l.strip() and not l.startswith("#")]
 
 
+def rerun_alone(results, allowlist_path, run_alone):
+    """Runs each allowlisted test that failed beside the others once more by itself
+    (`run_alone(name)` gives {name: (status, why), ...}, its subtests' too); one that passes then
+    counts. Returns the FLAKY lines to print, so that a test turning flaky is seen."""
+    listed = set(read_allowlist(allowlist_path))
+    flaky = []
+    for name in [t for t, (s, _) in sorted(results.items()) if s == "FAIL" and t in listed]:
+        first = results[name][1]
+        again = run_alone(name)
+        if again[name][0] == "PASS":
+            flaky.append(f"FLAKY {name}: failed beside the others ({first[:160]}), passed alone")
+            results.update(again)
+    return flaky
+
+
 def report(suite, results, allowlist_path):
     """Prints every test's outcome, checks the allowlist, writes target/peer-results/<suite>.json.
 

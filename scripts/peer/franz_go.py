@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, Broker, Cluster, free_port, read_allowlist, report  # noqa: E402
+from common import ROOT, Broker, Cluster, free_port, report, rerun_alone  # noqa: E402
 
 VERSION = "v1.22.3"
 MODULE = "github.com/twmb/franz-go"
@@ -176,15 +176,7 @@ def main():
 
         for name in isolated:
             results.update(run_alone(name))
-        # An allowlisted test that failed beside the others gets one more run, alone; passing
-        # then, it counts, and is named so that a test turning flaky is seen.
-        listed = set(read_allowlist(ROOT / "tests" / "peer" / f"{suite}.allowlist"))
-        for name in [t for t, (s, _) in sorted(results.items()) if s == "FAIL" and t in listed]:
-            first = results[name][1]
-            again = run_alone(name)
-            if again[name][0] == "PASS":
-                flaky.append(f"FLAKY {name}: failed beside the others ({first[:160]}), passed alone")
-                results.update(again)
+        flaky = rerun_alone(results, ROOT / "tests" / "peer" / f"{suite}.allowlist", run_alone)
     finally:
         broker.stop()
     (ROOT / "target").mkdir(exist_ok=True)

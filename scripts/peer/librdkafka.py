@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ROOT, Broker, Cluster, read_allowlist, report  # noqa: E402
+from common import ROOT, Broker, Cluster, report, rerun_alone  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import KAFKA_VERSION, TOOLS, java_cmd, kafka_libs, kafka_tool_cmd  # noqa: E402
@@ -147,9 +147,7 @@ def main():
     if rf3:
         settings["default.replication.factor"] = "3"
     broker = Cluster(settings) if rf3 else Broker(settings)
-    tests = SRC / "tests"
     suite = "librdkafka-rf3" if rf3 else "librdkafka"
-    listed = set(read_allowlist(ROOT / "tests" / "peer" / f"{suite}.allowlist"))
     results, logs, flaky = {}, [], []
     try:
         # The run's own test config (RDKAFKA_TEST_CONF), not the shared tests/test.conf: two
@@ -169,15 +167,14 @@ def main():
             for name, result, out in pool.map(lambda t: run_one(t, env), chosen):
                 results[name] = result
                 logs.append(f"===== {name}: {result[0]}\n{out}")
-        # An allowlisted test that failed among 4 at once on 2 cores gets one more run, alone;
-        # passing then, it counts, and is named so that a test turning flaky is seen.
-        for name in [t for t in chosen if results[t][0] == "FAIL" and t in listed]:
-            first = results[name][1]
+        # A test that failed among 4 at once on 2 cores gets one more run, alone.
+
+        def run_alone(name):
             _, result, out = run_one(name, env)
             logs.append(f"===== {name} (run again, alone): {result[0]}\n{out}")
-            if result[0] == "PASS":
-                flaky.append(f"FLAKY {name}: failed among others ({first[:160]}), passed alone")
-            results[name] = result
+            return {name: result}
+
+        flaky = rerun_alone(results, ROOT / "tests" / "peer" / f"{suite}.allowlist", run_alone)
     finally:
         broker.stop()
         for f in (ROOT / "target").glob(f"librdkafka-test-*-{os.getpid()}.conf"):
