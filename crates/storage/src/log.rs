@@ -323,6 +323,66 @@ fn load_index(dir: &Path, seg: &Segment) -> Option<Indexes> {
     Some((index, time_index))
 }
 
+/// Opens a sealed segment after a clean shutdown without reading its indexes: only the last
+/// entry of each index file is read and the batches after the last offset entry walked (for
+/// the segment's next offset and largest timestamp); the rest is read on first lookup
+/// (`Segment::ix`), as Kafka maps its index files lazily. False when those tails do not look
+/// right: the caller loads or rebuilds the indexes as before.
+fn open_lazily(dir: &Path, seg: &mut Segment, min_offset: i64, interval: u64) -> bool {
+    let base = seg.base_offset;
+    // (entries, last entry) of an index file of `width`-byte entries.
+    let tail = |ext: &str, width: u64| -> Option<(u64, Vec<u8>)> {
+        let f = File::open(seg_path(dir, base, ext)).ok()?;
+        let len = f.metadata().ok()?.len();
+        if len % width != 0 {
+            return None;
+        }
+        let mut last = vec![0u8; if len == 0 { 0 } else { width as usize }];
+        if len > 0 {
+            f.read_exact_at(&mut last, len - width).ok()?;
+        }
+        Some((len / width, last))
+    };
+    let (Some((index_n, last)), Some((time_n, last_time))) =
+        (tail("index", 8), tail("timeindex", 12))
+    else {
+        return false;
+    };
+    let be_u32 = |c: &[u8]| u32::from_be_bytes(c.try_into().expect("4 bytes"));
+    if index_n == 0 {
+        return false;
+    }
+    let (rel, pos) = (be_u32(&last[0..4]), be_u32(&last[4..8]) as u64);
+    let (Some(at_last), Some(first)) = (seg.read_header(pos), seg.read_header(0)) else {
+        return false;
+    };
+    if at_last.base_offset != base + rel as i64 || (time_n == 0 && first.max_timestamp >= 0) {
+        return false;
+    }
+    if time_n > 0 {
+        seg.max_timestamp = i64::from_be_bytes(last_time[0..8].try_into().expect("8 bytes"));
+        seg.offset_of_max_timestamp = base + be_u32(&last_time[8..12]) as i64;
+    }
+    let (valid, batches) = scan(&seg.file, base, pos, seg.size, min_offset, false);
+    for (_, h) in &batches {
+        seg.next_offset = h.next_offset();
+        if h.max_timestamp > seg.max_timestamp {
+            seg.max_timestamp = h.max_timestamp;
+            seg.offset_of_max_timestamp = h.last_offset();
+        }
+    }
+    if valid < seg.size || batches.is_empty() || seg.offset_of_max_timestamp >= seg.next_offset {
+        seg.clear_indexes();
+        return false;
+    }
+    seg.first_batch_timestamp = first.max_timestamp;
+    seg.bytes_since_index = valid - pos;
+    seg.index_on_disk = index_n as usize;
+    seg.time_index_on_disk = time_n as usize;
+    seg.set_lazy(dir, interval);
+    true
+}
+
 impl Log {
     /// Opens or creates the log in `dir`, recovering segments from `recovery_point` on when the
     /// last shutdown was not clean.
@@ -375,6 +435,15 @@ impl Log {
             let mut seg = Segment::empty(base, file, size, mtime);
             let min_offset = prev_next_offset.max(base);
             let mut recover = !clean_shutdown && base >= recovery_base;
+            // A sealed segment after a clean shutdown: its indexes are read on first lookup.
+            if !recover
+                && i + 1 < bases.len()
+                && open_lazily(dir, &mut seg, min_offset, config.index_interval_bytes)
+            {
+                prev_next_offset = seg.next_offset;
+                segments.insert(base, seg);
+                continue;
+            }
             let loaded = if recover { None } else { load_index(dir, &seg) };
             let mut rebuild = true;
             if let Some((index, time_index)) = loaded {
@@ -382,13 +451,12 @@ impl Log {
                 let from = index.last().map(|(_, p)| *p as u64).unwrap_or(0);
                 let (valid, batches) = scan(&seg.file, base, from, size, min_offset, false);
                 seg.index_on_disk = index.len();
-                seg.index = index;
                 seg.time_index_on_disk = time_index.len();
                 if let Some(&(t, rel)) = time_index.last() {
                     seg.max_timestamp = t;
                     seg.offset_of_max_timestamp = base + rel as i64;
                 }
-                seg.time_index = time_index;
+                seg.set_indexes(index, time_index);
                 seg.first_batch_timestamp = seg.read_header(0).map_or(-1, |h| h.max_timestamp);
                 for (_, h) in &batches {
                     seg.next_offset = h.next_offset();
@@ -428,8 +496,7 @@ impl Log {
             if rebuild {
                 seg.maybe_append_time_entry();
                 seg.write_indexes(dir)?;
-                seg.index_on_disk = seg.index.len();
-                seg.time_index_on_disk = seg.time_index.len();
+                (seg.index_on_disk, seg.time_index_on_disk) = seg.index_entries();
             }
             prev_next_offset = seg.next_offset;
             segments.insert(base, seg);
@@ -657,8 +724,9 @@ impl Log {
         };
         let old = waited_ms > cfg.segment_ms;
         let new_entries = incoming / cfg.index_interval_bytes.max(1) + 1;
-        let index_full = (seg.index.len() as u64 + new_entries) * 8 > cfg.segment_index_bytes
-            || (seg.time_index.len() as u64 + new_entries + 1) * 12 > cfg.segment_index_bytes;
+        let (index_len, time_len) = seg.index_entries();
+        let index_full = (index_len as u64 + new_entries) * 8 > cfg.segment_index_bytes
+            || (time_len as u64 + new_entries + 1) * 12 > cfg.segment_index_bytes;
         let rel_overflow = last_offset - seg.base_offset > MAX_RELATIVE_OFFSET;
         full || old || index_full || rel_overflow
     }

@@ -195,8 +195,8 @@ impl CleanedSegment {
         faults.step()?;
         let seg = self.seg();
         let mut files: Vec<(&str, Vec<u8>)> = vec![
-            ("index", encode_index(&seg.index)),
-            ("timeindex", encode_time_index(&seg.time_index)),
+            ("index", encode_index(&seg.ix().index)),
+            ("timeindex", encode_time_index(&seg.ix().time_index)),
         ];
         if !self.aborted.is_empty() {
             files.push((
@@ -211,8 +211,7 @@ impl CleanedSegment {
             faults.step()?;
         }
         let seg = self.seg_mut();
-        seg.index_on_disk = seg.index.len();
-        seg.time_index_on_disk = seg.time_index.len();
+        (seg.index_on_disk, seg.time_index_on_disk) = seg.index_entries();
         sync_dir(&self.dir)?;
         faults.step()?;
         Ok(())
@@ -248,8 +247,8 @@ impl Log {
                 max_timestamp: s.max_timestamp,
                 first_batch_timestamp: s.first_batch_timestamp,
                 last_modified_ms: s.last_modified_ms,
-                index_bytes: s.index.len() as u64 * 8,
-                time_index_bytes: s.time_index.len() as u64 * 12,
+                index_bytes: s.index_entries().0 as u64 * 8,
+                time_index_bytes: s.index_entries().1 as u64 * 12,
             })
             .collect()
     }

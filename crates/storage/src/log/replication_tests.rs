@@ -184,10 +184,10 @@ fn assert_segments_as_rebuilt(log: &Log) {
             "offset of max ts of {b}"
         );
         assert_eq!(fresh.first_batch_timestamp, seg.first_batch_timestamp);
-        assert_eq!(fresh.index, seg.index, "offset index of {b}");
+        assert_eq!(fresh.ix().index, seg.ix().index, "offset index of {b}");
         assert_eq!(fresh.bytes_since_index, seg.bytes_since_index);
         let on_disk = std::fs::read(seg_path(&log.dir, b, "index")).unwrap();
-        assert_eq!(on_disk, encode_index(&seg.index[..seg.index_on_disk]));
+        assert_eq!(on_disk, encode_index(&seg.ix().index[..seg.index_on_disk]));
     }
 }
 

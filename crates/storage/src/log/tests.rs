@@ -547,7 +547,7 @@ fn roll_rules_time_by_record_timestamps_and_full_index() {
     let spans = fill(&mut log, 12);
     assert!(log.segment_count() >= 4, "rolled on a full index");
     for seg in log.segments.values() {
-        assert!(seg.index.len() * 8 <= 32);
+        assert!(seg.index_entries().0 * 8 <= 32);
     }
     let r = log.read(0, usize::MAX, i64::MAX).unwrap();
     assert_eq!(offsets_of(&r.records), spans);
@@ -803,4 +803,90 @@ fn a_torn_tail_is_cut_even_after_a_clean_shutdown_claim() {
         offsets_of(&log.read(l + 1, 1, i64::MAX).unwrap().records),
         vec![(l + 1, l + 2)]
     );
+}
+
+/// Every read, timestamp lookup and the largest timestamp of a log, to compare two opens.
+fn answers(log: &Log, last: i64) -> Vec<String> {
+    let mut out: Vec<String> = (0..last)
+        .map(|o| {
+            format!(
+                "{o}: {:?}",
+                offsets_of(&log.read(o, 1, i64::MAX).unwrap().records)
+            )
+        })
+        .collect();
+    for ts in (990..1700).step_by(7) {
+        out.push(format!(
+            "ts {ts}: {:?}",
+            log.offset_for_timestamp(ts).unwrap()
+        ));
+    }
+    out.push(format!("max ts: {:?}", log.max_timestamp()));
+    out
+}
+
+#[test]
+fn sealed_segments_read_their_indexes_on_first_lookup() {
+    let d = tempfile::tempdir().unwrap();
+    let mut log = Log::open(d.path(), small(), 0, true).unwrap();
+    let spans = fill(&mut log, 60);
+    let end = log.log_end_offset();
+    let segments = log.segment_count();
+    assert!(segments > 3);
+    let expected = answers(&log, end);
+    let loaded = |log: &Log| log.segments.values().filter(|s| s.indexes_loaded()).count();
+    log.close().unwrap();
+
+    // A clean open reads only the active segment's indexes; lookups read the others'.
+    let log = Log::open(d.path(), small(), end, true).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.segment_count(), segments);
+    assert_eq!(
+        loaded(&log),
+        1,
+        "only the active segment's indexes are read"
+    );
+    assert_eq!(
+        log.max_timestamp(),
+        Some((spans[59].1, 1000 + 59 * 10 + 59 % 4))
+    );
+    assert_eq!(
+        loaded(&log),
+        1,
+        "the largest timestamp comes from the index files' tails"
+    );
+    assert_eq!(answers(&log, end), expected);
+    assert_eq!(loaded(&log), segments);
+    log.close().unwrap();
+
+    // Index files that went wrong after the open (unsorted, or cut short) are not trusted:
+    // the segment's indexes are rebuilt from its batches on first lookup.
+    let mut log = Log::open(d.path(), small(), end, true).unwrap();
+    assert_eq!(loaded(&log), 1);
+    let bases: Vec<i64> = log.segments.keys().copied().collect();
+    let index = |b: i64| d.path().join(format!("{b:020}.index"));
+    let bytes = std::fs::read(index(bases[0])).unwrap();
+    assert!(bytes.len() >= 16);
+    let swapped: Vec<u8> = [&bytes[8..16], &bytes[0..8], &bytes[16..]].concat();
+    std::fs::write(index(bases[0]), swapped).unwrap();
+    let bytes = std::fs::read(index(bases[1])).unwrap();
+    std::fs::write(index(bases[1]), &bytes[..8]).unwrap();
+    assert_eq!(answers(&log, end), expected);
+    // Appends, and a truncation into a sealed segment opened lazily, work as before.
+    let cut = spans[5].0;
+    log.truncate_to(cut).unwrap();
+    assert_eq!(log.log_end_offset(), cut);
+    let mut b = batch(2, 5000);
+    assert_eq!(
+        log.append_as_leader(&mut b, 0, 1, false)
+            .unwrap()
+            .first_offset,
+        cut
+    );
+    log.close().unwrap();
+    let log = Log::open(d.path(), small(), cut + 2, true).unwrap();
+    assert_eq!(log.log_end_offset(), cut + 2);
+    let read = offsets_of(&log.read(0, 1 << 20, i64::MAX).unwrap().records);
+    assert_eq!(read[..5], spans[..5]);
+    assert_eq!(read[5], (cut, cut + 1));
 }
