@@ -19,8 +19,8 @@ medians over rounds:
 - durable writes: 1 KiB acks=all to a topic with flush.messages=1 (fsync before the answer), next
   to what `dd` writes on the same disk in 128 KiB blocks (the producer's batch.size) with
   oflag=dsync (a data sync after every block);
-- librdkafka's rdkafka_performance (native client; built from the rdkafka-sys crate's source by
-  scripts/peer/librdkafka.py) producing and consuming (partition mode, no group);
+- librdkafka's rdkafka_performance (native client; built from the source
+  scripts/peer/librdkafka.py fetches) producing and consuming (partition mode, no group);
 - `runnel perf produce` / `runnel perf consume` (Runnel's own client);
 - each broker's peak RSS and CPU seconds per GiB moved.
 
@@ -47,9 +47,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import KAFKA_NEWEST, KAFKA_VERSION, kafka_libs  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts" / "peer"))
+from librdkafka import SRC as RDKAFKA_SRC  # noqa: E402
+
 LIBS = ROOT / ".deps" / "kafka-libs"
 RUNNEL = ROOT / "target" / "release" / "runnel"
-RDPERF = ROOT / ".deps" / "librdkafka-2.12.1" / "examples" / "rdkafka_performance"
+RDPERF = RDKAFKA_SRC / "examples" / "rdkafka_performance"
 # The clients (Java tools) of every run: Kafka 4.1.1's.
 CP = f"{LIBS}/*"
 

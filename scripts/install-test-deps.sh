@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
-#   - kcat and rapidjson-dev (Debian packages; RapidJSON for librdkafka's tests, scripts/peer)
+#   - kcat, rapidjson-dev and libssl-dev (Debian packages; RapidJSON and OpenSSL for librdkafka's
+#     tests, scripts/peer)
 #   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python, codecs, and
 #     PyJWT + cryptography (signed OAUTHBEARER tokens)
 #   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
@@ -27,6 +28,13 @@ if [ ! -f /usr/include/rapidjson/schema.h ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q rapidjson-dev >/dev/null 2>&1 ||
     { apt-get update -q >/dev/null && apt-get install -y -q rapidjson-dev >/dev/null; }
+fi
+if [ ! -f /usr/include/openssl/ssl.h ]; then
+  # librdkafka's suite is built with SSL: 0064 checks that a bad SSL setting fails rd_kafka_new.
+  echo "== installing libssl-dev"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q libssl-dev >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q libssl-dev >/dev/null; }
 fi
 
 REQ=tests/requirements.txt

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Runs librdkafka's own test suite, unmodified, against a fresh `runnel serve`.
 
-librdkafka's source (tests/ included) ships inside the `rdkafka-sys` crate; it is fetched with
-cargo, copied to .deps/, configured (with RapidJSON, which 0053, 0098 and 0110 need) and built
+librdkafka's source (tests/ included) ships inside Confluent's JavaScript client on the npm
+registry (`@confluentinc/kafka-javascript`, deps/librdkafka); `npm pack` fetches it, the source is
+copied to .deps/, configured (with RapidJSON, which 0053, 0098 and 0110 need, and OpenSSL, which
+0064 needs) and built
 once. The non-local tests (0001-0999, those that need a broker) run with `-L -E -Q`;
 auto-creation and the 4 partitions the suite assumes come from broker settings. KAFKA_PATH names
 a directory whose bin/ holds kafka-topics.sh and the other scripts the tests call, generated here
 to run Apache Kafka's tools from the Maven jars (.deps/kafka-libs), and BROKERS the bootstrap they
 get. A test counts only if it is on tests/peer/librdkafka.allowlist."""
 
+import fcntl
 import os
 import re
 import shlex
@@ -24,46 +27,59 @@ from common import ROOT, Broker, Cluster, report, rerun_alone  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import KAFKA_VERSION, TOOLS, java_cmd, kafka_libs, kafka_tool_cmd  # noqa: E402
 
-CRATE_VERSION = "4.10.0+2.12.1"
-CRATE_SEMVER = CRATE_VERSION.split("+")[0]
+# The npm package that carries librdkafka's source, and the librdkafka version it carries.
+NPM_PACKAGE = "@confluentinc/kafka-javascript@1.10.1"
+LIBRDKAFKA_VERSION = "2.15.1"
 DEPS = ROOT / ".deps"
-SRC = DEPS / "librdkafka-2.12.1"
-FETCH = DEPS / "rdkafka-sys-fetch"
+SRC = DEPS / f"librdkafka-{LIBRDKAFKA_VERSION}"
+FETCH = DEPS / "librdkafka-npm"
 PER_TEST_S = int(os.environ.get("LIBRDKAFKA_TEST_TIMEOUT_S", "150"))
 PARALLEL = 4
 ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\(B")
 
 
 # What the build in SRC was made with: a build marked otherwise is made again.
-BUILD_ID = "built with rapidjson\n"
+BUILD_ID = "built with rapidjson and openssl\n"
 
 
 def build():
+    # Two runs at once (RF 1 and RF 3, or two checkouts sharing .deps) build it once.
+    DEPS.mkdir(exist_ok=True)
+    with open(DEPS / "librdkafka-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_locked()
+
+
+def build_locked():
     marker = SRC / ".built"
     if marker.exists() and marker.read_text() == BUILD_ID:
         return
     FETCH.mkdir(parents=True, exist_ok=True)
-    (FETCH / "src").mkdir(exist_ok=True)
-    (FETCH / "src" / "main.rs").write_text("fn main() {}\n")
-    (FETCH / "Cargo.toml").write_text(
-        '[package]\nname = "rdkafka-sys-fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
-        f'[dependencies]\nrdkafka-sys = "={CRATE_SEMVER}"\n\n[workspace]\n')
-    subprocess.run(["cargo", "fetch", "--manifest-path", str(FETCH / "Cargo.toml")], check=True)
-    home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
-    found = sorted(home.glob(f"registry/src/*/rdkafka-sys-{CRATE_VERSION}/librdkafka"))
-    if not found:
-        raise SystemExit("rdkafka-sys source not found after cargo fetch")
+    tgz = subprocess.run(["npm", "pack", "--silent", NPM_PACKAGE], cwd=FETCH, check=True,
+                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    unpacked = FETCH / "package"
+    if unpacked.exists():
+        shutil.rmtree(unpacked)
+    subprocess.run(["tar", "xzf", tgz], cwd=FETCH, check=True)
+    found = unpacked / "deps" / "librdkafka"
+    header = (found / "src" / "rdkafka.h").read_text(errors="replace")
+    want = "0x%02x%02x%02xff" % tuple(int(x) for x in LIBRDKAFKA_VERSION.split("."))
+    if f"#define RD_KAFKA_VERSION {want}" not in header:
+        raise SystemExit(f"{NPM_PACKAGE} does not carry librdkafka {LIBRDKAFKA_VERSION}")
     if SRC.exists():
         shutil.rmtree(SRC)
-    shutil.copytree(found[0], SRC)
+    shutil.copytree(found, SRC)
+    shutil.rmtree(unpacked)
     for p in SRC.rglob("*"):
         if not p.is_symlink():
             p.chmod(p.stat().st_mode | 0o200)
     run = lambda *a, **kw: subprocess.run(list(a), check=True, cwd=kw.get("cwd", SRC),
                                           stdout=subprocess.DEVNULL)
-    run("./configure", "--disable-ssl", "--disable-gssapi", "--disable-sasl")
-    if "#define WITH_RAPIDJSON 1" not in (SRC / "config.h").read_text():
-        raise SystemExit("librdkafka's configure found no RapidJSON: run scripts/install-test-deps.sh")
+    run("./configure", "--disable-gssapi", "--disable-sasl")
+    config_h = (SRC / "config.h").read_text()
+    for define, what in [("WITH_RAPIDJSON", "RapidJSON"), ("WITH_SSL", "OpenSSL")]:
+        if f"#define {define} 1" not in config_h:
+            raise SystemExit(f"librdkafka's configure found no {what}: run scripts/install-test-deps.sh")
     run("make", "-j2", "libs")
     run("make", "-j2", "build", cwd=SRC / "tests")
     marker.write_text(BUILD_ID)
