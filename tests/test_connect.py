@@ -1,4 +1,4 @@
-"""Kafka Connect in distributed mode, unmodified (Maven jars in .deps/connect-libs, 4.1.1: see
+"""Kafka Connect in distributed mode, unmodified (Maven jars in .deps/connect-libs, 4.3.1: see
 tests/java/connect/pom.xml), against Runnel: a FileStreamSource connector copies an input file to a
 topic and a FileStreamSink connector copies the topic to an output file, both created through the
 worker's REST API. On one node, on three nodes (replication factor 3, a node SIGKILLed too), and
