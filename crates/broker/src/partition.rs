@@ -377,6 +377,13 @@ impl Partition {
         Ok(())
     }
 
+    /// Holds this partition's group commit until the guard drops: every [`Partition::sync_to`]
+    /// waits meanwhile. For tests that need an answer to wait on its fsync.
+    #[doc(hidden)]
+    pub async fn hold_syncs(&self) -> tokio::sync::MutexGuard<'_, (i32, i64)> {
+        self.synced.lock().await
+    }
+
     /// How many group-commit fsyncs [`Partition::sync_to`] ran.
     pub fn sync_count(&self) -> u64 {
         self.syncs.load(Ordering::Relaxed)

@@ -924,3 +924,85 @@ async fn flush_messages_1_is_on_disk_before_the_answer_with_shared_fsyncs() {
     let p = fetch(&mut c, "durable", 0, 0, 0).await;
     assert_eq!(batch_offsets(p.records.as_ref().unwrap()).len(), 120);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_answers_waiting_for_fsync_do_not_hold_up_the_next_requests_and_keep_their_order() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    assert_eq!(
+        create_topic(&mut c, "durable", 1, &[("flush.messages", "1")]).await,
+        0
+    );
+    let broker = b.handle.as_ref().unwrap().broker.clone();
+    let durable = broker.replicas.partition("durable", 0).unwrap();
+    // Ten produce requests, each answered only once its fsync is done, with a metadata request
+    // between them and an acks=0 one, all sent while the partition's fsyncs are held.
+    let produce_req = |acks: i16, n: usize| {
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(s("durable")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch(n, 1))))])])
+    };
+    let held = durable.hold_syncs().await;
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        if i == 5 {
+            let corr = c.send_only(&MetadataRequest::default(), 12).await;
+            sent.push((corr, None));
+            c.send_only(&produce_req(0, 1), 9).await;
+        }
+        let corr = c.send_only(&produce_req(1, 2), 9).await;
+        sent.push((corr, Some(i)));
+    }
+    // All of them are appended while the first answer waits, and nothing is answered yet (the
+    // metadata answer queues behind the produce answers before it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while durable.log.lock().log_end_offset() < 21 {
+        assert!(
+            Instant::now() < deadline,
+            "the requests after the first were not appended"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), c.stream.peek(&mut byte)).await;
+    assert!(
+        early.is_err(),
+        "an answer was written before the first produce's fsync"
+    );
+    drop(held);
+    // Every answer comes, in request order (none for acks=0), with the offsets the order of
+    // the requests gives: the acks=0 batch went in after the fifth.
+    for (corr, i) in sent {
+        match i {
+            None => {
+                let meta = c.read_response::<MetadataRequest>(12, corr).await;
+                assert!(!meta.brokers.is_empty());
+            }
+            Some(i) => {
+                let resp = c.read_response::<ProduceRequest>(9, corr).await;
+                let p = &resp.responses[0].partition_responses[0];
+                let base = if i < 5 { 2 * i } else { 2 * i + 1 };
+                assert_eq!(
+                    (p.error_code, p.base_offset),
+                    (0, base as i64),
+                    "request {i}"
+                );
+            }
+        }
+    }
+    assert_eq!(durable.high_watermark(), 21);
+    // One fsync covered the requests that arrived while it was held (one more at most if the
+    // acks=0 request's own sync ran apart).
+    let syncs = durable.sync_count();
+    assert!((1..=2).contains(&syncs), "{syncs} fsyncs for 11 writes");
+    // The connection serves one request at a time as before.
+    assert_eq!(
+        produce(&mut c, "durable", 0, batch(1, 1), 1).await,
+        (0, 21, -1)
+    );
+}

@@ -307,6 +307,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
+    if let Some((before, after)) = runnel_broker::server::raise_open_files_limit() {
+        info!(before, after, "open files limit raised to the hard limit");
+    }
     let handle = runnel_broker::Broker::start(config).await?;
     info!(cluster_id = %handle.broker.cluster_id(), "Runnel broker started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -81,6 +81,10 @@ pub enum Outcome {
     RespondParts(Vec<Part>),
     /// Send nothing (acks=0 produce).
     NoResponse,
+    /// The answer comes later (a Produce waiting for fsyncs or the ISR, its batches already
+    /// appended): the connection runs this on its own task and may read and handle the next
+    /// requests meanwhile, writing every answer in request order.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'static>>),
     /// Close the connection, for the logged reason.
     Close(&'static str),
     /// A client over its quota (KIP-219): write the response, if any, then read nothing more
@@ -298,6 +302,17 @@ pub async fn dispatch(
     crate::security::quota::throttle::timed(dispatch_timed(broker, session, frame)).await
 }
 
+/// The encoded response frame, or a close when it cannot be encoded.
+fn respond(api_key: ApiKey, api_version: i16, correlation_id: i32, resp: &ResponseKind) -> Outcome {
+    match encode_response_kind(api_key, api_version, correlation_id, resp) {
+        Ok(b) => Outcome::Respond(b),
+        Err(e) => {
+            tracing::error!(?api_key, api_version, error = %e, "response encoding failed");
+            Outcome::Close("response encoding failed")
+        }
+    }
+}
+
 /// [`dispatch`], inside the timing.
 async fn dispatch_timed(
     broker: &Arc<Broker>,
@@ -364,7 +379,23 @@ async fn dispatch_timed(
         }
         RequestKind::AlterUserScramCredentials(r) => Some(scram_credentials::alter(&ctx, r).into()),
         RequestKind::Metadata(r) => Some(metadata::handle(&ctx, r).into()),
-        RequestKind::Produce(r) => produce::handle(&ctx, r).await.map(Into::into),
+        RequestKind::Produce(r) => {
+            let pending = produce::append_all(&ctx, r);
+            // Without client quotas (which weigh the handling time and answer throttled), an
+            // answer that waits for fsyncs or the ISR is finished apart from the connection,
+            // which goes on reading and appending its next requests meanwhile.
+            if !pending.is_ready()
+                && !crate::security::quota::QuotaManagers::any(&ctx.broker.image())
+            {
+                return Outcome::Later(Box::pin(async move {
+                    match pending.finish(&ctx).await {
+                        None => Outcome::NoResponse,
+                        Some(resp) => respond(api_key, api_version, correlation_id, &resp.into()),
+                    }
+                }));
+            }
+            pending.finish(&ctx).await.map(Into::into)
+        }
         RequestKind::Fetch(r) => {
             // Without client quotas (which weigh and may empty the response) the records stay
             // in the files until the connection sends them.
@@ -453,13 +484,7 @@ async fn dispatch_timed(
         crate::security::quota::throttle::throttle(&ctx, &facts, frame.len(), &mut response);
     let outcome = match response {
         None => Outcome::NoResponse,
-        Some(resp) => match encode_response_kind(api_key, api_version, correlation_id, &resp) {
-            Ok(b) => Outcome::Respond(b),
-            Err(e) => {
-                tracing::error!(?api_key, api_version, error = %e, "response encoding failed");
-                Outcome::Close("response encoding failed")
-            }
-        },
+        Some(resp) => respond(api_key, api_version, correlation_id, &resp),
     };
     let until = tokio::time::Instant::now() + std::time::Duration::from_millis(throttle_ms);
     match outcome {

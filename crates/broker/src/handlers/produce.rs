@@ -5,8 +5,9 @@
 //! acks=1 is answered at the leader's append; acks=all needs `min.insync.replicas` in the ISR
 //! (NOT_ENOUGH_REPLICAS) and is answered once the high watermark passes the batch, i.e. every
 //! ISR member has it (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum
-//! meanwhile, REQUEST_TIMED_OUT after the request's timeout). Waiting holds up only this
-//! request's connection.
+//! meanwhile, REQUEST_TIMED_OUT after the request's timeout). The batches are appended first
+//! ([`append_all`]); the waiting for fsyncs and the ISR ([`PendingProduce::finish`]) holds up
+//! only this request's answer: its connection goes on with the next requests meanwhile.
 
 use std::time::Duration;
 
@@ -295,8 +296,36 @@ pub(crate) async fn wait_for_isr(
     }
 }
 
-/// Handles Produce; `None` for acks=0.
-pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+/// A Produce request whose batches are appended (or refused), its answer waiting for what must
+/// happen before it: fsyncs (`flush.messages=1`, `runnel.fsync.on.ack`) and, for acks=all, the
+/// ISR. [`PendingProduce::finish`] waits and answers.
+pub struct PendingProduce {
+    acks: i16,
+    api_version: i16,
+    deadline: tokio::time::Instant,
+    responses: Vec<TopicProduceResponse>,
+    /// (topic response, partition response, partition, end offset) to be synced.
+    syncs: Vec<PendingSync>,
+    waits: Vec<PendingIsr>,
+}
+
+/// (topic response, partition response, partition index, the partition, end offset) to be
+/// synced before the answer.
+type PendingSync = (
+    usize,
+    usize,
+    i32,
+    std::sync::Arc<crate::partition::Partition>,
+    i64,
+);
+
+/// (topic response, partition response, topic, partition, (last offset, leader epoch)) awaiting
+/// the ISR before the answer.
+type PendingIsr = (usize, usize, String, i32, (i64, i32));
+
+/// Appends every partition's batches of a Produce request, in order, without waiting for disk
+/// or replicas.
+pub fn append_all(ctx: &RequestContext, req: ProduceRequest) -> PendingProduce {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let acks = req.acks;
@@ -405,24 +434,63 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Option<Produce
                 .with_partition_responses(partitions),
         );
     }
-    for (t, p, index, partition, end) in syncs {
-        if let Err(e) = partition.sync_to(end).await {
-            tracing::error!(topic = %partition.topic, partition = index, error = %e, "fsync failed");
-            responses[t].partition_responses[p] = partition_error(
-                ctx.api_version,
-                index,
-                ResponseError::KafkaStorageError,
-                e.to_string(),
-            );
+    PendingProduce {
+        acks,
+        api_version: ctx.api_version,
+        deadline,
+        responses,
+        syncs,
+        waits,
+    }
+}
+
+impl PendingProduce {
+    /// Whether the answer needs no waiting (no fsync, no ISR).
+    pub fn is_ready(&self) -> bool {
+        self.syncs.is_empty() && self.waits.is_empty()
+    }
+
+    /// Waits for the fsyncs and the ISR, then answers (`None` for acks=0).
+    pub async fn finish(self, ctx: &RequestContext) -> Option<ProduceResponse> {
+        let PendingProduce {
+            acks,
+            api_version,
+            deadline,
+            mut responses,
+            syncs,
+            waits,
+        } = self;
+        // The partitions' fsyncs run at once (a request's partitions share the disk's flush
+        // rather than queueing one after another), each still grouped with other requests'.
+        let running: Vec<_> = syncs
+            .iter()
+            .map(|(_, _, _, partition, end)| {
+                let (partition, end) = (std::sync::Arc::clone(partition), *end);
+                tokio::spawn(async move { partition.sync_to(end).await })
+            })
+            .collect();
+        for ((t, p, index, partition, _), synced) in syncs.into_iter().zip(running) {
+            let synced = synced
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            if let Err(e) = synced {
+                tracing::error!(topic = %partition.topic, partition = index, error = %e, "fsync failed");
+                responses[t].partition_responses[p] = partition_error(
+                    api_version,
+                    index,
+                    ResponseError::KafkaStorageError,
+                    e.to_string(),
+                );
+            }
         }
-    }
-    for (t, p, topic, index, appended) in waits {
-        if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, appended, deadline).await {
-            responses[t].partition_responses[p] = partition_error(ctx.api_version, index, e, msg);
+        for (t, p, topic, index, appended) in waits {
+            if let Err((e, msg)) = wait_for_isr(ctx, &topic, index, appended, deadline).await {
+                responses[t].partition_responses[p] = partition_error(api_version, index, e, msg);
+            }
         }
+        if acks == 0 {
+            return None;
+        }
+        Some(ProduceResponse::default().with_responses(responses))
     }
-    if acks == 0 {
-        return None;
-    }
-    Some(ProduceResponse::default().with_responses(responses))
 }

@@ -90,6 +90,12 @@ impl Client {
     }
 
     pub async fn send<R: Request>(&mut self, req: &R, version: i16) -> R::Response {
+        let corr = self.send_only(req, version).await;
+        self.read_response::<R>(version, corr).await
+    }
+
+    /// Sends a request without reading its answer; its correlation id.
+    pub async fn send_only<R: Request>(&mut self, req: &R, version: i16) -> i32 {
         self.corr += 1;
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
@@ -103,9 +109,13 @@ impl Client {
         let n = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&n.to_be_bytes());
         self.stream.write_all(&buf).await.unwrap();
+        self.corr
+    }
+
+    /// Reads the next answer, asserting it is the one to the request with correlation id `corr`.
+    pub async fn read_response<R: Request>(&mut self, version: i16, corr: i32) -> R::Response {
         let mut resp = self.read_frame().await.expect("a response");
-        let corr = resp.get_i32();
-        assert_eq!(corr, self.corr, "correlation id");
+        assert_eq!(resp.get_i32(), corr, "correlation id");
         let resp_header_version = if R::KEY == 18 {
             0
         } else {
