@@ -381,15 +381,15 @@ def fmt(v):
 def ratio_table(runs, kafkas, rows):
     """The markdown table: per (label, key, field) of `rows`, Runnel's median, then each Kafka's
     (names in `kafkas`) with the ratio Runnel / Kafka."""
-    out = ["| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |",
-           "|---|---|" + "---|---|" * len(kafkas)]
+    out = ["| " + " | ".join(["figure", "Runnel"] + [c for k in kafkas for c in (k, "ratio")]) + " |",
+           "|" + "---|" * (2 + 2 * len(kafkas))]
     for label, key, field in rows:
         r = median_of(runs, "Runnel", key, field)
         cells = []
         for k in kafkas:
             kv = median_of(runs, k, key, field)
             cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
-        out.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
+        out.append("| " + " | ".join([label, fmt(r)] + cells) + " |")
     return out
 
 
