@@ -41,12 +41,13 @@ moment, not its peak. Figures, with the default sizes (--short in brackets):
 3. Restart with D = 50 GiB of data (--data-gib; [2]): a topic of 6 partitions filled with 1 KiB
    records at acks=1, in runs of at most 1 GiB, by rdkafka_performance when it is built
    (side_by_side.RDPERF) or else kafka-producer-perf-test with 1 MiB batches and linger.ms=20;
-   the fill's MB/s and the data directory's size. Then (b) kill -9 straight after the writes and
-   a restart, and (a) a clean stop (SIGTERM) and a restart; for each, from the process's start
-   to the port accepting a connection, and to serving: a Metadata request shows a leader for
-   all 6 partitions, ListOffsets gives their end offsets and one Fetch returns, for every
-   partition, the batch holding its last record; RSS once serving. The script refuses to start
-   without 2 x D + 5 GiB free on the disk of target/ (only one broker's data exists at a time).
+   the fill's MB/s (ListOffsets must then count every record) and the data directory's size.
+   Then (b) kill -9 straight after the writes and a restart, and (a) a clean stop (SIGTERM) and
+   a restart; for each, from the process's start to the port accepting a connection, and to
+   serving: a Metadata request shows a leader for all 6 partitions, ListOffsets gives their
+   end offsets and one Fetch returns, for every partition, the batch holding its last record
+   (polled every 0.1 s); RSS once serving. The script refuses to start without 2 x D + 5 GiB
+   free on the disk of target/ (only one broker's data exists at a time).
 4. A consumer R = 100,000,000 records behind (--records; [2,000,000]): R records of 100 B into
    a topic of one partition (as in 3); then a producer at a fixed rate, 5,000 records/s of
    1 KiB, acks=1 (--rate; kafka-producer-perf-test --throughput) for --seconds, first alone,
@@ -422,9 +423,11 @@ def produce_for(bootstrap, topic, size, seconds, props=()):
         n, warm = max(1000, min(int(r["rps"] * seconds), 50_000_000)), False
 
 
-def fill(bootstrap, topic, total, size, label):
-    """Writes `total` bytes of `size`-byte records, acks=1, in runs of at most 1 GiB; MB/s."""
-    written, t0 = 0, time.time()
+def fill(broker, topic, partitions, total, size):
+    """Writes `total` bytes of `size`-byte records, acks=1, in runs of at most 1 GiB, and checks
+    with ListOffsets that they all landed; MB/s."""
+    bootstrap, label = f"127.0.0.1:{broker.port}", broker.name
+    written, records, t0 = 0, 0, time.time()
     while written < total:
         n = max(1, min(total - written, GIB) // size)
         if side_by_side.RDPERF.exists():
@@ -433,9 +436,15 @@ def fill(bootstrap, topic, total, size, label):
             r = producer_perf(bootstrap, topic, n, size, "1", props=BIG_BATCHES, timeout=1800)
         if not r:
             raise Failed(f"filling {topic}: the producer failed after {written / GIB:.1f} GiB")
-        written += n * size
+        written, records = written + n * size, records + n
         print(f"    {label}: {written / 1e6:,.0f} of {total / 1e6:,.0f} MB written", flush=True)
-    return written / 1e6 / (time.time() - t0)
+    mbps = written / 1e6 / (time.time() - t0)
+    w = Wire(broker.port)
+    landed = sum(offset for _, offset in end_offsets(w, topic, range(partitions)).values())
+    w.close()
+    if landed < records:
+        raise Failed(f"filling {topic}: {landed:,} of {records:,} records landed")
+    return mbps
 
 
 def du_gib(path):
@@ -511,12 +520,12 @@ def row_connections(broker, tmp, args, fig):
 
 
 def row_data(broker, tmp, args, fig):
-    topic, parts, bootstrap = "big", 6, f"127.0.0.1:{broker.port}"
+    topic, parts = "big", 6
     w = Wire(broker.port)
     create_topic(w, topic, parts)
     wait_ready(w, topic, parts)
     w.close()
-    fig["fill_mbps"] = fill(bootstrap, topic, int(args.data_gib * GIB), 1024, broker.name)
+    fig["fill_mbps"] = fill(broker, topic, parts, int(args.data_gib * GIB), 1024)
     fig["data_gib"] = du_gib(Path(tmp) / "data")
     crash(broker)
     times = start_up(broker, topic, parts, last_records=True)
@@ -534,7 +543,7 @@ def row_backlog(broker, tmp, args, fig):
     create_topic(w, topic, 1)
     wait_ready(w, topic, 1)
     w.close()
-    fig["backlog_fill_mbps"] = fill(bootstrap, topic, args.records * 100, 100, broker.name)
+    fig["backlog_fill_mbps"] = fill(broker, topic, 1, args.records * 100, 100)
     n = int(args.rate * args.seconds)
     r = producer_perf(bootstrap, topic, n, 1024, "1", throughput=args.rate)
     if not r:
