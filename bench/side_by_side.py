@@ -90,6 +90,8 @@ def proc_stats(pid):
 
 class Runnel:
     name = "Runnel"
+    # A file the broker's output is appended to (None: discarded).
+    log = None
 
     def __init__(self, extra=None, binary=None):
         """`extra`: more broker properties (key -> value); `binary`: the runnel to run."""
@@ -99,13 +101,16 @@ class Runnel:
     def start(self, tmp):
         self.port = free_port()
         extra = [a for k, v in self.extra.items() for a in ("--override", f"{k}={v}")]
-        self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-             "--override", f"log.dirs={tmp}/data",
-             # As the Kafka broker below (and Kafka's shipped server.properties).
-             "--override", "group.initial.rebalance.delay.ms=0", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.cmd = [str(self.binary), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "--override", f"log.dirs={tmp}/data",
+                    # As the Kafka broker below (and Kafka's shipped server.properties).
+                    "--override", "group.initial.rebalance.delay.ms=0", *extra]
+        self.launch()
         wait_port(self.port, self.proc)
+
+    def launch(self):
+        """Starts the process of `start` (again: same port, same data) and returns at once."""
+        self.proc = spawn(self.cmd, self.log)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -114,6 +119,8 @@ class Runnel:
 
 class Kafka:
     name = "Kafka"
+    # A file the broker's output is appended to (None: discarded).
+    log = None
 
     def __init__(self, extra=None, version=KAFKA_VERSION):
         """`extra`: more broker properties (key -> value); `version`: which Kafka (its jars)."""
@@ -136,8 +143,8 @@ class Kafka:
             + "".join(f"{k}={v}\n" for k, v in self.extra.items()))
         subprocess.run(["java", "-cp", self.cp, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
                         "-c", str(conf), "--standalone"], check=True, capture_output=True)
-        self.proc = subprocess.Popen(["java", "-Xmx1G", "-Xms1G", "-cp", self.cp, "kafka.Kafka", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.cmd = ["java", "-Xmx1G", "-Xms1G", "-cp", self.cp, "kafka.Kafka", str(conf)]
+        self.launch()
         wait_port(self.port, self.proc)
         time.sleep(3)
 
@@ -147,6 +154,18 @@ class Kafka:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+    def launch(self):
+        """Starts the process of `start` (again: same ports, same data) and returns at once."""
+        self.proc = spawn(self.cmd, self.log)
+
+
+def spawn(cmd, log=None):
+    """A broker process, its output appended to `log` (a path) or discarded."""
+    if not log:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 
 
 def java_tool(cls, *args, timeout=600):
@@ -203,10 +222,12 @@ def dd_fdatasync_mbps(directory, mib=256, block_kib=128):
     return (mib * 1048576 / 1e6) / float(m.group(1)) if m else None
 
 
-def producer_perf(bootstrap, topic, records, size, acks, throughput=-1):
+def producer_perf(bootstrap, topic, records, size, acks, throughput=-1, props=(), timeout=600):
+    """kafka-producer-perf-test; `props`: more producer properties ("key=value", these win)."""
     out = java_tool("org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(records),
                     "--record-size", str(size), "--throughput", str(throughput), "--producer-props",
-                    f"bootstrap.servers={bootstrap}", f"acks={acks}", "linger.ms=5", "batch.size=131072")
+                    f"bootstrap.servers={bootstrap}", f"acks={acks}", "linger.ms=5", "batch.size=131072", *props,
+                    timeout=timeout)
     m = re.findall(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
                    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", out)
     if not m:
@@ -363,15 +384,15 @@ def fmt(v):
 def ratio_table(runs, kafkas, rows):
     """The markdown table: per (label, key, field) of `rows`, Runnel's median, then each Kafka's
     (names in `kafkas`) with the ratio Runnel / Kafka."""
-    out = ["| figure | Runnel | " + " | ".join(f"{k} | ratio" for k in kafkas) + " |",
-           "|---|---|" + "---|---|" * len(kafkas)]
+    out = ["| " + " | ".join(["figure", "Runnel"] + [c for k in kafkas for c in (k, "ratio")]) + " |",
+           "|" + "---|" * (2 + 2 * len(kafkas))]
     for label, key, field in rows:
         r = median_of(runs, "Runnel", key, field)
         cells = []
         for k in kafkas:
             kv = median_of(runs, k, key, field)
             cells += [fmt(kv), f"{r / kv:.2f}" if kv and r else "n/a"]
-        out.append(f"| {label} | {fmt(r)} | " + " | ".join(cells) + " |")
+        out.append("| " + " | ".join([label, fmt(r)] + cells) + " |")
     return out
 
 
