@@ -202,6 +202,9 @@ pub struct Log {
     log_start_offset: i64,
     producers: ProducerState,
     epochs: Vec<(i32, i64)>,
+    /// The epoch cache differs from `leader-epoch-checkpoint` by entries dropped at open (at or
+    /// past the log end, which every open drops again): written before the log grows past them.
+    epochs_unsaved: bool,
     unflushed_messages: u64,
     last_flush_ms: i64,
     recovery_point: i64,
@@ -518,6 +521,7 @@ impl Log {
             log_start_offset,
             producers: ProducerState::default(),
             epochs: Vec::new(),
+            epochs_unsaved: false,
             unflushed_messages: 0,
             last_flush_ms: now_ms(),
             recovery_point,
@@ -814,8 +818,11 @@ impl Log {
         }
         seg.size = at;
         seg.last_modified_ms = now_ms;
-        if self.epochs.last().is_none_or(|(e, _)| leader_epoch > *e) {
+        let new_epoch = self.epochs.last().is_none_or(|(e, _)| leader_epoch > *e);
+        if new_epoch {
             self.epochs.push((leader_epoch, first_offset));
+        }
+        if new_epoch || self.epochs_unsaved {
             self.write_epochs()?;
         }
         let mut pos = 0;
@@ -919,7 +926,7 @@ impl Log {
                 changed |= self.assign_epoch_in_memory(h.partition_leader_epoch, h.base_offset);
             }
         }
-        if changed {
+        if changed || self.epochs_unsaved {
             self.write_epochs()?;
         }
         if let Err(e) = self.write_follower_batches(&records[..pos], &headers, now_ms) {
@@ -1049,6 +1056,10 @@ impl Log {
     /// Flushes, then writes a producer-state snapshot at the log end and the log start offset:
     /// what a clean shutdown leaves behind.
     pub fn flush_and_snapshot(&mut self) -> Result<(), LogError> {
+        if self.snapshot_on_disk() {
+            // Nothing written since the last one (an idle partition at shutdown): no fsyncs.
+            return Ok(());
+        }
         self.active().maybe_append_time_entry();
         self.flush()?;
         let leo = self.log_end_offset();
@@ -1056,6 +1067,20 @@ impl Log {
         self.prune_snapshots()?;
         self.persist_log_start()?;
         Ok(())
+    }
+
+    /// Whether what [`Log::flush_and_snapshot`] would write is on disk already: everything
+    /// flushed to the log end, the producer snapshot at the log end and the log start offset.
+    fn snapshot_on_disk(&self) -> bool {
+        let leo = self.log_end_offset();
+        self.recovery_point == leo
+            && self.background_flush.is_none()
+            && self.unflushed_messages == 0
+            && self.dir.join(format!("{leo:020}.snapshot")).exists()
+            && std::fs::read_to_string(self.dir.join(LOG_START_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                == Some(self.log_start_offset)
     }
 
     /// Flushes and closes the log, leaving a producer-state snapshot. Index files are written

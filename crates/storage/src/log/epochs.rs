@@ -8,7 +8,9 @@ pub(super) const EPOCH_FILE: &str = "leader-epoch-checkpoint";
 
 impl Log {
     /// Loads the leader-epoch cache, dropping entries at or past the log end (Kafka's
-    /// truncateFromEnd), which an unclean shutdown can leave.
+    /// truncateFromEnd), which an unclean shutdown can leave, and which an empty log's entry
+    /// always is. The file is not rewritten for that (every open drops them again): the next
+    /// write of the cache, at the latest before the log grows, persists it.
     pub(super) fn load_epochs(&mut self) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         if let Ok(text) = std::fs::read_to_string(self.dir.join(EPOCH_FILE)) {
@@ -35,7 +37,10 @@ impl Log {
                 }
             }
         }
-        self.truncate_epochs_from_end(leo)
+        let before = self.epochs.len();
+        self.epochs.retain(|(_, o)| *o < leo);
+        self.epochs_unsaved = self.epochs.len() != before;
+        Ok(())
     }
 
     /// Drops epoch entries starting at or after `end_offset` (Kafka's truncateFromEnd) and
@@ -49,12 +54,13 @@ impl Log {
         Ok(())
     }
 
-    pub(super) fn write_epochs(&self) -> Result<(), LogError> {
+    pub(super) fn write_epochs(&mut self) -> Result<(), LogError> {
         let mut text = format!("0\n{}\n", self.epochs.len());
         for (e, o) in &self.epochs {
             text.push_str(&format!("{e} {o}\n"));
         }
         write_atomic(&self.dir.join(EPOCH_FILE), &text)?;
+        self.epochs_unsaved = false;
         Ok(())
     }
 
@@ -100,7 +106,7 @@ impl Log {
                 start_offset,
             });
         }
-        if self.assign_epoch_in_memory(epoch, start_offset) {
+        if self.assign_epoch_in_memory(epoch, start_offset) || self.epochs_unsaved {
             self.write_epochs()?;
         }
         Ok(())

@@ -890,3 +890,40 @@ fn sealed_segments_read_their_indexes_on_first_lookup() {
     assert_eq!(read[..5], spans[..5]);
     assert_eq!(read[5], (cut, cut + 1));
 }
+
+#[test]
+fn epoch_entries_dropped_at_open_are_persisted_before_the_log_grows() {
+    let d = tempfile::tempdir().unwrap();
+    let epochs_file = d.path().join("leader-epoch-checkpoint");
+    let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+    log.assign_epoch(0, 0).unwrap();
+    let spans = fill(&mut log, 3);
+    let end = spans[2].1 + 1;
+    // A later epoch that started at the log end (a leader that wrote nothing before stopping).
+    log.assign_epoch(5, end).unwrap();
+    log.close().unwrap();
+    let written = std::fs::read_to_string(&epochs_file).unwrap();
+    assert_eq!(written, format!("0\n2\n0 0\n5 {end}\n"));
+
+    // The open drops the entry at the log end without rewriting the file.
+    let mut log = Log::open(d.path(), LogConfig::default(), end, true).unwrap();
+    assert_eq!(log.epoch_entries(), &[(0, 0)]);
+    assert_eq!(std::fs::read_to_string(&epochs_file).unwrap(), written);
+    // Growing the log in epoch 0 persists the cache first, so the dropped entry cannot come
+    // back at the next open with data under it.
+    let mut b = batch(2, 1);
+    assert_eq!(
+        log.append_as_leader(&mut b, 0, 1, false)
+            .unwrap()
+            .first_offset,
+        end
+    );
+    assert_eq!(
+        std::fs::read_to_string(&epochs_file).unwrap(),
+        "0\n1\n0 0\n"
+    );
+    log.close().unwrap();
+    let log = Log::open(d.path(), LogConfig::default(), end + 2, true).unwrap();
+    assert_eq!(log.epoch_entries(), &[(0, 0)]);
+    assert_eq!(log.end_offset_for_epoch(0), (0, end + 2));
+}
