@@ -717,6 +717,7 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--bins"], check=True, cwd=ROOT)
     if not binary.exists():
         raise SystemExit(f"{binary} is missing")
+    side_by_side.build_rdperf()
     versions = [v for v in args.kafka.split(",") if v]
     brokers = [lambda v=v: Kafka(version=v) for v in versions] + [lambda: Runnel(binary=binary)]
     runs, failures = {}, []
