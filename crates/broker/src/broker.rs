@@ -80,6 +80,8 @@ pub struct Broker {
     pub tls: Arc<crate::security::tls::TlsListeners>,
     /// How this node secures the connections it opens to other nodes (TLS, SASL).
     pub outbound: crate::security::outbound::Outbound,
+    /// What this broker counts and times (served on `metrics.listeners`).
+    pub metrics: crate::metrics::Metrics,
     shutting_down: AtomicBool,
     /// Turns true when shutdown begins: client connections close.
     stopping: watch::Sender<bool>,
@@ -94,6 +96,8 @@ pub struct BrokerHandle {
     pub broker: Arc<Broker>,
     /// Bound addresses, one per listener (name, address).
     pub bound: Vec<(String, std::net::SocketAddr)>,
+    /// Bound addresses of the metrics and health endpoint (`metrics.listeners`).
+    pub metrics_bound: Vec<std::net::SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -261,6 +265,13 @@ impl Broker {
             bound.push((listener.name.clone(), addr));
             sockets.push((listener.name.clone(), tcp));
         }
+        let metrics_sockets = crate::metrics::http::bind(&broker.config.metrics_listeners).await?;
+        let mut metrics_bound = Vec::new();
+        for l in &metrics_sockets {
+            let addr = l.local_addr()?;
+            info!(%addr, "metrics and health endpoint listening");
+            metrics_bound.push(addr);
+        }
         let broker = Arc::new(broker);
         if broker.config.cluster.is_single_node(broker.config.node_id)
             && broker.config.cluster.broker
@@ -285,6 +296,12 @@ impl Broker {
                 limits.clone(),
             )));
         }
+        for l in metrics_sockets {
+            tasks.push(tokio::spawn(crate::metrics::http::serve(
+                Arc::downgrade(&broker),
+                l,
+            )));
+        }
         tasks.push(tokio::spawn(broker.tls.clone().reload_loop()));
         tasks.push(tokio::spawn(retention_loop(broker.clone())));
         tasks.push(tokio::spawn(flush_loop(broker.clone())));
@@ -299,6 +316,7 @@ impl Broker {
         Ok(BrokerHandle {
             broker,
             bound,
+            metrics_bound,
             tasks,
         })
     }
@@ -358,6 +376,7 @@ impl Broker {
             authorizer,
             tls,
             outbound,
+            metrics: crate::metrics::Metrics::new(),
             config,
         };
         // Open every partition the metadata places here; remove directories of deleted topics.

@@ -1,6 +1,7 @@
 //! The Runnel broker: listeners and connections, request dispatch to one handler per Kafka API
-//! (`handlers/`), the replica manager that owns every partition's log, and the controller that turns
-//! admin requests into metadata records. Start one with [`Broker::start`].
+//! (`handlers/`), the replica manager that owns every partition's log, the controller that turns
+//! admin requests into metadata records, and the metrics and health endpoint (`metrics/`). Start
+//! one with [`Broker::start`].
 
 pub mod broker;
 pub mod controller;
@@ -9,6 +10,7 @@ pub mod handlers;
 pub mod identity;
 pub mod internal_topics;
 pub mod internode;
+pub mod metrics;
 pub mod partition;
 pub mod replica;
 pub mod security;

@@ -5,9 +5,12 @@
 //! or the ISR ([`Outcome::Later`]): the connection then reads and handles the next requests
 //! while it waits (up to [`MAX_WAITING_ANSWERS`]), so that a producer's requests in flight share
 //! fsyncs and replication round trips instead of queueing behind one another.
+//! Each request's stages (read, queue, local handling, remote wait, response queue, send) are
+//! timed here and filed in the broker's [`Metrics`] once its answer is written.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -16,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handlers::{dispatch, Outcome, Part};
+use crate::metrics::{Metrics, RequestTimes};
 use crate::security::connections::ConnectionLimits;
 use crate::security::sasl::{self, Authenticator, Gate};
 use crate::security::tls::{ListenerTls, HANDSHAKE_TIMEOUT};
@@ -73,6 +77,7 @@ pub async fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
+                    let _counted = b.metrics.connection(&name);
                     let result = match tls {
                         None => serve_connection(b, sock, Session::anonymous(&name, peer)).await,
                         Some(tls) => serve_tls(b, sock, peer, name, tls).await,
@@ -132,8 +137,8 @@ async fn serve_tls(
 
 /// What reading a frame found.
 enum Frame {
-    /// A whole frame.
-    Data(Bytes),
+    /// A whole frame, and when its first bytes were read.
+    Data(Bytes, Instant),
     /// The end of the stream (clean, or in the middle of a frame).
     End,
     /// A size prefix out of range (negative or above the limit): nothing more is read.
@@ -150,6 +155,8 @@ struct FrameReader {
     have: usize,
     /// The frame being read and how many of its bytes are still to come.
     body: Option<(BytesMut, usize)>,
+    /// When the current frame's first bytes were read.
+    started: Option<Instant>,
 }
 
 impl FrameReader {
@@ -164,7 +171,8 @@ impl FrameReader {
                 if *remaining == 0 {
                     let (buf, _) = self.body.take().expect("a frame being read");
                     self.have = 0;
-                    return Ok(Frame::Data(buf.freeze()));
+                    let started = self.started.take().unwrap_or_else(Instant::now);
+                    return Ok(Frame::Data(buf.freeze(), started));
                 }
                 // Grow the buffer as bytes arrive rather than trusting the claimed size up front.
                 if buf.capacity() == buf.len() {
@@ -189,6 +197,9 @@ impl FrameReader {
             let n = rd.read(&mut self.head[self.have..]).await?;
             if n == 0 {
                 return Ok(Frame::End);
+            }
+            if self.have == 0 {
+                self.started = Some(Instant::now());
             }
             self.have += n;
         }
@@ -332,7 +343,7 @@ pub async fn serve_connection<S: ConnStream>(
     };
     let mut reader = FrameReader::default();
     // Answers not written yet, in request order.
-    let mut answers = Answers::default();
+    let mut answers = Answers::new(&broker.metrics);
     loop {
         answers.write_ready(&mut conn).await?;
         let limit = auth.as_ref().map_or(max, |a| a.max_frame(max));
@@ -342,15 +353,16 @@ pub async fn serve_connection<S: ConnStream>(
             () = answers.first_done(), if answers.waiting_first() => continue,
             _ = stopping.wait_for(|s| *s) => Frame::End,
         };
-        let frame = match frame {
-            Frame::Data(f) => f,
+        let (frame, first_byte) = match frame {
+            Frame::Data(f, first_byte) => (f, first_byte),
             Frame::End => break,
             Frame::BadSize(size) => {
                 answers.write_all(&mut conn).await?;
                 match auth.as_ref().filter(|a| !a.authenticated()) {
                     Some(a) => {
                         let gate = a.oversized(size);
-                        finish_gate(&mut conn, peer, gate).await;
+                        finish_gate(&mut conn, &broker.metrics, &session.listener, peer, gate)
+                            .await;
                     }
                     None => {
                         warn!(%peer, size, max_bytes = limit, "request size out of range (socket.request.max.bytes): closing the connection");
@@ -359,21 +371,29 @@ pub async fn serve_connection<S: ConnStream>(
                 break;
             }
         };
+        let api_key = frame
+            .get(..2)
+            .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+        let mut times = RequestTimes::new(api_key, first_byte, Instant::now());
         if let Some(a) = auth.as_mut() {
             match a.on_frame(&*broker, &mut session.principal, &frame) {
                 Gate::Pass => {}
                 Gate::Respond(bytes) => {
-                    answers.push(Outcome::Respond(bytes));
+                    times.handled = Instant::now();
+                    answers.push(Outcome::Respond(bytes), times);
                     continue;
                 }
                 gate => {
                     answers.write_all(&mut conn).await?;
-                    finish_gate(&mut conn, peer, gate).await;
+                    finish_gate(&mut conn, &broker.metrics, &session.listener, peer, gate).await;
                     break;
                 }
             }
         }
-        match dispatch(&broker, &session, frame).await {
+        times.handling = Instant::now();
+        let outcome = dispatch(&broker, &session, frame).await;
+        times.handled = Instant::now();
+        match outcome {
             Outcome::Close(reason) => {
                 answers.write_all(&mut conn).await?;
                 info!(%peer, reason, "closing connection");
@@ -381,10 +401,14 @@ pub async fn serve_connection<S: ConnStream>(
             }
             Outcome::Throttled { response, until } => {
                 answers.write_all(&mut conn).await?;
+                let writing = Instant::now();
                 if let Some(bytes) = response {
                     conn.write_all(&bytes).await?;
                     conn.flush().await?;
                 }
+                broker
+                    .metrics
+                    .request_done(&times, times.handled, writing, Instant::now());
                 // A client over its quota: the response went out, the connection is muted for
                 // the throttle time (KIP-219), as Kafka's socket server mutes the channel.
                 tokio::select! {
@@ -392,7 +416,7 @@ pub async fn serve_connection<S: ConnStream>(
                     _ = stopping.wait_for(|s| *s) => break,
                 }
             }
-            outcome => answers.push(outcome),
+            outcome => answers.push(outcome, times),
         }
     }
     // Requests already handled get their answers (acknowledged writes are on disk or
@@ -408,56 +432,74 @@ pub async fn serve_connection<S: ConnStream>(
 pub const MAX_WAITING_ANSWERS: usize = 16;
 
 /// A connection's answers not written yet, in request order: ready ones, and Produce answers
-/// still waiting on their own tasks.
-#[derive(Default)]
-struct Answers {
-    queue: std::collections::VecDeque<Answer>,
+/// still waiting on their own tasks; each with its request's times, filed in the broker's
+/// metrics once written.
+struct Answers<'m> {
+    queue: std::collections::VecDeque<(Answer, RequestTimes)>,
+    metrics: &'m Metrics,
 }
 
 /// One answer owed.
 enum Answer {
-    /// Ready to write.
-    Ready(Outcome),
-    /// Being finished on its own task ([`Outcome::Later`]).
-    Waiting(tokio::task::JoinHandle<Outcome>),
+    /// Ready to write (since when).
+    Ready(Outcome, Instant),
+    /// Being finished on its own task ([`Outcome::Later`]), which says when it got ready.
+    Waiting(tokio::task::JoinHandle<(Outcome, Instant)>),
 }
 
-impl Answers {
+impl<'m> Answers<'m> {
+    fn new(metrics: &'m Metrics) -> Answers<'m> {
+        Answers {
+            queue: Default::default(),
+            metrics,
+        }
+    }
+
     fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// Queues an outcome: a [`Outcome::Later`] starts on its own task.
-    fn push(&mut self, outcome: Outcome) {
-        self.queue.push_back(match outcome {
-            Outcome::Later(f) => Answer::Waiting(tokio::spawn(f)),
-            ready => Answer::Ready(ready),
-        });
+    fn push(&mut self, outcome: Outcome, times: RequestTimes) {
+        let answer = match outcome {
+            Outcome::Later(f) => Answer::Waiting(tokio::spawn(async move {
+                let outcome = f.await;
+                (outcome, Instant::now())
+            })),
+            ready => Answer::Ready(ready, times.handled),
+        };
+        self.queue.push_back((answer, times));
     }
 
     /// Whether the first answer is still waiting.
     fn waiting_first(&self) -> bool {
-        matches!(self.queue.front(), Some(Answer::Waiting(_)))
+        matches!(self.queue.front(), Some((Answer::Waiting(_), _)))
     }
 
     /// Completes when the first (waiting) answer is done, making it ready; safe to drop.
     async fn first_done(&mut self) {
-        if let Some(Answer::Waiting(task)) = self.queue.front_mut() {
-            let outcome = task.await.unwrap_or_else(|e| {
+        if let Some((Answer::Waiting(task), _)) = self.queue.front_mut() {
+            let (outcome, ready) = task.await.unwrap_or_else(|e| {
                 tracing::error!(error = %e, "a produce answer's task failed");
-                Outcome::Close("an answer could not be completed")
+                (
+                    Outcome::Close("an answer could not be completed"),
+                    Instant::now(),
+                )
             });
-            self.queue[0] = Answer::Ready(outcome);
+            self.queue[0].0 = Answer::Ready(outcome, ready);
         }
     }
 
     /// Writes the answers at the front that are ready.
     async fn write_ready<S: ConnStream>(&mut self, conn: &mut BufReader<S>) -> std::io::Result<()> {
-        while let Some(Answer::Ready(_)) = self.queue.front() {
-            let Some(Answer::Ready(outcome)) = self.queue.pop_front() else {
+        while let Some((Answer::Ready(..), _)) = self.queue.front() {
+            let Some((Answer::Ready(outcome, ready), times)) = self.queue.pop_front() else {
                 unreachable!("the front is ready");
             };
+            let writing = Instant::now();
             write_outcome(conn, outcome).await?;
+            self.metrics
+                .request_done(&times, ready, writing, Instant::now());
         }
         Ok(())
     }
@@ -509,16 +551,23 @@ fn sasl_authenticator(broker: &Broker, listener: &str) -> Result<Option<Authenti
     }
 }
 
-/// Ends a connection as the authenticator asked: a failed authentication waits
-/// `connection.failed.authentication.delay.ms`, then gets its error response (as Kafka sends it
-/// when the delay is over), then the connection closes.
-async fn finish_gate<W: AsyncWrite + Unpin>(conn: &mut W, peer: SocketAddr, gate: Gate) {
+/// Ends a connection as the authenticator asked: a failed authentication (counted in
+/// `metrics`) waits `connection.failed.authentication.delay.ms`, then gets its error response
+/// (as Kafka sends it when the delay is over), then the connection closes.
+async fn finish_gate<W: AsyncWrite + Unpin>(
+    conn: &mut W,
+    metrics: &Metrics,
+    listener: &str,
+    peer: SocketAddr,
+    gate: Gate,
+) {
     match gate {
         Gate::Fail {
             response,
             reason,
             delay,
         } => {
+            metrics.failed_authentication(listener);
             info!(%peer, %reason, "failed SASL authentication: connection closed");
             tokio::time::sleep(delay).await;
             if let Some(r) = response {

@@ -1006,3 +1006,194 @@ async fn produce_answers_waiting_for_fsync_do_not_hold_up_the_next_requests_and_
         (0, 21, -1)
     );
 }
+
+/// GET `path` from an HTTP endpoint; (status code, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The value of one series (`name{labels}` exactly as exposed) in Prometheus text, if present.
+fn series(text: &str, wanted: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .find(|(name, _)| *name == wanted)
+        .map(|(_, v)| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_counts_what_was_produced_and_fetched_and_times_each_stage() {
+    let b = TestBroker::start(&[("metrics.listeners", "http://127.0.0.1:0")]).await;
+    let handle = b.handle.as_ref().unwrap();
+    let http = handle.metrics_bound[0];
+    assert_eq!(http_get(http, "/health/live").await.0, 200);
+    let (status, body) = http_get(http, "/health/ready").await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+    assert_eq!(http_get(http, "/nothing").await.0, 404);
+
+    let mut c = b.client().await;
+    let mut other = b.client().await;
+    assert_eq!(create_topic(&mut c, "m", 2, &[]).await, 0);
+    assert_eq!(
+        create_topic(&mut c, "slow", 1, &[("flush.messages", "1")]).await,
+        0
+    );
+    // Three batches (3 + 4 + 5 records) to partition 0, one (2 records) to partition 1.
+    let batches = [
+        (0, batch(3, 1)),
+        (0, batch(4, 10)),
+        (0, batch(5, 20)),
+        (1, batch(2, 30)),
+    ];
+    let bytes_in: usize = batches.iter().map(|(_, b)| b.len()).sum();
+    for (p, records) in batches.iter().cloned() {
+        assert_eq!(produce(&mut c, "m", p, records, 1).await.0, 0);
+    }
+    // A durable produce whose fsync is held for 300 ms: its wait is remote time, not local.
+    let slow = handle.broker.replicas.partition("slow", 0).unwrap();
+    let held = slow.hold_syncs().await;
+    let corr = other
+        .send_only(
+            &ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(TopicName(s("slow")))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(batch(1, 1))))])]),
+            9,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(held);
+    let resp = other.read_response::<ProduceRequest>(9, corr).await;
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let fetched = fetch(&mut c, "m", 0, 0, 100).await;
+    let bytes_out = fetched.records.as_ref().unwrap().len();
+    assert!(bytes_out > 0);
+
+    let (status, text) = http_get(http, "/metrics").await;
+    assert_eq!(status, 200);
+    let get = |name: &str| series(&text, name).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+    let m = r#"{topic="m"}"#;
+    assert_eq!(
+        get(&format!("kafka_server_brokertopicmetrics_bytesin_total{m}")),
+        bytes_in as f64
+    );
+    assert_eq!(
+        get(&format!(
+            "kafka_server_brokertopicmetrics_messagesin_total{m}"
+        )),
+        14.0
+    );
+    assert_eq!(
+        get(&format!(
+            "kafka_server_brokertopicmetrics_totalproducerequests_total{m}"
+        )),
+        4.0
+    );
+    assert_eq!(
+        get(&format!(
+            "kafka_server_brokertopicmetrics_bytesout_total{m}"
+        )),
+        bytes_out as f64
+    );
+    assert_eq!(
+        get(&format!(
+            "kafka_server_brokertopicmetrics_totalfetchrequests_total{m}"
+        )),
+        1.0
+    );
+    assert_eq!(
+        get(r#"kafka_log_log_logendoffset{partition="0",topic="m"}"#),
+        12.0
+    );
+    assert_eq!(
+        get(r#"kafka_log_log_logendoffset{partition="1",topic="m"}"#),
+        2.0
+    );
+    let size0 = get(r#"kafka_log_log_size{partition="0",topic="m"}"#);
+    assert_eq!(
+        size0 as usize,
+        batches[..3].iter().map(|(_, b)| b.len()).sum::<usize>()
+    );
+    assert_eq!(get("kafka_server_replicamanager_leadercount"), 3.0);
+    assert_eq!(get("kafka_server_replicamanager_partitioncount"), 3.0);
+    assert_eq!(
+        get("kafka_server_replicamanager_underreplicatedpartitions"),
+        0.0
+    );
+    assert_eq!(
+        get("kafka_controller_kafkacontroller_activecontrollercount"),
+        1.0
+    );
+    assert_eq!(
+        get("kafka_controller_kafkacontroller_offlinepartitionscount"),
+        0.0
+    );
+    assert_eq!(
+        get("kafka_controller_kafkacontroller_globaltopiccount"),
+        2.0
+    );
+    assert_eq!(
+        get(r#"kafka_server_socketservermetrics_connection_count{listener="PLAINTEXT"}"#),
+        2.0
+    );
+    // Five produce requests answered, each timed in every stage.
+    let produce_count = |stage: &str| get(&format!("{stage}_count{{request=\"Produce\"}}"));
+    assert_eq!(
+        get(r#"kafka_network_requestmetrics_requests_total{request="Produce"}"#),
+        5.0
+    );
+    for stage in [
+        "runnel_network_requestmetrics_requestreadtimems",
+        "kafka_network_requestmetrics_requestqueuetimems",
+        "kafka_network_requestmetrics_localtimems",
+        "kafka_network_requestmetrics_remotetimems",
+        "kafka_network_requestmetrics_responsequeuetimems",
+        "kafka_network_requestmetrics_responsesendtimems",
+        "kafka_network_requestmetrics_totaltimems",
+    ] {
+        assert_eq!(produce_count(stage), 5.0, "{stage}");
+    }
+    // The held fsync shows as remote time (one request waited >= 300 ms), not local time.
+    let sum = |stage: &str| get(&format!("{stage}_sum{{request=\"Produce\"}}"));
+    assert!(sum("kafka_network_requestmetrics_remotetimems") >= 300.0);
+    assert!(sum("kafka_network_requestmetrics_totaltimems") >= 300.0);
+    assert!(sum("kafka_network_requestmetrics_localtimems") < 300.0);
+    let under_300 =
+        get(r#"kafka_network_requestmetrics_remotetimems_bucket{request="Produce",le="250"}"#);
+    assert_eq!(under_300, 4.0, "the four requests without an fsync wait");
+    assert_eq!(
+        get(r#"kafka_network_requestmetrics_requests_total{request="Fetch"}"#),
+        1.0
+    );
+    // A closed connection leaves the count.
+    drop(other);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = http_get(http, "/metrics").await.1;
+        let n = series(
+            &text,
+            r#"kafka_server_socketservermetrics_connection_count{listener="PLAINTEXT"}"#,
+        );
+        if n == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connection count {n:?} after one closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -117,6 +117,36 @@ pub fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigEr
     Ok(out)
 }
 
+/// Parses a comma-separated list of `http://host:port` (the scheme may be left out; an empty
+/// host means every interface) into (host, port) pairs.
+pub fn parse_http_listeners(value: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let rest = match item.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "{item}: only http is served (not {scheme}); put a TLS proxy in front for https"
+                ))
+            }
+            None => item,
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            r.split_once("]:")
+                .ok_or_else(|| format!("{item}: expected http://[ipv6]:port"))?
+        } else {
+            rest.rsplit_once(':')
+                .ok_or_else(|| format!("{item}: expected http://host:port"))?
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{item}: the port must be 0-65535"))?;
+        out.push((host.to_string(), port));
+    }
+    Ok(out)
+}
+
 /// The broker's typed configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -221,6 +251,9 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `runnel.fsync.on.ack`: fsync before acknowledging acks=all (Runnel only).
     pub fsync_on_ack: bool,
+    /// `metrics.listeners`: (host, port) of the HTTP metrics and health endpoint (Runnel only;
+    /// empty: off; an empty host means every interface).
+    pub metrics_listeners: Vec<(String, u16)>,
     /// Where this node stands in a cluster (roles, voters, listeners between nodes, timings).
     pub cluster: ClusterConfig,
     /// Every key set explicitly (file, environment or override) with its value.
@@ -680,6 +713,11 @@ impl BrokerConfig {
             )?,
             cluster_id: values.get("cluster.id").cloned(),
             fsync_on_ack: raw.boolean("runnel.fsync.on.ack")?,
+            metrics_listeners: {
+                let v = raw.get("metrics.listeners").unwrap_or("");
+                parse_http_listeners(v)
+                    .map_err(|reason| invalid("metrics.listeners", v, &reason))?
+            },
             cluster,
             explicit: values.clone(),
         };

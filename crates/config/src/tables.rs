@@ -159,6 +159,7 @@ const BROKER: &[ConfigEntry] = &[
     b("max.connections.per.ip.overrides", Some(""), String, "Per-IP limits overriding max.connections.per.ip: host-or-ip:count pairs separated by commas."),
     b("message.max.bytes", Some("1048588"), Int, "Largest record batch a topic accepts by default."),
     b("metadata.log.dir", None, String, "Directory of the metadata log (__cluster_metadata-0); default: the first of log.dirs."),
+    b("metrics.listeners", Some(""), List, "Runnel only: where the HTTP endpoint of metrics (/metrics, the Prometheus text format) and health checks (/health/live, /health/ready) listens: http://host:port, comma-separated; empty (the default): off."),
     b("min.insync.replicas", Some("1"), Int, "Replicas that must acknowledge an acks=all write."),
     b("node.id", Some("1"), Int, "This node's id."),
     b("num.partitions", Some("1"), Int, "Partition count of topics created without one."),

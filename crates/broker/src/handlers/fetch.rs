@@ -50,6 +50,8 @@ struct Wanted1 {
 /// its planned read).
 struct Found {
     topics: Vec<FetchableTopicResponse>,
+    /// Bytes of records found per wanted topic, in `wanted` order.
+    per_topic: Vec<usize>,
     total: usize,
     deferred: Vec<(usize, ReadPlan)>,
 }
@@ -72,7 +74,9 @@ fn read_once(
     let mut out = Vec::with_capacity(wanted.len());
     let mut deferred = Vec::new();
     let mut place = 0;
+    let mut per_topic = Vec::with_capacity(wanted.len());
     for w in wanted {
+        per_topic.push(0);
         // Where this topic's first partition is in the whole response.
         let topic_start = place;
         place += w.partitions.len();
@@ -210,6 +214,7 @@ fn read_once(
                 Ok(p) => {
                     let n = p.len();
                     total += n;
+                    *per_topic.last_mut().expect("this topic's") += n;
                     budget = budget.saturating_sub(n);
                     if throttled {
                         quota.record(&image, node, n);
@@ -245,6 +250,7 @@ fn read_once(
     }
     Found {
         topics: out,
+        per_topic,
         total,
         deferred,
     }
@@ -351,6 +357,13 @@ pub async fn handle(
             || Instant::now() >= deadline
             || ctx.broker.is_shutting_down()
         {
+            ctx.broker.metrics.fetched(
+                wanted
+                    .iter()
+                    .zip(&found.per_topic)
+                    .map(|(w, n)| (w.topic.as_str(), *n)),
+                replica_id >= 0,
+            );
             let count = found.topics.iter().map(|t| t.partitions.len()).sum();
             let mut plans: Vec<Option<ReadPlan>> = (0..count).map(|_| None).collect();
             for (i, plan) in found.deferred {

@@ -78,6 +78,10 @@ fn append(
         ResponseError::UnknownTopicOrPartition,
         "This server does not host this topic-partition.".to_string(),
     ))?;
+    // As Kafka's BrokerTopicMetrics: every partition write asked of a hosted topic counts as a
+    // produce request of the topic; bytes and records in count once appended.
+    let counters = ctx.broker.metrics.topic(topic);
+    counters.produce_requests.inc();
     if !serving {
         return Err((
             ResponseError::NotLeaderOrFollower,
@@ -194,6 +198,12 @@ fn append(
     let log_start_offset = log.log_start_offset();
     drop(log);
     partition.leader_appended();
+    if let Ok(info) = &result {
+        counters.bytes_in.inc_by(buf.len() as u64);
+        counters
+            .messages_in
+            .inc_by((info.last_offset - info.first_offset + 1).max(0) as u64);
+    }
     match result {
         Ok(info) => Ok(Appended {
             base_offset: info.first_offset,

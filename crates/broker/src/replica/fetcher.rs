@@ -317,6 +317,7 @@ fn apply(broker: &Broker, p: &Partition, pd: &PartitionData) -> Result<(), Strin
     if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
         log.append_as_follower(records, now_ms())
             .map_err(|e| e.to_string())?;
+        broker.metrics.replicated_in(records.len());
     }
     if pd.log_start_offset > log.log_start_offset() && pd.log_start_offset <= log.log_end_offset() {
         log.delete_records_before(pd.log_start_offset)
