@@ -105,9 +105,12 @@ class Runnel:
 
     def start(self, tmp):
         self.port = free_port()
+        # The metrics endpoint is on, as in production, and tells where request time goes.
+        self.metrics_port = free_port()
         extra = [a for k, v in self.extra.items() for a in ("--override", f"{k}={v}")]
         self.cmd = [str(self.binary), "serve", "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "--override", f"log.dirs={tmp}/data",
+                    "--override", f"metrics.listeners=http://127.0.0.1:{self.metrics_port}",
                     # As the Kafka broker below (and Kafka's shipped server.properties).
                     "--override", "group.initial.rebalance.delay.ms=0", *extra]
         self.launch()
@@ -317,6 +320,49 @@ def rdkafka_perf(bootstrap, topic, records, size, mode, acks="1"):
     return {"rps": float(last["m/s"]), "mbps": float(last["MB/s"])}
 
 
+# The request stages Runnel times (its /metrics histograms), in order, with short names.
+STAGES = [("read", "runnel_network_requestmetrics_requestreadtimems"),
+          ("queue", "kafka_network_requestmetrics_requestqueuetimems"),
+          ("local", "kafka_network_requestmetrics_localtimems"),
+          ("remote", "kafka_network_requestmetrics_remotetimems"),
+          ("response queue", "kafka_network_requestmetrics_responsequeuetimems"),
+          ("send", "kafka_network_requestmetrics_responsesendtimems"),
+          ("total", "kafka_network_requestmetrics_totaltimems")]
+
+
+def stage_totals(broker, api="Produce"):
+    """{stage: (sum ms, count)} of `api`'s requests so far, from a Runnel broker's /metrics (None
+    for a broker without it)."""
+    port = getattr(broker, "metrics_port", None)
+    if not port:
+        return None
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("#") or f'request="{api}"' not in line:
+            continue
+        name, _, v = line.rpartition(" ")
+        values[name.split("{")[0]] = float(v)
+    return {short: (values.get(f"{m}_sum", 0.0), values.get(f"{m}_count", 0.0)) for short, m in STAGES}
+
+
+def stage_means(before, after):
+    """Mean ms per stage of the requests between two `stage_totals` snapshots."""
+    if not before or not after:
+        return None
+    out = {}
+    for short, _ in STAGES:
+        (s0, c0), (s1, c1) = before[short], after[short]
+        out[short] = (s1 - s0) / (c1 - c0) if c1 > c0 else None
+    out["requests"] = after["total"][1] - before["total"][1]
+    return out
+
+
 def run_broker(broker, plan, seconds, client):
     """Every figure of one broker run; `client` is the runnel binary that `runnel perf` uses."""
     tmp = tempfile.mkdtemp(prefix=f"bench-{broker.name.replace(' ', '-')}-", dir=str(ROOT / "target"))
@@ -332,8 +378,10 @@ def run_broker(broker, plan, seconds, client):
             records = max(10_000, int(seconds * (300_000 if size <= 100 else 100_000)))
             topic = f"perf-{size}-{acks.replace('-', 'm')}-{stamp()}"
             create_topic(bootstrap, topic)
+            before = stage_totals(broker)
             r = producer_perf(bootstrap, topic, records, size, acks)
             figures[key] = r
+            figures[f"stages_{key}"] = stage_means(before, stage_totals(broker))
             if r:
                 moved += records * size
                 produced[key] = (topic, records, size)
@@ -352,7 +400,9 @@ def run_broker(broker, plan, seconds, client):
         if lat_rate:
             topic = f"lat-{stamp()}"
             create_topic(bootstrap, topic)
+            before = stage_totals(broker)
             figures["latency"] = producer_perf(bootstrap, topic, int(lat_rate * seconds), 1024, "all", throughput=int(lat_rate))
+            figures["stages_latency"] = stage_means(before, stage_totals(broker))
             moved += int(lat_rate * seconds) * 1024
         topic = f"e2e-{stamp()}"
         create_topic(bootstrap, topic)
@@ -364,7 +414,9 @@ def run_broker(broker, plan, seconds, client):
         topic = f"fsync-{stamp()}"
         create_topic(bootstrap, topic, configs={"flush.messages": "1"})
         n = max(5_000, int(seconds * 20_000))
+        before = stage_totals(broker)
         figures["fsync"] = producer_perf(bootstrap, topic, n, 1024, "all")
+        figures["stages_fsync"] = stage_means(before, stage_totals(broker))
         moved += n * 1024
         # The same with the native client (the Java producer on these 2 cores tops out near
         # 100 MB/s even without fsync) and with runnel perf, one partition each.
@@ -450,6 +502,34 @@ def ratio_table(runs, kafkas, rows):
     return out
 
 
+STAGE_ROWS = [("produce 100 B acks=1", "p100_acks1"), ("produce 100 B acks=all", "p100_acksall"),
+              ("produce 1 KiB acks=1", "p1k_acks1"), ("produce 1 KiB acks=all", "p1k_acksall"),
+              ("fixed-rate latency run", "latency"), ("durable produce (flush.messages=1)", "fsync")]
+
+
+def stage_table(runs):
+    """Where Runnel's Produce time went (its /metrics stage histograms): mean ms per stage per
+    run, medians over rounds; empty when no run has them."""
+    lines = []
+    for label, key in STAGE_ROWS:
+        cells = []
+        for short, _ in STAGES:
+            vals = [r[f"stages_{key}"][short] for r in runs.get("Runnel", [])
+                    if r.get(f"stages_{key}") and r[f"stages_{key}"].get(short) is not None]
+            cells.append(f"{statistics.median(vals):.3f}" if vals else "n/a")
+        counts = [r[f"stages_{key}"]["requests"] for r in runs.get("Runnel", []) if r.get(f"stages_{key}")]
+        if counts:
+            lines.append(f"| {label} | {statistics.median(counts):.0f} | " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return ["Where a Produce request's time goes inside Runnel (its /metrics stage histograms): mean ms",
+            "per stage over each run's requests, medians over rounds. Read: first byte to last; queue:",
+            "read to handling; local: decode, append, encode; remote: waiting for fsyncs or followers;",
+            "response queue: behind earlier answers of the connection; send: writing the answer.", "",
+            "| run | requests | " + " | ".join(s for s, _ in STAGES) + " |",
+            "|" + "---|" * (2 + len(STAGES)), *lines, ""]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
@@ -477,13 +557,18 @@ def main():
             print(f"round {rnd + 1}: {broker.name}", flush=True)
             runs.setdefault(broker.name, []).append(run_broker(broker, plan, args.seconds, binary))
     disk = dd_fdatasync_mbps(ROOT / "target")
+    # librdkafka's producer sends batches up to 1 MB (its batch.size): dd with blocks that large too.
+    disk_1m = dd_fdatasync_mbps(ROOT / "target", mib=512, block_kib=1024)
 
     kafkas = [f"Kafka {v}" for v in versions]
     rows = ratio_table(runs, kafkas, ROWS)
+    stages = stage_table(runs)
     durable = max((v for v in (median_of(runs, "Runnel", "fsync", "mbps"),
                                 median_of(runs, "Runnel", "fsync_rd", "mbps"),
                                 median_of(runs, "Runnel", "fsync_rp", "mb_per_sec")) if v), default=None)
     rows.append(f"| dd oflag=dsync, 128 KiB blocks, same disk (MB/s) | {fmt(disk)} | "
+                + " | ".join(["", ""] * len(kafkas)) + " |")
+    rows.append(f"| dd oflag=dsync, 1 MiB blocks, same disk (MB/s) | {fmt(disk_1m)} | "
                 + " | ".join(["", ""] * len(kafkas)) + " |")
     date = datetime.date.today().isoformat()
     text = "\n".join([
@@ -496,9 +581,11 @@ def main():
         "(fetch MB/s, the group join excluded; the join time is its own row); cold = page cache dropped first.",
         "Durable produce: a topic with flush.messages=1 (each write fsynced before its answer), against dd",
         "writing 128 KiB blocks (the producer's batch.size) with a data sync after each"
-        + (f": Runnel's best durable row reaches {100 * durable / disk:.0f} % of dd's figure." if durable and disk else "."),
+        + (f": Runnel's best durable row reaches {100 * durable / disk:.0f} % of dd's figure"
+           + (f" ({100 * durable / disk_1m:.0f} % of dd's with 1 MiB blocks, librdkafka's batch size)." if disk_1m else ".")
+           if durable and disk else "."),
         "Both brokers run with group.initial.rebalance.delay.ms=0, as Kafka's shipped server.properties has it.", "",
-        *rows, ""])
+        *rows, "", *stages])
     print(text)
     out = ROOT / "target" / "bench-short.md" if args.short else ROOT / "bench" / "results" / f"{date}.md"
     out.write_text(text)
