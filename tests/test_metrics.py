@@ -3,15 +3,18 @@ consume, its text parsed by the Prometheus client library's own parser: the coun
 was sent and read, every request stage is timed, the health checks answer, and in a 3-node
 cluster a killed follower shows as under-replicated partitions on the leaders that remain."""
 
+import json
+import re
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import free_port
+from helpers import free_port, kafka_tool
 
 STAGES = [
     "runnel_network_requestmetrics_requestreadtimems",
@@ -75,18 +78,38 @@ def test_counters_match_what_clients_produced_and_consumed(broker_factory):
         m = c.poll(1)
         if m is not None and not m.error():
             got += 1
-    c.close()
     assert got == n
+    c.commit(asynchronous=False)
+    c.close()
+    # A long-polling fetch of the closed consumer may still be waiting on the broker (up to
+    # fetch.wait.max.ms): let it end before the next records, which nobody is to read.
+    time.sleep(1.5)
+    # 500 more that nobody reads: the group lags by them.
+    extra = 500
+    for i in range(extra):
+        p.produce(topic, key=f"late-{i}".encode(), value=b"y" * size)
+    assert p.flush(30) == 0
 
     s = scrape(mport)
-    assert value(s, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) == n
+    assert value(s, "kafka_server_brokertopicmetrics_messagesin_total", topic=topic) == n + extra
     bytes_in = value(s, "kafka_server_brokertopicmetrics_bytesin_total", topic=topic)
     # Record batches: the values plus keys, record and batch headers.
-    assert n * size < bytes_in < n * (size + 80), bytes_in
-    # The consumer read everything once (the same batches: as many bytes as went in).
-    assert value(s, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic) == bytes_in
-    assert total(s, "kafka_log_log_logendoffset", topic=topic) == n
+    assert (n + extra) * size < bytes_in < (n + extra) * (size + 80), bytes_in
+    assert n * size < value(s, "kafka_server_brokertopicmetrics_bytesout_total", topic=topic) < bytes_in
+    assert total(s, "kafka_log_log_logendoffset", topic=topic) == n + extra
     assert total(s, "kafka_log_log_size", topic=topic) == bytes_in
+    # The group's lag per partition is what kafka-consumer-groups reports.
+    rc, out, err = kafka_tool("kafka-consumer-groups", "--bootstrap-server", b.bootstrap, "--describe",
+                              "--group", "metered-readers")
+    assert rc == 0, err
+    rows = [line.split() for line in out.splitlines() if line.strip()]
+    header = next(r for r in rows if "LAG" in r)
+    tool_lag = {int(r[header.index("PARTITION")]): int(r[header.index("LAG")])
+                for r in rows if r is not header and len(r) >= len(header) - 3 and r[1] == topic}
+    assert sum(tool_lag.values()) == extra, out
+    for partition, lag in tool_lag.items():
+        labels = {"consumergroup": "metered-readers", "topic": topic, "partition": str(partition)}
+        assert value(s, "kafka_consumergroup_lag", **labels) == lag, (partition, lag)
     assert value(s, "kafka_server_replicamanager_underreplicatedpartitions") == 0
     assert value(s, "kafka_controller_kafkacontroller_activecontrollercount") == 1
     produced = value(s, "kafka_network_requestmetrics_requests_total", request="Produce")
@@ -102,6 +125,13 @@ def test_counters_match_what_clients_produced_and_consumed(broker_factory):
     assert value(s, "kafka_network_requestmetrics_totaltimems_count", request="Produce") == produced
     assert value(s, "process_resident_memory_bytes") > 0
     assert get(mport, "/nope")[0] == 404
+
+    # The Grafana dashboard in the repository uses only series this broker exposes.
+    dashboard = json.loads((Path(__file__).parent.parent / "deploy/grafana/runnel-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    names = {n for e in exprs for n in re.findall(r"\b(?:kafka|runnel|process)_[a-z_]+", e)}
+    exposed = {n for (n, _) in s}
+    assert len(names) >= 15 and not names - exposed, sorted(names - exposed)
 
 
 def test_a_killed_follower_shows_as_under_replicated_partitions(cluster_factory):
@@ -127,5 +157,12 @@ def test_a_killed_follower_shows_as_under_replicated_partitions(cluster_factory)
     cluster.wait_for("nodes 1 and 2 lead all 6 partitions", lambda: leaders() == 6, timeout=40)
     cluster.wait_for("all 6 partitions under-replicated",
                      lambda: under_replicated(0) + under_replicated(1) == 6, timeout=40)
+
+    def isr_changes(kind):
+        return sum(value(scrape(ports[i]), f"kafka_server_replicamanager_isr{kind}_total") or 0
+                   for i in range(3) if cluster[i].alive())
+
+    assert isr_changes("shrinks") >= 1
     cluster.start(2)
     cluster.wait_for("ISR full again", lambda: all(under_replicated(i) == 0 for i in range(3)), timeout=60)
+    assert isr_changes("expands") >= 1

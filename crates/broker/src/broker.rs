@@ -353,12 +353,14 @@ impl Broker {
                 write_meta_properties(dir, cluster_id, config.node_id)?;
             }
         }
+        let listeners: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        let metrics = crate::metrics::Metrics::new(&listeners);
         let broker = Broker {
             log_dir: log_dir.clone(),
             quorum,
             image: RwLock::new(Arc::new(MetadataImage::default())),
             publish_lock: Mutex::new(()),
-            replicas: ReplicaManager::new(&config, log_dirs)?,
+            replicas: ReplicaManager::new(&config, log_dirs, metrics.log_flush_histogram())?,
             producer_ids: Mutex::new((0, 0)),
             shutting_down: AtomicBool::new(false),
             stopping: watch::channel(false).0,
@@ -376,7 +378,7 @@ impl Broker {
             authorizer,
             tls,
             outbound,
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
             config,
         };
         // Open every partition the metadata places here; remove directories of deleted topics.

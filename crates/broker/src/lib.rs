@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod identity;
 pub mod internal_topics;
 pub mod internode;
+pub mod logging;
 pub mod metrics;
 pub mod partition;
 pub mod replica;

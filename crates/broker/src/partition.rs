@@ -108,6 +108,8 @@ pub struct Partition {
     /// the high watermark until the change is applied or refused, so that a replica the
     /// controller has already put in the ISR is never left behind by acknowledged records.
     pending_isr: Mutex<Vec<i32>>,
+    /// Where group-commit fsyncs are timed (the broker's metrics), once set.
+    flush_time: std::sync::OnceLock<prometheus::Histogram>,
 }
 
 /// The storage settings derived from a topic's configuration. Retention by time and size applies
@@ -196,7 +198,13 @@ impl Partition {
             syncs: std::sync::atomic::AtomicU64::new(0),
             followers: Mutex::new(HashMap::new()),
             pending_isr: Mutex::new(Vec::new()),
+            flush_time: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Times this partition's group-commit fsyncs into `histogram` (milliseconds).
+    pub fn time_flushes(&self, histogram: prometheus::Histogram) {
+        let _ = self.flush_time.set(histogram);
     }
 
     /// The replica state.
@@ -369,9 +377,13 @@ impl Partition {
             let log = self.log.lock();
             (log.unsynced_files(from), log.log_end_offset())
         };
+        let started = std::time::Instant::now();
         tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
             .await
             .map_err(std::io::Error::other)??;
+        if let Some(h) = self.flush_time.get() {
+            h.observe(started.elapsed().as_secs_f64() * 1e3);
+        }
         *synced = (epoch, target);
         self.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())

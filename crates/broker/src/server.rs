@@ -498,8 +498,14 @@ impl<'m> Answers<'m> {
             };
             let writing = Instant::now();
             write_outcome(conn, outcome).await?;
-            self.metrics
-                .request_done(&times, ready, writing, Instant::now());
+            let written = Instant::now();
+            self.metrics.request_done(&times, ready, writing, written);
+            // Kafka's request logger, at DEBUG: one line per request answered.
+            debug!(
+                api_key = times.api_key,
+                total_ms = (written - times.read).as_secs_f64() * 1e3,
+                "completed request"
+            );
         }
         Ok(())
     }

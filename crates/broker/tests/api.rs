@@ -1178,6 +1178,11 @@ async fn metrics_endpoint_counts_what_was_produced_and_fetched_and_times_each_st
         get(r#"kafka_network_requestmetrics_requests_total{request="Fetch"}"#),
         1.0
     );
+    // The durable write's fsync was timed (the others had none).
+    assert_eq!(
+        get("kafka_log_logflushstats_logflushrateandtimems_count"),
+        1.0
+    );
     // A closed connection leaves the count.
     drop(other);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1196,4 +1201,100 @@ async fn metrics_endpoint_counts_what_was_produced_and_fetched_and_times_each_st
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn broker_logger_levels_are_described_and_changed_as_kafka_configs_does() {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    async fn describe(
+        c: &mut Client,
+        name: &str,
+    ) -> describe_configs_response::DescribeConfigsResult {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(8)
+                .with_resource_name(s(name)),
+        ]);
+        c.send(&req, 4).await.results.remove(0)
+    }
+    let levels = |r: &describe_configs_response::DescribeConfigsResult| {
+        r.configs
+            .iter()
+            .map(|e| {
+                assert_eq!((e.config_source, e.read_only), (6, false));
+                (e.name.to_string(), e.value.as_ref().unwrap().to_string())
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = describe(&mut c, "1").await;
+    assert_eq!(before.error_code, 0);
+    let before = levels(&before);
+    assert!(before.contains_key("root") && before.contains_key("runnel_broker"));
+    // Another broker's id is refused, as Kafka does.
+    assert_eq!(describe(&mut c, "7").await.error_code, 42);
+    async fn alter(c: &mut Client, ops: Vec<(&str, i8, Option<&str>)>, validate_only: bool) -> i16 {
+        let req = IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(8)
+                .with_resource_name(s("1"))
+                .with_configs(
+                    ops.into_iter()
+                        .map(|(n, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(s(n))
+                                .with_config_operation(op)
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                )]);
+        c.send(&req, 1).await.responses.remove(0).error_code
+    }
+    // Errors change nothing: an unknown logger or level (INVALID_CONFIG), removing the root's
+    // level or APPEND (INVALID_REQUEST).
+    assert_eq!(
+        alter(&mut c, vec![("kafka.server.Foo", 0, Some("DEBUG"))], false).await,
+        40
+    );
+    assert_eq!(
+        alter(&mut c, vec![("runnel_storage", 0, Some("LOUD"))], false).await,
+        40
+    );
+    assert_eq!(alter(&mut c, vec![("root", 1, None)], false).await, 42);
+    assert_eq!(
+        alter(&mut c, vec![("runnel_storage", 2, Some("DEBUG"))], false).await,
+        42
+    );
+    // validate_only checks without changing.
+    assert_eq!(
+        alter(&mut c, vec![("runnel_storage.log", 0, Some("TRACE"))], true).await,
+        0
+    );
+    assert_eq!(levels(&describe(&mut c, "1").await), before);
+    // A module under a crate is a logger; its children inherit its level.
+    assert_eq!(
+        alter(
+            &mut c,
+            vec![("runnel_storage.log", 0, Some("TRACE"))],
+            false
+        )
+        .await,
+        0
+    );
+    let now = levels(&describe(&mut c, "1").await);
+    assert_eq!(now["runnel_storage.log"], "TRACE");
+    assert_eq!(now["runnel_storage"], before["runnel_storage"]);
+    assert_eq!(
+        alter(&mut c, vec![("runnel_storage.log", 1, None)], false).await,
+        0
+    );
+    // Every module is a logger (Kafka's tool alters only loggers the broker describes).
+    let after = levels(&describe(&mut c, "1").await);
+    assert_eq!(after["runnel_storage.log"], before["runnel_storage.log"]);
+    assert!(after.contains_key("runnel_broker.replica.fetcher"));
 }

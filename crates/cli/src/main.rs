@@ -29,9 +29,19 @@ mod user;
 
 use output::Format;
 
+/// What `runnel --version` prints after the name: the version, the commit and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RUNNEL_COMMIT"),
+    ", built ",
+    env!("RUNNEL_BUILD_DATE"),
+    ")"
+);
+
 /// Runnel: a Kafka-compatible event streaming platform in one binary.
 #[derive(Parser)]
-#[command(name = "runnel", version, about)]
+#[command(name = "runnel", version = VERSION, about)]
 struct Cli {
     /// Brokers to bootstrap from, `host:port[,host:port]` (env RUNNEL_BOOTSTRAP_SERVER).
     #[arg(long, short = 'b', global = true, value_name = "HOST:PORT")]
@@ -202,27 +212,62 @@ pub fn classify_client(ce: &runnel_client::Error, bootstrap: &str) -> (u8, Optio
     }
 }
 
-fn main() -> std::process::ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let cli = Cli::parse();
+/// Sets up logging: `runnel serve` logs to stdout, as text or JSON lines (`log.format`), at the
+/// levels of `RUNNEL_LOG` (default info), which the broker-logger configs change at run time;
+/// client commands keep stdout for data and log warnings to stderr.
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
     let serving = matches!(cli.command, Command::Serve { .. });
-    // Client commands keep stdout for data: logs go to stderr, warnings only by default.
-    let filter = if serving || std::env::var("RUNNEL_LOG").is_ok() {
-        filter
-    } else {
-        tracing_subscriber::EnvFilter::new("warn")
+    // Client commands log warnings only unless RUNNEL_LOG says otherwise.
+    let initial = std::env::var("RUNNEL_LOG")
+        .unwrap_or_else(|_| if serving { "info" } else { "warn" }.to_string());
+    let filter = EnvFilter::try_new(&initial).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match &cli.command {
+        // The configuration is loaded again (and its errors reported) when serving starts.
+        Command::Serve { config, overrides } => {
+            let overrides: Vec<(String, String)> = overrides
+                .iter()
+                .filter_map(|o| parse_override(o).ok())
+                .collect();
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            BrokerConfig::load(config.as_deref(), &env, &overrides)
+                .is_ok_and(|l| l.config.log_format == "json")
+        }
+        _ => false,
     };
-    let writer = if serving {
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    let (filter, handle) = reload::Layer::new(filter);
+    let output = if json {
+        fmt::layer().json().with_writer(std::io::stdout).boxed()
+    } else if serving {
+        fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stdout)
+            .boxed()
     } else {
-        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+        fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .boxed()
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(writer)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .init();
+    if serving {
+        runnel_broker::logging::install(
+            &initial,
+            Box::new(move |directives| {
+                let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+                handle.reload(filter).map_err(|e| e.to_string())
+            }),
+        );
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
     let bootstrap = cli.bootstrap_server.clone().unwrap_or_default();
     match run(cli) {
         Ok(code) => std::process::ExitCode::from(code),
@@ -311,7 +356,7 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         info!(before, after, "open files limit raised to the hard limit");
     }
     let handle = runnel_broker::Broker::start(config).await?;
-    info!(cluster_id = %handle.broker.cluster_id(), "Runnel broker started");
+    info!(cluster_id = %handle.broker.cluster_id(), version = VERSION, "Runnel broker started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let failure = tokio::select! {
         _ = tokio::signal::ctrl_c() => { info!("SIGINT received: shutting down"); None }

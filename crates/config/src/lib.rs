@@ -251,6 +251,8 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// `runnel.fsync.on.ack`: fsync before acknowledging acks=all (Runnel only).
     pub fsync_on_ack: bool,
+    /// `log.format`: `text` or `json` (Runnel only: the broker's own log lines).
+    pub log_format: String,
     /// `metrics.listeners`: (host, port) of the HTTP metrics and health endpoint (Runnel only;
     /// empty: off; an empty host means every interface).
     pub metrics_listeners: Vec<(String, u16)>,
@@ -713,6 +715,10 @@ impl BrokerConfig {
             )?,
             cluster_id: values.get("cluster.id").cloned(),
             fsync_on_ack: raw.boolean("runnel.fsync.on.ack")?,
+            log_format: match raw.get("log.format").unwrap_or("text").trim() {
+                f @ ("text" | "json") => f.to_string(),
+                other => return Err(invalid("log.format", other, "must be text or json")),
+            },
             metrics_listeners: {
                 let v = raw.get("metrics.listeners").unwrap_or("");
                 parse_http_listeners(v)

@@ -142,6 +142,7 @@ const BROKER: &[ConfigEntry] = &[
     b("log.dirs", Some("./data"), List, "Directories holding the logs (Runnel's default is ./data); a new partition goes to the one holding the fewest."),
     b("log.flush.interval.messages", Some("9223372036854775807"), Long, "Messages appended to a partition before it is fsynced."),
     b("log.flush.interval.ms", None, Long, "Longest time a message stays unflushed; unset leaves flushing to the OS."),
+    b("log.format", Some("text"), String, "Runnel only: how the broker writes its own log lines to stdout: text (human-readable) or json (one JSON object a line). Levels come from RUNNEL_LOG (default info) and change at run time through the broker-logger configs."),
     b("log.index.interval.bytes", Some("4096"), Int, "Bytes between entries of the offset index."),
     b("log.index.size.max.bytes", Some("10485760"), Int, "Largest size of an offset index file."),
     b("log.message.timestamp.type", Some("CreateTime"), String, "CreateTime or LogAppendTime."),

@@ -1,5 +1,6 @@
 //! DescribeConfigs (key 32): every topic config (override or default, with its source and
-//! synonyms) and every broker config this node knows, as `kafka-configs --describe --all` shows.
+//! synonyms) and every broker config this node knows, as `kafka-configs --describe --all` shows,
+//! and this broker's loggers with their levels (`--entity-type broker-loggers`).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,12 @@ use runnel_metadata::records::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{sb, RequestContext};
 use crate::broker::Broker;
 use crate::security::acl::AclOperation as Op;
+
+/// The BROKER_LOGGER resource type (a broker's loggers, named by its id).
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// Kafka's config source code of a broker logger's level.
+const DYNAMIC_BROKER_LOGGER_CONFIG: i8 = 6;
 
 /// One config as DescribeConfigs and CreateTopics report it.
 pub struct ConfigRow {
@@ -184,8 +191,30 @@ pub fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> DescribeConf
                     }
                     broker_config_rows(broker)
                 }
-                // Broker loggers (8) and other resources: nothing to report yet.
-                8 => Vec::new(),
+                // Broker loggers: every logger with its effective level.
+                RESOURCE_BROKER_LOGGER => {
+                    if name != broker.config.node_id.to_string() {
+                        return base
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(sb(format!(
+                                "Unexpected broker id, expected {} but received {name}",
+                                broker.config.node_id
+                            ))));
+                    }
+                    crate::logging::describe()
+                        .into_iter()
+                        .map(|(logger, level)| ConfigRow {
+                            name: logger,
+                            value: Some(level),
+                            source: DYNAMIC_BROKER_LOGGER_CONFIG,
+                            read_only: false,
+                            sensitive: false,
+                            config_type: kind_code(ConfigKind::String),
+                            doc: String::new(),
+                            synonyms: Vec::new(),
+                        })
+                        .collect()
+                }
                 other => {
                     return base
                         .with_error_code(ResponseError::InvalidRequest.code())

@@ -1,7 +1,7 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on a topic's config
 //! overrides (list-typed configs such as `cleanup.policy` for the last two), validated and applied
 //! without a restart; SET and DELETE on a broker's (or the cluster default's) dynamic configs, the
-//! replication throttles.
+//! replication throttles, and on this broker's loggers (their levels, at once, on this node only).
 
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -67,6 +67,47 @@ fn alter_broker(
         .map_err(|e| (e.error, e.message))
 }
 
+/// SET and DELETE on this broker's loggers.
+fn alter_loggers(
+    ctx: &RequestContext,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let node = ctx.broker.config.node_id;
+    if r.resource_name.as_str() != node.to_string() {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!(
+                "Unexpected broker id, expected {node} but received {}",
+                r.resource_name.as_str()
+            ),
+        ));
+    }
+    let mut changes = Vec::with_capacity(r.configs.len());
+    for c in &r.configs {
+        let logger = c.name.to_string();
+        let level = match (c.config_operation, &c.value) {
+            (SET, Some(v)) => Some(v.to_string()),
+            (SET, None) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Null value not supported for: {logger}"),
+                ))
+            }
+            (DELETE, _) => None,
+            (op, _) => {
+                let name = if op == APPEND { "APPEND" } else { "SUBTRACT" };
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("{name} operation is not allowed for the BROKER_LOGGER resource"),
+                ));
+            }
+        };
+        changes.push(crate::logging::Change { logger, level });
+    }
+    crate::logging::alter(&changes, validate_only)
+}
+
 /// Handles IncrementalAlterConfigs.
 pub fn handle(
     ctx: &RequestContext,
@@ -89,6 +130,14 @@ pub fn handle(
             }
             if r.resource_type == RESOURCE_BROKER {
                 return match alter_broker(ctx, &r, req.validate_only) {
+                    Ok(()) => base.with_error_code(0),
+                    Err((e, m)) => base
+                        .with_error_code(e.code())
+                        .with_error_message(Some(sb(m))),
+                };
+            }
+            if r.resource_type == super::describe_configs::RESOURCE_BROKER_LOGGER {
+                return match alter_loggers(ctx, &r, req.validate_only) {
                     Ok(()) => base.with_error_code(0),
                     Err((e, m)) => base
                         .with_error_code(e.code())

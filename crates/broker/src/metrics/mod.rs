@@ -123,6 +123,9 @@ pub struct Metrics {
     fetch_requests: IntCounterVec,
     replication_bytes_in: IntCounter,
     replication_bytes_out: IntCounter,
+    isr_shrinks: IntCounter,
+    isr_expands: IntCounter,
+    log_flush: Histogram,
     connections: IntGaugeVec,
     failed_authentications: IntCounterVec,
     leader_count: IntGauge,
@@ -137,6 +140,8 @@ pub struct Metrics {
     log_size: IntGaugeVec,
     log_start_offset: IntGaugeVec,
     log_end_offset: IntGaugeVec,
+    group_offset: IntGaugeVec,
+    group_lag: IntGaugeVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -182,13 +187,23 @@ pub fn api_name(api_key: i16) -> String {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new()
+        Metrics::new(&[])
     }
 }
 
 impl Metrics {
-    /// A fresh registry with every metric at zero (and the process's own: CPU, memory, files).
-    pub fn new() -> Metrics {
+    /// A fresh registry with every metric at zero (and the process's own: CPU, memory, files);
+    /// the per-listener series of `listeners` are there from the start, at zero.
+    pub fn new(listeners: &[&str]) -> Metrics {
+        let metrics = Metrics::empty();
+        for l in listeners {
+            metrics.connections.with_label_values(&[l]);
+            metrics.failed_authentications.with_label_values(&[l]);
+        }
+        metrics
+    }
+
+    fn empty() -> Metrics {
         let r = Registry::new();
         #[cfg(target_os = "linux")]
         {
@@ -261,6 +276,28 @@ impl Metrics {
                 "kafka_server_brokertopicmetrics_replicationbytesout_total",
                 "Record bytes followers on other brokers fetched from this broker's leaders.",
             ),
+            isr_shrinks: counter(
+                &r,
+                "kafka_server_replicamanager_isrshrinks_total",
+                "ISR shrinks of partitions this broker leads.",
+            ),
+            isr_expands: counter(
+                &r,
+                "kafka_server_replicamanager_isrexpands_total",
+                "ISR expansions of partitions this broker leads.",
+            ),
+            log_flush: {
+                let h = Histogram::with_opts(
+                    HistogramOpts::new(
+                        "kafka_log_logflushstats_logflushrateandtimems",
+                        "ms per fsync of a partition's log before acknowledging (flush.messages=1, runnel.fsync.on.ack), one per group commit.",
+                    )
+                    .buckets(MS_BUCKETS.to_vec()),
+                )
+                .expect("a valid metric");
+                r.register(Box::new(h.clone())).expect("registered once");
+                h
+            },
             connections: gauge_vec(
                 &r,
                 "kafka_server_socketservermetrics_connection_count",
@@ -335,6 +372,18 @@ impl Metrics {
                 "kafka_log_log_logendoffset",
                 "A partition's log end offset on this broker.",
                 partition,
+            ),
+            group_offset: gauge_vec(
+                &r,
+                "kafka_consumergroup_current_offset",
+                "Committed offset of a consumer group on a partition, on the group's coordinator.",
+                &["consumergroup", "topic", "partition"],
+            ),
+            group_lag: gauge_vec(
+                &r,
+                "kafka_consumergroup_lag",
+                "A consumer group's lag on a partition (high watermark minus committed offset, as kafka-consumer-groups shows it), on the group's coordinator when it also hosts the partition.",
+                &["consumergroup", "topic", "partition"],
             ),
             registry: r,
         }
@@ -421,6 +470,20 @@ impl Metrics {
         }
     }
 
+    /// The histogram of log fsync times, for the partitions to observe into.
+    pub fn log_flush_histogram(&self) -> Histogram {
+        self.log_flush.clone()
+    }
+
+    /// Counts an ISR change of a partition this broker leads, from `before` to `after` members.
+    pub fn isr_changed(&self, before: usize, after: usize) {
+        if after < before {
+            self.isr_shrinks.inc();
+        } else if after > before {
+            self.isr_expands.inc();
+        }
+    }
+
     /// Counts record bytes a follower here appended from its leader.
     pub fn replicated_in(&self, bytes: usize) {
         self.replication_bytes_in.inc_by(bytes as u64);
@@ -477,6 +540,20 @@ impl Metrics {
             self.log_size.with_label_values(l).set(size as i64);
             self.log_start_offset.with_label_values(l).set(start);
             self.log_end_offset.with_label_values(l).set(end);
+        }
+        // Lag as kafka-consumer-groups computes it: the high watermark (the latest offset a
+        // read_uncommitted consumer sees) minus the committed offset. Only for partitions with
+        // a replica here: the coordinator does not ask other brokers.
+        self.group_offset.reset();
+        self.group_lag.reset();
+        for (group, topic, partition, offset) in broker.groups.committed_offsets() {
+            let index = partition.to_string();
+            let l = &[group.as_str(), topic.as_str(), index.as_str()];
+            self.group_offset.with_label_values(l).set(offset);
+            if let Some(p) = broker.replicas.partition(&topic, partition) {
+                let lag = (p.high_watermark() - offset).max(0);
+                self.group_lag.with_label_values(l).set(lag);
+            }
         }
         self.leader_count.set(leaders);
         self.partition_count.set(partitions.len() as i64);

@@ -58,6 +58,8 @@ pub struct ReplicaManager {
     pub follower_quota: throttle::Quota,
     /// The log cleaner (compaction), started by [`ReplicaManager::attach`].
     cleaner: cleaner::LogCleaner,
+    /// Where the partitions time their fsyncs (the broker's metrics).
+    flush_time: prometheus::Histogram,
 }
 
 impl ReplicaManager {
@@ -65,9 +67,11 @@ impl ReplicaManager {
     /// shutdown was clean). Reads what they hold: partition directories and checkpoints
     /// (recovery points, offsets known to be on disk: after a crash only data above them is
     /// CRC-scanned). A dir that cannot be read is an error.
+    /// `flush_time` is where the partitions time their fsyncs.
     pub fn new(
         config: &BrokerConfig,
         dirs: Vec<log_dirs::LogDir>,
+        flush_time: prometheus::Histogram,
     ) -> anyhow::Result<ReplicaManager> {
         let dirs = log_dirs::LogDirs::open(dirs, RECOVERY_CHECKPOINT, HIGH_WATERMARK_CHECKPOINT)?;
         Ok(ReplicaManager {
@@ -82,6 +86,7 @@ impl ReplicaManager {
             leader_quota: throttle::Quota::leader(),
             follower_quota: throttle::Quota::follower(),
             cleaner: cleaner::LogCleaner::default(),
+            flush_time,
         })
     }
 
@@ -144,7 +149,17 @@ impl ReplicaManager {
                     Some(existing) => existing,
                     None => self.open_partition(topic, p.partition)?,
                 };
+                let before = partition.state();
                 let became_leader = partition.apply_state(ReplicaState::from_image(p), now_ms())?;
+                // An ISR change under the same leadership of this node: a shrink or expansion.
+                if p.leader == self.node_id
+                    && before.leader == p.leader
+                    && before.leader_epoch == p.leader_epoch
+                {
+                    if let Some(b) = self.owner.lock().upgrade() {
+                        b.metrics.isr_changed(before.isr.len(), p.isr.len());
+                    }
+                }
                 if became_leader {
                     info!(topic = %topic.name, partition = p.partition, epoch = p.leader_epoch, "became leader");
                 } else if p.leader >= 0 && p.leader != self.node_id {
@@ -205,6 +220,7 @@ impl ReplicaManager {
             Arc::new(tc),
             hw,
         ));
+        partition.time_flushes(self.flush_time.clone());
         self.partitions
             .write()
             .insert((topic.name.clone(), index), partition.clone());

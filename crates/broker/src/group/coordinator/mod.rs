@@ -884,6 +884,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every committed offset of the groups coordinated here: (group, topic, partition, offset).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let groups = self.groups.lock();
+        groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .flat_map(|g| {
+                g.offsets
+                    .iter()
+                    .map(|((t, p), v)| (g.id.clone(), t.clone(), *p, v.offset))
+            })
+            .collect()
+    }
+
     /// Groups for ListGroups: (id, protocol type, state name, group type).
     pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
         let groups = self.groups.lock();

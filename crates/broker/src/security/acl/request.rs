@@ -101,7 +101,7 @@ impl RequestContext {
 const CONFIG_TOPIC: i8 = 2;
 const CONFIG_BROKER: i8 = 4;
 const CONFIG_CLIENT_METRICS: i8 = 16;
-const CONFIG_BROKER_LOGGER: i8 = 8;
+use crate::handlers::describe_configs::RESOURCE_BROKER_LOGGER as CONFIG_BROKER_LOGGER;
 const CONFIG_GROUP: i8 = 32;
 
 /// The error for a config resource the principal may not `op` (DESCRIBE_CONFIGS or
