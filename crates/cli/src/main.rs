@@ -20,6 +20,7 @@ use tracing::{info, warn};
 mod acl;
 mod admin;
 mod consume;
+mod notify;
 mod output;
 mod perf;
 mod produce;
@@ -106,6 +107,17 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// The broker's configuration keys.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// `runnel config ...`
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Print the configuration reference (Markdown): every broker key and topic config with its
+    /// type, default, valid values and whether it changes at run time.
+    Reference,
 }
 
 /// What a client command needs: settings and output format.
@@ -338,6 +350,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let _ = output::write_stdout(&script);
             Ok(0)
         }
+        Command::Config(ConfigCmd::Reference) => {
+            let _ = output::write_stdout(runnel_config::reference::markdown().as_bytes());
+            Ok(0)
+        }
         Command::Topic(c) => rt.block_on(admin::topic(&ctx()?, c)),
         Command::Produce(a) => rt.block_on(produce::run(&ctx()?, a)),
         Command::Consume(a) => rt.block_on(consume::run(&ctx()?, a)),
@@ -357,12 +373,14 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     }
     let handle = runnel_broker::Broker::start(config).await?;
     info!(cluster_id = %handle.broker.cluster_id(), version = VERSION, "Runnel broker started");
+    notify::notify("READY=1");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let failure = tokio::select! {
         _ = tokio::signal::ctrl_c() => { info!("SIGINT received: shutting down"); None }
         _ = term.recv() => { info!("SIGTERM received: shutting down"); None }
         reason = handle.failed() => Some(reason),
     };
+    notify::notify("STOPPING=1");
     handle.shutdown().await?;
     if let Some(reason) = failure {
         // The broker cannot go on (another live process has its node.id): exit with an error.

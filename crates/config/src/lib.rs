@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod properties;
+pub mod reference;
 pub mod tables;
 pub mod topic;
 

@@ -554,6 +554,11 @@ pub fn listener_prefixed_entry(name: &str) -> Option<&'static ConfigEntry> {
     broker_entry(key).or_else(|| key.split_once('.').and_then(|(_, k)| broker_entry(k)))
 }
 
+/// The Kafka broker keys Runnel accepts without using.
+pub fn accepted_kafka_keys() -> &'static [&'static str] {
+    ACCEPTED_KAFKA_KEYS
+}
+
 /// Whether a key is a Kafka broker setting Runnel accepts without using.
 pub fn is_accepted_kafka_key(name: &str) -> bool {
     ACCEPTED_KAFKA_KEYS.contains(&name)
