@@ -342,13 +342,32 @@ def stage_totals(broker, api="Produce"):
             text = r.read().decode()
     except OSError:
         return None
-    values = {}
+    values, buckets = {}, {}
+    total = dict(STAGES)["total"]
     for line in text.splitlines():
         if line.startswith("#") or f'request="{api}"' not in line:
             continue
         name, _, v = line.rpartition(" ")
+        if name.startswith(f"{total}_bucket"):
+            le = re.search(r'le="([^"]+)"', name).group(1)
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(v)
         values[name.split("{")[0]] = float(v)
-    return {short: (values.get(f"{m}_sum", 0.0), values.get(f"{m}_count", 0.0)) for short, m in STAGES}
+    out = {short: (values.get(f"{m}_sum", 0.0), values.get(f"{m}_count", 0.0)) for short, m in STAGES}
+    out["buckets"] = buckets
+    return out
+
+
+def bucket_quantile(before, after, q):
+    """The upper bound (ms) of the histogram bucket holding quantile `q` of the requests between
+    two cumulative bucket snapshots {le: count}."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    for b, c in zip(bounds, counts):
+        if c >= q * counts[-1]:
+            return b
+    return bounds[-1]
 
 
 def stage_means(before, after):
@@ -360,6 +379,9 @@ def stage_means(before, after):
         (s0, c0), (s1, c1) = before[short], after[short]
         out[short] = (s1 - s0) / (c1 - c0) if c1 > c0 else None
     out["requests"] = after["total"][1] - before["total"][1]
+    # The broker-side tail of the total time (network read done to response written).
+    out["p99"] = bucket_quantile(before["buckets"], after["buckets"], 0.99)
+    out["p999"] = bucket_quantile(before["buckets"], after["buckets"], 0.999)
     return out
 
 
@@ -513,10 +535,13 @@ def stage_table(runs):
     lines = []
     for label, key in STAGE_ROWS:
         cells = []
-        for short, _ in STAGES:
+        for short in [s for s, _ in STAGES] + ["p99", "p999"]:
             vals = [r[f"stages_{key}"][short] for r in runs.get("Runnel", [])
                     if r.get(f"stages_{key}") and r[f"stages_{key}"].get(short) is not None]
-            cells.append(f"{statistics.median(vals):.3f}" if vals else "n/a")
+            if short in ("p99", "p999"):
+                cells.append(f"≤ {max(vals):g}" if vals else "n/a")
+            else:
+                cells.append(f"{statistics.median(vals):.3f}" if vals else "n/a")
         counts = [r[f"stages_{key}"]["requests"] for r in runs.get("Runnel", []) if r.get(f"stages_{key}")]
         if counts:
             lines.append(f"| {label} | {statistics.median(counts):.0f} | " + " | ".join(cells) + " |")
@@ -525,9 +550,11 @@ def stage_table(runs):
     return ["Where a Produce request's time goes inside Runnel (its /metrics stage histograms): mean ms",
             "per stage over each run's requests, medians over rounds. Read: first byte to last; queue:",
             "read to handling; local: decode, append, encode; remote: waiting for fsyncs or followers;",
-            "response queue: behind earlier answers of the connection; send: writing the answer.", "",
-            "| run | requests | " + " | ".join(s for s, _ in STAGES) + " |",
-            "|" + "---|" * (2 + len(STAGES)), *lines, ""]
+            "response queue: behind earlier answers of the connection; send: writing the answer.",
+            "total p99 / p99.9: the histogram bucket bound (ms) under which 99 % / 99.9 % of the run's",
+            "requests took their total time inside the broker (the largest over rounds).", "",
+            "| run | requests | " + " | ".join(s for s, _ in STAGES) + " | total p99 | total p99.9 |",
+            "|" + "---|" * (4 + len(STAGES)), *lines, ""]
 
 
 def main():
