@@ -371,12 +371,17 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     if let Some((before, after)) = runnel_broker::server::raise_open_files_limit() {
         info!(before, after, "open files limit raised to the hard limit");
     }
+    // The handlers go in before the start: a SIGTERM while the broker starts (opening and leading
+    // thousands of partitions takes seconds) then waits for the start to end and shuts down
+    // cleanly, instead of killing the process with the signal's default action.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let handle = runnel_broker::Broker::start(config).await?;
     info!(cluster_id = %handle.broker.cluster_id(), version = VERSION, "Runnel broker started");
     notify::notify("READY=1");
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let failure = tokio::select! {
-        _ = tokio::signal::ctrl_c() => { info!("SIGINT received: shutting down"); None }
+        _ = int.recv() => { info!("SIGINT received: shutting down"); None }
         _ = term.recv() => { info!("SIGTERM received: shutting down"); None }
         reason = handle.failed() => Some(reason),
     };

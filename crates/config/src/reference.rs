@@ -201,8 +201,11 @@ mod tests {
                 .to_string();
             let loaded = BrokerConfig::load(None, &[], &[(key.clone(), value)]);
             if let Ok(l) = loaded {
-                let about: Vec<&String> =
-                    l.warnings.iter().filter(|w| w.contains(key.as_str())).collect();
+                let about: Vec<&String> = l
+                    .warnings
+                    .iter()
+                    .filter(|w| w.contains(key.as_str()))
+                    .collect();
                 if tables::is_accepted_kafka_key(key) {
                     // Accepted, with a warning that says it has no effect.
                     assert!(

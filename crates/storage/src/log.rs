@@ -202,9 +202,10 @@ pub struct Log {
     log_start_offset: i64,
     producers: ProducerState,
     epochs: Vec<(i32, i64)>,
-    /// The epoch cache differs from `leader-epoch-checkpoint` by entries dropped at open (at or
-    /// past the log end, which every open drops again): written before the log grows past them.
-    epochs_unsaved: bool,
+    /// What `leader-epoch-checkpoint` holds: the cache is written whenever it differs, at the
+    /// latest before the log grows (entries dropped at open, at or past the log end, differ
+    /// until a new leadership assigns the same entry again, which then costs no write).
+    epochs_on_disk: Vec<(i32, i64)>,
     unflushed_messages: u64,
     last_flush_ms: i64,
     recovery_point: i64,
@@ -521,7 +522,7 @@ impl Log {
             log_start_offset,
             producers: ProducerState::default(),
             epochs: Vec::new(),
-            epochs_unsaved: false,
+            epochs_on_disk: Vec::new(),
             unflushed_messages: 0,
             last_flush_ms: now_ms(),
             recovery_point,
@@ -822,7 +823,7 @@ impl Log {
         if new_epoch {
             self.epochs.push((leader_epoch, first_offset));
         }
-        if new_epoch || self.epochs_unsaved {
+        if self.epochs != self.epochs_on_disk {
             self.write_epochs()?;
         }
         let mut pos = 0;
@@ -920,13 +921,12 @@ impl Log {
         }
         // The epoch cache before the data, as Kafka: an entry past the data is dropped at open,
         // while data without its entry would answer OffsetsForLeaderEpoch wrongly.
-        let mut changed = false;
         for h in &headers {
             if h.partition_leader_epoch >= 0 {
-                changed |= self.assign_epoch_in_memory(h.partition_leader_epoch, h.base_offset);
+                self.assign_epoch_in_memory(h.partition_leader_epoch, h.base_offset);
             }
         }
-        if changed || self.epochs_unsaved {
+        if self.epochs != self.epochs_on_disk {
             self.write_epochs()?;
         }
         if let Err(e) = self.write_follower_batches(&records[..pos], &headers, now_ms) {

@@ -210,7 +210,12 @@ impl LogDirs {
     /// start-up; a directory of an older topic of the same name is removed, a duplicate left
     /// by a move interrupted between its two renames is set aside for deletion), else the one
     /// AlterReplicaLogDirs asked for, else the least loaded (`counts`: partitions per dir).
-    pub fn place(&self, tp: &TopicPartition, topic_id: &uuid::Uuid, counts: &[usize]) -> usize {
+    pub fn place(
+        &self,
+        tp: &TopicPartition,
+        topic_id: &uuid::Uuid,
+        counts: impl FnOnce() -> Vec<usize>,
+    ) -> usize {
         let candidates = self.found.lock().remove(tp).unwrap_or_default();
         let want = crate::partition::partition_metadata_text(topic_id);
         let dir_in = |i: usize| crate::partition::partition_dir(&self.dirs[i].path, &tp.0, tp.1);
@@ -246,7 +251,11 @@ impl LogDirs {
         if let Some(p) = self.preferred.lock().remove(tp) {
             return p;
         }
-        least_loaded(counts)
+        if self.dirs.len() == 1 {
+            return 0;
+        }
+        // Counting walks every hosted partition: only for a new partition with a choice to make.
+        least_loaded(&counts())
     }
 
     /// The checkpointed recovery point of `tp` in dir `i` (once).
@@ -635,21 +644,21 @@ mod tests {
         let dirs = LogDirs::open(d.clone(), "recovery-point-offset-checkpoint", "hw").unwrap();
         assert!(!d[2].path.join("t-2.0123-future").exists());
         let t = |p: i32| ("t".to_string(), p);
-        assert_eq!(dirs.place(&t(0), &id, &[9, 9, 9]), 0);
-        assert_eq!(dirs.place(&t(1), &id, &[9, 9, 9]), 1);
-        assert_eq!(dirs.place(&("u".into(), 0), &id, &[9, 9, 9]), 2);
+        assert_eq!(dirs.place(&t(0), &id, || [9, 9, 9].to_vec()), 0);
+        assert_eq!(dirs.place(&t(1), &id, || [9, 9, 9].to_vec()), 1);
+        assert_eq!(dirs.place(&("u".into(), 0), &id, || [9, 9, 9].to_vec()), 2);
         assert_eq!(dirs.take_recovery_point(1, &t(1)), Some(42));
         assert_eq!(dirs.take_recovery_point(1, &t(1)), None);
-        assert_eq!(dirs.place(&t(4), &id, &[0, 0, 0]), 1);
+        assert_eq!(dirs.place(&t(4), &id, || [0, 0, 0].to_vec()), 1);
         assert!(!d[2].path.join("t-4").exists());
-        assert_eq!(dirs.place(&t(5), &id, &[0, 0, 0]), 2);
+        assert_eq!(dirs.place(&t(5), &id, || [0, 0, 0].to_vec()), 2);
         assert!(!d[0].path.join("t-5").exists());
         // Not found: the dir asked for, else the least loaded.
         dirs.prefer(t(6), 2);
-        assert_eq!(dirs.place(&t(6), &id, &[0, 0, 0]), 2);
-        assert_eq!(dirs.place(&t(7), &id, &[1, 0, 1]), 1);
+        assert_eq!(dirs.place(&t(6), &id, || [0, 0, 0].to_vec()), 2);
+        assert_eq!(dirs.place(&t(7), &id, || [1, 0, 1].to_vec()), 1);
         // Found only once: a partition placed again goes by the load.
-        assert_eq!(dirs.place(&t(0), &id, &[1, 1, 0]), 2);
+        assert_eq!(dirs.place(&t(0), &id, || [1, 1, 0].to_vec()), 2);
     }
 
     #[test]

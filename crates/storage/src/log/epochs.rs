@@ -37,9 +37,8 @@ impl Log {
                 }
             }
         }
-        let before = self.epochs.len();
+        self.epochs_on_disk = self.epochs.clone();
         self.epochs.retain(|(_, o)| *o < leo);
-        self.epochs_unsaved = self.epochs.len() != before;
         Ok(())
     }
 
@@ -60,7 +59,7 @@ impl Log {
             text.push_str(&format!("{e} {o}\n"));
         }
         write_atomic(&self.dir.join(EPOCH_FILE), &text)?;
-        self.epochs_unsaved = false;
+        self.epochs_on_disk = self.epochs.clone();
         Ok(())
     }
 
@@ -106,7 +105,8 @@ impl Log {
                 start_offset,
             });
         }
-        if self.assign_epoch_in_memory(epoch, start_offset) || self.epochs_unsaved {
+        self.assign_epoch_in_memory(epoch, start_offset);
+        if self.epochs != self.epochs_on_disk {
             self.write_epochs()?;
         }
         Ok(())

@@ -927,3 +927,30 @@ fn epoch_entries_dropped_at_open_are_persisted_before_the_log_grows() {
     assert_eq!(log.epoch_entries(), &[(0, 0)]);
     assert_eq!(log.end_offset_for_epoch(0), (0, end + 2));
 }
+
+#[test]
+fn a_new_leadership_assigning_the_entry_dropped_at_open_again_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let epochs_file = d.path().join("leader-epoch-checkpoint");
+    let inode = || std::fs::metadata(&epochs_file).unwrap().ino();
+    // An empty partition led in epoch 3: its only entry is at the log end.
+    let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+    log.assign_epoch(3, 0).unwrap();
+    log.close().unwrap();
+    let before = inode();
+    // At the next start the entry is dropped at open and the same leadership assigns it again
+    // (what every partition of a restarted broker does): the file already says so.
+    let mut log = Log::open(d.path(), LogConfig::default(), 0, true).unwrap();
+    assert!(log.epoch_entries().is_empty());
+    log.assign_epoch(3, 0).unwrap();
+    assert_eq!(log.epoch_entries(), &[(3, 0)]);
+    assert_eq!(inode(), before, "the checkpoint was rewritten");
+    // A new epoch is written (atomically: a new file).
+    log.assign_epoch(4, 0).unwrap();
+    assert_ne!(inode(), before);
+    assert_eq!(
+        std::fs::read_to_string(&epochs_file).unwrap(),
+        "0\n1\n4 0\n"
+    );
+}
