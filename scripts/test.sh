@@ -19,6 +19,9 @@ trap 'phase "end"; printf "%s" "$PHASES"' EXIT
 phase "install test deps"
 scripts/install-test-deps.sh
 
+phase "cargo fmt --check"
+cargo fmt --all -- --check
+
 phase "cargo build"
 cargo build --bins
 phase "cargo test"
