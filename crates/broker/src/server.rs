@@ -391,7 +391,9 @@ pub async fn serve_connection<S: ConnStream>(
             }
         }
         times.handling = Instant::now();
-        let outcome = dispatch(&broker, &session, frame).await;
+        // Boxed: the handlers' state lives only while a request is handled, not inside every
+        // idle connection's task (whose size is that of its largest await).
+        let outcome = Box::pin(dispatch(&broker, &session, frame)).await;
         times.handled = Instant::now();
         match outcome {
             Outcome::Close(reason) => {
