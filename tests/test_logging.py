@@ -15,6 +15,14 @@ def configs(bootstrap, *args):
     return out
 
 
+def events_of_a_request(b):
+    """The log events (JSON) the broker writes while it answers one Metadata request."""
+    seen = len(b.log_text().splitlines())
+    metadata_v7(b.bootstrap)
+    time.sleep(0.5)
+    return [json.loads(line) for line in b.log_text().splitlines()[seen:] if line.strip()]
+
+
 def test_json_logs_and_broker_logger_levels_changed_at_run_time(broker_factory):
     b = broker_factory(**{"log.format": "json"})
     metadata_v7(b.bootstrap)
@@ -28,19 +36,13 @@ def test_json_logs_and_broker_logger_levels_changed_at_run_time(broker_factory):
     assert "root=INFO" in out and "runnel_broker=INFO" in out, out
     configs(b.bootstrap, "--alter", "--add-config", "runnel_broker.server=DEBUG")
     assert "runnel_broker.server=DEBUG" in configs(b.bootstrap, "--describe")
-    seen = len(b.log_text().splitlines())
-    metadata_v7(b.bootstrap)
-    time.sleep(0.5)
-    new = [json.loads(line) for line in b.log_text().splitlines()[seen:] if line.strip()]
+    new = events_of_a_request(b)
     done = [e for e in new if e["fields"].get("message") == "completed request"]
     assert done and all(e["level"] == "DEBUG" and e["target"] == "runnel_broker::server" for e in done), new
     # Back to the parent's level: the lines stop.
     configs(b.bootstrap, "--alter", "--delete-config", "runnel_broker.server")
     assert "runnel_broker.server=INFO" in configs(b.bootstrap, "--describe")
-    seen = len(b.log_text().splitlines())
-    metadata_v7(b.bootstrap)
-    time.sleep(0.5)
-    new = [json.loads(line) for line in b.log_text().splitlines()[seen:] if line.strip()]
+    new = events_of_a_request(b)
     assert not any(e["fields"].get("message") == "completed request" for e in new), new
     # A logger the broker does not describe is refused by the tool itself; a level that is not
     # one by the broker (INVALID_CONFIG), as by Kafka.

@@ -62,32 +62,32 @@ pub struct ReplicaManager {
     flush_time: prometheus::Histogram,
 }
 
-/// Threads that flush partitions at shutdown: fsyncs mostly wait on the device, and the journal
-/// commits concurrent ones together (Kafka's log manager uses a pool too).
-const CLOSE_THREADS: usize = 16;
+/// Threads that open or flush many partitions at once (start-up, shutdown): the work mostly
+/// waits on the device, and the journal commits concurrent fsyncs together (Kafka's log manager
+/// uses a pool too).
+const IO_THREADS: usize = 16;
 
-/// Flushes every partition's log and writes its producer snapshot, on up to [`CLOSE_THREADS`]
-/// threads; the first error is returned once all are done.
-fn flush_all(parts: &[Arc<Partition>]) -> anyhow::Result<()> {
+/// Runs `job` on every item, on up to [`IO_THREADS`] threads; once all are done, the first error.
+fn for_each_parallel<T: Sync>(
+    items: &[T],
+    job: impl Fn(&T) -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<()> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let first_error = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..CLOSE_THREADS.min(parts.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(p) = parts.get(i) else { break };
-                if let Err(e) = p.log.lock().flush_and_snapshot() {
-                    first_error.lock().get_or_insert(
-                        anyhow::Error::from(e).context(format!("flushing {}-{}", p.topic, p.index)),
-                    );
+        for _ in 0..IO_THREADS.min(items.len()) {
+            scope.spawn(|| {
+                while let Some(item) =
+                    items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = job(item) {
+                        first_error.lock().get_or_insert(e);
+                    }
                 }
             });
         }
     });
-    match first_error.into_inner() {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    first_error.into_inner().map_or(Ok(()), Err)
 }
 
 impl ReplicaManager {
@@ -230,33 +230,16 @@ impl ReplicaManager {
     }
 
     /// Opens (creating if needed) the logs of these partitions and registers them, on up to
-    /// [`CLOSE_THREADS`] threads when there are many; the first error is returned.
+    /// [`IO_THREADS`] threads when there are many; the first error is returned.
     fn open_many(&self, wanted: &[(&TopicImage, i32)]) -> anyhow::Result<()> {
         if wanted.len() < 32 {
-            for (topic, index) in wanted {
-                self.open_partition(topic, *index)?;
-            }
-            return Ok(());
+            return wanted
+                .iter()
+                .try_for_each(|(topic, index)| self.open_partition(topic, *index).map(drop));
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let first_error = Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..CLOSE_THREADS.min(wanted.len()) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((topic, index)) = wanted.get(i) else {
-                        break;
-                    };
-                    if let Err(e) = self.open_partition(topic, *index) {
-                        first_error.lock().get_or_insert(e);
-                    }
-                });
-            }
-        });
-        match first_error.into_inner() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        for_each_parallel(wanted, |(topic, index)| {
+            self.open_partition(topic, *index).map(drop)
+        })
     }
 
     /// Opens (creating if needed) the log of one partition and registers it: in the log dir
@@ -526,7 +509,12 @@ impl ReplicaManager {
             t.abort();
         }
         let parts = self.all_partitions();
-        flush_all(&parts)?;
+        for_each_parallel(&parts, |p| {
+            p.log
+                .lock()
+                .flush_and_snapshot()
+                .with_context(|| format!("flushing {}-{}", p.topic, p.index))
+        })?;
         self.write_checkpoints()?;
         self.partitions.write().clear();
         Ok(parts.len())

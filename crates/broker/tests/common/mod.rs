@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod records;
+
 use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
