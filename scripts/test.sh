@@ -21,6 +21,8 @@ scripts/install-test-deps.sh
 
 phase "cargo fmt --check"
 cargo fmt --all -- --check
+phase "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
 
 phase "cargo build"
 cargo build --bins

@@ -327,12 +327,11 @@ fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
     }
 }
 
-fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
-    key: &str,
-    v: T,
-    min: T,
-) -> Result<T, ConfigError> {
-    if v < min {
+/// Checks `v` against the key's floor in [`tables::broker_min`] (the same floor the
+/// configuration reference prints).
+fn at_least<T: Into<i64> + std::fmt::Display + Copy>(key: &str, v: T) -> Result<T, ConfigError> {
+    let min = tables::broker_min(key).unwrap_or(i64::MIN);
+    if v.into() < min {
         return Err(invalid(
             key,
             &v.to_string(),
@@ -511,13 +510,8 @@ impl BrokerConfig {
             raw.parse::<i64>("log.retention.hours")?
                 .saturating_mul(3_600_000)
         };
-        if retention_ms < -1 {
-            return Err(invalid(
-                "log.retention.ms",
-                &retention_ms.to_string(),
-                "must be -1 (unlimited) or at least 0",
-            ));
-        }
+        // -1: unlimited.
+        at_least("log.retention.ms", retention_ms)?;
         let roll_ms = match raw.opt::<i64>("log.roll.ms")? {
             Some(ms) => ms,
             None => raw
@@ -547,10 +541,10 @@ impl BrokerConfig {
         topic::check_compression("compression.type", &compression)?;
         let flush_ms = raw.opt::<i64>("log.flush.interval.ms")?;
         if let Some(ms) = flush_ms {
-            at_least("log.flush.interval.ms", ms, 0)?;
+            at_least("log.flush.interval.ms", ms)?;
         }
         let cfg = BrokerConfig {
-            node_id: at_least("node.id", raw.parse("node.id")?, 0)?,
+            node_id: at_least("node.id", raw.parse("node.id")?)?,
             listeners,
             advertised_listeners,
             listener_security_protocol_map: map,
@@ -560,87 +554,72 @@ impl BrokerConfig {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),
-            num_partitions: at_least("num.partitions", raw.parse("num.partitions")?, 1)?,
+            num_partitions: at_least("num.partitions", raw.parse("num.partitions")?)?,
             default_replication_factor: at_least(
                 "default.replication.factor",
                 raw.parse("default.replication.factor")?,
-                1,
             )?,
             auto_create_topics_enable: raw.boolean("auto.create.topics.enable")?,
             log_retention_ms: retention_ms,
             log_retention_bytes: at_least(
                 "log.retention.bytes",
                 raw.parse("log.retention.bytes")?,
-                -1,
             )?,
-            log_segment_bytes: at_least("log.segment.bytes", raw.parse("log.segment.bytes")?, 14)?,
-            log_roll_ms: at_least("log.roll.ms", roll_ms, 1)?,
+            log_segment_bytes: at_least("log.segment.bytes", raw.parse("log.segment.bytes")?)?,
+            log_roll_ms: at_least("log.roll.ms", roll_ms)?,
             log_retention_check_interval_ms: at_least(
                 "log.retention.check.interval.ms",
                 raw.parse("log.retention.check.interval.ms")?,
-                1,
             )?,
-            message_max_bytes: at_least("message.max.bytes", raw.parse("message.max.bytes")?, 0)?,
+            message_max_bytes: at_least("message.max.bytes", raw.parse("message.max.bytes")?)?,
             socket_request_max_bytes: at_least(
                 "socket.request.max.bytes",
                 raw.parse("socket.request.max.bytes")?,
-                1,
             )?,
             log_flush_interval_messages: at_least(
                 "log.flush.interval.messages",
                 raw.parse("log.flush.interval.messages")?,
-                1,
             )?,
             log_flush_interval_ms: flush_ms,
             offsets_topic_num_partitions: at_least(
                 "offsets.topic.num.partitions",
                 raw.parse("offsets.topic.num.partitions")?,
-                1,
             )?,
             offsets_topic_replication_factor: at_least(
                 "offsets.topic.replication.factor",
                 raw.parse("offsets.topic.replication.factor")?,
-                1,
             )?,
             transaction_state_log_num_partitions: at_least(
                 "transaction.state.log.num.partitions",
                 raw.parse("transaction.state.log.num.partitions")?,
-                1,
             )?,
             transaction_state_log_replication_factor: at_least(
                 "transaction.state.log.replication.factor",
                 raw.parse("transaction.state.log.replication.factor")?,
-                1,
             )?,
             transaction_state_log_min_isr: at_least(
                 "transaction.state.log.min.isr",
                 raw.parse("transaction.state.log.min.isr")?,
-                1,
             )?,
             offsets_topic_segment_bytes: at_least(
                 "offsets.topic.segment.bytes",
                 raw.parse("offsets.topic.segment.bytes")?,
-                1,
             )?,
             transaction_state_log_segment_bytes: at_least(
                 "transaction.state.log.segment.bytes",
                 raw.parse("transaction.state.log.segment.bytes")?,
-                1,
             )?,
             offsets_commit_timeout_ms: at_least(
                 "offsets.commit.timeout.ms",
                 raw.parse("offsets.commit.timeout.ms")?,
-                1,
             )?,
             log_index_interval_bytes: at_least(
                 "log.index.interval.bytes",
                 raw.parse("log.index.interval.bytes")?,
-                0,
             )?,
             log_index_size_max_bytes: at_least(
                 "log.index.size.max.bytes",
                 raw.parse("log.index.size.max.bytes")?,
-                4,
             )?,
             log_message_timestamp_type: ts_type,
             log_cleanup_policy: cleanup,
@@ -648,71 +627,58 @@ impl BrokerConfig {
             log_cleaner_threads: at_least(
                 "log.cleaner.threads",
                 raw.parse("log.cleaner.threads")?,
-                1,
             )?,
             log_cleaner_dedupe_buffer_size: at_least(
                 "log.cleaner.dedupe.buffer.size",
                 raw.parse("log.cleaner.dedupe.buffer.size")?,
-                1 << 20,
             )?,
             log_cleaner_backoff_ms: at_least(
                 "log.cleaner.backoff.ms",
                 raw.parse("log.cleaner.backoff.ms")?,
-                0,
             )?,
             log_segment_delete_delay_ms: at_least(
                 "log.segment.delete.delay.ms",
                 raw.parse("log.segment.delete.delay.ms")?,
-                0,
             )?,
             min_insync_replicas: at_least(
                 "min.insync.replicas",
                 raw.parse("min.insync.replicas")?,
-                1,
             )?,
             compression_type: compression,
             group_initial_rebalance_delay_ms: at_least(
                 "group.initial.rebalance.delay.ms",
                 raw.parse("group.initial.rebalance.delay.ms")?,
-                0,
             )?,
             group_min_session_timeout_ms: raw.parse("group.min.session.timeout.ms")?,
             group_max_session_timeout_ms: raw.parse("group.max.session.timeout.ms")?,
-            group_max_size: at_least("group.max.size", raw.parse("group.max.size")?, 1)?,
+            group_max_size: at_least("group.max.size", raw.parse("group.max.size")?)?,
             transaction_max_timeout_ms: at_least(
                 "transaction.max.timeout.ms",
                 raw.parse("transaction.max.timeout.ms")?,
-                1,
             )?,
             transactional_id_expiration_ms: at_least(
                 "transactional.id.expiration.ms",
                 raw.parse("transactional.id.expiration.ms")?,
-                1,
             )?,
             group_consumer_heartbeat_interval_ms: at_least(
                 "group.consumer.heartbeat.interval.ms",
                 raw.parse("group.consumer.heartbeat.interval.ms")?,
-                1,
             )?,
             group_consumer_session_timeout_ms: at_least(
                 "group.consumer.session.timeout.ms",
                 raw.parse("group.consumer.session.timeout.ms")?,
-                1,
             )?,
             offset_metadata_max_bytes: at_least(
                 "offset.metadata.max.bytes",
                 raw.parse("offset.metadata.max.bytes")?,
-                0,
             )?,
             offsets_retention_minutes: at_least(
                 "offsets.retention.minutes",
                 raw.parse("offsets.retention.minutes")?,
-                1,
             )?,
             offsets_retention_check_interval_ms: at_least(
                 "offsets.retention.check.interval.ms",
                 raw.parse("offsets.retention.check.interval.ms")?,
-                1,
             )?,
             cluster_id: values.get("cluster.id").cloned(),
             fsync_on_ack: raw.boolean("runnel.fsync.on.ack")?,

@@ -90,7 +90,7 @@ fn broker_row(e: &ConfigEntry) -> String {
         e.name,
         kind_name(e.kind),
         default_cell(e.default, e.sensitive),
-        cell(&valid_values(e.name, e.kind, None)),
+        cell(&valid_values(e.name, e.kind, tables::broker_min(e.name))),
         if e.read_only { "no" } else { "yes" },
         cell(e.doc)
     )
@@ -225,5 +225,36 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    /// The floor the page prints for a numeric broker key is the one the loader enforces: the
+    /// floor itself loads, one below it stops start-up naming the key.
+    #[test]
+    fn numeric_floors_on_the_page_are_the_ones_the_loader_enforces() {
+        let page = markdown();
+        let mut checked = 0;
+        for e in tables::broker_config_entries() {
+            let Some(min) = tables::broker_min(e.name) else {
+                continue;
+            };
+            let row = page
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", e.name)))
+                .unwrap_or_else(|| panic!("{} not on the page", e.name));
+            assert!(row.contains(&format!("| {min} to ")), "{row}");
+            let load = |v: i64| BrokerConfig::load(None, &[], &[(e.name.into(), v.to_string())]);
+            assert!(
+                load(min).is_ok(),
+                "{} = {min}: {:?}",
+                e.name,
+                load(min).err()
+            );
+            match load(min - 1) {
+                Err(err) => assert!(err.to_string().contains(e.name), "{err}"),
+                Ok(_) => panic!("{} = {} was accepted", e.name, min - 1),
+            }
+            checked += 1;
+        }
+        assert!(checked >= 30, "{checked} keys checked");
     }
 }

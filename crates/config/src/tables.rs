@@ -99,6 +99,55 @@ const fn dynamic(
     }
 }
 
+/// The smallest value of each numeric broker key the loader checks (a smaller one stops
+/// start-up); the configuration reference shows the same floor as the key's valid values.
+const BROKER_MINIMUMS: &[(&str, i64)] = &[
+    ("default.replication.factor", 1),
+    ("group.consumer.heartbeat.interval.ms", 1),
+    ("group.consumer.session.timeout.ms", 1),
+    ("group.initial.rebalance.delay.ms", 0),
+    ("group.max.size", 1),
+    ("log.cleaner.backoff.ms", 0),
+    ("log.cleaner.dedupe.buffer.size", 1 << 20),
+    ("log.cleaner.threads", 1),
+    ("log.flush.interval.messages", 1),
+    ("log.flush.interval.ms", 0),
+    ("log.index.interval.bytes", 0),
+    ("log.index.size.max.bytes", 4),
+    ("log.retention.bytes", -1),
+    ("log.retention.check.interval.ms", 1),
+    ("log.retention.ms", -1),
+    ("log.roll.ms", 1),
+    ("log.segment.bytes", 14),
+    ("log.segment.delete.delay.ms", 0),
+    ("message.max.bytes", 0),
+    ("min.insync.replicas", 1),
+    ("node.id", 0),
+    ("num.partitions", 1),
+    ("offset.metadata.max.bytes", 0),
+    ("offsets.commit.timeout.ms", 1),
+    ("offsets.retention.check.interval.ms", 1),
+    ("offsets.retention.minutes", 1),
+    ("offsets.topic.num.partitions", 1),
+    ("offsets.topic.replication.factor", 1),
+    ("offsets.topic.segment.bytes", 1),
+    ("socket.request.max.bytes", 1),
+    ("transaction.max.timeout.ms", 1),
+    ("transaction.state.log.min.isr", 1),
+    ("transaction.state.log.num.partitions", 1),
+    ("transaction.state.log.replication.factor", 1),
+    ("transaction.state.log.segment.bytes", 1),
+    ("transactional.id.expiration.ms", 1),
+];
+
+/// The smallest value the broker accepts for `key`, when it checks one.
+pub fn broker_min(key: &str) -> Option<i64> {
+    BROKER_MINIMUMS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, m)| *m)
+}
+
 const BROKER: &[ConfigEntry] = &[
     b("advertised.listeners", None, List, "Listeners to publish to clients, if different from listeners."),
     b("allow.everyone.if.no.acl.found", Some("false"), Boolean, "With an authorizer: a resource that no ACL names is open to everyone (Kafka's default: false, refused)."),
@@ -580,6 +629,15 @@ mod tests {
             if let Some(d) = e.default {
                 crate::validate_topic_config(e.name, d).unwrap();
             }
+        }
+    }
+
+    /// Every floor names a numeric broker key.
+    #[test]
+    fn floors_name_numeric_broker_keys() {
+        for (k, _) in BROKER_MINIMUMS {
+            let e = broker_entry(k).unwrap_or_else(|| panic!("{k} is not a broker key"));
+            assert!(matches!(e.kind, Short | Int | Long), "{k}");
         }
     }
 }
