@@ -134,6 +134,41 @@ def test_counters_match_what_clients_produced_and_consumed(broker_factory):
     assert len(names) >= 15 and not names - exposed, sorted(names - exposed)
 
 
+def test_idle_ratios_fall_while_the_broker_works(broker_factory):
+    """Kafka's network-processor and request-handler idle ratios: near 1 at rest, lower while
+    producers keep the broker busy (Runnel serves both on the same runtime workers)."""
+    names = ["kafka_network_socketserver_networkprocessoravgidlepercent",
+             "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent"]
+    mport = free_port()
+    b = broker_factory(**{"metrics.listeners": f"http://127.0.0.1:{mport}"})
+
+    def ratios():
+        s = scrape(mport)
+        got = [value(s, n) for n in names]
+        assert all(r is not None and 0.0 <= r <= 1.0 for r in got), got
+        return got
+
+    ratios()  # starts the window
+    time.sleep(2)
+    rest = ratios()
+    assert rest[0] == rest[1] and rest[0] > 0.8, rest
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    for f in admin.create_topics([NewTopic("busy", 3, 1)]).values():
+        f.result(20)
+    # One record per request, acks=all: as many requests as the client can send for 3 s.
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "acks": "all",
+                  "max.in.flight.requests.per.connection": 5})
+    deadline, sent = time.time() + 3, 0
+    while time.time() < deadline:
+        p.produce("busy", value=b"v" * 100)
+        p.poll(0)
+        sent += 1
+    assert p.flush(30) == 0
+    busy = ratios()
+    print(f"idle ratio at rest {rest[0]:.3f}, while producing {busy[0]:.3f} ({sent} records)")
+    assert sent > 1000 and busy[0] < rest[0], (sent, rest, busy)
+
+
 def test_a_killed_follower_shows_as_under_replicated_partitions(cluster_factory):
     ports = [free_port() for _ in range(3)]
     cluster = cluster_factory(node_settings={i: {"metrics.listeners": f"http://127.0.0.1:{ports[i]}"} for i in range(3)})

@@ -1,7 +1,8 @@
 //! The HTTP endpoint of `metrics.listeners`: `GET /metrics` (every metric in the Prometheus
 //! text format), `GET /health/live` (the process answers) and `GET /health/ready` (the broker
 //! serves: registered and unfenced with its current epoch, so caught up with the metadata log,
-//! and not shutting down; a controller-only node, once its quorum has a leader). Anything else
+//! every partition the metadata names it leader of served as leader here, and not shutting
+//! down; a controller-only node, once its quorum has a leader). Anything else
 //! is 404.
 
 use std::sync::Weak;
@@ -80,10 +81,42 @@ pub fn not_ready(broker: &Broker) -> Option<String> {
                 "not registered and unfenced yet (catching up with the metadata log)".to_string(),
             );
         }
+        if let Some(why) = leaderships_not_taken(broker) {
+            return Some(why);
+        }
     } else if broker.controller_id().is_none() {
         return Some("the controller quorum has no leader yet".to_string());
     }
     None
+}
+
+/// The partitions the metadata names this broker leader of that it does not serve as leader
+/// yet (replica not open, or the leadership not applied): described when there are any.
+fn leaderships_not_taken(broker: &Broker) -> Option<String> {
+    let node = broker.config.node_id;
+    let image = broker.image();
+    let mut missing = Vec::new();
+    for t in image.topics.values() {
+        for p in t.partitions.iter().filter(|p| p.leader == node) {
+            let serving = broker
+                .replicas
+                .partition(&t.name, p.partition)
+                .is_some_and(|r| r.state().leader == node);
+            if !serving {
+                missing.push(format!("{}-{}", t.name, p.partition));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    let n = missing.len();
+    missing.truncate(5);
+    Some(format!(
+        "{n} partition(s) this broker leads are not served yet ({}{})",
+        missing.join(", "),
+        if n > 5 { ", ..." } else { "" }
+    ))
 }
 
 async fn ready(State(broker): State<Weak<Broker>>) -> Response {

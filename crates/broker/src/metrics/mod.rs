@@ -11,12 +11,12 @@ pub mod http;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -142,6 +142,10 @@ pub struct Metrics {
     log_end_offset: IntGaugeVec,
     group_offset: IntGaugeVec,
     group_lag: IntGaugeVec,
+    network_idle: Gauge,
+    handler_idle: Gauge,
+    idle: Mutex<IdleWindow>,
+    started: Instant,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -166,6 +170,31 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
         .register(Box::new(g.clone()))
         .expect("registered once");
     g
+}
+
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    let g = Gauge::new(name, help).expect("a valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("a unique metric");
+    g
+}
+
+/// The idle ratio's window: the previous sample of the runtime's busy time, and the ratio it
+/// gave (repeated when scrapes come less than a second apart).
+#[derive(Default)]
+struct IdleWindow {
+    sample: Option<(Instant, Duration)>,
+    ratio: f64,
+}
+
+/// Total time the current runtime's workers have been busy, and their number (None outside a
+/// runtime).
+fn runtime_busy() -> Option<(Duration, usize)> {
+    let m = tokio::runtime::Handle::try_current().ok()?.metrics();
+    let workers = m.num_workers();
+    let busy = (0..workers).map(|w| m.worker_total_busy_duration(w)).sum();
+    Some((busy, workers))
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -385,6 +414,18 @@ impl Metrics {
                 "A consumer group's lag on a partition (high watermark minus committed offset, as kafka-consumer-groups shows it), on the group's coordinator when it also hosts the partition.",
                 &["consumergroup", "topic", "partition"],
             ),
+            network_idle: float_gauge(
+                &r,
+                "kafka_network_socketserver_networkprocessoravgidlepercent",
+                "Fraction of time (0 to 1) the broker's runtime workers were idle since the previous scrape. Runnel reads sockets and handles requests on the same workers, so this and the request-handler ratio are the same figure.",
+            ),
+            handler_idle: float_gauge(
+                &r,
+                "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent",
+                "Fraction of time (0 to 1) the broker's runtime workers were idle since the previous scrape (the same workers read sockets and handle requests).",
+            ),
+            idle: Mutex::new(IdleWindow::default()),
+            started: Instant::now(),
             registry: r,
         }
     }
@@ -555,6 +596,7 @@ impl Metrics {
                 self.group_lag.with_label_values(l).set(lag);
             }
         }
+        self.refresh_idle();
         self.leader_count.set(leaders);
         self.partition_count.set(partitions.len() as i64);
         self.under_replicated.set(under);
@@ -594,6 +636,30 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Sets the idle ratios: the share of worker time not spent busy since the previous
+    /// sample, taken at most once a second; the first sample counts from the runtime's start.
+    fn refresh_idle(&self) {
+        let Some((busy, workers)) = runtime_busy() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut w = self.idle.lock();
+        let (since, busy_before) = w.sample.unwrap_or((self.started, Duration::ZERO));
+        let elapsed = now.saturating_duration_since(since);
+        if w.sample.is_none() || elapsed >= Duration::from_secs(1) {
+            let capacity = elapsed.as_secs_f64() * workers.max(1) as f64;
+            let used = busy.saturating_sub(busy_before).as_secs_f64();
+            w.ratio = if capacity > 0.0 {
+                (1.0 - used / capacity).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            w.sample = Some((now, busy));
+        }
+        self.network_idle.set(w.ratio);
+        self.handler_idle.set(w.ratio);
     }
 
     /// Every metric in the Prometheus text format (version 0.0.4), the gauges refreshed first.
