@@ -67,12 +67,14 @@ fn valid_values(name: &str, kind: ConfigKind, min: Option<i64>) -> String {
     }
 }
 
-/// A table cell: pipes escaped, never empty.
+/// A table cell: pipes and angle brackets escaped (`<l>` would be an HTML tag), never empty.
 fn cell(text: &str) -> String {
     if text.is_empty() {
         "(empty)".to_string()
     } else {
         text.replace('|', "\\|")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
     }
 }
 
