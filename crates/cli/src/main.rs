@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 mod acl;
 mod admin;
+mod console;
 mod consume;
 mod notify;
 mod output;
@@ -110,6 +111,9 @@ enum Command {
     /// The broker's configuration keys.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The web console: topics, messages and consumer groups of any Kafka-compatible cluster in
+    /// a browser (`runnel console -b HOST:PORT --listen 127.0.0.1:8080`).
+    Console(console::ConsoleArgs),
 }
 
 /// `runnel config ...`
@@ -364,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Quota(c) => rt.block_on(quota::run(&ctx()?, c)),
         Command::Acl(c) => rt.block_on(acl::run(&ctx()?, c)),
         Command::User(c) => rt.block_on(user::run(&ctx()?, c)),
+        Command::Console(a) => rt.block_on(console::run(ctx, a)),
     }
 }
 
@@ -377,8 +382,35 @@ async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let console_listeners = config.console_listeners.clone();
+    let console_users = config.console_users_file.clone();
+    let controller_listeners = config.cluster.controller_listener_names.clone();
     let handle = runnel_broker::Broker::start(config).await?;
     info!(cluster_id = %handle.broker.cluster_id(), version = VERSION, "Runnel broker started");
+    if !console_listeners.is_empty() {
+        // The console is a client of this broker's first client listener.
+        let own = handle
+            .bound
+            .iter()
+            .find(|(name, _)| !controller_listeners.contains(name))
+            .map(|(_, addr)| match addr.ip() {
+                ip if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+                _ => addr.to_string(),
+            });
+        match own {
+            Some(bootstrap) => {
+                console::start_beside_broker(
+                    &console_listeners,
+                    console_users.as_deref(),
+                    &bootstrap,
+                )
+                .await?
+            }
+            None => {
+                warn!("console.listeners is set but this node has no client listener: no console")
+            }
+        }
+    }
     notify::notify("READY=1");
     let failure = tokio::select! {
         _ = int.recv() => { info!("SIGINT received: shutting down"); None }

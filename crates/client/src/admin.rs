@@ -25,7 +25,7 @@ use runnel_protocol::kafka_protocol::messages::{
     incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig},
     CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
     DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, TopicName,
+    DescribeLogDirsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, TopicName,
 };
 use runnel_protocol::kafka_protocol::protocol::StrBytes;
 
@@ -197,6 +197,21 @@ pub struct ClusterDescription {
     pub controller: i32,
     /// The brokers.
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// One log dir of a broker, as DescribeLogDirs reports it.
+#[derive(Clone, Debug)]
+pub struct LogDirDescription {
+    /// The directory's path on the broker.
+    pub path: String,
+    /// The Kafka error code of the directory (0: online).
+    pub error: i16,
+    /// Bytes of the volume holding it (-1 when the broker does not say).
+    pub total_bytes: i64,
+    /// Bytes free on that volume (-1 when the broker does not say).
+    pub usable_bytes: i64,
+    /// Size in bytes of each partition replica in it.
+    pub partitions: Vec<(TopicPartition, i64)>,
 }
 
 /// The admin client.
@@ -662,6 +677,37 @@ impl Admin {
             }
         }
         Ok(out)
+    }
+
+    /// Every log dir of broker `node`, with the size of each partition replica in it.
+    pub async fn describe_log_dirs(&self, node: i32) -> Result<Vec<LogDirDescription>> {
+        let conn = self.cluster.node(node).await?;
+        let v = conn.version::<DescribeLogDirsRequest>(4)?;
+        let resp = conn
+            .send(&DescribeLogDirsRequest::default().with_topics(None), v)
+            .await?;
+        Error::check(resp.error_code, None, || {
+            format!("describe log dirs of broker {node}")
+        })?;
+        Ok(resp
+            .results
+            .iter()
+            .map(|r| LogDirDescription {
+                path: r.log_dir.to_string(),
+                error: r.error_code,
+                total_bytes: r.total_bytes,
+                usable_bytes: r.usable_bytes,
+                partitions: r
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .map(|p| ((t.name.0.to_string(), p.partition_index), p.partition_size))
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 
     /// The cluster id, controller and brokers (DescribeCluster when served, else Metadata).

@@ -257,6 +257,11 @@ pub struct BrokerConfig {
     /// `metrics.listeners`: (host, port) of the HTTP metrics and health endpoint (Runnel only;
     /// empty: off; an empty host means every interface).
     pub metrics_listeners: Vec<(String, u16)>,
+    /// `console.listeners`: (host, port) of the web console served beside the broker (Runnel
+    /// only; empty: off).
+    pub console_listeners: Vec<(String, u16)>,
+    /// `console.users.file`: the console's users (name:role:hash lines); unset: no login.
+    pub console_users_file: Option<PathBuf>,
     /// Where this node stands in a cluster (roles, voters, listeners between nodes, timings).
     pub cluster: ClusterConfig,
     /// Every key set explicitly (file, environment or override) with its value.
@@ -691,6 +696,16 @@ impl BrokerConfig {
                 parse_http_listeners(v)
                     .map_err(|reason| invalid("metrics.listeners", v, &reason))?
             },
+            console_listeners: {
+                let v = raw.get("console.listeners").unwrap_or("");
+                parse_http_listeners(v)
+                    .map_err(|reason| invalid("console.listeners", v, &reason))?
+            },
+            console_users_file: raw
+                .get("console.users.file")
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             cluster,
             explicit: values.clone(),
         };

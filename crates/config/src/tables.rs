@@ -161,6 +161,8 @@ const BROKER: &[ConfigEntry] = &[
     b("compression.type", Some("producer"), String, "Final compression type for topics; 'producer' keeps the producer's codec."),
     b("connection.failed.authentication.delay.ms", Some("100"), Int, "Delay before a connection whose SASL authentication failed gets its error response and is closed."),
     b("connections.max.reauth.ms", Some("0"), Long, "Lifetime of a SASL session (KIP-368): the client re-authenticates before it ends or its connection is closed (0: no limit); per mechanism with listener.name.<l>.<mechanism>.connections.max.reauth.ms."),
+    b("console.listeners", Some(""), List, "Runnel only: where the web console listens beside the broker (http://host:port, comma-separated; empty, the default: off). It reaches the cluster through this broker's first client listener; a secured listener needs the standalone `runnel console` with -X client settings."),
+    b("console.users.file", None, String, "Runnel only: the web console's users, one name:role:hash per line (role admin or read-only; hashes from `runnel console hash-password`); unset: no login (everyone is an admin)."),
     b("controlled.shutdown.enable", Some("true"), Boolean, "On SIGTERM the broker first has the active controller move its leaderships away (waiting at most broker.session.timeout.ms)."),
     b("controller.listener.names", None, List, "Listeners the controller serves the quorum on (the first is used to reach other controllers)."),
     b("controller.quorum.bootstrap.servers", None, List, "Controllers to contact first (host:port), when the voters are not listed."),
