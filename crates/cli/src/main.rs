@@ -230,14 +230,16 @@ pub fn classify_client(ce: &runnel_client::Error, bootstrap: &str) -> (u8, Optio
 
 /// Sets up logging: `runnel serve` logs to stdout, as text or JSON lines (`log.format`), at the
 /// levels of `RUNNEL_LOG` (default info), which the broker-logger configs change at run time;
-/// client commands keep stdout for data and log warnings to stderr.
+/// client commands keep stdout for data and log warnings to stderr (`runnel console`: info).
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::{fmt, reload, EnvFilter};
     let serving = matches!(cli.command, Command::Serve { .. });
-    // Client commands log warnings only unless RUNNEL_LOG says otherwise.
+    // Client commands log warnings only unless RUNNEL_LOG says otherwise; the console logs what
+    // its users change (info, on stderr).
+    let console = matches!(cli.command, Command::Console(_));
     let initial = std::env::var("RUNNEL_LOG")
-        .unwrap_or_else(|_| if serving { "info" } else { "warn" }.to_string());
+        .unwrap_or_else(|_| if serving || console { "info" } else { "warn" }.to_string());
     let filter = EnvFilter::try_new(&initial).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match &cli.command {
         // The configuration is loaded again (and its errors reported) when serving starts.
