@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, skipping whatever is already there:
 #   - kcat, rapidjson-dev and libssl-dev (Debian packages; RapidJSON and OpenSSL for librdkafka's
-#     tests, scripts/peer)
-#   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python, codecs, and
-#     PyJWT + cryptography (signed OAUTHBEARER tokens)
+#     tests, scripts/peer), chromium and chromium-driver (the web console's browser tests)
+#   - a Python venv at tests/.venv with pytest, confluent-kafka (librdkafka), kafka-python, codecs,
+#     PyJWT + cryptography (signed OAUTHBEARER tokens) and Selenium (the console's browser tests)
 #   - Apache Kafka's command-line tools and Java client (Maven) copied to .deps/kafka-libs (4.1.1)
 #     and .deps/kafka-libs-4.4.0 (the newest 4.x)
 #   - Kafka Connect's runtime and the FileStream connectors (Maven) copied to .deps/connect-libs
@@ -22,6 +22,14 @@ if ! command -v openssl >/dev/null 2>&1; then
   echo "== installing openssl"
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -q openssl >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q openssl >/dev/null; }
+fi
+if [ ! -x /usr/bin/chromedriver ]; then
+  # The web console's browser tests (tests/test_console.py) drive headless Chromium through
+  # Debian's chromedriver, never one that Selenium would download.
+  echo "== installing chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
 fi
 if [ ! -f /usr/include/rapidjson/schema.h ]; then
   echo "== installing rapidjson-dev"

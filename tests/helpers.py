@@ -287,8 +287,11 @@ class ApacheKafka:
     """A real Apache Kafka broker (KRaft, one broker+controller) from the Maven jars, for checks
     that a client works against Kafka itself and not only against Runnel."""
 
-    def __init__(self, tmp: Path):
-        assert KAFKA_LIBS.exists(), "run scripts/install-test-deps.sh first"
+    def __init__(self, tmp: Path, version=None):
+        # The pinned 4.1.1 unless asked (e.g. "4.4.0", .deps/kafka-libs-4.4.0), whatever
+        # KAFKA_TOOLS_VERSION says: that variable picks the tools, not this broker.
+        self.version = version or KAFKA_VERSION
+        self.libs = kafka_libs(self.version)
         self.tmp = tmp
         self.port, self.cport = free_port(), free_port()
         self.proc = None
@@ -308,7 +311,7 @@ class ApacheKafka:
             "offsets.topic.num.partitions=3\n"
             "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
             "group.initial.rebalance.delay.ms=0\n")
-        cp = f"{KAFKA_LIBS}/*"
+        cp = f"{self.libs}/*"
         subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", "Mk3OEYBSD34fcwNTJENDM2",
                         "-c", str(conf), "--standalone"], check=True, capture_output=True, timeout=120)
         self.log = open(self.tmp / "kafka.log", "wb")
