@@ -285,11 +285,11 @@ def closed_by_peer(sock, timeout=5):
 
 class ApacheKafka:
     """A real Apache Kafka broker (KRaft, one broker+controller) from the Maven jars, for checks
-    that a client works against Kafka itself and not only against Runnel."""
+    that a client works against Kafka itself and not only against Runnel. `version` picks the jars
+    (see kafka_libs): the pinned 4.1.1 unless asked (e.g. KAFKA_NEWEST, .deps/kafka-libs-4.4.0),
+    whatever KAFKA_TOOLS_VERSION says, since that variable picks the tools and not this broker."""
 
     def __init__(self, tmp: Path, version=None):
-        # The pinned 4.1.1 unless asked (e.g. "4.4.0", .deps/kafka-libs-4.4.0), whatever
-        # KAFKA_TOOLS_VERSION says: that variable picks the tools, not this broker.
         self.version = version or KAFKA_VERSION
         self.libs = kafka_libs(self.version)
         self.tmp = tmp
