@@ -1270,3 +1270,55 @@ def test_logout(browser, site):
     wait_css(browser, "form#login")
     assert path_of(browser.current_url) == "/login"
     absent(browser, "table#topics")
+
+
+# ---- beside a broker ----
+
+def test_console_beside_a_broker(broker_factory, tmp_path):
+    """`runnel serve` with console.listeners and console.users.file serves the console through its
+    own client listener: the login page first, then the overview of this very broker."""
+    users = tmp_path / "console-users"
+    users.write_text(f"ops:admin:{hash_password('ops-secret')}\n")
+    port = free_port()
+    b = broker_factory(**{"console.listeners": f"http://127.0.0.1:{port}", "console.users.file": str(users)})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 20
+    while True:
+        try:
+            status, headers, _ = http(url + "/")
+            break
+        except OSError:
+            assert time.time() < deadline, "the console beside the broker did not listen"
+            time.sleep(0.1)
+    assert status == 303 and headers["Location"].startswith("/login"), (status, dict(headers))
+    status, headers, body = http(url + "/login", "POST", form={"username": "ops", "password": "wrong"})
+    assert status == 401, body[:300]
+    status, headers, _ = http(url + "/login", "POST", form={"username": "ops", "password": "ops-secret"})
+    assert status == 303, status
+    cookie = headers["Set-Cookie"].split(";")[0].split("=", 1)
+    status, _, body = http(url + "/", cookies=[{"name": cookie[0], "value": cookie[1]}])
+    assert status == 200, body[:300]
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    cluster_id = admin.describe_cluster().result(10).cluster_id
+    assert f'<span id="cluster-id">{cluster_id}</span>' in body.decode(), body[:2000]
+    assert f'<td class="port">{b.bootstrap.rsplit(":", 1)[1]}</td>' in body.decode()
+
+
+def test_console_starts_in_well_under_a_second(tmp_path):
+    """From the process's start to its first page served (a cluster that is not there: the 503
+    page), without anything else installed."""
+    start = time.monotonic()
+    p = subprocess.Popen([str(RUNNEL), "console", "-b", f"127.0.0.1:{free_port()}", "--listen", "127.0.0.1:0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline()
+        m = re.match(r"console listening on (http://\S+)", line)
+        assert m, line
+        status, _, _ = http(m.group(1) + "/")
+        elapsed = time.monotonic() - start
+        assert status == 503
+        # Generous for a loaded 2-core CI machine and a dev build; it takes milliseconds.
+        assert elapsed < 1.0, elapsed
+    finally:
+        p.terminate()
+        p.wait(10)
