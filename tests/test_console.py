@@ -700,6 +700,9 @@ def test_login_and_overview(browser, site):
     counted = topics if counts == everything else user
     assert int(text(browser, "span#under-replicated")) == 0
     assert int(text(browser, "span#offline")) == 0
+    # The versions the cluster runs at: its finalized feature levels, as ApiVersions announces them.
+    features = dict(f.split("=") for f in text(browser, "span#features").split(", "))
+    assert int(features["metadata.version"]) > 0, features
 
     brokers = {int(r.attrs["data-broker"]): r for r in rows(browser, "table#brokers tr[data-broker]")}
     assert sorted(brokers) == sorted(md.brokers) == sorted(n.id for n in described.nodes)
@@ -1322,3 +1325,51 @@ def test_console_starts_in_well_under_a_second(tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_sasl_logins_pass_through_to_the_cluster(tmp_path):
+    """`--auth sasl`: the login form's user and password are the cluster's SASL/PLAIN credentials
+    (a wrong password is refused by the broker), `--admin-users` get the admin role and the others
+    read-only."""
+    jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+            'username="ops" password="ops-pw" user_ops="ops-pw" user_viewer="viewer-pw";')
+    port = free_port()
+    (tmp_path / "b").mkdir()
+    b = Broker(tmp_path / "b", {"listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}", "sasl.enabled.mechanisms": "PLAIN",
+                                "listener.name.sasl_plaintext.plain.sasl.jaas.config": jaas,
+                                "offsets.topic.num.partitions": "3"}).start()
+    p = subprocess.Popen([str(RUNNEL), "console", "-b", b.bootstrap, "--listen", "127.0.0.1:0", "--auth", "sasl",
+                          "--admin-users", "ops", "-X", "security.protocol=SASL_PLAINTEXT",
+                          "-X", "sasl.mechanism=PLAIN"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.match(r"console listening on (http://\S+)", p.stdout.readline()).group(1)
+        status, headers, _ = http(url + "/topics")
+        assert status == 303 and headers["Location"].startswith("/login"), status
+        status, _, body = http(url + "/login", "POST", form={"username": "viewer", "password": "wrong"})
+        assert status == 401 and b"refused" in body, body[:500]
+
+        def session(user, password):
+            status, headers, body = http(url + "/login", "POST", form={"username": user, "password": password})
+            assert status == 303, body[:500]
+            name, value = headers["Set-Cookie"].split(";")[0].split("=", 1)
+            return [{"name": name, "value": value}]
+
+        viewer = session("viewer", "viewer-pw")
+        status, _, body = http(url + "/topics", cookies=viewer)
+        assert status == 200 and b'<span id="whoami">viewer (read-only)</span>' in body, body[:2000]
+        assert b'id="create-topic"' not in body
+        ops = session("ops", "ops-pw")
+        status, _, body = http(url + "/topics", cookies=ops)
+        assert status == 200 and b'<span id="whoami">ops (admin)</span>' in body, body[:2000]
+        csrf = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
+        status, _, _ = http(url + "/topics/create", "POST", cookies=ops,
+                            form={"csrf": csrf, "name": "made-by-ops", "partitions": "1", "replication": ""})
+        assert status == 303
+        admin = AdminClient({"bootstrap.servers": b.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+                             "sasl.mechanism": "PLAIN", "sasl.username": "ops", "sasl.password": "ops-pw"})
+        assert "made-by-ops" in admin.list_topics(timeout=10).topics
+    finally:
+        p.terminate()
+        p.wait(10)
+        b.kill9()

@@ -59,6 +59,8 @@ struct Core {
     next_corr: AtomicI32,
     client_id: StrBytes,
     versions: OnceLock<HashMap<i16, (i16, i16)>>,
+    /// Finalized feature levels (ApiVersions v3+): `metadata.version`, `kraft.version`, ...
+    features: OnceLock<Vec<(String, i16)>>,
     timeout: Duration,
     hold: Mutex<Hold>,
 }
@@ -244,11 +246,13 @@ impl Connection {
             next_corr: AtomicI32::new(1),
             client_id: StrBytes::from_string(client_id.to_string()),
             versions: OnceLock::new(),
+            features: OnceLock::new(),
             timeout,
             hold: Mutex::new(Hold::default()),
         });
-        let versions = core.api_versions().await?;
+        let (versions, features) = core.api_versions().await?;
         let _ = core.versions.set(versions);
+        let _ = core.features.set(features);
         Ok(Connection { core, reauth: None })
     }
 
@@ -265,6 +269,12 @@ impl Connection {
     /// The version of `R` to use: the highest both sides speak, no higher than `max`.
     pub fn version<R: Request>(&self, max: i16) -> Result<i16> {
         self.core.version::<R>(max)
+    }
+
+    /// The feature levels the cluster finalized, as this broker announced them (empty before
+    /// ApiVersions v3).
+    pub fn finalized_features(&self) -> &[(String, i16)] {
+        self.core.features.get().map_or(&[], Vec::as_slice)
     }
 
     /// Whether the broker serves `R` at all.
@@ -303,7 +313,7 @@ impl Connection {
 }
 
 impl Core {
-    async fn api_versions(&self) -> Result<HashMap<i16, (i16, i16)>> {
+    async fn api_versions(&self) -> Result<(HashMap<i16, (i16, i16)>, Vec<(String, i16)>)> {
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("runnel-client"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -326,11 +336,19 @@ impl Core {
         Error::check(resp.error_code, None, || {
             format!("ApiVersions to {}", self.addr)
         })?;
-        Ok(resp
-            .api_keys
+        let mut features: Vec<(String, i16)> = resp
+            .finalized_features
             .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect())
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        features.sort();
+        Ok((
+            resp.api_keys
+                .iter()
+                .map(|k| (k.api_key, (k.min_version, k.max_version)))
+                .collect(),
+            features,
+        ))
     }
 
     fn version<R: Request>(&self, max: i16) -> Result<i16> {

@@ -17,6 +17,9 @@ use runnel_client::Admin;
 /// PBKDF2 rounds of a new hash (OWASP's figure for PBKDF2-HMAC-SHA256).
 const ROUNDS: u32 = 600_000;
 
+/// Sessions open at most.
+const MAX_SESSIONS: usize = 10_000;
+
 /// The session cookie's name.
 pub const COOKIE: &str = "runnel_console_session";
 
@@ -131,6 +134,13 @@ pub fn hash_password(password: &str) -> String {
     )
 }
 
+/// A hash that matches no password anyone types, checked for unknown users so that they take as
+/// long as known ones.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&token()))
+}
+
 /// Whether `password` matches `hash` (compared in constant time).
 pub fn verify_password(password: &str, hash: &str) -> bool {
     let parts: Vec<&str> = hash.split('$').collect();
@@ -193,6 +203,17 @@ impl Sessions {
         let mut open = self.open.lock();
         let now = Instant::now();
         open.retain(|_, s| s.expires > now);
+        // Clients that never keep the cookie (probes, scripts) open a session per request
+        // without a login: past the cap the one closest to its end goes.
+        if open.len() >= MAX_SESSIONS {
+            if let Some(k) = open
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+            {
+                open.remove(&k);
+            }
+        }
         open.insert(
             id.clone(),
             Session {

@@ -122,11 +122,15 @@ pub struct Overview {
     pub under_replicated: usize,
     /// Partitions without a leader.
     pub offline: usize,
+    /// Finalized feature levels (`metadata.version`, `kraft.version`, ...): the versions the
+    /// cluster runs at.
+    pub features: Vec<(String, i16)>,
 }
 
 /// Reads the overview.
 pub async fn overview(admin: &Admin, cache: &LogDirsCache) -> Result<Overview, Error> {
     let desc = admin.describe_cluster().await?;
+    let features = admin.cluster().any().await?.finalized_features().to_vec();
     let topics = admin.list_topics(true).await?;
     let dirs = cache.get(admin).await;
     let mut leaders: HashMap<i32, usize> = HashMap::new();
@@ -183,6 +187,7 @@ pub async fn overview(admin: &Admin, cache: &LogDirsCache) -> Result<Overview, E
         partitions,
         under_replicated: under,
         offline,
+        features,
     })
 }
 
