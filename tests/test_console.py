@@ -1373,3 +1373,26 @@ def test_sasl_logins_pass_through_to_the_cluster(tmp_path):
         p.terminate()
         p.wait(10)
         b.kill9()
+
+
+def test_without_logins_changes_still_need_the_pages_token(broker_factory):
+    """No users file: no login and no cookie, everyone is an admin; a change still needs the CSRF
+    token the pages carry (which a page of another site cannot read)."""
+    b = broker_factory()
+    p = subprocess.Popen([str(RUNNEL), "console", "-b", b.bootstrap, "--listen", "127.0.0.1:0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.match(r"console listening on (http://\S+)", p.stdout.readline()).group(1)
+        status, headers, body = http(url + "/topics")
+        assert status == 200 and "Set-Cookie" not in headers, (status, dict(headers))
+        assert b'id="create-topic"' in body and b'id="whoami"' not in body
+        csrf = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
+        form = {"name": "anonymous-made", "partitions": "1", "replication": ""}
+        assert http(url + "/topics/create", "POST", form=form)[0] == 403
+        assert http(url + "/topics/create", "POST", form={**form, "csrf": "forged"})[0] == 403
+        assert http(url + "/topics/create", "POST", form={**form, "csrf": csrf})[0] == 303
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        assert "anonymous-made" in admin.list_topics(timeout=10).topics
+    finally:
+        p.terminate()
+        p.wait(10)

@@ -203,8 +203,8 @@ impl Sessions {
         let mut open = self.open.lock();
         let now = Instant::now();
         open.retain(|_, s| s.expires > now);
-        // Clients that never keep the cookie (probes, scripts) open a session per request
-        // without a login: past the cap the one closest to its end goes.
+        // Logins that never log out (scripts logging in for each request) would pile up for a
+        // whole timeout: past the cap the one closest to its end goes.
         if open.len() >= MAX_SESSIONS {
             if let Some(k) = open
                 .iter()

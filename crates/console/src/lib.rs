@@ -17,8 +17,9 @@ pub mod streams;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -46,6 +47,8 @@ pub struct Console {
     sessions: Sessions,
     log_dirs: data::LogDirsCache,
     templates: Environment<'static>,
+    /// The CSRF token of every page without authentication.
+    anonymous_csrf: String,
 }
 
 /// Who is asking, and through which connection to the cluster.
@@ -153,6 +156,7 @@ impl Console {
             shared: tokio::sync::Mutex::new(None),
             log_dirs: data::LogDirsCache::default(),
             templates: templates(),
+            anonymous_csrf: auth::token(),
         })
     }
 
@@ -220,64 +224,6 @@ impl Console {
             minijinja::context! { message => f.message },
         )
     }
-
-    /// Who is asking: the session of the request's cookie (a new anonymous one without
-    /// authentication). Without a session a GET goes to the login page and anything else is
-    /// refused.
-    async fn ctx(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-    ) -> Result<(Ctx, Option<String>), Response> {
-        let cookie = headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|c| auth::cookie(c, COOKIE))
-            .map(str::to_string);
-        let session = cookie.as_deref().and_then(|id| self.sessions.get(id));
-        let auth = !matches!(self.cfg.auth, AuthMode::None);
-        let (session, new_cookie) = match (session, auth) {
-            (Some(s), _) => (s, None),
-            (None, false) if method == Method::GET => {
-                let id = self.sessions.open("anonymous", Role::Admin, None);
-                let s = self.sessions.get(&id).expect("just opened");
-                (s, Some(id))
-            }
-            (None, _) if method == Method::GET => {
-                let next = uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/")
-                    .to_string();
-                let to = format!("/login?next={}", pages::url_encode(&next));
-                return Err(Redirect::to(&to).into_response());
-            }
-            (None, _) => {
-                return Err(self.fail(None, Failure::new(StatusCode::FORBIDDEN, "Log in first.")))
-            }
-        };
-        let admin = match &session.admin {
-            Some(a) => a.clone(),
-            None => match self.shared_admin().await {
-                Ok(a) => a,
-                Err(f) => {
-                    let ctx_less = self.fail(None, f);
-                    return Err(ctx_less);
-                }
-            },
-        };
-        Ok((
-            Ctx {
-                user: session.user,
-                role: session.role,
-                csrf: session.csrf,
-                admin,
-                auth,
-            },
-            new_cookie,
-        ))
-    }
 }
 
 /// A `Set-Cookie` header value for a session id (empty id: remove the cookie).
@@ -290,29 +236,47 @@ pub fn session_cookie(id: &str) -> HeaderValue {
     HeaderValue::from_str(&v).expect("a valid cookie")
 }
 
-/// Runs a handler for the asking user: resolves the session, answers the login redirect or the
-/// refusal, and sets the cookie of a new anonymous session.
-pub async fn with_ctx<F, Fut>(
-    console: &Arc<Console>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    f: F,
-) -> Response
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: std::future::Future<Output = Response>,
-{
-    match console.ctx(&method, &uri, &headers).await {
-        Err(r) => r,
-        Ok((ctx, new_cookie)) => {
-            let mut resp = f(ctx).await;
-            if let Some(id) = new_cookie {
-                resp.headers_mut()
-                    .append(header::SET_COOKIE, session_cookie(&id));
+/// Who is asking, for every handler that takes a [`Ctx`]: the session of the request's cookie,
+/// or, without authentication, the anonymous admin (whose CSRF token is the console's own: a page
+/// of another site cannot read it). Without a session a GET goes to the login page and anything
+/// else is refused; a cluster that cannot be reached is the 503 page.
+impl FromRequestParts<Arc<Console>> for Ctx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Arc<Console>) -> Result<Ctx, Response> {
+        let (user, role, csrf, own_admin, auth) = if matches!(c.cfg.auth, AuthMode::None) {
+            let anon = "anonymous".to_string();
+            (anon, Role::Admin, c.anonymous_csrf.clone(), None, false)
+        } else {
+            let session = parts
+                .headers
+                .get(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| auth::cookie(v, COOKIE))
+                .and_then(|id| c.sessions.get(id));
+            match session {
+                Some(s) => (s.user, s.role, s.csrf, s.admin, true),
+                None if parts.method == Method::GET => {
+                    let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                    let to = format!("/login?next={}", pages::url_encode(next));
+                    return Err(Redirect::to(&to).into_response());
+                }
+                None => {
+                    return Err(c.fail(None, Failure::new(StatusCode::FORBIDDEN, "Log in first.")))
+                }
             }
-            resp
-        }
+        };
+        let admin = match own_admin {
+            Some(a) => a,
+            None => c.shared_admin().await.map_err(|f| c.fail(None, f))?,
+        };
+        Ok(Ctx {
+            user,
+            role,
+            csrf,
+            admin,
+            auth,
+        })
     }
 }
 

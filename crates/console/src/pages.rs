@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use minijinja::context;
@@ -19,7 +19,7 @@ use runnel_client::{Header, Producer, ProducerConfig, ProducerRecord};
 use crate::auth::{self, AuthMode, Role};
 use crate::data::{self, From};
 use crate::render::{self, Format};
-use crate::{session_cookie, with_ctx, Console, Ctx, Failure};
+use crate::{session_cookie, Console, Ctx, Failure};
 
 type Params = HashMap<String, String>;
 
@@ -179,13 +179,8 @@ pub async fn logout(
 }
 
 /// GET /: the overview.
-pub async fn overview(
-    State(c): State<Arc<Console>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+pub async fn overview(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
+    {
         match data::overview(&ctx.admin, &c.log_dirs).await {
             Ok(o) => c.page(
                 Some(&ctx),
@@ -195,19 +190,12 @@ pub async fn overview(
             ),
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// GET /topics.
-pub async fn topics(
-    State(c): State<Arc<Console>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(q): Query<Params>,
-) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+pub async fn topics(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<Params>) -> Response {
+    {
         let filter = param(&q, "q").unwrap_or("").to_string();
         let internal = param(&q, "internal").is_some();
         let page = param(&q, "page").and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -221,19 +209,16 @@ pub async fn topics(
             ),
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// POST /topics/create.
 pub async fn create_topic(
     State(c): State<Arc<Console>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         if let Some(r) = refused(&c, &ctx, &f) {
             return r;
         }
@@ -273,20 +258,17 @@ pub async fn create_topic(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// GET /topics/{name}.
 pub async fn topic(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         match data::topic(&ctx.admin, &c.log_dirs, &name).await {
             Ok(t) => c.page(
                 Some(&ctx),
@@ -296,20 +278,17 @@ pub async fn topic(
             ),
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// POST /topics/{name}/configs: sets a key, or removes the topic's own value when empty.
 pub async fn alter_config(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         if let Some(r) = refused(&c, &ctx, &f) {
             return r;
         }
@@ -338,20 +317,17 @@ pub async fn alter_config(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// POST /topics/{name}/delete: the topic's name must be typed again.
 pub async fn delete_topic(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         if let Some(r) = refused(&c, &ctx, &f) {
             return r;
         }
@@ -374,8 +350,7 @@ pub async fn delete_topic(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// What a messages page asks for.
@@ -471,12 +446,10 @@ async fn browse_records(
 pub async fn messages(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         let b = match browse_params(&q, 1000) {
             Ok(b) => b,
             Err(f) => return c.fail(Some(&ctx), f),
@@ -534,20 +507,17 @@ pub async fn messages(
                 search => None::<()>,
             },
         )
-    })
-    .await
+    }
 }
 
 /// GET /topics/{name}/export: the records the same query shows, as JSON lines.
 pub async fn export(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         let b = match browse_params(&q, 10_000) {
             Ok(b) => b,
             Err(f) => return c.fail(Some(&ctx), f),
@@ -574,8 +544,7 @@ pub async fn export(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// What a search looks for.
@@ -695,12 +664,10 @@ pub async fn search_ranges(
 pub async fn search(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         let needle = match Needle::parse(&q) {
             Ok(n) => n,
             Err(f) => return c.fail(Some(&ctx), f),
@@ -752,20 +719,17 @@ pub async fn search(
                 },
             },
         )
-    })
-    .await
+    }
 }
 
 /// POST /topics/{name}/produce: one record, then its page.
 pub async fn produce(
     State(c): State<Arc<Console>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         if let Some(r) = refused(&c, &ctx, &f) {
             return r;
         }
@@ -841,19 +805,12 @@ pub async fn produce(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// GET /groups.
-pub async fn groups(
-    State(c): State<Arc<Console>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(q): Query<Params>,
-) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+pub async fn groups(State(c): State<Arc<Console>>, ctx: Ctx, Query(q): Query<Params>) -> Response {
+    {
         match data::groups(&ctx.admin).await {
             Ok(g) => c.page(
                 Some(&ctx),
@@ -863,20 +820,17 @@ pub async fn groups(
             ),
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// GET /groups/{id}.
 pub async fn group(
     State(c): State<Arc<Console>>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Query(q): Query<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         match ctx.admin.group_lag(&id).await {
             Ok((desc, rows)) => {
                 if desc.state == "Dead" && rows.is_empty() {
@@ -921,24 +875,26 @@ pub async fn group(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// POST /groups/{id}/reset: a dry run, or with `execute=1` the reset itself.
 pub async fn reset(
     State(c): State<Arc<Console>>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         if let Some(r) = refused(&c, &ctx, &f) {
             return r;
         }
-        let bad = |m: &str| c.fail(Some(&ctx), Failure::new(StatusCode::BAD_REQUEST, m.to_string()));
+        let bad = |m: &str| {
+            c.fail(
+                Some(&ctx),
+                Failure::new(StatusCode::BAD_REQUEST, m.to_string()),
+            )
+        };
         let value = param(&f, "value");
         let target = match param(&f, "strategy").unwrap_or("") {
             "earliest" => ResetTarget::Earliest,
@@ -973,7 +929,11 @@ pub async fn reset(
                 action(
                     &ctx,
                     "reset-offsets",
-                    &format!("group {id}: {} partition(s) of {} to {target:?}", plan.len(), topics.join(",")),
+                    &format!(
+                        "group {id}: {} partition(s) of {} to {target:?}",
+                        plan.len(),
+                        topics.join(",")
+                    ),
                 );
                 see_other(&format!(
                     "/groups/{}?flash={}",
@@ -999,20 +959,17 @@ pub async fn reset(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// POST /groups/{id}/delete.
 pub async fn delete_group(
     State(c): State<Arc<Console>>,
     Path(id): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    ctx: Ctx,
     Form(f): Form<Params>,
 ) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
+    {
         if let Some(r) = refused(&c, &ctx, &f) {
             return r;
         }
@@ -1026,8 +983,7 @@ pub async fn delete_group(
             }
             Err(e) => client_failure(&c, &ctx, &e),
         }
-    })
-    .await
+    }
 }
 
 /// Kafka's SECURITY_DISABLED (no authorizer) or a refusal: a notice instead of a table.
@@ -1107,16 +1063,8 @@ async fn security_page(c: Arc<Console>, ctx: Ctx, what: &'static str) -> Respons
 macro_rules! security_handler {
     ($name:ident, $what:literal) => {
         #[doc = concat!("GET /", $what, ".")]
-        pub async fn $name(
-            State(c): State<Arc<Console>>,
-            method: Method,
-            uri: Uri,
-            headers: HeaderMap,
-        ) -> Response {
-            with_ctx(&c.clone(), method, uri, headers, |ctx| {
-                security_page(c, ctx, $what)
-            })
-            .await
+        pub async fn $name(State(c): State<Arc<Console>>, ctx: Ctx) -> Response {
+            security_page(c, ctx, $what).await
         }
     };
 }

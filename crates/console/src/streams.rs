@@ -4,18 +4,16 @@
 
 use std::convert::Infallible;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Path, Query};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 
 use crate::pages::{search_ranges, Needle};
 use crate::render::{self, Format};
-use crate::{data, with_ctx, Console, Failure};
+use crate::{data, Ctx, Failure};
 
 type Params = std::collections::HashMap<String, String>;
 
@@ -28,6 +26,14 @@ fn event(name: &str, data: &impl serde::Serialize) -> Event {
         .data(serde_json::to_string(data).unwrap_or_default())
 }
 
+/// A stream of one `failed` event: what went wrong before anything could be streamed.
+fn failed(message: &str) -> Response {
+    let (tx, rx) = mpsc::channel::<Event>(1);
+    let _ = tx.try_send(event("failed", &message));
+    drop(tx);
+    sse(rx)
+}
+
 fn sse(rx: mpsc::Receiver<Event>) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
@@ -38,28 +44,17 @@ fn sse(rx: mpsc::Receiver<Event>) -> Response {
 }
 
 /// GET /topics/{name}/search/stream.
-pub async fn search(
-    State(c): State<Arc<Console>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(q): Query<Params>,
-) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
-        let (tx, rx) = mpsc::channel::<Event>(256);
+pub async fn search(Path(name): Path<String>, ctx: Ctx, Query(q): Query<Params>) -> Response {
+    {
         let prepared = match Needle::parse(&q) {
             Ok(n) => search_ranges(&ctx, &name, &q).await.map(|r| (n, r)),
             Err(f) => Err(f),
         };
         let (needle, ranges) = match prepared {
             Ok(p) => p,
-            Err(Failure { message, .. }) => {
-                let _ = tx.try_send(event("failed", &message));
-                drop(tx);
-                return sse(rx);
-            }
+            Err(Failure { message, .. }) => return failed(&message),
         };
+        let (tx, rx) = mpsc::channel::<Event>(256);
         let format = Format::parse(q.get("format").map(String::as_str));
         let total: i64 = ranges.iter().map(|r| (r.to - r.from).max(0)).sum();
         let client = ctx.client().clone();
@@ -69,7 +64,10 @@ pub async fn search(
             let mut found = 0usize;
             let mut last = Instant::now();
             let _ = tx
-                .send(event("progress", &serde_json::json!({"scanned": 0, "total": total})))
+                .send(event(
+                    "progress",
+                    &serde_json::json!({"scanned": 0, "total": total}),
+                ))
                 .await;
             let result = data::read(
                 &client,
@@ -100,35 +98,25 @@ pub async fn search(
             .await;
             let end = match result {
                 Ok(_) => serde_json::json!({"scanned": scanned, "total": total, "found": found}),
-                Err(e) => serde_json::json!({"scanned": scanned, "total": total, "found": found, "error": e.to_string()}),
+                Err(e) => {
+                    serde_json::json!({"scanned": scanned, "total": total, "found": found, "error": e.to_string()})
+                }
             };
             let _ = tx.send(event("done", &end)).await;
         });
         sse(rx)
-    })
-    .await
+    }
 }
 
 /// GET /topics/{name}/tail.
-pub async fn tail(
-    State(c): State<Arc<Console>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(q): Query<Params>,
-) -> Response {
-    with_ctx(&c.clone(), method, uri, headers, |ctx| async move {
-        let (tx, rx) = mpsc::channel::<Event>(256);
+pub async fn tail(Path(name): Path<String>, ctx: Ctx, Query(q): Query<Params>) -> Response {
+    {
         let format = Format::parse(q.get("format").map(String::as_str));
         let consumer = match data::tail(ctx.client(), &ctx.admin, &name).await {
             Ok(c) => c,
-            Err(e) => {
-                let _ = tx.try_send(event("failed", &e.to_string()));
-                drop(tx);
-                return sse(rx);
-            }
+            Err(e) => return failed(&e.to_string()),
         };
+        let (tx, rx) = mpsc::channel::<Event>(256);
         tokio::spawn(async move {
             let _ = tx.send(event("ready", &"live")).await;
             while !tx.is_closed() {
@@ -153,6 +141,5 @@ pub async fn tail(
             let _ = consumer.close().await;
         });
         sse(rx)
-    })
-    .await
+    }
 }
